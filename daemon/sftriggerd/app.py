@@ -1,0 +1,95 @@
+"""Builds the daemon's parts from settings and runs them until asked to stop.
+
+Every part runs in one TaskGroup: a part that dies stops the whole process, loudly. Stopping
+is an event; each part drains on its own, and whatever has not finished when
+`server.shutdown_grace` runs out is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .admin.server import AdminServer, ReadinessCheck, build_admin_app
+from .config import Settings
+from .errors import PartFailedError
+from .logs import get_logger
+from .metrics import Metrics
+
+log = get_logger(__name__)
+
+
+class Part(Protocol):
+    """One long-running piece of the daemon (a source, a dispatcher, ...)."""
+
+    name: str
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Works until `stopping` is set, then drains and returns."""
+        ...
+
+    def not_ready_reasons(self) -> list[str]:
+        """Why this part cannot take traffic yet; empty when it can."""
+        ...
+
+
+@dataclass
+class App:
+    settings: Settings
+    metrics: Metrics = field(default_factory=Metrics)
+    parts: list[Part] = field(default_factory=list)
+    admin_port: int | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> App:
+        # Sources and the dispatcher join here as their subsystems land.
+        return cls(settings=settings)
+
+    def readiness_checks(self) -> list[ReadinessCheck]:
+        return [part.not_ready_reasons for part in self.parts]
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        server = self.settings.server
+        admin_app = build_admin_app(self.metrics, self.readiness_checks())
+        async with AdminServer(admin_app, server.host, server.port) as admin:
+            self.admin_port = admin.bound_port
+            log.info("daemon_started", parts=[part.name for part in self.parts])
+            await self._run_parts(stopping)
+        log.info("daemon_stopped")
+
+    async def _run_parts(self, stopping: asyncio.Event) -> None:
+        grace_s = self.settings.server.shutdown_grace.total_seconds()
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [
+                    group.create_task(self._supervise(part, stopping), name=part.name)
+                    for part in self.parts
+                ]
+                group.create_task(self._enforce_grace(tasks, stopping, grace_s))
+        except* PartFailedError as failed:
+            raise failed.exceptions[0] from None
+
+    async def _supervise(self, part: Part, stopping: asyncio.Event) -> None:
+        try:
+            await part.run(stopping)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error("part_failed", part=part.name, error=exc, exc_info=True)
+            raise PartFailedError(f"{part.name} failed: {exc}") from exc
+        if not stopping.is_set():
+            log.error("part_exited", part=part.name)
+            raise PartFailedError(f"{part.name} stopped on its own")
+
+    async def _enforce_grace(
+        self, tasks: list[asyncio.Task[None]], stopping: asyncio.Event, grace_s: float
+    ) -> None:
+        await stopping.wait()
+        log.info("daemon_stopping", grace_s=grace_s)
+        if not tasks:
+            return
+        _, unfinished = await asyncio.wait(tasks, timeout=grace_s)
+        for task in unfinished:
+            log.warning("part_drain_timeout", part=task.get_name())
+            task.cancel()

@@ -1,0 +1,145 @@
+"""The `sftriggerd` command line (CONTRACT §1).
+
+Exit codes: 0 success, 2 bad configuration or usage, 1 runtime failure. Expected failures
+print one line each to stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from . import __version__
+from .app import App
+from .config import Settings, load_settings
+from .errors import ConfigError, NotAvailableError, SftriggerdError
+from .logs import configure_logging, get_logger, redactor
+
+log = get_logger(__name__)
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"sftriggerd: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except SftriggerdError as exc:
+        print(f"sftriggerd: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sftriggerd", description="Salesforce record changes to signed webhooks."
+    )
+    parser.add_argument("--version", action="version", version=f"sftriggerd {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the daemon until SIGTERM/SIGINT")
+    _config_option(run)
+    run.set_defaults(handler=_run)
+
+    check = commands.add_parser("check-config", help="validate a configuration file offline")
+    _config_option(check)
+    check.set_defaults(handler=_check_config)
+
+    emulator = commands.add_parser("emulator", help="run the bundled Salesforce emulator")
+    emulator.add_argument("--port", type=int, required=True)
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--state", type=Path, default=None, help="keep the org's data here")
+    emulator.add_argument("--users", type=Path, default=None, help="YAML file of extra users")
+    emulator.set_defaults(handler=_not_available("emulator"))
+
+    demo = commands.add_parser("demo", help="emulator + receiver + daemon, all in one")
+    demo.set_defaults(handler=_not_available("demo"))
+
+    _add_deliveries(commands)
+    triggers = commands.add_parser("triggers", help="inspect triggers")
+    triggers_commands = triggers.add_subparsers(dest="action", required=True)
+    status = triggers_commands.add_parser("status", help="mode, checkpoint and lag per trigger")
+    _config_option(status)
+    status.set_defaults(handler=_not_available("triggers status"))
+
+    migrate = commands.add_parser("migrate", help="create or upgrade the store schema")
+    _config_option(migrate)
+    migrate.set_defaults(handler=_not_available("migrate"))
+    return parser
+
+
+def _add_deliveries(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    deliveries = commands.add_parser("deliveries", help="inspect and redrive the outbox")
+    actions = deliveries.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="list deliveries")
+    _config_option(listing)
+    listing.add_argument("--status", choices=["pending", "delivered", "dead"])
+    listing.add_argument("--endpoint")
+    listing.set_defaults(handler=_not_available("deliveries list"))
+    redrive = actions.add_parser("redrive", help="put dead deliveries back in the queue")
+    _config_option(redrive)
+    redrive.add_argument("--id")
+    redrive.add_argument("--endpoint")
+    redrive.add_argument("--status", choices=["dead"])
+    redrive.set_defaults(handler=_not_available("deliveries redrive"))
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, required=True, metavar="PATH")
+
+
+def _not_available(command: str) -> Handler:
+    def handler(args: argparse.Namespace) -> int:
+        raise NotAvailableError(f"'{command}' is not available in this version")
+
+    return handler
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    print(
+        f"{args.config}: ok ({len(settings.triggers)} triggers, "
+        f"{len(settings.endpoints)} endpoints, store {settings.store.engine})"
+    )
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    configure_logging(settings.logging.level, settings.logging.format)
+    redactor.remember(settings.secrets())
+    try:
+        asyncio.run(_serve(settings))
+    except SftriggerdError as exc:
+        log.error("daemon_failed", error=str(exc))
+        raise
+    return 0
+
+
+async def _serve(settings: Settings) -> None:
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, _request_stop, stopping, signum)
+    await App.from_settings(settings).run(stopping)
+
+
+def _request_stop(stopping: asyncio.Event, signum: int) -> None:
+    log.info("signal_received", signal=signal.Signals(signum).name)
+    stopping.set()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,269 @@
+"""The typed, frozen settings the daemon runs on; one class per section of the file.
+
+Field rules live here; rules that span sections live in `rules.py`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+)
+
+from .durations import parse_duration
+
+_SENSITIVE_HEADER = re.compile(r"auth|token|key|secret|cookie|session", re.IGNORECASE)
+
+Change = Literal["created", "updated", "deleted", "undeleted"]
+ALL_CHANGES: tuple[Change, ...] = ("created", "updated", "deleted", "undeleted")
+
+
+def _duration(value: object) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a duration; write it like 500ms, 30s, 5m, 2h or 3d")
+    return parse_duration(value)
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"'{value}' is not an http(s) URL")
+    return value.rstrip("/")
+
+
+def _optional_secret(value: object) -> object:
+    # `${VAR:-}` expands to "", which means "not set", not "set to the empty string".
+    return None if value == "" else value
+
+
+def _start_from(value: object) -> object:
+    if value in ("latest", "earliest"):
+        return value
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    if not isinstance(value, datetime):
+        raise ValueError("use latest, earliest or an ISO-8601 time such as 2026-01-01T00:00:00Z")
+    if value.tzinfo is None:
+        raise ValueError("give the time zone, e.g. 2026-01-01T00:00:00Z")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+OptionalSecret = Annotated[SecretStr | None, BeforeValidator(_optional_secret)]
+StartFrom = Annotated[Literal["latest", "earliest"] | datetime, BeforeValidator(_start_from)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class AuthSettings(_Section):
+    flow: Literal["password", "jwt", "client_credentials", "refresh_token"] = "password"
+    client_id: str = Field(min_length=1)
+    client_secret: OptionalSecret = None
+    username: str | None = None
+    password: OptionalSecret = None
+    security_token: OptionalSecret = None
+    private_key: OptionalSecret = None
+    refresh_token: OptionalSecret = None
+
+
+class SalesforceSettings(_Section):
+    login_url: HttpUrl = "https://login.salesforce.com"
+    api_version: str = Field(default="60.0", pattern=r"^\d{2,3}\.0$")
+    auth: AuthSettings
+    proxy: HttpUrl | None = None
+    api_budget: float = Field(default=0.5, gt=0, le=1)
+
+    @field_validator("api_version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: object) -> object:
+        # `api_version: 60.0` unquoted arrives as a float.
+        return f"{value:.1f}" if isinstance(value, float) else value
+
+
+class StoreSettings(_Section):
+    url: str = "sqlite:///sftriggerd.db"
+
+    @field_validator("url")
+    @classmethod
+    def _known_engine(cls, value: str) -> str:
+        scheme = value.partition("://")[0]
+        if scheme not in ("sqlite", "postgresql"):
+            raise ValueError(f"scheme '{scheme}' is not supported; use sqlite:/// or postgresql://")
+        if scheme == "sqlite" and not value.startswith("sqlite:///"):
+            raise ValueError("write sqlite:///relative/path.db or sqlite:////absolute/path.db")
+        return value
+
+    @property
+    def engine(self) -> Literal["sqlite", "postgresql"]:
+        return "sqlite" if self.url.startswith("sqlite:") else "postgresql"
+
+    @property
+    def sqlite_path(self) -> str:
+        """`sqlite:///state.db` -> `state.db`; `sqlite:////var/x.db` -> `/var/x.db`."""
+        return self.url.removeprefix("sqlite:///")
+
+
+class TriggerSettings(_Section):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    object: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    events: tuple[Change, ...] = ALL_CHANGES
+    mode: Literal["auto", "streaming", "polling"] = "auto"
+    channel: str | None = Field(default=None, pattern=r"^/(data|event|topic|u)/[A-Za-z0-9_]+$")
+    fields: tuple[str, ...] = ()
+    where: str | None = None
+    poll_interval: Duration = timedelta(seconds=60)
+    start_from: StartFrom = "latest"
+
+    @property
+    def channel_kind(self) -> Literal["cdc", "platform_event", "pushtopic", "generic"]:
+        channel = self.resolved_channel or ""
+        if channel.startswith("/event/"):
+            return "platform_event"
+        if channel.startswith("/topic/"):
+            return "pushtopic"
+        if channel.startswith("/u/"):
+            return "generic"
+        return "cdc"
+
+    @property
+    def resolved_channel(self) -> str | None:
+        """The streaming channel: as configured, or the object's CDC channel."""
+        if self.channel is not None:
+            return self.channel
+        if self.object is None:
+            return None
+        if self.object.endswith("__c"):
+            return f"/data/{self.object.removesuffix('__c')}__ChangeEvent"
+        return f"/data/{self.object}ChangeEvent"
+
+
+class RetrySettings(_Section):
+    schedule: tuple[Duration, ...] = tuple(
+        parse_duration(step) for step in ("5s", "30s", "5m", "30m", "2h", "5h", "10h")
+    )
+    max_age: Duration = timedelta(days=3)
+
+    @field_validator("schedule")
+    @classmethod
+    def _not_empty(cls, value: tuple[timedelta, ...]) -> tuple[timedelta, ...]:
+        if not value:
+            raise ValueError("needs at least one step")
+        return value
+
+
+class EndpointSettings(_Section):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    url: HttpUrl
+    secret: SecretStr
+    triggers: tuple[str, ...] | None = None
+    events: tuple[Change, ...] | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout: Duration = timedelta(seconds=10)
+    max_in_flight: int = Field(default=8, ge=1, le=1000)
+    ordering: Literal["per_record", "none"] = "per_record"
+    retry: RetrySettings = RetrySettings()
+
+    @field_validator("secret")
+    @classmethod
+    def _standard_webhooks_secret(cls, value: SecretStr) -> SecretStr:
+        decode_secret(value.get_secret_value())
+        return value
+
+    @property
+    def secret_key(self) -> bytes:
+        return decode_secret(self.secret.get_secret_value())
+
+
+def decode_secret(text: str) -> bytes:
+    """The HMAC key of a Standard Webhooks `whsec_<base64>` secret."""
+    if not text.startswith("whsec_"):
+        raise ValueError("must be a Standard Webhooks secret: whsec_ followed by base64")
+    try:
+        key = base64.b64decode(text.removeprefix("whsec_"), validate=True)
+    except binascii.Error as exc:
+        raise ValueError("the part after whsec_ is not valid base64") from exc
+    if len(key) < 16:
+        raise ValueError("the key after whsec_ must decode to at least 16 bytes")
+    return key
+
+
+class ServerSettings(_Section):
+    listen: str = "127.0.0.1:8080"
+    admin_token: OptionalSecret = None
+    shutdown_grace: Duration = timedelta(seconds=20)
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        split_listen(value)
+        return value
+
+    @property
+    def host(self) -> str:
+        return split_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return split_listen(self.listen)[1]
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """`127.0.0.1:8080` or `[::1]:8080` -> (host, port)."""
+    host, sep, port_text = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"'{value}' is not host:port, e.g. 127.0.0.1:8080")
+    return host, int(port_text)
+
+
+class LoggingSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "console"] = "json"
+
+
+class Settings(_Section):
+    salesforce: SalesforceSettings
+    store: StoreSettings = StoreSettings()
+    triggers: tuple[TriggerSettings, ...] = ()
+    endpoints: tuple[EndpointSettings, ...] = ()
+    server: ServerSettings = ServerSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    def secrets(self) -> list[str]:
+        """Every secret value in the settings, for the log redactor."""
+        auth = self.salesforce.auth
+        found = [
+            auth.client_secret,
+            auth.password,
+            auth.security_token,
+            auth.private_key,
+            auth.refresh_token,
+            self.server.admin_token,
+            *(endpoint.secret for endpoint in self.endpoints),
+        ]
+        values = [secret.get_secret_value() for secret in found if secret is not None]
+        for endpoint in self.endpoints:
+            values.extend(
+                value for name, value in endpoint.headers.items() if _SENSITIVE_HEADER.search(name)
+            )
+        return [value for value in values if len(value) >= 4]

@@ -1,0 +1,78 @@
+"""The metrics of CONTRACT §5, on a registry of their own so that each app (and each test)
+counts from zero."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        reg = self.registry
+        self.events_received = Counter(
+            "sftriggerd_events_received",
+            "Events read from Salesforce, before deduplication",
+            ["trigger", "source"],
+            registry=reg,
+        )
+        self.events_enqueued = Counter(
+            "sftriggerd_events_enqueued",
+            "New events committed to the store with their deliveries",
+            ["trigger"],
+            registry=reg,
+        )
+        self.deliveries = Counter(
+            "sftriggerd_deliveries",
+            "Delivery attempts by outcome (delivered, retry, dead)",
+            ["endpoint", "outcome"],
+            registry=reg,
+        )
+        self.delivery_attempt_seconds = Histogram(
+            "sftriggerd_delivery_attempt_seconds",
+            "Duration of one webhook POST",
+            ["endpoint"],
+            buckets=_LATENCY_BUCKETS_S,
+            registry=reg,
+        )
+        self.end_to_end_seconds = Histogram(
+            "sftriggerd_end_to_end_seconds",
+            "From the Salesforce commit or event time to the endpoint's 2xx",
+            ["endpoint"],
+            buckets=_LATENCY_BUCKETS_S,
+            registry=reg,
+        )
+        self.outbox_pending = Gauge(
+            "sftriggerd_outbox_pending",
+            "Deliveries waiting to be sent or retried",
+            ["endpoint"],
+            registry=reg,
+        )
+        self.outbox_dead = Gauge(
+            "sftriggerd_outbox_dead", "Dead deliveries awaiting redrive", ["endpoint"], registry=reg
+        )
+        self.checkpoint_lag_seconds = Gauge(
+            "sftriggerd_checkpoint_lag_seconds",
+            "Age of the newest committed checkpoint",
+            ["trigger"],
+            registry=reg,
+        )
+        self.stream_connected = Gauge(
+            "sftriggerd_stream_connected",
+            "1 while the trigger's streaming subscription is active",
+            ["trigger"],
+            registry=reg,
+        )
+        self.salesforce_api_calls = Counter(
+            "sftriggerd_salesforce_api_calls",
+            "REST and OAuth calls made to Salesforce",
+            ["kind"],
+            registry=reg,
+        )
+        self.salesforce_api_usage_ratio = Gauge(
+            "sftriggerd_salesforce_api_usage_ratio",
+            "Share of the org's daily API limit used, from Sforce-Limit-Info",
+            registry=reg,
+        )

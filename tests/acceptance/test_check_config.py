@@ -1,0 +1,108 @@
+"""`sftriggerd check-config` through the console script: exit codes and messages."""
+
+from pathlib import Path
+
+import pytest
+
+from tests.acceptance.cli import run_cli
+from tests.unit.test_config import EXAMPLE, EXAMPLE_ENV
+
+HEAD = """salesforce:
+  auth: {client_id: c, client_secret: s, username: u, password: p}
+"""
+
+# Each malformed file, and the `path: message` its report must contain.
+MALFORMED = [
+    (
+        HEAD + "triggers:\n  - {name: a, object: Account}\n  - {name: b}\n",
+        "triggers[1].object: field required",
+    ),
+    (HEAD + "colour: blue\n", "colour: unknown key"),
+    (
+        HEAD + "triggers: [{name: a, object: Account, poll_interval: 10}]\n",
+        "triggers[0].poll_interval: 10 is not a duration",
+    ),
+    (
+        HEAD + "triggers: [{name: a, object: A}, {name: a, object: B}]\n",
+        "triggers[1].name: 'a' is already used",
+    ),
+    (
+        HEAD + "triggers: [{name: a, object: A}]\nendpoints:\n"
+        "  - {name: e, url: 'http://h/x', secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw,"
+        " triggers: [nope]}\n",
+        "endpoints[0].triggers[0]: no trigger named 'nope'",
+    ),
+    (HEAD + "store: {url: 'mysql://h/db'}\n", "store.url: scheme 'mysql' is not supported"),
+    (
+        HEAD + "endpoints: [{name: e, url: 'http://h/x', secret: plain-text}]\n",
+        "endpoints[0].secret: must be a Standard Webhooks secret",
+    ),
+    (
+        HEAD.replace("}", ", api_budget: 1.5}", 0) + "  api_budget: 1.5\n",
+        "salesforce.api_budget: input should be less than or equal to 1",
+    ),
+    (HEAD + "server: {listen: 'localhost'}\n", "server.listen: 'localhost' is not host:port"),
+    (
+        HEAD.replace("password: p", "password: '${SFT_TEST_UNSET_VAR}'"),
+        "salesforce.auth.password: environment variable SFT_TEST_UNSET_VAR is not set",
+    ),
+    (
+        "salesforce:\n  auth: {flow: jwt, client_id: c}\n",
+        "salesforce.auth.private_key: field required for the jwt flow",
+    ),
+    (
+        HEAD
+        + "endpoints: [{name: e, url: 'ftp://h/x', secret: "
+        + "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}]\n",
+        "endpoints[0].url: 'ftp://h/x' is not an http(s) URL",
+    ),
+    (HEAD + "logging: {format: xml}\n", "logging.format: input should be 'json' or 'console'"),
+    (
+        HEAD + "triggers: [{name: a, channel: /event/X__e, mode: polling}]\n",
+        "triggers[0].mode: channel /event/X__e cannot be polled",
+    ),
+    ("salesforce: [1, 2\n", "(top level): not valid YAML"),
+]
+
+
+@pytest.mark.parametrize(("content", "expected"), MALFORMED)
+def test_malformed_file_exits_2_with_its_path(tmp_path: Path, content: str, expected: str) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(content)
+    result = run_cli("check-config", "--config", str(config))
+    assert result.returncode == 2, result.stderr
+    assert expected in result.stderr
+    assert str(config) in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_the_example_file_passes(tmp_path: Path) -> None:
+    result = run_cli("check-config", "--config", str(EXAMPLE), env=EXAMPLE_ENV)
+    assert result.returncode == 0, result.stderr
+    assert "ok (2 triggers, 1 endpoints, store sqlite)" in result.stdout
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    result = run_cli("check-config", "--config", str(tmp_path / "absent.yaml"))
+    assert result.returncode == 2
+    assert "cannot read" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_usage_errors_exit_2() -> None:
+    result = run_cli("check-config")
+    assert result.returncode == 2
+    assert "--config" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["migrate"], ["triggers", "status"], ["deliveries", "list"], ["demo"]],
+)
+def test_subsystems_not_built_yet_say_so(tmp_path: Path, args: list[str]) -> None:
+    config = tmp_path / "ok.yaml"
+    config.write_text(HEAD)
+    extra = [] if args == ["demo"] else ["--config", str(config)]
+    result = run_cli(*args, *extra)
+    assert result.returncode == 1
+    assert "not available in this version" in result.stderr
