@@ -11,11 +11,13 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .admin.server import AdminServer, ReadinessCheck, build_admin_app
+from .admin.server import AdminServer, build_admin_app
+from .admin.state import AdminState
 from .config import Settings
 from .errors import PartFailedError
 from .logs import get_logger
 from .metrics import Metrics
+from .store.base import Store
 
 log = get_logger(__name__)
 
@@ -39,21 +41,20 @@ class App:
     settings: Settings
     metrics: Metrics = field(default_factory=Metrics)
     parts: list[Part] = field(default_factory=list)
+    store: Store | None = None
+    admin: AdminState | None = None
     admin_port: int | None = None
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> App:
-        # Sources and the dispatcher join here as their subsystems land.
-        return cls(settings=settings)
-
-    def readiness_checks(self) -> list[ReadinessCheck]:
-        return [part.not_ready_reasons for part in self.parts]
+    def admin_state(self) -> AdminState:
+        if self.admin is None:
+            self.admin = AdminState(settings=self.settings, metrics=self.metrics, store=self.store)
+        self.admin.readiness = [part.not_ready_reasons for part in self.parts]
+        return self.admin
 
     async def run(self, stopping: asyncio.Event) -> None:
         server = self.settings.server
-        admin_app = build_admin_app(self.metrics, self.readiness_checks())
-        async with AdminServer(admin_app, server.host, server.port) as admin:
-            self.admin_port = admin.bound_port
+        async with AdminServer(build_admin_app(self.admin_state()), server.host, server.port) as ad:
+            self.admin_port = ad.bound_port
             log.info("daemon_started", parts=[part.name for part in self.parts])
             await self._run_parts(stopping)
         log.info("daemon_stopped")
@@ -89,7 +90,9 @@ class App:
         log.info("daemon_stopping", grace_s=grace_s)
         if not tasks:
             return
-        _, unfinished = await asyncio.wait(tasks, timeout=grace_s)
+        # A little past the grace: the dispatcher bounds its own drain by the grace and
+        # must get the chance to release its unfinished claims after it.
+        _, unfinished = await asyncio.wait(tasks, timeout=grace_s + 1.0)
         for task in unfinished:
             log.warning("part_drain_timeout", part=task.get_name())
             task.cancel()

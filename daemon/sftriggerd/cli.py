@@ -13,10 +13,10 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import __version__
-from .app import App
+from . import __version__, commands
 from .config import Settings, load_settings
-from .errors import ConfigError, NotAvailableError, SftriggerdError
+from .daemon import run_daemon
+from .errors import ConfigError, NotAvailableError, SftriggerdError, UsageError
 from .logs import configure_logging, get_logger, redactor
 
 log = get_logger(__name__)
@@ -76,7 +76,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="create or upgrade the store schema")
     _config_option(migrate)
-    migrate.set_defaults(handler=_not_available("migrate"))
+    migrate.set_defaults(handler=_migrate)
     return parser
 
 
@@ -85,15 +85,17 @@ def _add_deliveries(commands: argparse._SubParsersAction[argparse.ArgumentParser
     actions = deliveries.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", help="list deliveries")
     _config_option(listing)
-    listing.add_argument("--status", choices=["pending", "delivered", "dead"])
+    listing.add_argument("--status", choices=["pending", "in_flight", "delivered", "dead"])
     listing.add_argument("--endpoint")
-    listing.set_defaults(handler=_not_available("deliveries list"))
+    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(handler=_deliveries_list)
     redrive = actions.add_parser("redrive", help="put dead deliveries back in the queue")
     _config_option(redrive)
-    redrive.add_argument("--id")
+    redrive.add_argument("--id", type=int)
     redrive.add_argument("--endpoint")
     redrive.add_argument("--status", choices=["dead"])
-    redrive.set_defaults(handler=_not_available("deliveries redrive"))
+    redrive.set_defaults(handler=_deliveries_redrive)
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:
@@ -133,7 +135,32 @@ async def _serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, _request_stop, stopping, signum)
-    await App.from_settings(settings).run(stopping)
+    await run_daemon(settings, stopping)
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    print(asyncio.run(commands.migrate(load_settings(args.config))))
+    return 0
+
+
+def _deliveries_list(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    print(
+        asyncio.run(
+            commands.list_deliveries(settings, args.status, args.endpoint, args.json, args.limit)
+        )
+    )
+    return 0
+
+
+def _deliveries_redrive(args: argparse.Namespace) -> int:
+    if (args.id is None) == (args.endpoint is None):
+        raise UsageError("give either --id ID or --endpoint NAME --status dead")
+    if args.endpoint is not None and args.status != "dead":
+        raise UsageError("redrive by endpoint needs --status dead")
+    settings = load_settings(args.config)
+    print(asyncio.run(commands.redrive(settings, args.id, args.endpoint)))
+    return 0
 
 
 def _request_stop(stopping: asyncio.Event, signum: int) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from types import TracebackType
 
 from aiohttp import web
@@ -10,15 +9,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..errors import SftriggerdError
 from ..logs import get_logger
-from ..metrics import Metrics
+from .api import STATE_KEY, add_api_routes
+from .state import AdminState
 
 log = get_logger(__name__)
-
-# Returns the reasons the daemon is not ready; an empty list means ready.
-ReadinessCheck = Callable[[], list[str]]
-
-METRICS_KEY = web.AppKey("metrics", Metrics)
-READINESS_KEY = web.AppKey("readiness", list[ReadinessCheck])
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -27,26 +21,29 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    reasons = [reason for check in request.app[READINESS_KEY] for reason in check()]
+    state = request.app[STATE_KEY]
+    reasons = [reason for check in state.readiness for reason in check()]
+    if state.store is not None and not await state.store.ping():
+        reasons.insert(0, "store: not reachable")
     if reasons:
         return web.json_response({"status": "not_ready", "reasons": reasons}, status=503)
     return web.json_response({"status": "ready"})
 
 
 async def metrics_view(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS_KEY].registry)
+    body = generate_latest(request.app[STATE_KEY].metrics.registry)
     response = web.Response(body=body)
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response
 
 
-def build_admin_app(metrics: Metrics, readiness: list[ReadinessCheck]) -> web.Application:
+def build_admin_app(state: AdminState) -> web.Application:
     app = web.Application()
-    app[METRICS_KEY] = metrics
-    app[READINESS_KEY] = readiness
+    app[STATE_KEY] = state
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)
+    add_api_routes(app)
     return app
 
 

@@ -102,6 +102,8 @@ class SalesforceSettings(_Section):
 
 class StoreSettings(_Section):
     url: str = "sqlite:///sftriggerd.db"
+    # Delivered rows are kept this long (for inspection), then pruned.
+    retention: Duration = timedelta(days=7)
 
     @field_validator("url")
     @classmethod

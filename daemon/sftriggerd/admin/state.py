@@ -1,0 +1,26 @@
+"""What the admin server reads: handed over by the app, never reaching back into it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config.settings import Settings
+from ..metrics import Metrics
+from ..store.base import Store
+
+# Returns the reasons a part is not ready; an empty list means ready.
+ReadinessCheck = Callable[[], list[str]]
+
+
+@dataclass
+class AdminState:
+    settings: Settings
+    metrics: Metrics
+    store: Store | None = None
+    readiness: list[ReadinessCheck] = field(default_factory=list)
+    # Called after a redrive so the dispatcher sends at once instead of at its next wake-up.
+    on_redrive: Callable[[str], None] | None = None
+    # Per-trigger status objects for /api/triggers (filled by the sources).
+    trigger_status: Callable[[], list[dict[str, Any]]] | None = None

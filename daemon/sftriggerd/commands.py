@@ -1,0 +1,95 @@
+"""The store commands of the CLI: migrate, and deliveries list/redrive."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from .admin.api import delivery_json
+from .config import Settings
+from .errors import UsageError
+from .store import store_from_settings
+from .store.base import Store
+from .store.records import DeliveryRow, DeliveryStatus
+
+T = TypeVar("T")
+
+
+async def with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+    store = store_from_settings(settings.store)
+    await store.open()
+    try:
+        return await work(store)
+    finally:
+        await store.close()
+
+
+async def migrate(settings: Settings) -> str:
+    version = await with_store(settings, lambda store: store.schema_version())
+    return f"store {settings.store.url}: schema at version {version}"
+
+
+async def list_deliveries(
+    settings: Settings,
+    status: DeliveryStatus | None,
+    endpoint: str | None,
+    as_json: bool,
+    limit: int,
+) -> str:
+    rows = await with_store(
+        settings, lambda store: store.list_deliveries(status=status, endpoint=endpoint, limit=limit)
+    )
+    if as_json:
+        return json.dumps([delivery_json(row) for row in rows], indent=2)
+    return format_table(rows)
+
+
+def format_table(rows: list[DeliveryRow]) -> str:
+    header = ("ID", "STATUS", "ENDPOINT", "TRIGGER", "ATTEMPTS", "NEXT", "LAST", "EVENT")
+    lines = [header]
+    for row in rows:
+        payload = delivery_json(row)
+        lines.append(
+            (
+                str(row.id),
+                row.status,
+                row.endpoint,
+                row.trigger,
+                str(row.attempts),
+                payload["next_attempt_at"] or "-",
+                str(row.last_status or "") + (f" {row.last_error}" if row.last_error else "")
+                or "-",
+                row.event_id,
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
+    rendered = [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False))
+        + "  "
+        + line[-1]
+        for line in lines
+    ]
+    return "\n".join(rendered) if rows else "no deliveries"
+
+
+async def redrive(settings: Settings, delivery_id: int | None, endpoint: str | None) -> str:
+    now = datetime.now(UTC)
+    if delivery_id is not None:
+
+        async def by_id(store: Store) -> str:
+            row = await store.get_delivery(delivery_id)
+            if row is None:
+                raise UsageError(f"no delivery {delivery_id}")
+            if not await store.redrive(delivery_id, now):
+                raise UsageError(f"delivery {delivery_id} is {row.status}; only dead ones redrive")
+            return f"delivery {delivery_id} is pending again"
+
+        return await with_store(settings, by_id)
+    if endpoint is None:
+        raise UsageError("give --id ID, or --endpoint NAME --status dead")
+    if endpoint not in {e.name for e in settings.endpoints}:
+        raise UsageError(f"no endpoint named '{endpoint}' in the configuration")
+    count = await with_store(settings, lambda store: store.redrive_endpoint(endpoint, now))
+    return f"{count} dead deliveries of {endpoint} are pending again"

@@ -1,0 +1,1 @@
+"""The normalised event and the pure functions that make and present it."""

@@ -1,0 +1,105 @@
+"""What the store does, shaped so the one rule of DESIGN.md cannot be broken:
+
+- a checkpoint moves only inside `ingest`, with the events and their deliveries, in one
+  transaction, and ingestion is idempotent on (trigger, event id);
+- a delivery changes state only through `record_outcome` with the claim that leased it, and a
+  claim whose lease ran out (another process may hold it now) records nothing.
+
+Engines implement this class; engine SQL never appears here.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from .records import (
+    Checkpoint,
+    Claim,
+    DeliveryRow,
+    DeliveryStatus,
+    IngestResult,
+    NewEvent,
+    OutboxCounts,
+    Outcome,
+)
+
+
+class Store(abc.ABC):
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connects and brings the schema to the current version (`migrate`)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def schema_version(self) -> int: ...
+
+    @abc.abstractmethod
+    async def ping(self) -> bool:
+        """True when the store answers a trivial query."""
+
+    @abc.abstractmethod
+    async def ingest(
+        self, trigger: str, events: Sequence[NewEvent], checkpoint: Checkpoint
+    ) -> IngestResult:
+        """Stores new events and their deliveries and moves the checkpoint, atomically.
+
+        Events already stored for this trigger are skipped (counted as duplicates)."""
+
+    @abc.abstractmethod
+    async def checkpoint(self, trigger: str) -> Checkpoint | None: ...
+
+    @abc.abstractmethod
+    async def checkpoints(self) -> list[Checkpoint]: ...
+
+    @abc.abstractmethod
+    async def claim_due(
+        self, endpoint: str, limit: int, lease: timedelta, now: datetime
+    ) -> list[Claim]:
+        """Leases up to `limit` due deliveries of the endpoint, oldest first.
+
+        A delivery whose lease expired is due again. For ordered endpoints a delivery is not
+        due while an older delivery for the same record is pending or in flight."""
+
+    @abc.abstractmethod
+    async def record_outcome(self, claim: Claim, outcome: Outcome) -> bool:
+        """Applies the outcome if the claim still holds its lease; False when it lost it."""
+
+    @abc.abstractmethod
+    async def release(self, claims: Sequence[Claim], now: datetime) -> None:
+        """Gives unfinished claims back as due now, without counting an attempt (shutdown)."""
+
+    @abc.abstractmethod
+    async def next_due_at(self, endpoint: str) -> datetime | None:
+        """When the endpoint's earliest pending delivery or lease comes due."""
+
+    @abc.abstractmethod
+    async def list_deliveries(
+        self,
+        status: DeliveryStatus | None = None,
+        endpoint: str | None = None,
+        limit: int = 100,
+    ) -> list[DeliveryRow]:
+        """Newest first."""
+
+    @abc.abstractmethod
+    async def get_delivery(self, delivery_id: int) -> DeliveryRow | None: ...
+
+    @abc.abstractmethod
+    async def redrive(self, delivery_id: int, now: datetime) -> bool:
+        """Makes a dead delivery pending and due now; False if it is not dead or not there."""
+
+    @abc.abstractmethod
+    async def redrive_endpoint(self, endpoint: str, now: datetime) -> int:
+        """Makes every dead delivery of the endpoint pending; returns how many."""
+
+    @abc.abstractmethod
+    async def outbox_counts(self) -> dict[str, OutboxCounts]:
+        """Pending (incl. in flight) and dead deliveries per endpoint."""
+
+    @abc.abstractmethod
+    async def prune(self, delivered_before: datetime) -> int:
+        """Deletes delivered deliveries older than the cut-off, and events left with none."""

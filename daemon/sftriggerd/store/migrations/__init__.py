@@ -1,0 +1,1 @@
+"""Versioned schema migrations, one list per engine; version N is the N-th entry."""

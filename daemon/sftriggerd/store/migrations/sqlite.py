@@ -1,0 +1,46 @@
+"""SQLite schema versions. Times are REAL Unix seconds; bodies are the exact webhook bytes."""
+
+MIGRATIONS: list[str] = [
+    # 1: events (the idempotency key), deliveries (the outbox), checkpoints.
+    """
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        trigger TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        record_id TEXT,
+        occurred_at REAL NOT NULL,
+        body BLOB NOT NULL,
+        created_at REAL NOT NULL,
+        UNIQUE (trigger, event_id)
+    );
+    CREATE TABLE deliveries (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_seq INTEGER NOT NULL REFERENCES events (seq),
+        endpoint TEXT NOT NULL,
+        -- trigger + record id when the endpoint delivers each record's changes in order
+        order_key TEXT,
+        status TEXT NOT NULL
+            CHECK (status IN ('pending', 'in_flight', 'delivered', 'dead')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        -- pending: when to try next, in_flight: when the lease runs out
+        next_attempt_at REAL,
+        lease_token TEXT,
+        last_status INTEGER,
+        last_error TEXT,
+        created_at REAL NOT NULL,
+        retry_since REAL NOT NULL,
+        finished_at REAL
+    );
+    CREATE INDEX deliveries_due ON deliveries (endpoint, status, next_attempt_at);
+    CREATE INDEX deliveries_order ON deliveries (endpoint, order_key, id)
+        WHERE status IN ('pending', 'in_flight') AND order_key IS NOT NULL;
+    CREATE INDEX deliveries_finished ON deliveries (status, finished_at);
+    CREATE INDEX deliveries_event ON deliveries (event_seq);
+    CREATE TABLE checkpoints (
+        trigger TEXT PRIMARY KEY,
+        position TEXT NOT NULL,
+        event_time REAL,
+        updated_at REAL NOT NULL
+    );
+    """,
+]

@@ -1,0 +1,104 @@
+"""The values that cross the store's interface; plain, frozen, engine-neutral."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+DeliveryStatus = Literal["pending", "in_flight", "delivered", "dead"]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where a trigger's source resumes: a replay id or a polling watermark.
+
+    `position` is the source's own JSON-ready value; `event_time` is the newest committed
+    change's time, for lag; both move only inside `Store.ingest`.
+    """
+
+    trigger: str
+    position: dict[str, Any]
+    event_time: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event ready to store: its webhook body, and the endpoints it goes to."""
+
+    event_id: str
+    record_id: str | None
+    occurred_at: datetime
+    body: bytes
+    endpoints: tuple[str, ...]
+    # Endpoints whose deliveries for the same record must go out in order.
+    ordered_endpoints: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    new_events: int
+    duplicate_events: int
+    deliveries: int
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A delivery leased to this process until `lease_until`; the key to record its outcome."""
+
+    delivery_id: int
+    endpoint: str
+    trigger: str
+    event_id: str
+    body: bytes
+    attempts: int  # attempts made before this one (since the last redrive)
+    retry_since: datetime  # when the max_age clock started: creation, or the last redrive
+    occurred_at: datetime
+    lease_token: str
+    lease_until: datetime
+
+
+@dataclass(frozen=True)
+class Delivered:
+    status: int
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Retry:
+    next_attempt_at: datetime
+    status: int | None
+    error: str
+
+
+@dataclass(frozen=True)
+class Dead:
+    status: int | None
+    error: str
+    at: datetime
+
+
+Outcome = Delivered | Retry | Dead
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    """One delivery as the admin API and the CLI show it (CONTRACT §4)."""
+
+    id: int
+    event_id: str
+    endpoint: str
+    trigger: str
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status: int | None
+    last_error: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class OutboxCounts:
+    pending: int
+    dead: int

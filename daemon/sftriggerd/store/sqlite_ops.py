@@ -1,0 +1,356 @@
+"""The SQLite engine's SQL: synchronous functions of one connection, run on the store's
+thread. Each public function is one transaction."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+from .migrations.sqlite import MIGRATIONS
+from .records import (
+    Checkpoint,
+    Claim,
+    Dead,
+    Delivered,
+    DeliveryRow,
+    DeliveryStatus,
+    IngestResult,
+    NewEvent,
+    OutboxCounts,
+    Outcome,
+    Retry,
+)
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE takes the write lock up front, so a transaction never fails half-way
+    on a lock upgrade."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def ts(value: datetime) -> float:
+    return value.timestamp()
+
+
+def dt(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def dt_required(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+def migrate(db: sqlite3.Connection) -> int:
+    db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = db.execute("SELECT max(version) FROM schema_version").fetchone()
+    current = row[0] or 0
+    for version in range(current + 1, len(MIGRATIONS) + 1):
+        with transaction(db):
+            for statement in _statements(MIGRATIONS[version - 1]):
+                db.execute(statement)
+            db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+    return len(MIGRATIONS)
+
+
+def _statements(script: str) -> list[str]:
+    # executescript() would commit on its own; splitting keeps each migration one transaction.
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    return statements
+
+
+def schema_version(db: sqlite3.Connection) -> int:
+    row = db.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0] or 0)
+
+
+def ingest(
+    db: sqlite3.Connection,
+    trigger: str,
+    events: Sequence[NewEvent],
+    checkpoint: Checkpoint,
+    now: datetime,
+) -> IngestResult:
+    new = duplicates = deliveries = 0
+    with transaction(db):
+        for event in events:
+            cursor = db.execute(
+                "INSERT INTO events (trigger, event_id, record_id, occurred_at, body, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (trigger, event_id) DO NOTHING",
+                (
+                    trigger,
+                    event.event_id,
+                    event.record_id,
+                    ts(event.occurred_at),
+                    event.body,
+                    ts(now),
+                ),
+            )
+            if cursor.rowcount == 0:
+                duplicates += 1
+                continue
+            new += 1
+            deliveries += _insert_deliveries(db, cursor.lastrowid, trigger, event, now)
+        _save_checkpoint(db, checkpoint, now)
+    return IngestResult(new_events=new, duplicate_events=duplicates, deliveries=deliveries)
+
+
+def _insert_deliveries(
+    db: sqlite3.Connection, event_seq: int | None, trigger: str, event: NewEvent, now: datetime
+) -> int:
+    rows = [
+        (
+            event_seq,
+            endpoint,
+            f"{trigger}\x1f{event.record_id}"
+            if endpoint in event.ordered_endpoints and event.record_id
+            else None,
+            ts(now),
+            ts(now),
+            ts(now),
+        )
+        for endpoint in event.endpoints
+    ]
+    db.executemany(
+        "INSERT INTO deliveries (event_seq, endpoint, order_key, status, next_attempt_at,"
+        " created_at, retry_since) VALUES (?, ?, ?, 'pending', ?, ?, ?)",
+        rows,
+    )
+    return len(rows)
+
+
+def _save_checkpoint(db: sqlite3.Connection, checkpoint: Checkpoint, now: datetime) -> None:
+    event_time = ts(checkpoint.event_time) if checkpoint.event_time else None
+    db.execute(
+        "INSERT INTO checkpoints (trigger, position, event_time, updated_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (trigger) DO UPDATE SET position = excluded.position,"
+        " event_time = coalesce(excluded.event_time, checkpoints.event_time),"
+        " updated_at = excluded.updated_at",
+        (checkpoint.trigger, json.dumps(checkpoint.position), event_time, ts(now)),
+    )
+
+
+def checkpoints(db: sqlite3.Connection, trigger: str | None = None) -> list[Checkpoint]:
+    sql = "SELECT trigger, position, event_time, updated_at FROM checkpoints"
+    rows = (
+        db.execute(sql + " WHERE trigger = ?", (trigger,)) if trigger else db.execute(sql)
+    ).fetchall()
+    return [
+        Checkpoint(
+            trigger=r[0], position=json.loads(r[1]), event_time=dt(r[2]), updated_at=dt(r[3])
+        )
+        for r in rows
+    ]
+
+
+_CLAIMABLE = """
+    SELECT d.id FROM deliveries d
+    WHERE d.endpoint = :endpoint AND d.status IN ('pending', 'in_flight')
+      AND d.next_attempt_at <= :now
+      AND (d.order_key IS NULL OR NOT EXISTS (
+          SELECT 1 FROM deliveries older
+          WHERE older.endpoint = d.endpoint AND older.order_key = d.order_key
+            AND older.id < d.id AND older.status IN ('pending', 'in_flight')))
+    ORDER BY d.id LIMIT :limit
+"""
+
+
+def claim_due(
+    db: sqlite3.Connection, endpoint: str, limit: int, lease: timedelta, now: datetime
+) -> list[Claim]:
+    token = uuid.uuid4().hex
+    lease_until = now + lease
+    with transaction(db):
+        ids = [
+            row[0]
+            for row in db.execute(
+                _CLAIMABLE, {"endpoint": endpoint, "now": ts(now), "limit": limit}
+            )
+        ]
+        db.executemany(
+            "UPDATE deliveries SET status = 'in_flight', next_attempt_at = ?, lease_token = ?"
+            " WHERE id = ?",
+            [(ts(lease_until), token, delivery_id) for delivery_id in ids],
+        )
+        rows = (
+            db.execute(
+                "SELECT d.id, d.endpoint, e.trigger, e.event_id, e.body, d.attempts, d.retry_since,"
+                " e.occurred_at FROM deliveries d JOIN events e ON e.seq = d.event_seq"
+                f" WHERE d.id IN ({','.join('?' * len(ids))}) ORDER BY d.id",
+                ids,
+            ).fetchall()
+            if ids
+            else []
+        )
+    return [
+        Claim(
+            delivery_id=r[0],
+            endpoint=r[1],
+            trigger=r[2],
+            event_id=r[3],
+            body=bytes(r[4]),
+            attempts=r[5],
+            retry_since=dt_required(r[6]),
+            occurred_at=dt_required(r[7]),
+            lease_token=token,
+            lease_until=lease_until,
+        )
+        for r in rows
+    ]
+
+
+def record_outcomes(db: sqlite3.Connection, items: Sequence[tuple[Claim, Outcome]]) -> list[bool]:
+    """Many outcomes in one transaction: the group commit that keeps delivery fast."""
+    results: list[bool] = []
+    with transaction(db):
+        for claim, outcome in items:
+            status, next_at, last_status, error, finished = _outcome_columns(outcome)
+            cursor = db.execute(
+                "UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ?,"
+                " last_status = ?, last_error = ?, finished_at = ?, lease_token = NULL"
+                " WHERE id = ? AND lease_token = ? AND status = 'in_flight'",
+                (
+                    status,
+                    next_at,
+                    last_status,
+                    error,
+                    finished,
+                    claim.delivery_id,
+                    claim.lease_token,
+                ),
+            )
+            results.append(cursor.rowcount == 1)
+    return results
+
+
+def _outcome_columns(
+    outcome: Outcome,
+) -> tuple[str, float | None, int | None, str | None, float | None]:
+    if isinstance(outcome, Delivered):
+        return "delivered", None, outcome.status, None, ts(outcome.at)
+    if isinstance(outcome, Retry):
+        return "pending", ts(outcome.next_attempt_at), outcome.status, outcome.error, None
+    assert isinstance(outcome, Dead)
+    return "dead", None, outcome.status, outcome.error, ts(outcome.at)
+
+
+def release(db: sqlite3.Connection, claims: Sequence[Claim], now: datetime) -> None:
+    with transaction(db):
+        db.executemany(
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, lease_token = NULL"
+            " WHERE id = ? AND lease_token = ? AND status = 'in_flight'",
+            [(ts(now), c.delivery_id, c.lease_token) for c in claims],
+        )
+
+
+def next_due_at(db: sqlite3.Connection, endpoint: str) -> datetime | None:
+    row = db.execute(
+        "SELECT min(next_attempt_at) FROM deliveries"
+        " WHERE endpoint = ? AND status IN ('pending', 'in_flight')",
+        (endpoint,),
+    ).fetchone()
+    return dt(row[0])
+
+
+def get_delivery(db: sqlite3.Connection, delivery_id: int) -> DeliveryRow | None:
+    rows = _select_deliveries(db, "WHERE d.id = ?", [delivery_id], 1)
+    return rows[0] if rows else None
+
+
+def list_deliveries(
+    db: sqlite3.Connection, status: DeliveryStatus | None, endpoint: str | None, limit: int
+) -> list[DeliveryRow]:
+    clauses: list[str] = []
+    params: list[object] = []
+    if status is not None:
+        clauses.append("d.status = ?")
+        params.append(status)
+    if endpoint is not None:
+        clauses.append("d.endpoint = ?")
+        params.append(endpoint)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    return _select_deliveries(db, where, params, limit)
+
+
+def _select_deliveries(
+    db: sqlite3.Connection, where: str, params: list[object], limit: int
+) -> list[DeliveryRow]:
+    rows = db.execute(
+        "SELECT d.id, e.event_id, d.endpoint, e.trigger, d.status, d.attempts,"
+        " d.next_attempt_at, d.last_status, d.last_error, d.created_at"
+        f" FROM deliveries d JOIN events e ON e.seq = d.event_seq {where}"
+        " ORDER BY d.id DESC LIMIT ?",
+        (*params, limit),
+    ).fetchall()
+    return [
+        DeliveryRow(
+            id=r[0],
+            event_id=r[1],
+            endpoint=r[2],
+            trigger=r[3],
+            status=r[4],
+            attempts=r[5],
+            next_attempt_at=dt(r[6]),
+            last_status=r[7],
+            last_error=r[8],
+            created_at=dt_required(r[9]),
+        )
+        for r in rows
+    ]
+
+
+_REDRIVE = (
+    "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, retry_since = ?,"
+    " attempts = 0, finished_at = NULL WHERE status = 'dead'"
+)
+
+
+def redrive(db: sqlite3.Connection, delivery_id: int, now: datetime) -> bool:
+    with transaction(db):
+        cursor = db.execute(_REDRIVE + " AND id = ?", (ts(now), ts(now), delivery_id))
+    return cursor.rowcount == 1
+
+
+def redrive_endpoint(db: sqlite3.Connection, endpoint: str, now: datetime) -> int:
+    with transaction(db):
+        cursor = db.execute(_REDRIVE + " AND endpoint = ?", (ts(now), ts(now), endpoint))
+    return cursor.rowcount
+
+
+def outbox_counts(db: sqlite3.Connection) -> dict[str, OutboxCounts]:
+    counts: dict[str, OutboxCounts] = {}
+    for endpoint, pending, dead in db.execute(
+        "SELECT endpoint, sum(status IN ('pending', 'in_flight')), sum(status = 'dead')"
+        " FROM deliveries WHERE status != 'delivered' GROUP BY endpoint"
+    ):
+        counts[endpoint] = OutboxCounts(pending=int(pending), dead=int(dead))
+    return counts
+
+
+def prune(db: sqlite3.Connection, delivered_before: datetime) -> int:
+    with transaction(db):
+        cursor = db.execute(
+            "DELETE FROM deliveries WHERE status = 'delivered' AND finished_at < ?",
+            (ts(delivered_before),),
+        )
+        db.execute(
+            "DELETE FROM events WHERE created_at < ? AND NOT EXISTS"
+            " (SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq)",
+            (ts(delivered_before),),
+        )
+    return cursor.rowcount

@@ -1,0 +1,209 @@
+"""What every store engine must do; the one rule of DESIGN.md, tested at the interface."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from sftriggerd.errors import StoreError
+from sftriggerd.store.base import Store
+from sftriggerd.store.records import Checkpoint, Dead, Delivered, NewEvent, Retry
+
+T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=30)
+
+
+def event(
+    n: int,
+    record: str | None = "001A",
+    endpoints: tuple[str, ...] = ("hook",),
+    ordered: bool = True,
+) -> NewEvent:
+    return NewEvent(
+        event_id=f"evt_{n}",
+        record_id=record,
+        occurred_at=T0 + timedelta(seconds=n),
+        body=f'{{"n":{n}}}'.encode(),
+        endpoints=endpoints,
+        ordered_endpoints=frozenset(endpoints) if ordered else frozenset(),
+    )
+
+
+def checkpoint(position: int, trigger: str = "t") -> Checkpoint:
+    return Checkpoint(
+        trigger=trigger,
+        position={"replay_id": position},
+        event_time=T0 + timedelta(seconds=position),
+    )
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def test_schema_is_current_and_reopening_changes_nothing(store: Store) -> None:
+    version = await store.schema_version()
+    assert version >= 1
+    await store.open()
+    assert await store.schema_version() == version
+    assert await store.ping()
+
+
+async def test_ingest_stores_events_deliveries_and_checkpoint_together(store: Store) -> None:
+    result = await store.ingest("t", [event(1), event(2, endpoints=("a", "b"))], checkpoint(2))
+    assert (result.new_events, result.duplicate_events, result.deliveries) == (2, 0, 3)
+    saved = await store.checkpoint("t")
+    assert saved is not None and saved.position == {"replay_id": 2}
+    assert saved.event_time == T0 + timedelta(seconds=2)
+    counts = await store.outbox_counts()
+    assert {name: c.pending for name, c in counts.items()} == {"hook": 1, "a": 1, "b": 1}
+
+
+async def test_ingest_is_idempotent_per_trigger(store: Store) -> None:
+    await store.ingest("t", [event(1)], checkpoint(1))
+    again = await store.ingest("t", [event(1), event(2)], checkpoint(2))
+    assert (again.new_events, again.duplicate_events) == (1, 1)
+    other = await store.ingest("u", [event(1)], checkpoint(1, trigger="u"))
+    assert other.new_events == 1  # the same event id under another trigger is another event
+    assert len(await store.list_deliveries()) == 3
+
+
+async def test_a_failed_ingest_moves_nothing(store: Store) -> None:
+    await store.ingest("t", [event(1)], checkpoint(1))
+    broken = NewEvent(
+        event_id="evt_bad", record_id=None, occurred_at=T0, body=None, endpoints=("hook",)
+    )  # type: ignore[arg-type]
+    with pytest.raises(StoreError):
+        await store.ingest("t", [event(2), broken], checkpoint(9))
+    saved = await store.checkpoint("t")
+    assert saved is not None and saved.position == {"replay_id": 1}
+    assert [d.event_id for d in await store.list_deliveries()] == ["evt_1"]
+
+
+async def test_empty_ingest_moves_the_checkpoint_and_keeps_its_event_time(store: Store) -> None:
+    await store.ingest("t", [event(1)], checkpoint(1))
+    await store.ingest("t", [], Checkpoint(trigger="t", position={"replay_id": 5}))
+    saved = await store.checkpoint("t")
+    assert saved is not None and saved.position == {"replay_id": 5}
+    assert saved.event_time == T0 + timedelta(seconds=1)
+    assert [c.trigger for c in await store.checkpoints()] == ["t"]
+
+
+async def test_claims_are_oldest_first_limited_and_leased(store: Store) -> None:
+    events = [event(n, record=f"r{n}") for n in range(5)]
+    await store.ingest("t", events, checkpoint(5))
+    first = await store.claim_due("hook", 3, LEASE, now())
+    assert [c.event_id for c in first] == ["evt_0", "evt_1", "evt_2"]
+    assert first[0].body == b'{"n":0}' and first[0].attempts == 0 and first[0].trigger == "t"
+    second = await store.claim_due("hook", 10, LEASE, now())
+    assert [c.event_id for c in second] == ["evt_3", "evt_4"]
+    assert await store.claim_due("hook", 10, LEASE, now()) == []
+    assert await store.claim_due("other", 10, LEASE, now()) == []
+
+
+async def test_an_expired_lease_is_claimable_again_and_the_old_claim_loses(store: Store) -> None:
+    await store.ingest("t", [event(1)], checkpoint(1))
+    [stale] = await store.claim_due("hook", 1, LEASE, now())
+    [fresh] = await store.claim_due("hook", 1, LEASE, now() + LEASE + timedelta(seconds=1))
+    assert fresh.delivery_id == stale.delivery_id and fresh.lease_token != stale.lease_token
+    assert not await store.record_outcome(stale, Delivered(status=200, at=now()))
+    assert await store.record_outcome(fresh, Delivered(status=200, at=now()))
+    [row] = await store.list_deliveries()
+    assert (row.status, row.attempts, row.last_status) == ("delivered", 1, 200)
+
+
+async def test_per_record_order_holds_across_retries(store: Store) -> None:
+    await store.ingest("t", [event(1, "A"), event(2, "A"), event(3, "B")], checkpoint(3))
+    claims = await store.claim_due("hook", 10, LEASE, now())
+    assert [c.event_id for c in claims] == ["evt_1", "evt_3"]
+    first, other_record = claims
+    await store.record_outcome(other_record, Delivered(status=200, at=now()))
+    await store.record_outcome(
+        first, Retry(next_attempt_at=now() + timedelta(hours=1), status=500, error="HTTP 500")
+    )
+    # The older change for A waits an hour; the newer one must wait with it.
+    assert await store.claim_due("hook", 10, LEASE, now()) == []
+    [again] = await store.claim_due("hook", 10, LEASE, now() + timedelta(hours=2))
+    assert again.event_id == "evt_1" and again.attempts == 1
+    await store.record_outcome(again, Delivered(status=204, at=now()))
+    [newer] = await store.claim_due("hook", 10, LEASE, now() + timedelta(hours=2))
+    assert newer.event_id == "evt_2"
+
+
+async def test_unordered_endpoints_send_a_records_changes_together(store: Store) -> None:
+    await store.ingest(
+        "t", [event(1, "A", ordered=False), event(2, "A", ordered=False)], checkpoint(2)
+    )
+    assert len(await store.claim_due("hook", 10, LEASE, now())) == 2
+
+
+async def test_a_dead_delivery_no_longer_blocks_its_record(store: Store) -> None:
+    await store.ingest("t", [event(1, "A"), event(2, "A")], checkpoint(2))
+    [first] = await store.claim_due("hook", 10, LEASE, now())
+    await store.record_outcome(first, Dead(status=410, error="HTTP 410 Gone", at=now()))
+    [second] = await store.claim_due("hook", 10, LEASE, now())
+    assert second.event_id == "evt_2"
+
+
+async def test_outcomes_listing_and_counts(store: Store) -> None:
+    await store.ingest("t", [event(n, record=f"r{n}") for n in range(3)], checkpoint(3))
+    ok, retry, dead = await store.claim_due("hook", 3, LEASE, now())
+    later = now() + timedelta(minutes=5)
+    await store.record_outcome(ok, Delivered(status=200, at=now()))
+    await store.record_outcome(retry, Retry(next_attempt_at=later, status=None, error="timeout"))
+    await store.record_outcome(dead, Dead(status=410, error="HTTP 410 Gone", at=now()))
+    rows = {row.event_id: row for row in await store.list_deliveries()}
+    assert rows["evt_0"].status == "delivered"
+    assert rows["evt_1"].status == "pending" and rows["evt_1"].last_error == "timeout"
+    assert rows["evt_1"].next_attempt_at is not None
+    assert abs((rows["evt_1"].next_attempt_at - later).total_seconds()) < 0.01
+    assert rows["evt_2"].status == "dead" and rows["evt_2"].last_status == 410
+    assert [r.event_id for r in await store.list_deliveries(status="dead")] == ["evt_2"]
+    assert [r.id for r in await store.list_deliveries(limit=2)] == sorted(
+        (r.id for r in rows.values()), reverse=True
+    )[:2]
+    counts = (await store.outbox_counts())["hook"]
+    assert (counts.pending, counts.dead) == (1, 1)
+    assert await store.next_due_at("hook") is not None
+
+
+async def test_release_gives_claims_back_without_an_attempt(store: Store) -> None:
+    await store.ingest("t", [event(1)], checkpoint(1))
+    claims = await store.claim_due("hook", 1, LEASE, now())
+    await store.release(claims, now())
+    [again] = await store.claim_due("hook", 1, LEASE, now())
+    assert again.attempts == 0
+
+
+async def test_redrive_by_id_and_by_endpoint(store: Store) -> None:
+    await store.ingest("t", [event(n, record=f"r{n}") for n in range(3)], checkpoint(3))
+    for claim in await store.claim_due("hook", 3, LEASE, now()):
+        await store.record_outcome(claim, Dead(status=500, error="max age", at=now()))
+    dead = await store.list_deliveries(status="dead")
+    assert await store.redrive(dead[0].id, now())
+    assert not await store.redrive(dead[0].id, now())  # no longer dead
+    assert not await store.redrive(999_999, now())
+    assert await store.redrive_endpoint("hook", now()) == 2
+    claims = await store.claim_due("hook", 10, LEASE, now())
+    assert len(claims) == 3 and all(c.attempts == 0 for c in claims)
+
+
+async def test_prune_removes_old_delivered_rows_only(store: Store) -> None:
+    await store.ingest("t", [event(1, "A"), event(2, "B")], checkpoint(2))
+    delivered, pending = await store.claim_due("hook", 2, LEASE, now())
+    await store.record_outcome(delivered, Delivered(status=200, at=now()))
+    await store.release([pending], now())
+    assert await store.prune(now() + timedelta(seconds=1)) == 1
+    assert [r.event_id for r in await store.list_deliveries()] == ["evt_2"]
+
+
+async def test_many_concurrent_outcomes_commit_together(store: Store) -> None:
+    await store.ingest("t", [event(n, record=f"r{n}") for n in range(200)], checkpoint(200))
+    claims = await store.claim_due("hook", 200, LEASE, now())
+    results = await asyncio.gather(
+        *(store.record_outcome(c, Delivered(status=200, at=now())) for c in claims)
+    )
+    assert all(results)
+    assert (await store.outbox_counts()).get("hook") is None
