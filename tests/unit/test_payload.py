@@ -47,8 +47,17 @@ def test_platform_event_body_matches_snapshot() -> None:
 def test_body_has_every_contract_field_in_order() -> None:
     body = build_body(UPDATED)
     assert list(body) == [
-        "id", "type", "trigger", "object", "change", "record_id", "occurred_at", "source",
-        "changed_fields", "record", "raw",
+        "id",
+        "type",
+        "trigger",
+        "object",
+        "change",
+        "record_id",
+        "occurred_at",
+        "source",
+        "changed_fields",
+        "record",
+        "raw",
     ]
     assert body["type"] == "account.updated"
     assert body["occurred_at"] == "2026-11-28T10:15:02.000Z"
@@ -56,8 +65,15 @@ def test_body_has_every_contract_field_in_order() -> None:
 
 
 def test_changed_fields_is_always_a_list() -> None:
-    created = Event(id="e", trigger="t", object="Lead", change="created", record_id="00Q",
-                    occurred_at=UPDATED.occurred_at, source={"kind": "polling"})
+    created = Event(
+        id="e",
+        trigger="t",
+        object="Lead",
+        change="created",
+        record_id="00Q",
+        occurred_at=UPDATED.occurred_at,
+        source={"kind": "polling"},
+    )
     assert build_body(created)["changed_fields"] == []
 
 
