@@ -62,7 +62,7 @@ def _build_parser() -> argparse.ArgumentParser:
     emulator.add_argument("--host", default="127.0.0.1")
     emulator.add_argument("--state", type=Path, default=None, help="keep the org's data here")
     emulator.add_argument("--users", type=Path, default=None, help="YAML file of extra users")
-    emulator.set_defaults(handler=_not_available("emulator"))
+    emulator.set_defaults(handler=_emulator)
 
     demo = commands.add_parser("demo", help="emulator + receiver + daemon, all in one")
     demo.set_defaults(handler=_not_available("demo"))
@@ -160,6 +160,19 @@ def _deliveries_redrive(args: argparse.Namespace) -> int:
         raise UsageError("redrive by endpoint needs --status dead")
     settings = load_settings(args.config)
     print(asyncio.run(commands.redrive(settings, args.id, args.endpoint)))
+    return 0
+
+
+def _emulator(args: argparse.Namespace) -> int:
+    # Imported here: the daemon core never imports the emulator.
+    from .emulator.context import EmulatorSettings
+    from .emulator.server import run_emulator
+
+    settings = EmulatorSettings(host=args.host, port=args.port, state_dir=args.state)
+    try:
+        asyncio.run(run_emulator(settings, args.users))
+    except KeyboardInterrupt:
+        pass
     return 0
 
 

@@ -21,6 +21,7 @@ from .auth import Token
 from .limits import ApiBudget, parse_limit_info
 from .session import SalesforceSession
 from .soql import identifier
+from .soql import record_id as checked_id
 
 log = get_logger(__name__)
 
@@ -199,7 +200,7 @@ class SalesforceClient:
     ) -> dict[str, Any] | None:
         """The record, or None when it does not exist (deleted or never did)."""
         params = {"fields": ",".join(identifier(f) for f in fields)} if fields else None
-        path = f"sobjects/{identifier(object_name)}/{identifier(record_id)}"
+        path = f"sobjects/{identifier(object_name)}/{checked_id(record_id)}"
         try:
             body = await self.request_json("GET", path, kind="sobject", params=params)
         except SalesforceApiError as exc:

@@ -52,6 +52,16 @@ def identifier(name: str) -> str:
     return name
 
 
+_RECORD_ID = re.compile(r"[A-Za-z0-9]{15}([A-Za-z0-9]{3})?")
+
+
+def record_id(value: str) -> str:
+    """A 15- or 18-character Salesforce id, checked before it goes into a URL or a query."""
+    if not _RECORD_ID.fullmatch(value):
+        raise ValueError(f"'{value}' is not a Salesforce record id")
+    return value
+
+
 def parse_datetime(text: str) -> datetime:
     """Salesforce's `2013-05-20T20:49:32.000+0000` (and ISO forms) as an aware datetime."""
     cleaned = text.strip()
