@@ -72,7 +72,8 @@ def _build_parser() -> argparse.ArgumentParser:
     triggers_commands = triggers.add_subparsers(dest="action", required=True)
     status = triggers_commands.add_parser("status", help="mode, checkpoint and lag per trigger")
     _config_option(status)
-    status.set_defaults(handler=_not_available("triggers status"))
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(handler=_triggers_status)
 
     migrate = commands.add_parser("migrate", help="create or upgrade the store schema")
     _config_option(migrate)
@@ -173,6 +174,12 @@ def _emulator(args: argparse.Namespace) -> int:
         asyncio.run(run_emulator(settings, args.users))
     except KeyboardInterrupt:
         pass
+    return 0
+
+
+def _triggers_status(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    print(asyncio.run(commands.trigger_status(settings, args.json)))
     return 0
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import aiohttp
 
 from .admin.api import delivery_json
 from .config import Settings
@@ -93,3 +95,77 @@ async def redrive(settings: Settings, delivery_id: int | None, endpoint: str | N
         raise UsageError(f"no endpoint named '{endpoint}' in the configuration")
     count = await with_store(settings, lambda store: store.redrive_endpoint(endpoint, now))
     return f"{count} dead deliveries of {endpoint} are pending again"
+
+
+async def trigger_status(settings: Settings, as_json: bool) -> str:
+    """From the running daemon's admin API when it answers, else from the store."""
+    rows = await _live_triggers(settings)
+    if rows is None:
+        rows = await _stored_triggers(settings)
+    if as_json:
+        return json.dumps(rows, indent=2)
+    header = ("TRIGGER", "MODE", "STATE", "LAG", "CHECKPOINT")
+    lines = [header] + [
+        (
+            str(row["name"]),
+            str(row["mode"]),
+            str(row["state"]),
+            "-" if row["lag_s"] is None else f"{row['lag_s']:.0f}s",
+            str(row["checkpoint"] or "-"),
+        )
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
+
+
+async def _live_triggers(settings: Settings) -> list[dict[str, Any]] | None:
+    host = settings.server.host
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{settings.server.port}/api/triggers"
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http,
+            http.get(url) as response,
+        ):
+            if response.status != 200:
+                return None
+            rows: list[dict[str, Any]] = await response.json()
+            return rows
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return None
+
+
+async def _stored_triggers(settings: Settings) -> list[dict[str, Any]]:
+    saved = {c.trigger: c for c in await with_store(settings, lambda store: store.checkpoints())}
+    now = datetime.now(UTC)
+    rows = []
+    for trigger in settings.triggers:
+        checkpoint = saved.get(trigger.name)
+        lag = (
+            (now - checkpoint.updated_at).total_seconds()
+            if checkpoint and checkpoint.updated_at
+            else None
+        )
+        rows.append(
+            {
+                "name": trigger.name,
+                "mode": trigger.mode,
+                "mode_reason": "daemon not running: configured mode",
+                "state": "stopped",
+                "checkpoint": _position_text(checkpoint.position) if checkpoint else None,
+                "lag_s": lag,
+                "last_error": None,
+            }
+        )
+    return rows
+
+
+def _position_text(position: dict[str, Any]) -> str:
+    if "watermark" in position:
+        return f"{position['watermark']} {position.get('id', '')}".strip()
+    if "replay_id" in position:
+        return f"replay_id {position['replay_id']}"
+    return json.dumps(position)

@@ -1,23 +1,81 @@
-"""Assembles the running daemon from settings: store, dispatcher, sources, admin."""
+"""Assembles the running daemon from settings: store, Salesforce client, sources, dispatcher,
+admin; then runs it until `stopping`."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterable
 
+import aiohttp
+
+from .admin.state import AdminState
 from .app import App, Part
 from .config import Settings
+from .errors import NotAvailableError
+from .ingest import Ingest
 from .metrics import Metrics
 from .pruner import Pruner
+from .salesforce.client import SalesforceClient
+from .sources.plan import plan_source
+from .sources.polling import PollingSource
+from .sources.status import TriggerStatus
 from .store import store_from_settings
+from .store.base import Store
+
+# Until the streaming source lands, `mode: auto` triggers poll.
+STREAMING_AVAILABLE = False
+
+# Builds the delivery part and returns it with its "new work" callback.
+DispatcherFactory = Callable[
+    [Store, Settings, aiohttp.ClientSession, Metrics], tuple[Part, Callable[[Iterable[str]], None]]
+]
 
 
-async def run_daemon(settings: Settings, stopping: asyncio.Event) -> None:
+def build_sources(
+    settings: Settings, client: SalesforceClient, ingest: Ingest, store: Store, metrics: Metrics
+) -> tuple[list[Part], list[TriggerStatus]]:
+    parts: list[Part] = []
+    statuses: list[TriggerStatus] = []
+    for trigger in settings.triggers:
+        plan = plan_source(trigger, STREAMING_AVAILABLE)
+        status = TriggerStatus(name=trigger.name, mode=plan.mode, mode_reason=plan.reason)
+        if plan.mode == "streaming":
+            raise NotAvailableError(
+                f"trigger {trigger.name}: streaming triggers are not available in this version"
+            )
+        parts.append(PollingSource(trigger, client, ingest, store, metrics, status))
+        statuses.append(status)
+    return parts, statuses
+
+
+async def run_daemon(
+    settings: Settings,
+    stopping: asyncio.Event,
+    dispatcher_factory: DispatcherFactory | None = None,
+) -> None:
     """Opens the store (migrating it), runs every part until `stopping`, closes the store."""
     metrics = Metrics()
     store = store_from_settings(settings.store)
     await store.open()
     try:
-        parts: list[Part] = [Pruner(store, settings.store.retention)]
-        await App(settings=settings, metrics=metrics, parts=parts, store=store).run(stopping)
+        async with aiohttp.ClientSession() as salesforce_http, aiohttp.ClientSession() as hooks:
+            parts: list[Part] = [Pruner(store, settings.store.retention)]
+            notify: Callable[[Iterable[str]], None] = lambda names: None  # noqa: E731
+            if dispatcher_factory is not None:
+                dispatcher, notify = dispatcher_factory(store, settings, hooks, metrics)
+                parts.append(dispatcher)
+            client = SalesforceClient(settings.salesforce, salesforce_http, metrics)
+            ingest = Ingest(store, settings.endpoints, metrics, notify=notify)
+            sources, statuses = build_sources(settings, client, ingest, store, metrics)
+            admin = AdminState(
+                settings=settings,
+                metrics=metrics,
+                store=store,
+                on_redrive=lambda endpoint: notify([endpoint]),
+                trigger_status=lambda: [status.as_json() for status in statuses],
+            )
+            app = App(settings=settings, metrics=metrics, parts=[*sources, *parts], store=store)
+            app.admin = admin
+            await app.run(stopping)
     finally:
         await store.close()

@@ -41,6 +41,7 @@ class Ingest:
             body=encode_body(event),
             endpoints=targets,
             ordered_endpoints=self._ordered.intersection(targets),
+            change=event.change,
         )
 
     async def __call__(

@@ -71,6 +71,12 @@ class Metrics:
             ["kind"],
             registry=reg,
         )
+        self.poll_throttled = Counter(
+            "sftriggerd_poll_throttled",
+            "Polling cycles skipped because the API budget was used up",
+            ["trigger"],
+            registry=reg,
+        )
         self.salesforce_api_usage_ratio = Gauge(
             "sftriggerd_salesforce_api_usage_ratio",
             "Share of the org's daily API limit used, from Sforce-Limit-Info",

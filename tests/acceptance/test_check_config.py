@@ -97,7 +97,7 @@ def test_usage_errors_exit_2() -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["triggers", "status"], ["demo"]],
+    [["demo"]],
 )
 def test_subsystems_not_built_yet_say_so(tmp_path: Path, args: list[str]) -> None:
     config = tmp_path / "ok.yaml"

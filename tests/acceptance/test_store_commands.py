@@ -70,3 +70,26 @@ def test_redrive_usage_errors(tmp_path: Path) -> None:
     )
     assert unknown.returncode == 2 and "no endpoint named 'nope'" in unknown.stderr
     assert "Traceback" not in neither.stderr + unknown.stderr
+
+
+def test_triggers_status_from_the_store_when_the_daemon_is_down(tmp_path: Path) -> None:
+    from sftriggerd.store.records import Checkpoint
+
+    config = write_config(tmp_path)
+
+    async def save_checkpoint() -> None:
+        store = SqliteStore(tmp_path / "state.db")
+        await store.open()
+        position = {"watermark": "2026-11-28T10:00:00.000Z", "id": "001A"}
+        await store.ingest("accounts", [], Checkpoint(trigger="accounts", position=position))
+        await store.close()
+
+    asyncio.run(save_checkpoint())
+    result = run_cli("triggers", "status", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    header, row = result.stdout.strip().splitlines()
+    assert header.split() == ["TRIGGER", "MODE", "STATE", "LAG", "CHECKPOINT"]
+    assert row.split()[:3] == ["accounts", "auto", "stopped"]
+    assert row.endswith("2026-11-28T10:00:00.000Z 001A")
+    as_json = json.loads(run_cli("triggers", "status", "--config", str(config), "--json").stdout)
+    assert as_json[0]["checkpoint"] == "2026-11-28T10:00:00.000Z 001A"

@@ -148,3 +148,27 @@ async def test_readiness_reports_the_store_and_parts(store: Store, admin_for: An
     await store.close()
     status, body = await admin.get("/readyz")
     assert status == 503 and body["reasons"] == ["store: not reachable"]
+
+
+async def test_triggers_list_what_the_sources_report(store: Store, admin_for: Any) -> None:
+    from sftriggerd.sources.status import TriggerStatus
+
+    status = TriggerStatus(name="accounts", mode="polling", mode_reason="configured: mode polling")
+    status.state = "running"
+    status.checkpoint = "2026-11-28T10:00:00.000Z 001A"
+    state = make_state(store)
+    state.trigger_status = lambda: [status.as_json()]
+    admin = await admin_for(state)
+    code, body = await admin.get("/api/triggers")
+    assert code == 200
+    assert body == [
+        {
+            "name": "accounts",
+            "mode": "polling",
+            "mode_reason": "configured: mode polling",
+            "state": "running",
+            "checkpoint": "2026-11-28T10:00:00.000Z 001A",
+            "lag_s": None,
+            "last_error": None,
+        }
+    ]

@@ -90,6 +90,13 @@ async def redrive_delivery(request: web.Request) -> web.Response:
     return web.json_response({"id": delivery_id, "status": "pending"}, status=202)
 
 
+async def list_triggers(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    triggers = state.trigger_status() if state.trigger_status is not None else []
+    return web.json_response(triggers)
+
+
 def add_api_routes(app: web.Application) -> None:
+    app.router.add_get("/api/triggers", list_triggers)
     app.router.add_get("/api/deliveries", list_deliveries)
     app.router.add_post("/api/deliveries/{id}/redrive", redrive_delivery)

@@ -134,6 +134,10 @@ class TriggerSettings(_Section):
     fields: tuple[str, ...] = ()
     where: str | None = None
     poll_interval: Duration = timedelta(seconds=60)
+    # Re-read this far behind the watermark every cycle, for transactions that commit late.
+    poll_lookback: Duration = timedelta(minutes=5)
+    # Read only changes at least this old, so a second still being written is read whole.
+    poll_delay: Duration = timedelta(seconds=2)
     start_from: StartFrom = "latest"
 
     @property

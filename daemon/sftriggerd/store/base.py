@@ -56,6 +56,10 @@ class Store(abc.ABC):
     async def checkpoints(self) -> list[Checkpoint]: ...
 
     @abc.abstractmethod
+    async def last_changes(self, trigger: str, record_ids: Sequence[str]) -> dict[str, str]:
+        """The change of the newest stored event per record id (those that have one)."""
+
+    @abc.abstractmethod
     async def claim_due(
         self, endpoint: str, limit: int, lease: timedelta, now: datetime
     ) -> list[Claim]:

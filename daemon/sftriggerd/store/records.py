@@ -34,6 +34,7 @@ class NewEvent:
     endpoints: tuple[str, ...]
     # Endpoints whose deliveries for the same record must go out in order.
     ordered_endpoints: frozenset[str] = field(default_factory=frozenset)
+    change: str = ""
 
 
 @dataclass(frozen=True)

@@ -118,6 +118,9 @@ class SqliteStore(Store):
     async def checkpoints(self) -> list[Checkpoint]:
         return await self._run(ops.checkpoints)
 
+    async def last_changes(self, trigger: str, record_ids: Sequence[str]) -> dict[str, str]:
+        return await self._run(lambda db: ops.last_changes(db, trigger, record_ids))
+
     async def claim_due(
         self, endpoint: str, limit: int, lease: timedelta, now: datetime
     ) -> list[Claim]:

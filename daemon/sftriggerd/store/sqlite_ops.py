@@ -90,12 +90,14 @@ def ingest(
     with transaction(db):
         for event in events:
             cursor = db.execute(
-                "INSERT INTO events (trigger, event_id, record_id, occurred_at, body, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (trigger, event_id) DO NOTHING",
+                "INSERT INTO events"
+                " (trigger, event_id, record_id, change, occurred_at, body, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (trigger, event_id) DO NOTHING",
                 (
                     trigger,
                     event.event_id,
                     event.record_id,
+                    event.change,
                     ts(event.occurred_at),
                     event.body,
                     ts(now),
@@ -354,3 +356,16 @@ def prune(db: sqlite3.Connection, delivered_before: datetime) -> int:
             (ts(delivered_before),),
         )
     return cursor.rowcount
+
+
+def last_changes(db: sqlite3.Connection, trigger: str, record_ids: Sequence[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for record_id in record_ids:
+        row = db.execute(
+            "SELECT change FROM events WHERE trigger = ? AND record_id = ?"
+            " ORDER BY seq DESC LIMIT 1",
+            (trigger, record_id),
+        ).fetchone()
+        if row is not None:
+            found[record_id] = row[0]
+    return found

@@ -8,6 +8,7 @@ MIGRATIONS: list[str] = [
         trigger TEXT NOT NULL,
         event_id TEXT NOT NULL,
         record_id TEXT,
+        change TEXT NOT NULL DEFAULT '',
         occurred_at REAL NOT NULL,
         body BLOB NOT NULL,
         created_at REAL NOT NULL,
@@ -31,6 +32,7 @@ MIGRATIONS: list[str] = [
         retry_since REAL NOT NULL,
         finished_at REAL
     );
+    CREATE INDEX events_record ON events (trigger, record_id, seq);
     CREATE INDEX deliveries_due ON deliveries (endpoint, status, next_attempt_at);
     CREATE INDEX deliveries_order ON deliveries (endpoint, order_key, id)
         WHERE status IN ('pending', 'in_flight') AND order_key IS NOT NULL;

@@ -1,0 +1,1 @@
+"""Where events come from: the streaming source (CometD) and the polling source (SOQL)."""

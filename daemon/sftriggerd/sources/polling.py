@@ -1,0 +1,203 @@
+"""The polling source: reads a trigger's object with SOQL on a schedule, page by page.
+
+Each page is one `ingest` (its events and the watermark of its last row), so a crash
+re-reads at most one page. A look-back re-read catches transactions that committed after the
+watermark passed their stamp; ingestion is idempotent on the event id (record Id + stamp), so
+re-read rows are not delivered twice. The interval stretches as the org's API usage nears
+`salesforce.api_budget`, and no call is made that the budget does not allow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ..config.settings import TriggerSettings
+from ..errors import SftriggerdError
+from ..events.model import Event
+from ..events.payload import format_time
+from ..ingest import Ingest
+from ..logs import get_logger
+from ..metrics import Metrics
+from ..salesforce.client import SalesforceClient
+from ..salesforce.soql import parse_datetime
+from ..store.base import Store
+from ..store.records import Checkpoint
+from .status import TriggerStatus
+from .watermark import (
+    EPOCH,
+    Watermark,
+    after_query,
+    classify,
+    initial_watermark,
+    lookback_query,
+    polled_event,
+    row_watermark,
+    window_end,
+)
+
+log = get_logger(__name__)
+
+# Never poll more often than this, however small the headroom makes the stretch.
+_MAX_STRETCH = 20.0
+EPOCH_TEXT = "1970-01-01T00:00:00.000Z"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class PollingSource:
+    def __init__(
+        self,
+        trigger: TriggerSettings,
+        client: SalesforceClient,
+        ingest: Ingest,
+        store: Store,
+        metrics: Metrics,
+        status: TriggerStatus,
+        *,
+        batch_size: int | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        assert trigger.object is not None, "a polled trigger names its object"
+        self.trigger = trigger
+        self.object_name = trigger.object
+        self.name = f"polling:{trigger.name}"
+        self._client = client
+        self._ingest = ingest
+        self._store = store
+        self._metrics = metrics
+        self.status = status
+        self._batch_size = batch_size
+        self._clock = clock
+        self.watermark: Watermark | None = None
+        self._floor = EPOCH
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            wait_s = self.trigger.poll_interval.total_seconds()
+            try:
+                if self._budget_allows():
+                    await self.poll_once()
+                    wait_s *= self._stretch()
+                else:
+                    wait_s = await self._throttled(wait_s)
+            except SftriggerdError as exc:
+                self._failed(exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), wait_s)
+
+    def not_ready_reasons(self) -> list[str]:
+        status = self.status
+        if status.last_success_at is None:
+            return [f"{self.trigger.name}: first polling cycle not done"]
+        behind_s = (self._clock() - status.last_success_at).total_seconds()
+        limit_s = 3 * self.trigger.poll_interval.total_seconds() * _MAX_STRETCH
+        if behind_s > max(limit_s, 60):
+            return [f"{self.trigger.name}: last successful poll {behind_s:.0f}s ago"]
+        return []
+
+    async def poll_once(self) -> int:
+        """One cycle: everything after the watermark, then the look-back. Returns new events."""
+        start = await self._load_watermark()
+        upper = window_end(self._clock(), self.trigger.poll_delay)
+        fields, where = self.trigger.fields, self.trigger.where
+        new = 0
+        if upper >= start.time:
+            query = after_query(self.object_name, fields, where, start, upper)
+            new += await self._read(query, start, advance=True)
+        reached = self.watermark or start
+        # Never look back past where the trigger started: `latest` means nothing older.
+        since = max(reached.time - self.trigger.poll_lookback, self._floor)
+        query = lookback_query(self.object_name, fields, where, reached, since)
+        new += await self._read(query, reached, advance=False)
+        self._succeeded(upper)
+        return new
+
+    async def _read(self, query: str, read_from: Watermark, *, advance: bool) -> int:
+        new = 0
+        include_deleted = "deleted" in self.trigger.events or "undeleted" in self.trigger.events
+        async for page in self._client.query_pages(
+            query, include_deleted=include_deleted, batch_size=self._batch_size
+        ):
+            events = await self._events(page.records, read_from)
+            current = self.watermark or read_from
+            last = row_watermark(page.records[-1]) if page.records and advance else current
+            result = await self._ingest(self.trigger.name, events, self._checkpoint(last))
+            self.watermark = last
+            new += result.new_events
+        return new
+
+    async def _events(self, rows: Sequence[dict[str, Any]], read_from: Watermark) -> list[Event]:
+        last_changes = await self._store.last_changes(
+            self.trigger.name, [str(row["Id"]) for row in rows]
+        )
+        events = []
+        for row in rows:
+            change = classify(row, read_from, last_changes.get(str(row["Id"])))
+            if change in self.trigger.events:
+                events.append(polled_event(self.trigger.name, self.object_name, row, change))
+        return events
+
+    def _checkpoint(self, watermark: Watermark) -> Checkpoint:
+        position = {**watermark.position(), "floor": format_time(self._floor)}
+        return Checkpoint(trigger=self.trigger.name, position=position, event_time=watermark.time)
+
+    async def _load_watermark(self) -> Watermark:
+        if self.watermark is None:
+            saved = await self._store.checkpoint(self.trigger.name)
+            if saved is not None and "watermark" in saved.position:
+                self.watermark = Watermark.from_position(saved.position)
+                self._floor = parse_datetime(str(saved.position.get("floor", EPOCH_TEXT)))
+            else:
+                start = initial_watermark(self.trigger.start_from, self._clock())
+                self.watermark = Watermark(window_end(start.time, timedelta(0)), "")
+                self._floor = self.watermark.time
+            self.status.checkpoint = str(self.watermark)
+        return self.watermark
+
+    def _budget_allows(self) -> bool:
+        return self._client.budget.may_spend(2)
+
+    def _stretch(self) -> float:
+        headroom = self._client.budget.headroom_ratio
+        return (
+            min(_MAX_STRETCH, 1.0 / max(headroom * 2, 1.0 / _MAX_STRETCH))
+            if headroom < 0.5
+            else 1.0
+        )
+
+    async def _throttled(self, interval_s: float) -> float:
+        usage = self._client.budget.usage
+        log.warning(
+            "poll_throttled",
+            trigger=self.trigger.name,
+            used=usage.used if usage else None,
+            limit=usage.limit if usage else None,
+            budget=self._client.budget.share,
+        )
+        self._metrics.poll_throttled.labels(trigger=self.trigger.name).inc()
+        # One cheap call refreshes the usage figures, so the poller notices when they drop.
+        with contextlib.suppress(SftriggerdError):
+            await self._client.limits()
+        return interval_s * _MAX_STRETCH / 4
+
+    def _succeeded(self, upper: datetime) -> None:
+        status = self.status
+        status.state = "running"
+        status.last_error = None
+        status.last_success_at = self._clock()
+        status.caught_up_to = upper
+        status.checkpoint = str(self.watermark)
+        lag = status.lag_s(self._clock())
+        if lag is not None:
+            self._metrics.checkpoint_lag_seconds.labels(trigger=self.trigger.name).set(lag)
+
+    def _failed(self, exc: SftriggerdError) -> None:
+        self.status.state = "failed"
+        self.status.last_error = str(exc)
+        log.error("poll_failed", trigger=self.trigger.name, error=str(exc))

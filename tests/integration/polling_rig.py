@@ -1,0 +1,115 @@
+"""A polling source wired to a real emulator and a real SQLite store, for tests."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from sftriggerd.config.settings import EndpointSettings, SalesforceSettings, TriggerSettings
+from sftriggerd.events.model import Event
+from sftriggerd.ingest import Ingest
+from sftriggerd.metrics import Metrics
+from sftriggerd.salesforce.client import RetryPolicy, SalesforceClient
+from sftriggerd.sources.polling import PollingSource
+from sftriggerd.sources.status import TriggerStatus
+from sftriggerd.store.records import Checkpoint, IngestResult
+from sftriggerd.store.sqlite import SqliteStore
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+class RecordingIngest(Ingest):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.new: list[Event] = []
+
+    async def __call__(
+        self, trigger: str, events: Sequence[Event], checkpoint: Checkpoint
+    ) -> IngestResult:
+        known = {e.id for e in self.new}
+        result = await super().__call__(trigger, events, checkpoint)
+        self.new.extend(e for e in events if e.id not in known)
+        return result
+
+
+@dataclass
+class PollingRig:
+    source: PollingSource
+    ingest: RecordingIngest
+    store: SqliteStore
+    client: SalesforceClient
+    metrics: Metrics
+    now_offset: timedelta = field(default=timedelta(0))
+
+    def changes(self) -> list[tuple[str, str | None]]:
+        return [(e.change, e.record_id) for e in self.ingest.new]
+
+
+async def make_rig(
+    emulator_url: str,
+    http: aiohttp.ClientSession,
+    state_dir: Path,
+    store: SqliteStore | None = None,
+    batch_size: int | None = None,
+    budget: float = 0.5,
+    **trigger: Any,
+) -> PollingRig:
+    settings = SalesforceSettings.model_validate(
+        {
+            "login_url": emulator_url,
+            "api_budget": budget,
+            "auth": {
+                "client_id": "emulator-client",
+                "client_secret": "emulator-secret",
+                "username": "admin@emulator.local",
+                "password": "emulator",
+            },
+        }
+    )
+    trigger_settings = TriggerSettings.model_validate(
+        {
+            "name": "accounts",
+            "object": "Account",
+            "mode": "polling",
+            "fields": ["Name"],
+            "poll_interval": "100ms",
+            "poll_delay": "0s",
+            "start_from": "earliest",
+            **trigger,
+        }
+    )
+    endpoint = EndpointSettings.model_validate(
+        {"name": "hook", "url": "http://127.0.0.1:9/h", "secret": SECRET}
+    )
+    metrics = Metrics()
+    if store is None:
+        store = SqliteStore(state_dir / "state.db")
+        await store.open()
+    client = SalesforceClient(
+        settings, http, metrics, retry=RetryPolicy(attempts=3, base_s=0.01, cap_s=0.02)
+    )
+    ingest = RecordingIngest(store, [endpoint], metrics)
+    status = TriggerStatus(name="accounts", mode="polling", mode_reason="configured")
+    rig = PollingRig(
+        source=None,
+        ingest=ingest,
+        store=store,
+        client=client,  # type: ignore[arg-type]
+        metrics=metrics,
+    )
+    rig.source = PollingSource(
+        trigger_settings,
+        client,
+        ingest,
+        store,
+        metrics,
+        status,
+        batch_size=batch_size,
+        clock=lambda: datetime.now(UTC) + rig.now_offset,
+    )
+    return rig
