@@ -3,6 +3,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
+NODE_DEPS := tests/emulator/conformance/node_modules/.installed
+
 .PHONY: test lint typecheck pytest demo clean
 
 $(STAMP): pyproject.toml
@@ -20,8 +22,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy --strict daemon/sftriggerd
 
-pytest: $(STAMP)
+# Real peers nobody here wrote: the CometD JS client and faye (conformance tests).
+$(NODE_DEPS): tests/emulator/conformance/package-lock.json
+	npm ci --prefix tests/emulator/conformance --no-audit --no-fund --loglevel=error
+	touch $(NODE_DEPS)
+
+pytest: $(STAMP) $(NODE_DEPS)
 	$(VENV)/bin/pytest
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+# The README's first command: emulator + sample receiver + daemon on SQLite, Ctrl-C stops.
+demo: $(STAMP)
+	$(VENV)/bin/sftriggerd demo

@@ -65,7 +65,7 @@ def _build_parser() -> argparse.ArgumentParser:
     emulator.set_defaults(handler=_emulator)
 
     demo = commands.add_parser("demo", help="emulator + receiver + daemon, all in one")
-    demo.set_defaults(handler=_not_available("demo"))
+    demo.set_defaults(handler=_demo)
 
     _add_deliveries(commands)
     triggers = commands.add_parser("triggers", help="inspect triggers")
@@ -174,6 +174,22 @@ def _emulator(args: argparse.Namespace) -> int:
         asyncio.run(run_emulator(settings, args.users))
     except KeyboardInterrupt:
         pass
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo.run import run_demo
+
+    configure_logging("warning", "console")
+
+    async def main() -> None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
+        await run_demo(stopping)
+
+    asyncio.run(main())
     return 0
 
 

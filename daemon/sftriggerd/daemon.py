@@ -11,19 +11,18 @@ import aiohttp
 from .admin.state import AdminState
 from .app import App, Part
 from .config import Settings
-from .errors import NotAvailableError
+from .delivery.dispatcher import build_dispatcher
 from .ingest import Ingest
 from .metrics import Metrics
 from .pruner import Pruner
 from .salesforce.client import SalesforceClient
+from .sources.auto import AutoSource
 from .sources.plan import plan_source
 from .sources.polling import PollingSource
-from .sources.status import TriggerStatus
+from .sources.status import Mode, TriggerStatus
+from .sources.streaming import StreamingSource
 from .store import store_from_settings
 from .store.base import Store
-
-# Until the streaming source lands, `mode: auto` triggers poll.
-STREAMING_AVAILABLE = False
 
 # Builds the delivery part and returns it with its "new work" callback.
 DispatcherFactory = Callable[
@@ -37,21 +36,26 @@ def build_sources(
     parts: list[Part] = []
     statuses: list[TriggerStatus] = []
     for trigger in settings.triggers:
-        plan = plan_source(trigger, STREAMING_AVAILABLE)
-        status = TriggerStatus(name=trigger.name, mode=plan.mode, mode_reason=plan.reason)
-        if plan.mode == "streaming":
-            raise NotAvailableError(
-                f"trigger {trigger.name}: streaming triggers are not available in this version"
-            )
-        parts.append(PollingSource(trigger, client, ingest, store, metrics, status))
+        plan = plan_source(trigger)
+        mode: Mode = "polling" if plan.plan == "polling" else "streaming"
+        status = TriggerStatus(name=trigger.name, mode=mode, mode_reason=plan.reason)
         statuses.append(status)
+        if plan.plan == "polling":
+            parts.append(PollingSource(trigger, client, ingest, store, metrics, status))
+            continue
+        streaming = StreamingSource(trigger, client, ingest, store, metrics, status)
+        if plan.plan == "streaming":
+            parts.append(streaming)
+            continue
+        polling = PollingSource(trigger, client, ingest, store, metrics, status)
+        parts.append(AutoSource(streaming, polling, status))
     return parts, statuses
 
 
 async def run_daemon(
     settings: Settings,
     stopping: asyncio.Event,
-    dispatcher_factory: DispatcherFactory | None = None,
+    dispatcher_factory: DispatcherFactory | None = build_dispatcher,
 ) -> None:
     """Opens the store (migrating it), runs every part until `stopping`, closes the store."""
     metrics = Metrics()

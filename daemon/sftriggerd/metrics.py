@@ -65,6 +65,12 @@ class Metrics:
             ["trigger"],
             registry=reg,
         )
+        self.stream_faults = Counter(
+            "sftriggerd_stream_faults",
+            "Streaming faults handled, by kind (rehandshake, relogin, error, replay_expired, gap)",
+            ["trigger", "kind"],
+            registry=reg,
+        )
         self.salesforce_api_calls = Counter(
             "sftriggerd_salesforce_api_calls",
             "REST and OAuth calls made to Salesforce",

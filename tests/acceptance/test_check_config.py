@@ -93,16 +93,3 @@ def test_usage_errors_exit_2() -> None:
     result = run_cli("check-config")
     assert result.returncode == 2
     assert "--config" in result.stderr
-
-
-@pytest.mark.parametrize(
-    "args",
-    [["demo"]],
-)
-def test_subsystems_not_built_yet_say_so(tmp_path: Path, args: list[str]) -> None:
-    config = tmp_path / "ok.yaml"
-    config.write_text(HEAD)
-    extra = [] if args == ["demo"] else ["--config", str(config)]
-    result = run_cli(*args, *extra)
-    assert result.returncode == 1
-    assert "not available in this version" in result.stderr

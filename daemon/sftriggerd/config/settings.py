@@ -139,6 +139,15 @@ class TriggerSettings(_Section):
     # Read only changes at least this old, so a second still being written is read whole.
     poll_delay: Duration = timedelta(seconds=2)
     start_from: StartFrom = "latest"
+    # Streaming: re-read the whole record for update events (the event carries only changes).
+    enrich: bool = False
+    # Streaming: drop changes made by these user ids or whose changeOrigin contains one of
+    # these strings (loop avoidance for changes our own integration writes back).
+    ignore_users: tuple[str, ...] = ()
+    ignore_origins: tuple[str, ...] = ()
+    # Streaming: after this long without events, check with a SOQL count that nothing was
+    # missed, and back-fill by polling if something was.
+    verify_after: Duration | None = None
 
     @property
     def channel_kind(self) -> Literal["cdc", "platform_event", "pushtopic", "generic"]:

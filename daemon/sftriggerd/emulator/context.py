@@ -79,6 +79,9 @@ class EmulatorSettings:
     retention_platform_event_s: float = 72 * 3600
     retention_pushtopic_s: float = 24 * 3600
     retention_generic_s: float = 24 * 3600
+    # Salesforce refuses connects without the BAYEUX_BROWSER cookie set at handshake; a client
+    # on aiohttp needs CookieJar(unsafe=True) to keep cookies from an IP host like 127.0.0.1.
+    cometd_require_browser_cookie: bool = True
     # Logins and API allocation (OAuth/REST side); the defaults are CONTRACT §6's login.
     users_file: Path | None = None
     client_id: str = "emulator-client"

@@ -80,6 +80,14 @@ class SalesforceClient:
         self._retry = retry
         self.budget = ApiBudget(settings.api_budget)
 
+    @property
+    def api_version(self) -> str:
+        return self._settings.api_version
+
+    @property
+    def proxy(self) -> str | None:
+        return self._settings.proxy
+
     def data_path(self, relative: str) -> str:
         return f"/services/data/v{self._settings.api_version}/{relative.lstrip('/')}"
 

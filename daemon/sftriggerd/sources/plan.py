@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from ..config.settings import TriggerSettings
-from .status import Mode
+
+Plan = Literal["streaming", "polling", "auto"]
 
 
 @dataclass(frozen=True)
 class SourcePlan:
-    mode: Mode
+    plan: Plan
     reason: str
 
 
-def plan_source(trigger: TriggerSettings, streaming_available: bool) -> SourcePlan:
+def plan_source(trigger: TriggerSettings) -> SourcePlan:
     if trigger.mode == "polling":
         return SourcePlan("polling", "configured: mode polling")
     if trigger.mode == "streaming":
-        return SourcePlan("streaming", "configured: mode streaming")
+        return SourcePlan("streaming", f"configured: mode streaming on {trigger.resolved_channel}")
     if trigger.channel_kind in ("platform_event", "generic"):
         return SourcePlan("streaming", f"auto: {trigger.channel_kind} channels can only stream")
-    if streaming_available:
-        return SourcePlan("streaming", f"auto: subscribing to {trigger.resolved_channel}")
-    return SourcePlan("polling", "auto: streaming is not available in this version")
+    return SourcePlan("auto", f"auto: subscribing to {trigger.resolved_channel}")

@@ -138,7 +138,8 @@ class PollingSource:
         )
         events = []
         for row in rows:
-            change = classify(row, read_from, last_changes.get(str(row["Id"])))
+            last = last_changes.get(str(row["Id"]))
+            change = classify(row, read_from, last.change if last else None)
             if change in self.trigger.events:
                 events.append(polled_event(self.trigger.name, self.object_name, row, change))
         return events
@@ -153,6 +154,10 @@ class PollingSource:
             if saved is not None and "watermark" in saved.position:
                 self.watermark = Watermark.from_position(saved.position)
                 self._floor = parse_datetime(str(saved.position.get("floor", EPOCH_TEXT)))
+            elif saved is not None and saved.event_time is not None:
+                # Taking over from the streaming source: poll from its newest change on.
+                self.watermark = Watermark(saved.event_time.replace(microsecond=0), "")
+                self._floor = self.watermark.time - self.trigger.poll_lookback
             else:
                 start = initial_watermark(self.trigger.start_from, self._clock())
                 self.watermark = Watermark(window_end(start.time, timedelta(0)), "")

@@ -14,6 +14,7 @@ from typing import Any
 from ..events.model import Change, Event, event_id
 from ..events.payload import format_time
 from ..salesforce.soql import identifier, literal, parse_datetime
+from ..store.records import RecordState
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SYSTEM_FIELDS = ("Id", "CreatedDate", "SystemModstamp", "IsDeleted")
@@ -94,6 +95,15 @@ def _query(object_name: str, fields: Iterable[str], where: str | None, condition
 
 def row_watermark(row: Mapping[str, Any]) -> Watermark:
     return Watermark(parse_datetime(str(row["SystemModstamp"])), str(row["Id"]))
+
+
+def already_seen(row: Mapping[str, Any], last: RecordState | None) -> bool:
+    """True when a stored event of the record is at least as new as this row (for example
+    a streamed change that a gap fill reads again under another event id)."""
+    if last is None:
+        return False
+    stamp = parse_datetime(str(row["SystemModstamp"]))
+    return last.occurred_at.replace(microsecond=0) >= stamp and last.change != "deleted"
 
 
 def classify(row: Mapping[str, Any], read_from: Watermark, last_change: str | None) -> Change:

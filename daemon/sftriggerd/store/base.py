@@ -23,6 +23,7 @@ from .records import (
     NewEvent,
     OutboxCounts,
     Outcome,
+    RecordState,
 )
 
 
@@ -56,7 +57,7 @@ class Store(abc.ABC):
     async def checkpoints(self) -> list[Checkpoint]: ...
 
     @abc.abstractmethod
-    async def last_changes(self, trigger: str, record_ids: Sequence[str]) -> dict[str, str]:
+    async def last_changes(self, trigger: str, record_ids: Sequence[str]) -> dict[str, RecordState]:
         """The change of the newest stored event per record id (those that have one)."""
 
     @abc.abstractmethod

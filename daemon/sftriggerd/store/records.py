@@ -103,3 +103,11 @@ class DeliveryRow:
 class OutboxCounts:
     pending: int
     dead: int
+
+
+@dataclass(frozen=True)
+class RecordState:
+    """The newest stored event of a record, for telling undeletes and skipping re-reads."""
+
+    change: str
+    occurred_at: datetime

@@ -38,6 +38,7 @@ from .records import (
     NewEvent,
     OutboxCounts,
     Outcome,
+    RecordState,
 )
 
 T = TypeVar("T")
@@ -118,7 +119,7 @@ class SqliteStore(Store):
     async def checkpoints(self) -> list[Checkpoint]:
         return await self._run(ops.checkpoints)
 
-    async def last_changes(self, trigger: str, record_ids: Sequence[str]) -> dict[str, str]:
+    async def last_changes(self, trigger: str, record_ids: Sequence[str]) -> dict[str, RecordState]:
         return await self._run(lambda db: ops.last_changes(db, trigger, record_ids))
 
     async def claim_due(

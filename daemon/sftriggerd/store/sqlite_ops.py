@@ -22,6 +22,7 @@ from .records import (
     NewEvent,
     OutboxCounts,
     Outcome,
+    RecordState,
     Retry,
 )
 
@@ -358,14 +359,16 @@ def prune(db: sqlite3.Connection, delivered_before: datetime) -> int:
     return cursor.rowcount
 
 
-def last_changes(db: sqlite3.Connection, trigger: str, record_ids: Sequence[str]) -> dict[str, str]:
-    found: dict[str, str] = {}
+def last_changes(
+    db: sqlite3.Connection, trigger: str, record_ids: Sequence[str]
+) -> dict[str, RecordState]:
+    found: dict[str, RecordState] = {}
     for record_id in record_ids:
         row = db.execute(
-            "SELECT change FROM events WHERE trigger = ? AND record_id = ?"
+            "SELECT change, occurred_at FROM events WHERE trigger = ? AND record_id = ?"
             " ORDER BY seq DESC LIMIT 1",
             (trigger, record_id),
         ).fetchone()
         if row is not None:
-            found[record_id] = row[0]
+            found[record_id] = RecordState(change=row[0], occurred_at=dt_required(row[1]))
     return found

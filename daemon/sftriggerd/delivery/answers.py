@@ -1,0 +1,34 @@
+"""What one webhook attempt came back with: an HTTP answer, or no answer at all."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+FailureKind = Literal["timeout", "connection", "tls", "disconnected", "invalid_answer", "request"]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The endpoint answered; `body` is at most the first few KiB, for the error snippet."""
+
+    status: int
+    retry_after: str | None
+    body: bytes
+    duration_s: float
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+@dataclass(frozen=True)
+class Failure:
+    """No usable answer; `error` is short, fit for `last_error` and logs (no secrets)."""
+
+    kind: FailureKind
+    error: str
+    duration_s: float
+
+
+Result = Answer | Failure

@@ -1,0 +1,134 @@
+"""The delivery part: one worker per endpoint, woken by ingest, drained at shutdown.
+
+Each endpoint gets its own loop, breaker and in-flight bound, so a slow or failing endpoint
+never holds up another. The outbox gauges are read from the store (not counted in memory),
+because other processes on the same PostgreSQL store deliver too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+
+from ..config.settings import EndpointSettings, Settings
+from ..errors import StoreError
+from ..logs import get_logger
+from ..metrics import Metrics
+from ..store.base import Store
+from .breaker import BreakerPolicy, BreakerSnapshot
+from .worker import EndpointWorker, WorkerOptions, wait_any
+
+log = get_logger(__name__)
+
+# After a burst of outcomes, the gauges are refreshed at most this often.
+_COUNTS_MIN_SPACING_S = 0.5
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Dispatcher:
+    """The `Part` that sends webhooks; `notify` is ingest's "new work" callback."""
+
+    name = "dispatcher"
+
+    def __init__(
+        self,
+        store: Store,
+        endpoints: Sequence[EndpointSettings],
+        http: aiohttp.ClientSession,
+        metrics: Metrics,
+        *,
+        shutdown_grace: timedelta = timedelta(seconds=20),
+        lease: timedelta | None = None,
+        clock: Callable[[], datetime] = _utc_now,
+        jitter: Callable[[], float] = random.random,
+        breaker: BreakerPolicy | None = None,
+        max_idle: timedelta = timedelta(seconds=5),
+        counts_interval: timedelta = timedelta(seconds=5),
+    ) -> None:
+        """`lease` overrides the per-endpoint default (2 x timeout + 5 s, at least 30 s);
+        `jitter` returns a float in [0, 1) (see backoff.jittered); `max_idle` caps how long
+        a worker sleeps without news, so leases other processes let lapse are noticed."""
+        self._store = store
+        self._metrics = metrics
+        self._grace = shutdown_grace
+        self._counts_interval = counts_interval
+        self._counts_due = asyncio.Event()
+        options = WorkerOptions(
+            lease=lease,
+            clock=clock,
+            jitter=jitter,
+            breaker=breaker or BreakerPolicy(),
+            max_idle=max_idle,
+            on_outcome=self._counts_due.set,
+        )
+        self._workers = {
+            endpoint.name: EndpointWorker(endpoint, store, http, metrics, options)
+            for endpoint in endpoints
+        }
+
+    def notify(self, endpoint_names: Iterable[str]) -> None:
+        """New deliveries for these endpoints are committed: look for them now."""
+        for name in endpoint_names:
+            worker = self._workers.get(name)
+            if worker is not None:
+                worker.wake.set()
+
+    def not_ready_reasons(self) -> list[str]:
+        # A dispatcher with an open breaker still takes traffic: deliveries queue in the
+        # store. Store reachability is checked by the admin server.
+        return []
+
+    def breakers(self) -> dict[str, BreakerSnapshot]:
+        """Each endpoint's circuit breaker, for the status page."""
+        return {name: worker.breaker.snapshot() for name, worker in self._workers.items()}
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        log.info("dispatcher_started", endpoints=list(self._workers))
+        async with asyncio.TaskGroup() as group:
+            for name, worker in self._workers.items():
+                group.create_task(worker.run(stopping, self._grace), name=f"delivery:{name}")
+            group.create_task(self._refresh_counts_loop(stopping), name="delivery:counts")
+        await self._refresh_counts()
+        log.info("dispatcher_stopped")
+
+    async def _refresh_counts_loop(self, stopping: asyncio.Event) -> None:
+        interval_s = self._counts_interval.total_seconds()
+        while not stopping.is_set():
+            self._counts_due.clear()
+            await self._refresh_counts()
+            # Outcomes arriving meanwhile are counted by the next refresh, one query a burst.
+            await wait_any((stopping,), _COUNTS_MIN_SPACING_S)
+            await wait_any((stopping, self._counts_due), interval_s - _COUNTS_MIN_SPACING_S)
+
+    async def _refresh_counts(self) -> None:
+        try:
+            counts = await self._store.outbox_counts()
+        except StoreError as exc:
+            log.warning("outbox_counts_failed", error=str(exc))
+            return
+        # An endpoint with nothing pending or dead has no row; it must read 0, not stale.
+        for name in {*self._workers, *counts}:
+            found = counts.get(name)
+            self._metrics.outbox_pending.labels(endpoint=name).set(found.pending if found else 0)
+            self._metrics.outbox_dead.labels(endpoint=name).set(found.dead if found else 0)
+
+
+def build_dispatcher(
+    store: Store, settings: Settings, http: aiohttp.ClientSession, metrics: Metrics
+) -> tuple[Dispatcher, Callable[[Iterable[str]], None]]:
+    """The dispatcher as the daemon builds it (matches `daemon.DispatcherFactory`)."""
+    dispatcher = Dispatcher(
+        store,
+        settings.endpoints,
+        http,
+        metrics,
+        shutdown_grace=settings.server.shutdown_grace,
+    )
+    return dispatcher, dispatcher.notify

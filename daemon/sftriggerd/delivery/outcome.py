@@ -1,0 +1,109 @@
+"""From what an attempt came back with to the outcome the store records (CONTRACT §3):
+
+- 2xx: delivered;
+- 410 Gone: dead at once (the receiver says this will never work);
+- 429 and 503: the endpoint's `Retry-After` (seconds or HTTP-date) when it gives a usable one;
+- anything else, a timeout or a connection error: the endpoint's schedule, until max_age.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+from ..config.settings import RetrySettings
+from ..store.records import Claim, Dead, Delivered, Outcome, Retry
+from .answers import Answer, Failure, Result
+from .backoff import honour_retry_after, next_attempt_at
+
+SNIPPET_CHARS = 200
+REDACTED = "[redacted]"
+_HONOURS_RETRY_AFTER = frozenset({429, 503})
+# Ten years: a larger Retry-After means "not soon", and max_age bounds it anyway.
+_MAX_RETRY_AFTER_S = 10 * 365 * 86400
+_WHSEC = re.compile(r"whsec_[A-Za-z0-9+/=]+")
+_WHITESPACE = re.compile(r"\s+")
+
+
+def classify(
+    result: Result,
+    claim: Claim,
+    retry: RetrySettings,
+    now: datetime,
+    jitter: float,
+    secrets: Sequence[str] = (),
+) -> Outcome:
+    """The outcome of one attempt. `secrets` are scrubbed from the answer's snippet, since
+    a receiver may echo our headers back and `last_error` is shown by the admin API."""
+    if isinstance(result, Failure):
+        return _retry_or_dead(claim, retry, now, jitter, None, result.error)
+    if result.ok:
+        return Delivered(status=result.status, at=now)
+    error = answer_error(result, secrets)
+    if result.status == 410:
+        return Dead(status=410, error=error, at=now)
+    if result.status in _HONOURS_RETRY_AFTER:
+        asked = parse_retry_after(result.retry_after, now)
+        if asked is not None:
+            at = honour_retry_after(asked, retry.max_age, claim.retry_since, now)
+            if at is None:
+                return _aged_out(result.status, error, now)
+            return Retry(next_attempt_at=at, status=result.status, error=error)
+    return _retry_or_dead(claim, retry, now, jitter, result.status, error)
+
+
+def _retry_or_dead(
+    claim: Claim,
+    retry: RetrySettings,
+    now: datetime,
+    jitter: float,
+    status: int | None,
+    error: str,
+) -> Outcome:
+    at = next_attempt_at(
+        retry.schedule, retry.max_age, claim.attempts, claim.retry_since, now, jitter
+    )
+    if at is None:
+        return _aged_out(status, error, now)
+    return Retry(next_attempt_at=at, status=status, error=error)
+
+
+def _aged_out(status: int | None, error: str, now: datetime) -> Dead:
+    # Says why it died, so an operator tells "gave up" apart from "410 Gone".
+    return Dead(status=status, error=f"{error} (max_age reached)", at=now)
+
+
+def answer_error(answer: Answer, secrets: Sequence[str] = ()) -> str:
+    """`HTTP 500` followed by the start of what the endpoint said, if anything."""
+    text = snippet(answer.body, secrets)
+    return f"HTTP {answer.status}: {text}" if text else f"HTTP {answer.status}"
+
+
+def snippet(body: bytes, secrets: Sequence[str] = ()) -> str:
+    """The answer body on one line, secrets removed, at most SNIPPET_CHARS characters."""
+    text = _WHITESPACE.sub(" ", body.decode("utf-8", errors="replace")).strip()
+    for secret in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    text = _WHSEC.sub(REDACTED, text)
+    if len(text) > SNIPPET_CHARS:
+        text = text[: SNIPPET_CHARS - 1] + "…"
+    return text
+
+
+def parse_retry_after(value: str | None, now: datetime) -> datetime | None:
+    """`Retry-After` as a time: delay-seconds or an HTTP-date; None when absent or unusable.
+
+    A time in the past is returned as is; the caller never schedules before now."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return now + timedelta(seconds=min(int(value), _MAX_RETRY_AFTER_S))
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    # RFC 9110 dates are GMT; a date without a zone is read the same way.
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

@@ -1,0 +1,100 @@
+"""One webhook POST on the injected session. Network trouble is a value, never an exception:
+the caller classifies it like any other answer."""
+
+from __future__ import annotations
+
+import errno
+import time
+from collections.abc import Mapping
+from datetime import timedelta
+
+import aiohttp
+
+from .answers import Answer, Failure, FailureKind, Result
+
+# Enough of an error answer for a 200-character snippet, even after whitespace is collapsed;
+# an answer larger than this is not read further (its connection is then not reused).
+BODY_PREFIX_BYTES = 4096
+
+
+async def post_webhook(
+    http: aiohttp.ClientSession,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    timeout: timedelta,
+) -> Result:
+    """POSTs `body` and returns the answer, or the failure when none usable came back."""
+    timeout_s = timeout.total_seconds()
+    started = time.monotonic()
+    try:
+        # Redirects are not followed: a redirected POST may become a GET without the body,
+        # and the receiver's URL is configuration to fix, not to guess.
+        async with http.post(
+            url,
+            data=body,
+            headers=dict(headers),
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
+            allow_redirects=False,
+        ) as response:
+            prefix = await _read_prefix(response)
+            return Answer(
+                status=response.status,
+                retry_after=response.headers.get("Retry-After"),
+                body=prefix,
+                duration_s=time.monotonic() - started,
+            )
+    except TimeoutError:
+        return Failure("timeout", f"timeout after {timeout_s:g}s", time.monotonic() - started)
+    except aiohttp.ClientError as exc:
+        kind, error = describe_client_error(exc)
+        return Failure(kind, error, time.monotonic() - started)
+    except OSError as exc:
+        return Failure("connection", _os_error_text(exc), time.monotonic() - started)
+
+
+async def _read_prefix(response: aiohttp.ClientResponse) -> bytes:
+    """The first BODY_PREFIX_BYTES of the answer; a body that breaks off keeps what came."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while size < BODY_PREFIX_BYTES:
+            chunk = await response.content.read(BODY_PREFIX_BYTES - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError):
+        # The status line and headers did arrive: that is the endpoint's answer.
+        pass
+    return b"".join(chunks)
+
+
+def describe_client_error(exc: aiohttp.ClientError) -> tuple[FailureKind, str]:
+    """A short, secret-free description; never the URL, which may carry credentials."""
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return "tls", "TLS handshake failed"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "connection", "DNS lookup failed"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "connection", _os_error_text(exc.os_error)
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "disconnected", "server disconnected without answering"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return "invalid_answer", "invalid HTTP answer"
+    if isinstance(exc, aiohttp.ClientOSError):
+        return "connection", _os_error_text(exc)
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "request", "invalid URL"
+    return "request", f"request failed: {type(exc).__name__}"
+
+
+def _os_error_text(exc: OSError) -> str:
+    # With several addresses (::1 and 127.0.0.1), asyncio folds the errors into one OSError
+    # without an errno whose text still names them.
+    if exc.errno == errno.ECONNREFUSED or f"[Errno {errno.ECONNREFUSED}]" in str(exc):
+        return "connection refused"
+    if exc.errno == errno.ECONNRESET:
+        return "connection reset"
+    reason = exc.strerror or type(exc).__name__
+    return f"connection failed: {reason}"

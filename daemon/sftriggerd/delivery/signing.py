@@ -1,0 +1,60 @@
+"""The headers of one webhook attempt: Standard Webhooks signature plus our own (CONTRACT §3).
+
+Receivers verify with an off-the-shelf Standard Webhooks library, so the signed content is
+exactly `{webhook-id}.{webhook-timestamp}.{body}` and the body bytes sent are the ones signed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Mapping
+
+from .. import __version__
+
+USER_AGENT = f"sftriggerd/{__version__}"
+
+# A configured header with one of these names would break the signature, the framing or
+# the contract, so the endpoint's `headers` cannot replace them.
+RESERVED_HEADERS = frozenset(
+    {
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "content-type",
+        "content-length",
+        "transfer-encoding",
+        "user-agent",
+    }
+)
+
+
+def sign(event_id: str, timestamp_s: int, body: bytes, secret_key: bytes) -> str:
+    """`v1,<base64 HMAC-SHA256>` of `{id}.{timestamp}.{body}`."""
+    signed = f"{event_id}.{timestamp_s}.".encode() + body
+    digest = hmac.new(secret_key, signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def webhook_headers(
+    event_id: str,
+    timestamp_s: int,
+    body: bytes,
+    secret_key: bytes,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Every header of the attempt; `extra` (the endpoint's configured headers) never wins."""
+    headers = {
+        name: value for name, value in (extra or {}).items() if name.lower() not in RESERVED_HEADERS
+    }
+    headers.update(
+        {
+            "webhook-id": event_id,
+            "webhook-timestamp": str(timestamp_s),
+            "webhook-signature": sign(event_id, timestamp_s, body, secret_key),
+            "content-type": "application/json",
+            "user-agent": USER_AGENT,
+        }
+    )
+    return headers

@@ -1,0 +1,399 @@
+"""The streaming source: one CometD subscription per trigger, resumed from the committed
+replay id after every restart, disconnect, re-handshake and re-login.
+
+Every batch of events from a long-poll is one `ingest` with the replay id of its last event,
+so the checkpoint never runs ahead of the data. Faults each have a log line and a metric:
+`403::Unknown client` (handshake and subscribe again), 401 (log in again), transport errors
+and stalls (back off, reconnect), a replay id past retention (back-fill by polling, then
+resume), and CDC gap notices (re-read the records, or poll the object's time range).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+
+from ..config.settings import TriggerSettings
+from ..errors import AuthenticationError, SftriggerdError
+from ..events.model import Event
+from ..events.normalise import (
+    Gap,
+    MalformedMessage,
+    cdc_header,
+    from_cdc,
+    from_generic,
+    from_platform_event,
+    from_pushtopic,
+    replay_id,
+)
+from ..ingest import Ingest
+from ..logs import get_logger
+from ..metrics import Metrics
+from ..salesforce.client import SalesforceClient
+from ..salesforce.cometd import (
+    STALL_MARGIN_S,
+    AuthInvalidError,
+    BayeuxClient,
+    BayeuxError,
+    TransportError,
+    UnknownClientError,
+)
+from ..salesforce.soql import parse_datetime
+from ..store.base import Store
+from ..store.records import Checkpoint
+from .backfill import Backfill
+from .status import TriggerStatus
+
+log = get_logger(__name__)
+
+_REPLAY_NEW, _REPLAY_ALL = -1, -2
+_INVALID_REPLAY = "The replayId"
+_CHANNEL_MISSING = "does not exist"
+
+
+class ChannelUnavailableError(SftriggerdError):
+    """The channel cannot be subscribed (CDC not enabled for the object, no permission)."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class StreamingSource:
+    def __init__(
+        self,
+        trigger: TriggerSettings,
+        client: SalesforceClient,
+        ingest: Ingest,
+        store: Store,
+        metrics: Metrics,
+        status: TriggerStatus,
+        *,
+        backoff_cap_s: float = 60.0,
+        stall_margin_s: float = STALL_MARGIN_S,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        channel = trigger.resolved_channel
+        assert channel is not None, "a streamed trigger has a channel"
+        self.trigger = trigger
+        self.channel = channel
+        self.name = f"streaming:{trigger.name}"
+        self._client = client
+        self._ingest = ingest
+        self._store = store
+        self._metrics = metrics
+        self.status = status
+        self._backoff_cap_s = backoff_cap_s
+        self._stall_margin_s = stall_margin_s
+        self._clock = clock
+        self._failures = 0
+        # Set by `mode: auto`: an unavailable channel ends `run` so polling can take over.
+        self.fall_back = False
+        self._last_event_at = clock()
+        # Without a stored replay id, events older than this are not ours (start_from).
+        self._not_before: datetime | None = (
+            trigger.start_from if isinstance(trigger.start_from, datetime) else None
+        )
+        self.backfill = Backfill(trigger, client, ingest, store) if trigger.object else None
+
+    def not_ready_reasons(self) -> list[str]:
+        if not self.status.connected:
+            return [f"{self.trigger.name}: subscription to {self.channel} not acknowledged"]
+        return []
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                await self._session(stopping)
+            except UnknownClientError as exc:
+                self._fault("stream_rehandshake", exc, level="info")
+                continue  # routine at Salesforce: handshake and subscribe again at once
+            except AuthInvalidError as exc:
+                self._fault("stream_relogin", exc)
+                await self._relogin(stopping)
+            except ChannelUnavailableError as exc:
+                if self.fall_back:
+                    raise
+                self.status.state = "failed"
+                self._fault("stream_channel_unavailable", exc, level="error")
+                await self._back_off(stopping)
+            except (TransportError, BayeuxError, SftriggerdError) as exc:
+                self._fault("stream_error", exc)
+                await self._back_off(stopping)
+            finally:
+                self._set_connected(False)
+
+    async def _session(self, stopping: asyncio.Event) -> None:
+        jar = aiohttp.CookieJar(unsafe=True)  # the routing cookie may come from an IP host
+        async with aiohttp.ClientSession(cookie_jar=jar) as http:
+            bayeux = await self._open(http)
+            try:
+                await self._subscribe(bayeux)
+                self._failures = 0
+                await self._listen(bayeux, stopping)
+            finally:
+                if stopping.is_set():
+                    await self._disconnect(bayeux)
+
+    async def _open(self, http: aiohttp.ClientSession) -> BayeuxClient:
+        token = await self._client.session.token()
+        version = self._client.api_version
+
+        async def authorization() -> str:
+            return f"Bearer {(await self._client.session.token()).access_token}"
+
+        bayeux = BayeuxClient(
+            http,
+            f"{token.instance_url}/cometd/{version}",
+            authorization,
+            proxy=self._client.proxy,
+            stall_margin_s=self._stall_margin_s,
+        )
+        await bayeux.handshake()
+        await bayeux.connect()  # the first connect answers at once, with the advice
+        return bayeux
+
+    async def _subscribe(self, bayeux: BayeuxClient) -> None:
+        saved = await self._store.checkpoint(self.trigger.name)
+        if saved is not None and "watermark" in saved.position and self.backfill is not None:
+            await self._take_over_from_polling(bayeux, saved.position)
+            return
+        replay = await self._replay_from()
+        try:
+            await bayeux.subscribe(self.channel, {"replay": {self.channel: replay}})
+        except BayeuxError as exc:
+            if _CHANNEL_MISSING in exc.error or exc.code == "403":
+                raise ChannelUnavailableError(exc.error) from exc
+            if _INVALID_REPLAY not in exc.error or replay < 0:
+                raise
+            await self._resume_after_expiry(bayeux, replay, exc)
+        if self.channel not in bayeux.subscriptions:
+            raise BayeuxError("/meta/subscribe", f"{self.channel} is not subscribed")
+        self._set_connected(True)
+        log.info(
+            "stream_subscribed", trigger=self.trigger.name, channel=self.channel, replay_id=replay
+        )
+
+    async def _resume_after_expiry(
+        self, bayeux: BayeuxClient, replay: int, exc: BayeuxError
+    ) -> None:
+        """The stored replay id left retention: never jump to "latest" silently."""
+        self._count_fault("replay_expired")
+        if self.backfill is None:
+            message = (
+                f"replay id {replay} expired on {self.channel}; platform events cannot be"
+                " back-filled, events published meanwhile may be lost"
+            )
+            log.error("stream_gap_unrecoverable", trigger=self.trigger.name, replay_id=replay)
+            self.status.last_error = message
+            await bayeux.subscribe(self.channel, {"replay": {self.channel: _REPLAY_ALL}})
+            return
+        # Subscribe first, so nothing after this moment is missed, then poll the gap.
+        await bayeux.subscribe(self.channel, {"replay": {self.channel: _REPLAY_NEW}})
+        saved = await self._store.checkpoint(self.trigger.name)
+        since = saved.event_time if saved and saved.event_time else self._clock()
+        filled = await self.backfill.fill_range(
+            since - timedelta(minutes=1), self._clock(), position=self._position(None)
+        )
+        log.warning(
+            "stream_gap_filled",
+            trigger=self.trigger.name,
+            replay_id=replay,
+            since=since.isoformat(),
+            events=filled,
+            error=exc.error,
+        )
+
+    async def _take_over_from_polling(self, bayeux: BayeuxClient, position: dict[str, Any]) -> None:
+        """The poller ran last: subscribe for new events, then poll from its watermark."""
+        assert self.backfill is not None
+        await bayeux.subscribe(self.channel, {"replay": {self.channel: _REPLAY_NEW}})
+        since = parse_datetime(str(position["watermark"]))
+        filled = await self.backfill.fill_range(
+            since - self.trigger.poll_lookback, self._clock(), position=self._position(None)
+        )
+        self._set_connected(True)
+        log.info("stream_took_over_from_polling", trigger=self.trigger.name, events=filled)
+
+    async def _listen(self, bayeux: BayeuxClient, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            poll = asyncio.ensure_future(bayeux.connect())
+            stop = asyncio.ensure_future(stopping.wait())
+            done, _ = await asyncio.wait({poll, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if poll not in done:
+                poll.cancel()
+                return
+            stop.cancel()
+            result = poll.result()
+            if result.events:
+                await self._handle(result.events)
+            await self._verify_if_silent()
+            interval_s = bayeux.advice.interval_ms / 1000  # milliseconds, not seconds
+            if bayeux.advice.reconnect == "none":
+                raise AuthInvalidError("/meta/connect", "server advised reconnect: none")
+            if interval_s > 0:
+                await asyncio.sleep(interval_s)
+
+    async def _handle(self, messages: list[dict[str, Any]]) -> None:
+        events: list[Event] = []
+        last_replay: int | None = None
+        for message in messages:
+            if message.get("channel") != self.channel:
+                continue
+            try:
+                events.extend(await self._normalise(message))
+            except MalformedMessage as exc:
+                log.error(
+                    "stream_message_malformed",
+                    trigger=self.trigger.name,
+                    error=str(exc),
+                    replay_id=replay_id(message),
+                )
+            last_replay = replay_id(message) or last_replay
+        if last_replay is None:
+            return
+        if self._not_before is not None:
+            events = [e for e in events if e.occurred_at >= self._not_before]
+        newest = max((e.occurred_at for e in events), default=None)
+        await self._ingest(self.trigger.name, events, self._checkpoint(last_replay, newest))
+        self._last_event_at = self._clock()
+        self.status.checkpoint = f"replay_id {last_replay}"
+        self.status.caught_up_to = self._clock()
+
+    async def _normalise(self, message: dict[str, Any]) -> list[Event]:
+        kind = self.trigger.channel_kind
+        name = self.trigger.name
+        if kind == "platform_event":
+            return [from_platform_event(name, self.channel, message)]
+        if kind == "generic":
+            return [from_generic(name, self.channel, message)]
+        if kind == "pushtopic":
+            assert self.trigger.object is not None
+            event = from_pushtopic(name, self.trigger.object, self.channel, message)
+            return [event] if event.change in self.trigger.events else []
+        result = from_cdc(name, self.channel, message)
+        if isinstance(result, Gap):
+            return await self._fill_gap(result)
+        if self._ignored(message):
+            return []
+        wanted = [e for e in result if e.change in self.trigger.events]
+        return await self._enrich(wanted) if self.trigger.enrich else wanted
+
+    def _ignored(self, message: dict[str, Any]) -> bool:
+        header = cdc_header(message)
+        origin = str(header.get("changeOrigin", ""))
+        return str(header.get("commitUser", "")) in self.trigger.ignore_users or any(
+            marker in origin for marker in self.trigger.ignore_origins
+        )
+
+    async def _enrich(self, events: list[Event]) -> list[Event]:
+        enriched = []
+        for event in events:
+            if event.change == "updated" and event.object and event.record_id:
+                fields = list(self.trigger.fields) or None
+                record = await self._client.get_record(event.object, event.record_id, fields)
+                if record is not None:
+                    merged = {k: v for k, v in record.items() if k != "attributes"}
+                    event = Event(**{**event.__dict__, "record": merged})
+            enriched.append(event)
+        return enriched
+
+    async def _fill_gap(self, gap: Gap) -> list[Event]:
+        self._count_fault("gap_overflow" if gap.overflow else "gap")
+        log.warning(
+            "stream_gap_notice",
+            trigger=self.trigger.name,
+            change_type=gap.change_type,
+            records=len(gap.record_ids),
+        )
+        if self.backfill is None:
+            return []
+        if gap.overflow:
+            await self.backfill.fill_range(
+                gap.commit_time - timedelta(minutes=1),
+                self._clock(),
+                position=self._position(gap.replay_id),
+            )
+            return []
+        return await self.backfill.reread(gap.object_name, gap.record_ids, gap.commit_time)
+
+    async def _verify_if_silent(self) -> None:
+        threshold = self.trigger.verify_after
+        if threshold is None or self.backfill is None:
+            return
+        if self._clock() - self._last_event_at < threshold:
+            return
+        since = self._last_event_at
+        self._last_event_at = self._clock()
+        missed = await self.backfill.count_since(since)
+        log.info("stream_verified", trigger=self.trigger.name, missed=missed)
+        if missed:
+            self._count_fault("silence_missed")
+            await self.backfill.fill_range(
+                since - timedelta(minutes=1), self._clock(), position=await self._current_position()
+            )
+
+    async def _replay_from(self) -> int:
+        saved = await self._store.checkpoint(self.trigger.name)
+        if saved is not None and isinstance(saved.position.get("replay_id"), int):
+            return int(saved.position["replay_id"])
+        if self.trigger.start_from == "latest" and self._not_before is None:
+            # From now on; a later re-subscribe before any event arrived replays everything
+            # retained and drops what is older, so the reconnect window loses nothing.
+            self._not_before = self._clock() - timedelta(seconds=1)
+            return _REPLAY_NEW
+        return _REPLAY_ALL
+
+    async def _current_position(self) -> dict[str, Any]:
+        saved = await self._store.checkpoint(self.trigger.name)
+        return dict(saved.position) if saved else self._position(None)
+
+    def _position(self, replay: int | None) -> dict[str, Any]:
+        return {"replay_id": replay, "channel": self.channel}
+
+    def _checkpoint(self, replay: int, newest: datetime | None) -> Checkpoint:
+        return Checkpoint(
+            trigger=self.trigger.name, position=self._position(replay), event_time=newest
+        )
+
+    async def _relogin(self, stopping: asyncio.Event) -> None:
+        try:
+            await self._client.session.relogin(await self._client.session.token())
+        except AuthenticationError as exc:
+            self.status.state = "failed"
+            self.status.last_error = str(exc)
+            await self._back_off(stopping)
+
+    async def _back_off(self, stopping: asyncio.Event) -> None:
+        self._failures += 1
+        delay_s = random.uniform(0, min(self._backoff_cap_s, 0.5 * 2**self._failures))
+        try:
+            await asyncio.wait_for(stopping.wait(), delay_s)
+        except TimeoutError:
+            pass
+
+    async def _disconnect(self, bayeux: BayeuxClient) -> None:
+        try:
+            await bayeux.disconnect()
+        except (TransportError, BayeuxError):
+            pass  # the server expires the client on its own
+
+    def _set_connected(self, connected: bool) -> None:
+        self.status.connected = connected
+        if connected:
+            self.status.state = "running"
+            self.status.caught_up_to = self._clock()
+        self._metrics.stream_connected.labels(trigger=self.trigger.name).set(int(connected))
+
+    def _fault(self, event: str, exc: Exception, level: str = "warning") -> None:
+        self._count_fault(event.removeprefix("stream_"))
+        self.status.last_error = str(exc)
+        getattr(log, level)(event, trigger=self.trigger.name, channel=self.channel, error=str(exc))
+
+    def _count_fault(self, kind: str) -> None:
+        self._metrics.stream_faults.labels(trigger=self.trigger.name, kind=kind).inc()

@@ -1,0 +1,38 @@
+"""`sftriggerd demo` shows deliveries within seconds and stops cleanly on Ctrl-C."""
+
+import signal
+import subprocess
+import time
+
+from tests.acceptance.cli import sftriggerd_command
+
+
+def test_demo_prints_signed_deliveries_and_stops_on_ctrl_c() -> None:
+    process = subprocess.Popen(
+        [*sftriggerd_command(), "demo"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    deadline = time.monotonic() + 30
+    assert process.stdout is not None
+    try:
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            lines.append(line)
+            if sum("signature ok" in seen for seen in lines) >= 3:
+                break
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    output = "".join(lines) + rest
+    assert process.returncode == 0, output
+    deliveries = [line for line in output.splitlines() if "signature ok" in line]
+    assert len(deliveries) >= 3, output
+    assert any("account.created" in line for line in deliveries)
+    assert "admin     http://127.0.0.1:" in output
+    assert output.rstrip().endswith("demo stopped")
+    assert "Traceback" not in output

@@ -1,0 +1,105 @@
+"""One POST against a real local server: every way it can end is a value."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from sftriggerd.delivery.answers import Answer, Failure
+from sftriggerd.delivery.sender import BODY_PREFIX_BYTES, post_webhook
+
+from .conftest import unused_url
+
+SECOND = timedelta(seconds=1)
+
+
+async def big(request: web.Request) -> web.StreamResponse:
+    return web.Response(status=500, body=b"x" * 100_000, headers={"Retry-After": "7"})
+
+
+async def moved(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound("/echo")
+
+
+async def echo(request: web.Request) -> web.StreamResponse:
+    return web.Response(status=200, body=await request.read())
+
+
+async def slow(request: web.Request) -> web.StreamResponse:
+    await asyncio.sleep(1)
+    return web.Response(status=200)
+
+
+async def hang_up(request: web.Request) -> web.StreamResponse:
+    assert request.transport is not None
+    request.transport.close()
+    await asyncio.sleep(0.1)
+    return web.Response(status=200)
+
+
+@pytest.fixture
+async def base_url() -> AsyncIterator[str]:
+    app = web.Application()
+    for path, handler in [
+        ("/big", big),
+        ("/moved", moved),
+        ("/echo", echo),
+        ("/slow", slow),
+        ("/hang-up", hang_up),
+    ]:
+        app.router.add_post(path, handler)
+    runner = web.AppRunner(app, shutdown_timeout=0.2)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+async def post(url: str, timeout: timedelta = SECOND) -> Answer | Failure:
+    async with aiohttp.ClientSession() as http:
+        return await post_webhook(http, url, {"x-test": "1"}, b'{"a":1}', timeout)
+
+
+async def test_an_answer_carries_status_retry_after_and_a_body_prefix(base_url: str) -> None:
+    answer = await post(f"{base_url}/big")
+    assert isinstance(answer, Answer)
+    assert (answer.status, answer.retry_after, answer.ok) == (500, "7", False)
+    assert answer.body == b"x" * BODY_PREFIX_BYTES
+    assert answer.duration_s >= 0
+
+
+async def test_the_body_is_sent_as_given(base_url: str) -> None:
+    answer = await post(f"{base_url}/echo")
+    assert isinstance(answer, Answer) and answer.ok and answer.body == b'{"a":1}'
+
+
+async def test_redirects_are_not_followed(base_url: str) -> None:
+    answer = await post(f"{base_url}/moved")
+    assert isinstance(answer, Answer) and answer.status == 302
+
+
+async def test_a_slow_endpoint_times_out(base_url: str) -> None:
+    failure = await post(f"{base_url}/slow", timeout=timedelta(milliseconds=150))
+    assert failure == Failure("timeout", "timeout after 0.15s", failure.duration_s)
+    assert 0.1 < failure.duration_s < 0.9
+
+
+async def test_nobody_listening_is_connection_refused() -> None:
+    failure = await post(unused_url())
+    assert isinstance(failure, Failure)
+    assert (failure.kind, failure.error) == ("connection", "connection refused")
+
+
+async def test_a_server_that_hangs_up_is_a_failure(base_url: str) -> None:
+    failure = await post(f"{base_url}/hang-up")
+    assert isinstance(failure, Failure)
+    assert failure.kind == "disconnected"
+    assert failure.error == "server disconnected without answering"

@@ -1,0 +1,109 @@
+"""A streaming source wired to a real emulator (short long-polls) and a real SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from sftriggerd.config.settings import EndpointSettings, SalesforceSettings, TriggerSettings
+from sftriggerd.metrics import Metrics
+from sftriggerd.salesforce.client import RetryPolicy, SalesforceClient
+from sftriggerd.sources.status import TriggerStatus
+from sftriggerd.sources.streaming import StreamingSource
+from sftriggerd.store.sqlite import SqliteStore
+from tests.integration.polling_rig import SECRET, RecordingIngest
+
+
+@dataclass
+class StreamingRig:
+    source: StreamingSource
+    ingest: RecordingIngest
+    store: SqliteStore
+    client: SalesforceClient
+    metrics: Metrics
+    stopping: asyncio.Event
+    task: asyncio.Task[None] | None = None
+
+    def changes(self) -> list[tuple[str, str | None]]:
+        return [(e.change, e.record_id) for e in self.ingest.new]
+
+    def start(self) -> None:
+        self.stopping = asyncio.Event()
+        self.task = asyncio.create_task(self.source.run(self.stopping))
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        if self.task is not None:
+            await asyncio.wait_for(self.task, 10)
+
+    async def connected(self, timeout_s: float = 10) -> None:
+        async with asyncio.timeout(timeout_s):
+            while not self.source.status.connected:
+                await asyncio.sleep(0.02)
+
+    async def wait_events(self, count: int, timeout_s: float = 10) -> None:
+        async with asyncio.timeout(timeout_s):
+            while len(self.ingest.new) < count:
+                await asyncio.sleep(0.02)
+
+    def faults(self, kind: str) -> float:
+        value = self.metrics.registry.get_sample_value(
+            "sftriggerd_stream_faults_total", {"trigger": self.source.trigger.name, "kind": kind}
+        )
+        return value or 0.0
+
+
+async def make_streaming_rig(
+    emulator_url: str,
+    http: aiohttp.ClientSession,
+    state_dir: Path,
+    store: SqliteStore | None = None,
+    **trigger: Any,
+) -> StreamingRig:
+    settings = SalesforceSettings.model_validate(
+        {
+            "login_url": emulator_url,
+            "auth": {
+                "client_id": "emulator-client",
+                "client_secret": "emulator-secret",
+                "username": "admin@emulator.local",
+                "password": "emulator",
+            },
+        }
+    )
+    fields = {
+        "name": "accounts",
+        "object": "Account",
+        "mode": "streaming",
+        "fields": ["Name"],
+        "start_from": "latest",
+        **trigger,
+    }
+    trigger_settings = TriggerSettings.model_validate(fields)
+    endpoint = EndpointSettings.model_validate(
+        {"name": "hook", "url": "http://127.0.0.1:9/h", "secret": SECRET}
+    )
+    metrics = Metrics()
+    if store is None:
+        store = SqliteStore(state_dir / "state.db")
+        await store.open()
+    client = SalesforceClient(
+        settings, http, metrics, retry=RetryPolicy(attempts=3, base_s=0.01, cap_s=0.02)
+    )
+    ingest = RecordingIngest(store, [endpoint], metrics)
+    status = TriggerStatus(name=trigger_settings.name, mode="streaming", mode_reason="test")
+    source = StreamingSource(
+        trigger_settings,
+        client,
+        ingest,
+        store,
+        metrics,
+        status,
+        backoff_cap_s=0.2,
+        stall_margin_s=1.0,
+    )
+    return StreamingRig(source, ingest, store, client, metrics, asyncio.Event())
