@@ -273,3 +273,26 @@ async def test_ignored_users_and_enrichment(
     assert quiet.changes() == []
     await quiet.stop()
     await rig.store.close()
+
+
+async def test_a_silent_stream_verifies_itself_and_back_fills(
+    emulator: RunningEmulator, http: aiohttp.ClientSession, org: OrgClient, tmp_path: Path
+) -> None:
+    rig = await make_streaming_rig(emulator.url, http, tmp_path, verify_after="2s")
+    rig.start()
+    await rig.connected()
+    # The event bus holds the event back (as in Salesforce's "missing replay tightening").
+    answer = await control(
+        http,
+        emulator.url,
+        "cometd/starve",
+        {"channel": "/data/AccountChangeEvent", "enabled": True},
+    )
+    assert answer.status == 200, answer.body
+    record = await org.create("Account", {"Name": "Starved"})
+    await rig.wait_events(1, timeout_s=15)
+    assert rig.changes() == [("created", record)]
+    assert rig.ingest.new[0].source.get("gap_fill") is True
+    assert rig.faults("silence_missed") == 1
+    await rig.stop()
+    await rig.store.close()

@@ -72,6 +72,6 @@ class Backfill:
     async def count_since(self, since: datetime) -> int:
         soql = (
             f"SELECT COUNT() FROM {identifier(self.object_name)}"
-            f" WHERE SystemModstamp > {literal(since)}"
+            f" WHERE SystemModstamp >= {literal(since.replace(microsecond=0))}"
         )
         return await self._client.count(soql)
