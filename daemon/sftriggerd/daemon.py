@@ -17,6 +17,7 @@ from .metrics import Metrics
 from .pruner import Pruner
 from .salesforce.client import SalesforceClient
 from .sources.auto import AutoSource
+from .sources.context import SourceContext
 from .sources.plan import plan_source
 from .sources.polling import PollingSource
 from .sources.status import Mode, TriggerStatus
@@ -35,19 +36,20 @@ def build_sources(
 ) -> tuple[list[Part], list[TriggerStatus]]:
     parts: list[Part] = []
     statuses: list[TriggerStatus] = []
+    context = SourceContext(client=client, ingest=ingest, store=store, metrics=metrics)
     for trigger in settings.triggers:
         plan = plan_source(trigger)
         mode: Mode = "polling" if plan.plan == "polling" else "streaming"
         status = TriggerStatus(name=trigger.name, mode=mode, mode_reason=plan.reason)
         statuses.append(status)
         if plan.plan == "polling":
-            parts.append(PollingSource(trigger, client, ingest, store, metrics, status))
+            parts.append(PollingSource(trigger, context, status))
             continue
-        streaming = StreamingSource(trigger, client, ingest, store, metrics, status)
+        streaming = StreamingSource(trigger, context, status)
         if plan.plan == "streaming":
             parts.append(streaming)
             continue
-        polling = PollingSource(trigger, client, ingest, store, metrics, status)
+        polling = PollingSource(trigger, context, status)
         parts.append(AutoSource(streaming, polling, status))
     return parts, statuses
 

@@ -15,6 +15,7 @@ from sftriggerd.events.model import Event
 from sftriggerd.ingest import Ingest
 from sftriggerd.metrics import Metrics
 from sftriggerd.salesforce.client import RetryPolicy, SalesforceClient
+from sftriggerd.sources.context import SourceContext
 from sftriggerd.sources.polling import PollingSource
 from sftriggerd.sources.status import TriggerStatus
 from sftriggerd.store.records import Checkpoint, IngestResult
@@ -50,15 +51,15 @@ class PollingRig:
         return [(e.change, e.record_id) for e in self.ingest.new]
 
 
-async def make_rig(
+async def wire(
     emulator_url: str,
     http: aiohttp.ClientSession,
     state_dir: Path,
-    store: SqliteStore | None = None,
-    batch_size: int | None = None,
+    metrics: Metrics,
+    store: SqliteStore | None,
     budget: float = 0.5,
-    **trigger: Any,
-) -> PollingRig:
+) -> tuple[SqliteStore, SalesforceClient, RecordingIngest]:
+    """The store, a client logged in as the emulator's admin, and a recording ingest."""
     settings = SalesforceSettings.model_validate(
         {
             "login_url": emulator_url,
@@ -71,6 +72,26 @@ async def make_rig(
             },
         }
     )
+    endpoint = EndpointSettings.model_validate(
+        {"name": "hook", "url": "http://127.0.0.1:9/h", "secret": SECRET}
+    )
+    if store is None:
+        store = SqliteStore(state_dir / "state.db")
+        await store.open()
+    retry = RetryPolicy(attempts=3, base_s=0.01, cap_s=0.02)
+    client = SalesforceClient(settings, http, metrics, retry=retry)
+    return store, client, RecordingIngest(store, [endpoint], metrics)
+
+
+async def make_rig(
+    emulator_url: str,
+    http: aiohttp.ClientSession,
+    state_dir: Path,
+    store: SqliteStore | None = None,
+    batch_size: int | None = None,
+    budget: float = 0.5,
+    **trigger: Any,
+) -> PollingRig:
     trigger_settings = TriggerSettings.model_validate(
         {
             "name": "accounts",
@@ -83,17 +104,8 @@ async def make_rig(
             **trigger,
         }
     )
-    endpoint = EndpointSettings.model_validate(
-        {"name": "hook", "url": "http://127.0.0.1:9/h", "secret": SECRET}
-    )
     metrics = Metrics()
-    if store is None:
-        store = SqliteStore(state_dir / "state.db")
-        await store.open()
-    client = SalesforceClient(
-        settings, http, metrics, retry=RetryPolicy(attempts=3, base_s=0.01, cap_s=0.02)
-    )
-    ingest = RecordingIngest(store, [endpoint], metrics)
+    store, client, ingest = await wire(emulator_url, http, state_dir, metrics, store, budget)
     status = TriggerStatus(name="accounts", mode="polling", mode_reason="configured")
     rig = PollingRig(
         source=None,
@@ -102,14 +114,12 @@ async def make_rig(
         client=client,  # type: ignore[arg-type]
         metrics=metrics,
     )
-    rig.source = PollingSource(
-        trigger_settings,
-        client,
-        ingest,
-        store,
-        metrics,
-        status,
-        batch_size=batch_size,
+    context = SourceContext(
+        client=client,
+        ingest=ingest,
+        store=store,
+        metrics=metrics,
         clock=lambda: datetime.now(UTC) + rig.now_offset,
     )
+    rig.source = PollingSource(trigger_settings, context, status, batch_size=batch_size)
     return rig

@@ -9,13 +9,14 @@ from typing import Any
 
 import aiohttp
 
-from sftriggerd.config.settings import EndpointSettings, SalesforceSettings, TriggerSettings
+from sftriggerd.config.settings import TriggerSettings
 from sftriggerd.metrics import Metrics
-from sftriggerd.salesforce.client import RetryPolicy, SalesforceClient
+from sftriggerd.salesforce.client import SalesforceClient
+from sftriggerd.sources.context import SourceContext
 from sftriggerd.sources.status import TriggerStatus
 from sftriggerd.sources.streaming import StreamingSource
 from sftriggerd.store.sqlite import SqliteStore
-from tests.integration.polling_rig import SECRET, RecordingIngest
+from tests.integration.polling_rig import RecordingIngest, wire
 
 
 @dataclass
@@ -64,17 +65,6 @@ async def make_streaming_rig(
     store: SqliteStore | None = None,
     **trigger: Any,
 ) -> StreamingRig:
-    settings = SalesforceSettings.model_validate(
-        {
-            "login_url": emulator_url,
-            "auth": {
-                "client_id": "emulator-client",
-                "client_secret": "emulator-secret",
-                "username": "admin@emulator.local",
-                "password": "emulator",
-            },
-        }
-    )
     fields = {
         "name": "accounts",
         "object": "Account",
@@ -84,26 +74,11 @@ async def make_streaming_rig(
         **trigger,
     }
     trigger_settings = TriggerSettings.model_validate(fields)
-    endpoint = EndpointSettings.model_validate(
-        {"name": "hook", "url": "http://127.0.0.1:9/h", "secret": SECRET}
-    )
     metrics = Metrics()
-    if store is None:
-        store = SqliteStore(state_dir / "state.db")
-        await store.open()
-    client = SalesforceClient(
-        settings, http, metrics, retry=RetryPolicy(attempts=3, base_s=0.01, cap_s=0.02)
-    )
-    ingest = RecordingIngest(store, [endpoint], metrics)
+    store, client, ingest = await wire(emulator_url, http, state_dir, metrics, store)
     status = TriggerStatus(name=trigger_settings.name, mode="streaming", mode_reason="test")
+    context = SourceContext(client=client, ingest=ingest, store=store, metrics=metrics)
     source = StreamingSource(
-        trigger_settings,
-        client,
-        ingest,
-        store,
-        metrics,
-        status,
-        backoff_cap_s=0.2,
-        stall_margin_s=1.0,
+        trigger_settings, context, status, backoff_cap_s=0.2, stall_margin_s=1.0
     )
     return StreamingRig(source, ingest, store, client, metrics, asyncio.Event())

@@ -191,6 +191,7 @@ async def test_auto_mode_polls_when_the_channel_cannot_be_subscribed(
     emulator: RunningEmulator, http: aiohttp.ClientSession, org: OrgClient, tmp_path: Path
 ) -> None:
     from sftriggerd.sources.auto import AutoSource
+    from sftriggerd.sources.context import SourceContext
     from sftriggerd.sources.polling import PollingSource
 
     rig = await make_streaming_rig(
@@ -204,9 +205,10 @@ async def test_auto_mode_polls_when_the_channel_cannot_be_subscribed(
         start_from="earliest",
     )
     trigger = rig.source.trigger
-    polling = PollingSource(
-        trigger, rig.client, rig.ingest, rig.store, rig.metrics, rig.source.status
+    context = SourceContext(
+        client=rig.client, ingest=rig.ingest, store=rig.store, metrics=rig.metrics
     )
+    polling = PollingSource(trigger, context, rig.source.status)
     auto = AutoSource(rig.source, polling, rig.source.status)
     stopping = asyncio.Event()
     task = asyncio.create_task(auto.run(stopping))

@@ -9,24 +9,20 @@ from typing import Any
 
 from ..config.settings import TriggerSettings
 from ..events.model import Event
-from ..ingest import Ingest
-from ..salesforce.client import SalesforceClient
 from ..salesforce.soql import identifier, literal
-from ..store.base import Store
 from ..store.records import Checkpoint
+from .context import SourceContext
 from .watermark import SYSTEM_FIELDS, Watermark, already_seen, classify, polled_event, range_query
 
 
 class Backfill:
-    def __init__(
-        self, trigger: TriggerSettings, client: SalesforceClient, ingest: Ingest, store: Store
-    ) -> None:
+    def __init__(self, trigger: TriggerSettings, context: SourceContext) -> None:
         assert trigger.object is not None
         self.trigger = trigger
         self.object_name = trigger.object
-        self._client = client
-        self._ingest = ingest
-        self._store = store
+        self._client = context.client
+        self._ingest = context.ingest
+        self._store = context.store
 
     async def fill_range(self, start: datetime, end: datetime, position: dict[str, Any]) -> int:
         """Ingests every change stamped in [start, end]; returns how many were new.

@@ -11,21 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..config.settings import TriggerSettings
 from ..errors import SftriggerdError
 from ..events.model import Event
 from ..events.payload import format_time
-from ..ingest import Ingest
 from ..logs import get_logger
-from ..metrics import Metrics
-from ..salesforce.client import SalesforceClient
 from ..salesforce.soql import parse_datetime
-from ..store.base import Store
 from ..store.records import Checkpoint
+from .context import SourceContext
 from .status import TriggerStatus
 from .watermark import (
     EPOCH,
@@ -46,34 +43,26 @@ _MAX_STRETCH = 20.0
 EPOCH_TEXT = "1970-01-01T00:00:00.000Z"
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class PollingSource:
     def __init__(
         self,
         trigger: TriggerSettings,
-        client: SalesforceClient,
-        ingest: Ingest,
-        store: Store,
-        metrics: Metrics,
+        context: SourceContext,
         status: TriggerStatus,
         *,
         batch_size: int | None = None,
-        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         assert trigger.object is not None, "a polled trigger names its object"
         self.trigger = trigger
         self.object_name = trigger.object
         self.name = f"polling:{trigger.name}"
-        self._client = client
-        self._ingest = ingest
-        self._store = store
-        self._metrics = metrics
+        self._client = context.client
+        self._ingest = context.ingest
+        self._store = context.store
+        self._metrics = context.metrics
         self.status = status
         self._batch_size = batch_size
-        self._clock = clock
+        self._clock = context.clock
         self.watermark: Watermark | None = None
         self._floor = EPOCH
 

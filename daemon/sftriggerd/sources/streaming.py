@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -31,10 +30,7 @@ from ..events.normalise import (
     from_pushtopic,
     replay_id,
 )
-from ..ingest import Ingest
 from ..logs import get_logger
-from ..metrics import Metrics
-from ..salesforce.client import SalesforceClient
 from ..salesforce.cometd import (
     STALL_MARGIN_S,
     AuthInvalidError,
@@ -44,9 +40,9 @@ from ..salesforce.cometd import (
     UnknownClientError,
 )
 from ..salesforce.soql import parse_datetime
-from ..store.base import Store
 from ..store.records import Checkpoint
 from .backfill import Backfill
+from .context import SourceContext
 from .status import TriggerStatus
 
 log = get_logger(__name__)
@@ -60,46 +56,38 @@ class ChannelUnavailableError(SftriggerdError):
     """The channel cannot be subscribed (CDC not enabled for the object, no permission)."""
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class StreamingSource:
     def __init__(
         self,
         trigger: TriggerSettings,
-        client: SalesforceClient,
-        ingest: Ingest,
-        store: Store,
-        metrics: Metrics,
+        context: SourceContext,
         status: TriggerStatus,
         *,
         backoff_cap_s: float = 60.0,
         stall_margin_s: float = STALL_MARGIN_S,
-        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         channel = trigger.resolved_channel
         assert channel is not None, "a streamed trigger has a channel"
         self.trigger = trigger
         self.channel = channel
         self.name = f"streaming:{trigger.name}"
-        self._client = client
-        self._ingest = ingest
-        self._store = store
-        self._metrics = metrics
+        self._client = context.client
+        self._ingest = context.ingest
+        self._store = context.store
+        self._metrics = context.metrics
         self.status = status
         self._backoff_cap_s = backoff_cap_s
         self._stall_margin_s = stall_margin_s
-        self._clock = clock
+        self._clock = context.clock
         self._failures = 0
         # Set by `mode: auto`: an unavailable channel ends `run` so polling can take over.
         self.fall_back = False
-        self._last_event_at = clock()
+        self._last_event_at = self._clock()
         # Without a stored replay id, events older than this are not ours (start_from).
         self._not_before: datetime | None = (
             trigger.start_from if isinstance(trigger.start_from, datetime) else None
         )
-        self.backfill = Backfill(trigger, client, ingest, store) if trigger.object else None
+        self.backfill = Backfill(trigger, context) if trigger.object else None
 
     def not_ready_reasons(self) -> list[str]:
         if not self.status.connected:
