@@ -17,6 +17,7 @@ from .config import Settings
 from .errors import PartFailedError
 from .logs import get_logger
 from .metrics import Metrics
+from .sdnotify import notify
 from .store.base import Store
 
 log = get_logger(__name__)
@@ -56,7 +57,9 @@ class App:
         async with AdminServer(build_admin_app(self.admin_state()), server.host, server.port) as ad:
             self.admin_port = ad.bound_port
             log.info("daemon_started", parts=[part.name for part in self.parts])
+            notify("READY=1")
             await self._run_parts(stopping)
+            notify("STOPPING=1")
         log.info("daemon_stopped")
 
     async def _run_parts(self, stopping: asyncio.Event) -> None:

@@ -86,3 +86,29 @@ def test_run_on_a_taken_port_exits_1_with_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "cannot listen on 127.0.0.1:" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_run_tells_systemd_when_ready_and_when_stopping(tmp_path: Path) -> None:
+    import os
+    import socket
+
+    port = free_port()
+    config = write_config(tmp_path, port)
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as systemd:
+        systemd.bind(str(path))
+        systemd.settimeout(20)
+        process = subprocess.Popen(
+            [*sftriggerd_command(), "run", "--config", str(config)],
+            env={**os.environ, "NOTIFY_SOCKET": str(path)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            assert systemd.recv(64) == b"READY=1"
+            process.send_signal(signal.SIGTERM)
+            assert systemd.recv(64) == b"STOPPING=1"
+            assert process.wait(timeout=15) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
