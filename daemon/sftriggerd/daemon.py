@@ -20,6 +20,7 @@ from .sources.auto import AutoSource
 from .sources.context import SourceContext
 from .sources.plan import plan_source
 from .sources.polling import PollingSource
+from .sources.reporter import StatusReporter
 from .sources.status import Mode, TriggerStatus
 from .sources.streaming import StreamingSource
 from .store import store_from_settings
@@ -73,6 +74,7 @@ async def run_daemon(
             client = SalesforceClient(settings.salesforce, salesforce_http, metrics)
             ingest = Ingest(store, settings.endpoints, metrics, notify=notify)
             sources, statuses = build_sources(settings, client, ingest, store, metrics)
+            parts.append(StatusReporter(statuses, metrics))
             admin = AdminState(
                 settings=settings,
                 metrics=metrics,

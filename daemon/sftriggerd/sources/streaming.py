@@ -218,6 +218,7 @@ class StreamingSource:
                 return
             stop.cancel()
             result = poll.result()
+            self.status.caught_up_to = self._clock()  # an answered long-poll: nothing pending
             if result.events:
                 await self._handle(result.events)
             await self._verify_if_silent()
