@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 
 NODE_DEPS := tests/emulator/conformance/node_modules/.installed
 
-.PHONY: test lint typecheck pytest demo clean
+.PHONY: test lint typecheck pytest deploy-check demo clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-test: lint typecheck pytest
+test: lint typecheck pytest deploy-check
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -29,6 +29,12 @@ $(NODE_DEPS): tests/emulator/conformance/package-lock.json
 
 pytest: $(STAMP) $(NODE_DEPS)
 	$(VENV)/bin/pytest
+
+# Deployment files that need outside tools: the systemd unit (systemd-analyze) and the alert
+# rules (promtool). The Dockerfile and the Kubernetes manifests are checked in tests/deploy/.
+deploy-check: $(STAMP)
+	bash deploy/check-systemd.sh
+	bash deploy/check-prometheus.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

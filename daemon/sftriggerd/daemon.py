@@ -11,7 +11,7 @@ import aiohttp
 from .admin.state import AdminState
 from .app import App, Part
 from .config import Settings
-from .delivery.dispatcher import build_dispatcher
+from .delivery.dispatcher import Dispatcher, build_dispatcher
 from .ingest import Ingest
 from .metrics import Metrics
 from .pruner import Pruner
@@ -81,6 +81,7 @@ async def run_daemon(
                 store=store,
                 on_redrive=lambda endpoint: notify([endpoint]),
                 trigger_status=lambda: [status.as_json() for status in statuses],
+                breakers=next((p.breakers for p in parts if isinstance(p, Dispatcher)), None),
             )
             app = App(settings=settings, metrics=metrics, parts=[*sources, *parts], store=store)
             app.admin = admin

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..config.settings import Settings
+from ..delivery.breaker import BreakerSnapshot
 from ..metrics import Metrics
 from ..store.base import Store
 
@@ -24,3 +25,5 @@ class AdminState:
     on_redrive: Callable[[str], None] | None = None
     # Per-trigger status objects for /api/triggers (filled by the sources).
     trigger_status: Callable[[], list[dict[str, Any]]] | None = None
+    # Each endpoint's circuit breaker, for the status page (set when this process delivers).
+    breakers: Callable[[], Mapping[str, BreakerSnapshot]] | None = None

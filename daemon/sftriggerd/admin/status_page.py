@@ -1,0 +1,429 @@
+"""The human status page at `GET /` (CONTRACT §4): triggers, endpoints, backlog, failures.
+
+The server renders everything, escaping every value: trigger and endpoint names come from the
+config, errors from Salesforce and from webhook answers, and none of them may become markup.
+The page's one script refreshes by fetching `/?fragment=1` (the same sections, rendered the
+same way) and swapping them in, so there is one renderer and the page does not jump. Redrive
+goes through the JSON API with the admin token the operator typed into this tab.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from html import escape
+from importlib import resources
+from time import monotonic
+from typing import Any
+
+from aiohttp import web
+
+from ..delivery.breaker import BreakerSnapshot
+from ..errors import StoreError
+from ..events.payload import format_time
+from ..metrics import Metrics
+from ..store.base import Store
+from ..store.records import DeliveryRow, DeliveryStatus, OutboxCounts
+from .api import STATE_KEY
+from .state import AdminState
+
+_STATIC = resources.files(__package__).joinpath("static")
+_CSS = _STATIC.joinpath("status.css").read_text("utf-8")
+_JS = _STATIC.joinpath("status.js").read_text("utf-8")
+
+
+def _csp_hash(source: str) -> str:
+    digest = hashlib.sha256(source.encode()).digest()
+    return f"'sha256-{base64.b64encode(digest).decode()}'"
+
+
+# Only our own script and style run, by hash: should a value ever slip through unescaped,
+# the browser still refuses to execute it. No framing, so Redrive cannot be clickjacked.
+_HEADERS = {
+    "Content-Security-Policy": (
+        f"default-src 'none'; script-src {_csp_hash(_JS)}; style-src {_csp_hash(_CSS)};"
+        " connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+_FAILURES_SHOWN = 50
+# Retrying deliveries are found among the newest pending and in-flight rows; a huge backlog
+# can hide older ones, which the endpoint counts still include.
+_RETRYING_SCANNED = 200
+_RATE_WINDOW_S = 300.0
+_ERROR_CHARS = 300
+
+
+class DeliveryRate:
+    """Delivered per minute per endpoint, from this process's `deliveries` counter.
+
+    The store cannot answer this: a delivery row keeps when it was created, not when it was
+    delivered, and delivered rows are pruned. The counter is exact and free, at the price of
+    counting this process only. Samples are taken when the page is read, so the rate covers
+    the last five minutes when someone keeps the page open, else the time since the last read.
+    """
+
+    def __init__(self, window_s: float = _RATE_WINDOW_S) -> None:
+        self._window_s = window_s
+        self._samples: deque[tuple[float, dict[str, float]]] = deque(maxlen=1000)
+
+    def observe(self, at_s: float, totals: dict[str, float]) -> tuple[dict[str, float], float]:
+        """Records the counter totals; returns per-minute rates and the seconds they cover."""
+        if not self._samples or at_s - self._samples[-1][0] >= 1.0:
+            self._samples.append((at_s, totals))
+        # Keep one sample at or beyond the window's start, as the base of the difference.
+        while len(self._samples) >= 2 and self._samples[1][0] <= at_s - self._window_s:
+            self._samples.popleft()
+        base_s, base = self._samples[0]
+        span_s = at_s - base_s
+        if span_s < 1.0:
+            return {}, 0.0
+        rates = {
+            name: max(0.0, total - base.get(name, 0.0)) * 60.0 / span_s
+            for name, total in totals.items()
+        }
+        return rates, span_s
+
+
+def delivered_totals(metrics: Metrics) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for family in metrics.deliveries.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_total") and sample.labels.get("outcome") == "delivered":
+                totals[sample.labels["endpoint"]] = sample.value
+    return totals
+
+
+@dataclass(frozen=True)
+class EndpointView:
+    name: str
+    configured: bool
+    counts: OutboxCounts
+    breaker: BreakerSnapshot | None
+    last_failure: DeliveryRow | None
+    rate_per_min: float | None
+
+
+@dataclass(frozen=True)
+class StatusView:
+    now: datetime
+    not_ready: list[str]
+    store_problem: str | None
+    triggers: list[dict[str, Any]]
+    # Streaming triggers only: whether the subscription is up (None: not reported yet).
+    connected: dict[str, bool | None]
+    endpoints: list[EndpointView]
+    failures: list[DeliveryRow]
+    rate_span_s: float
+    token_required: bool
+
+
+async def _failures(store: Store) -> list[DeliveryRow]:
+    rows = await store.list_deliveries(status="dead", limit=_FAILURES_SHOWN)
+    retrying: tuple[DeliveryStatus, ...] = ("pending", "in_flight")
+    for status in retrying:
+        scanned = await store.list_deliveries(status=status, limit=_RETRYING_SCANNED)
+        rows.extend(row for row in scanned if row.last_error)
+    return sorted(rows, key=lambda row: row.id, reverse=True)
+
+
+async def gather_status(state: AdminState, rate: DeliveryRate) -> StatusView:
+    """Reads everything the page shows; a store that fails is shown, not raised."""
+    counts: dict[str, OutboxCounts] = {}
+    failures: list[DeliveryRow] = []
+    store_problem = "the store is not open" if state.store is None else None
+    if state.store is not None:
+        try:
+            counts = await state.store.outbox_counts()
+            failures = await _failures(state.store)
+        except StoreError as exc:
+            store_problem = f"the store is not reachable: {exc}"
+    triggers = state.trigger_status() if state.trigger_status is not None else []
+    connected: dict[str, bool | None] = {}
+    for trigger in triggers:
+        if trigger.get("mode") == "streaming":
+            value = state.metrics.registry.get_sample_value(
+                "sftriggerd_stream_connected", {"trigger": str(trigger.get("name"))}
+            )
+            connected[str(trigger.get("name"))] = None if value is None else value == 1
+    breakers = dict(state.breakers()) if state.breakers is not None else {}
+    rates, span_s = rate.observe(monotonic(), delivered_totals(state.metrics))
+    configured = [endpoint.name for endpoint in state.settings.endpoints]
+    leftover = sorted(set(counts) - set(configured))
+    endpoints = [
+        EndpointView(
+            name=name,
+            configured=name in configured,
+            counts=counts.get(name, OutboxCounts(pending=0, dead=0)),
+            breaker=breakers.get(name),
+            last_failure=next((row for row in failures if row.endpoint == name), None),
+            rate_per_min=rates.get(name, 0.0) if span_s else None,
+        )
+        for name in [*configured, *leftover]
+    ]
+    return StatusView(
+        now=datetime.now(UTC),
+        not_ready=[reason for check in state.readiness for reason in check()],
+        store_problem=store_problem,
+        triggers=triggers,
+        connected=connected,
+        endpoints=endpoints,
+        failures=failures[:_FAILURES_SHOWN],
+        rate_span_s=span_s,
+        token_required=state.settings.server.admin_token is not None,
+    )
+
+
+# --- rendering: pure functions of the view; every value goes through `_e` ----------------
+
+
+def _e(value: object) -> str:
+    return escape(str(value), quote=True)
+
+
+def duration_text(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    if whole < 86400:
+        return f"{whole // 3600} h {whole % 3600 // 60} min"
+    return f"{whole // 86400} d {whole % 86400 // 3600} h"
+
+
+def _when(at: datetime, now: datetime) -> str:
+    seconds = (at - now).total_seconds()
+    relative = f"in {duration_text(seconds)}" if seconds > 0 else f"{duration_text(-seconds)} ago"
+    stamp = format_time(at)
+    return f'<time datetime="{_e(stamp)}" title="{_e(stamp)}">{_e(relative)}</time>'
+
+
+def _badge(text: str, kind: str) -> str:
+    return f'<span class="badge {kind}">{_e(text)}</span>'
+
+
+def _error(text: object) -> str:
+    """An error in red; a very long one is cut on the page (phones), whole in its title."""
+    if not text:
+        return "—"
+    whole = str(text)
+    shown = whole if len(whole) <= _ERROR_CHARS else whole[: _ERROR_CHARS - 1] + "…"
+    return f'<span class="bad" title="{_e(whole)}">{_e(shown)}</span>'
+
+
+def _table(headers: list[str], rows: list[str], empty: str) -> str:
+    if not rows:
+        return f'<p class="muted">{_e(empty)}</p>'
+    head = "".join(f"<th scope=col>{_e(header)}</th>" for header in headers)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _row(attribute: str, key: object, cells: list[tuple[str, str]]) -> str:
+    """`cells` are (label, html) pairs; the label titles the cell in the phone layout."""
+    tds = "".join(f'<td data-label="{_e(label)}">{html}</td>' for label, html in cells)
+    return f'<tr {attribute}="{_e(key)}">{tds}</tr>'
+
+
+_STATE_KINDS = {"running": "ok", "starting": "warn", "failed": "bad"}
+_CONNECTED: dict[bool | None, str] = {
+    True: _badge("yes", "ok"),
+    False: _badge("no", "bad"),
+    None: '<span class="muted">unknown</span>',
+}
+
+
+def _trigger_row(trigger: dict[str, Any], view: StatusView) -> str:
+    name = str(trigger.get("name"))
+    state = str(trigger.get("state"))
+    if trigger.get("mode") != "streaming":
+        connected = '<span class="muted">n/a (polling)</span>'
+    else:
+        connected = _CONNECTED[view.connected.get(name)]
+    lag = trigger.get("lag_s")
+    error = trigger.get("last_error")
+    return _row(
+        "data-trigger",
+        name,
+        [
+            ("Trigger", f"<strong>{_e(name)}</strong>"),
+            ("Mode", f"{_e(trigger.get('mode'))}<small>{_e(trigger.get('mode_reason'))}</small>"),
+            ("State", _badge(state, _STATE_KINDS.get(state, "warn"))),
+            ("Connected", connected),
+            ("Checkpoint", f"<code>{_e(trigger.get('checkpoint') or '—')}</code>"),
+            ("Lag", _e(duration_text(float(lag))) if lag is not None else "—"),
+            ("Last error", _error(error)),
+        ],
+    )
+
+
+def _breaker_html(breaker: BreakerSnapshot | None, now: datetime) -> str:
+    if breaker is None:
+        return '<span class="muted">not sending here</span>'
+    if breaker.state == "open":
+        at = breaker.half_open_at
+        return _badge("open", "bad") + (f"<small>probe {_when(at, now)}</small>" if at else "")
+    if breaker.state == "half_open":
+        return _badge("half-open", "warn") + "<small>one probe decides</small>"
+    failures = breaker.consecutive_failures
+    streak = f"<small>{failures} failed in a row</small>" if failures else ""
+    return _badge("closed", "ok") + streak
+
+
+def _endpoint_row(endpoint: EndpointView, view: StatusView) -> str:
+    name = f"<strong>{_e(endpoint.name)}</strong>"
+    if not endpoint.configured:
+        name += "<small>not in the config</small>"
+    failure = endpoint.last_failure
+    last = "—"
+    if failure is not None:
+        where = f"delivery {failure.id}, {failure.status}"
+        last = f"{_error(failure.last_error)}<small>{_e(where)}</small>"
+    rate = "—" if endpoint.rate_per_min is None else f"{endpoint.rate_per_min:.1f}"
+    dead = endpoint.counts.dead
+    return _row(
+        "data-endpoint",
+        endpoint.name,
+        [
+            ("Endpoint", name),
+            ("Pending", _e(endpoint.counts.pending)),
+            ("Dead", f'<span class="bad">{_e(dead)}</span>' if dead else "0"),
+            ("Breaker", _breaker_html(endpoint.breaker, view.now)),
+            ("Last failure", last),
+            ("Delivered/min", _e(rate)),
+        ],
+    )
+
+
+def _failure_row(row: DeliveryRow, view: StatusView) -> str:
+    if row.status == "dead":
+        status = _badge("dead", "bad")
+        action = f'<button type=button class=redrive data-redrive="{_e(row.id)}">Redrive</button>'
+    else:
+        # A redriven delivery keeps its last error until its next attempt answers.
+        label = (
+            "sending" if row.status == "in_flight" else "retrying" if row.attempts else "redriven"
+        )
+        status = _badge(label, "warn")
+        action = "—"
+    # The outcome already writes the status first ("HTTP 503: ..."); fall back to it alone.
+    answer = row.last_error or (f"HTTP {row.last_status}" if row.last_status else "")
+    next_at = _when(row.next_attempt_at, view.now) if row.next_attempt_at else "—"
+    return _row(
+        "data-delivery",
+        row.id,
+        [
+            ("Delivery", f"{_e(row.id)}<small>{_e(row.event_id)}</small>"),
+            ("Endpoint", _e(row.endpoint)),
+            ("Trigger", _e(row.trigger)),
+            ("Status", status),
+            ("Attempts", _e(row.attempts)),
+            ("Last answer", _error(answer)),
+            ("Next attempt", next_at if row.status != "dead" else "—"),
+            ("Action", action),
+        ],
+    )
+
+
+def _summary(view: StatusView) -> str:
+    pending = sum(endpoint.counts.pending for endpoint in view.endpoints)
+    dead = sum(endpoint.counts.dead for endpoint in view.endpoints)
+    backlog = (
+        f"<p>Backlog: <strong>{pending}</strong> pending, "
+        f'<strong class="{"bad" if dead else "ok"}">{dead}</strong> dead, '
+        f"across {len(view.endpoints)} endpoint{'' if len(view.endpoints) == 1 else 's'}.</p>"
+    )
+    if view.not_ready:
+        readiness = "".join(f"<li>{_e(reason)}</li>" for reason in view.not_ready)
+        backlog = f"<p>{_badge('not ready', 'warn')}</p><ul>{readiness}</ul>" + backlog
+    else:
+        backlog = f"<p>{_badge('ready', 'ok')}</p>" + backlog
+    if view.store_problem:
+        backlog += f'<p class="bad">{_e(view.store_problem)}</p>'
+    return f'<section id="summary" aria-label="Summary">{backlog}</section>'
+
+
+def render_sections(view: StatusView) -> str:
+    """The inside of `<main>`: what the page's script swaps in on every refresh."""
+    triggers = _table(
+        ["Trigger", "Mode", "State", "Connected", "Checkpoint", "Lag", "Last error"],
+        [_trigger_row(trigger, view) for trigger in view.triggers],
+        "No triggers are running in this process.",
+    )
+    span = (
+        f"over the last {duration_text(view.rate_span_s)}"
+        if view.rate_span_s
+        else "shown from the next refresh on"
+    )
+    endpoints = _table(
+        ["Endpoint", "Pending", "Dead", "Breaker", "Last failure", "Delivered/min"],
+        [_endpoint_row(endpoint, view) for endpoint in view.endpoints],
+        "No endpoints are configured.",
+    )
+    failure_headers = ["Delivery", "Endpoint", "Trigger", "Status", "Attempts", "Last answer"]
+    failures = _table(
+        [*failure_headers, "Next attempt", "Action"],
+        [_failure_row(row, view) for row in view.failures],
+        "No delivery is failing.",
+    )
+    return (
+        _summary(view)
+        + f'<section id="triggers"><h2>Triggers</h2>{triggers}</section>'
+        + f'<section id="endpoints"><h2>Endpoints</h2>{endpoints}'
+        + f'<p class="muted">Delivered/min: by this process, {_e(span)}.</p>'
+        + "</section>"
+        + f'<section id="failures"><h2>Recent failures</h2>{failures}</section>'
+    )
+
+
+def render_page(sections: str, view: StatusView) -> str:
+    token_form = (
+        '<form id="token-form" autocomplete="off">'
+        '<label for="token">Admin token</label>'
+        '<input id="token" type="password" placeholder="empty to forget">'
+        '<button type="submit">Save</button><span id="token-state" class="muted"></span>'
+        "</form>"
+        if view.token_required
+        else ""
+    )
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        "<title>sftriggerd status</title>"
+        # Without the script the page still refreshes itself, by reloading.
+        '<noscript><meta http-equiv="refresh" content="15"></noscript>'
+        f"<style>{_CSS}</style></head><body>"
+        "<header><h1>sftriggerd</h1>"
+        f'<p id="refresh-note" class="muted">Updated {_e(format_time(view.now))}</p>'
+        f'{token_form}<p id="message" role="status" aria-live="polite"></p></header>'
+        f'<main id="status">{sections}</main>'
+        f"<script>{_JS}</script></body></html>"
+    )
+
+
+RATE_KEY = web.AppKey("delivery_rate", DeliveryRate)
+
+
+async def status_page(request: web.Request) -> web.Response:
+    view = await gather_status(request.app[STATE_KEY], request.app[RATE_KEY])
+    sections = render_sections(view)
+    body = sections if request.query.get("fragment") else render_page(sections, view)
+    response = web.Response(text=body, content_type="text/html", charset="utf-8")
+    response.headers.update(_HEADERS)
+    return response
+
+
+def add_status_page(app: web.Application) -> None:
+    rate = DeliveryRate()
+    # A first sample now, so the first view already has a rate (since the server started).
+    rate.observe(monotonic(), delivered_totals(app[STATE_KEY].metrics))
+    app[RATE_KEY] = rate
+    app.router.add_get("/", status_page)
