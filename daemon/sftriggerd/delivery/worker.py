@@ -1,9 +1,9 @@
 """One endpoint's delivery loop: claim what is due, send it concurrently, record outcomes.
 
-When to look for work: right after a notify (new deliveries committed), after a send
-finishes (a slot is free, and the next change of its record may now be due), or when the
-store says the earliest delivery comes due; never later than `max_idle`, so deliveries
-whose lease another process let lapse are picked up.
+When to look for work: right after a notify (new deliveries committed), when a POST is
+answered (its slot is free), when the answer's outcome is committed (the next change of its
+record may now be due), or when the store says the earliest delivery comes due; never later
+than `max_idle`, so deliveries whose lease another process let lapse are picked up.
 """
 
 from __future__ import annotations
@@ -118,8 +118,15 @@ class EndpointWorker:
                 break
             await wait_any((stopping, self.wake), await self._idle_s())
 
+    def _free_slots(self) -> int:
+        """How many sends may start now: at most `max_in_flight` POSTs at a time, and as
+        many answered ones at most waiting for their outcome's commit, so that a slow store
+        holds claiming back."""
+        limit, sends = self.endpoint.max_in_flight, len(self._sends)
+        return min(limit - sends, 2 * limit - sends - len(self._writes))
+
     async def _fill(self, stopping: asyncio.Event, group: asyncio.TaskGroup) -> None:
-        admission = self.breaker.admit(self.endpoint.max_in_flight - len(self._sends))
+        admission = self.breaker.admit(self._free_slots())
         if admission.count == 0:
             return
         if admission.probe:
@@ -155,8 +162,8 @@ class EndpointWorker:
         half_open_at = self.breaker.half_open_at()
         if half_open_at is not None:
             return min((half_open_at - now).total_seconds(), max_idle_s)
-        if len(self._sends) >= self.endpoint.max_in_flight or self.breaker.probing:
-            return max_idle_s  # a finishing send wakes the loop
+        if self._free_slots() <= 0 or self.breaker.probing:
+            return max_idle_s  # an answer or a committed outcome wakes the loop
         try:
             due = await self._store.next_due_at(self.name)
         except StoreError as exc:
@@ -206,11 +213,21 @@ class EndpointWorker:
         write = asyncio.ensure_future(self._store.record_outcome(claim, outcome))
         self._writes.add(write)
         write.add_done_callback(partial(self._write_done, bound))
+        self._free_slot()
         # Shielded: a shutdown that cancels this send must not cancel the write of its
         # outcome, or a 2xx that arrived would be sent again.
         with contextlib.suppress(StoreError):  # logged by _write_done
             await asyncio.shield(write)
         self._options.on_outcome()
+
+    def _free_slot(self) -> None:
+        """The calling send's POST is answered: its slot takes the next claim now, without
+        waiting for the outcome's commit (until then the store keeps the delivery in flight,
+        so nothing claims it again). The send's task ends after the commit, as before."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._sends.discard(task)
+        self.wake.set()
 
     def _write_done(self, bound: structlog.stdlib.BoundLogger, write: asyncio.Task[bool]) -> None:
         self._writes.discard(write)

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from .migrations.sqlite import MIGRATIONS
 from .records import (
@@ -25,6 +24,9 @@ from .records import (
     RecordState,
     Retry,
 )
+
+# Every commit fsyncs the write-ahead log, so what it wrote survives a power loss.
+DURABLE_SYNCHRONOUS = "FULL"
 
 
 @contextmanager
@@ -161,62 +163,6 @@ def checkpoints(db: sqlite3.Connection, trigger: str | None = None) -> list[Chec
     ]
 
 
-_CLAIMABLE = """
-    SELECT d.id FROM deliveries d
-    WHERE d.endpoint = :endpoint AND d.status IN ('pending', 'in_flight')
-      AND d.next_attempt_at <= :now
-      AND (d.order_key IS NULL OR NOT EXISTS (
-          SELECT 1 FROM deliveries older
-          WHERE older.endpoint = d.endpoint AND older.order_key = d.order_key
-            AND older.id < d.id AND older.status IN ('pending', 'in_flight')))
-    ORDER BY d.id LIMIT :limit
-"""
-
-
-def claim_due(
-    db: sqlite3.Connection, endpoint: str, limit: int, lease: timedelta, now: datetime
-) -> list[Claim]:
-    token = uuid.uuid4().hex
-    lease_until = now + lease
-    with transaction(db):
-        ids = [
-            row[0]
-            for row in db.execute(
-                _CLAIMABLE, {"endpoint": endpoint, "now": ts(now), "limit": limit}
-            )
-        ]
-        db.executemany(
-            "UPDATE deliveries SET status = 'in_flight', next_attempt_at = ?, lease_token = ?"
-            " WHERE id = ?",
-            [(ts(lease_until), token, delivery_id) for delivery_id in ids],
-        )
-        rows = (
-            db.execute(
-                "SELECT d.id, d.endpoint, e.trigger, e.event_id, e.body, d.attempts, d.retry_since,"
-                " e.occurred_at FROM deliveries d JOIN events e ON e.seq = d.event_seq"
-                f" WHERE d.id IN ({','.join('?' * len(ids))}) ORDER BY d.id",
-                ids,
-            ).fetchall()
-            if ids
-            else []
-        )
-    return [
-        Claim(
-            delivery_id=r[0],
-            endpoint=r[1],
-            trigger=r[2],
-            event_id=r[3],
-            body=bytes(r[4]),
-            attempts=r[5],
-            retry_since=dt_required(r[6]),
-            occurred_at=dt_required(r[7]),
-            lease_token=token,
-            lease_until=lease_until,
-        )
-        for r in rows
-    ]
-
-
 def record_outcomes(db: sqlite3.Connection, items: Sequence[tuple[Claim, Outcome]]) -> list[bool]:
     """Many outcomes in one transaction: the group commit that keeps delivery fast."""
     results: list[bool] = []
@@ -250,15 +196,6 @@ def _outcome_columns(
         return "pending", ts(outcome.next_attempt_at), outcome.status, outcome.error, None
     assert isinstance(outcome, Dead)
     return "dead", None, outcome.status, outcome.error, ts(outcome.at)
-
-
-def release(db: sqlite3.Connection, claims: Sequence[Claim], now: datetime) -> None:
-    with transaction(db):
-        db.executemany(
-            "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, lease_token = NULL"
-            " WHERE id = ? AND lease_token = ? AND status = 'in_flight'",
-            [(ts(now), c.delivery_id, c.lease_token) for c in claims],
-        )
 
 
 def next_due_at(db: sqlite3.Connection, endpoint: str) -> datetime | None:

@@ -1,0 +1,331 @@
+"""Durable delivery against the raw HTTP ceiling, on this machine.
+
+    .venv/bin/python benchmarks/delivery.py --events 5000
+
+Starts a fast webhook receiver (aiohttp, answering 204) in a process of its own, so the
+client and the server do not share one event loop. Then, against that receiver:
+
+- raw: plain aiohttp POSTs of the same bodies with the same headers (signed beforehand, not
+  timed), `--concurrency` at a time: what this client can push through HTTP at all;
+- durable, live: the real thing. A source task commits the events through `Ingest` in
+  batches of `--batch` (each with its checkpoint) into a fresh SQLite store (WAL,
+  synchronous=FULL), while the real `Dispatcher` claims, signs, POSTs and records every
+  outcome, with the endpoint's `max_in_flight` set to `--concurrency`. Timed from the first
+  ingest to the last committed outcome; latency is per delivery, from the start of its
+  ingest to its 2xx (the store's own `created_at` and `finished_at`). Unpaced, the source
+  outruns delivery and the latency is mostly queueing; `--rate` paces it;
+- durable, backlog: every event committed first, then only the dispatcher's drain is
+  timed (claim, sign, POST, record), the number to hold against the raw ceiling.
+
+It prints the machine, the rates and their ratios. No assertions: figures for people.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import platform
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from sftriggerd.config.settings import EndpointSettings, RetrySettings
+from sftriggerd.delivery import Dispatcher
+from sftriggerd.delivery.signing import webhook_headers
+from sftriggerd.events.model import Event, event_id
+from sftriggerd.ingest import Ingest
+from sftriggerd.logs import configure_logging
+from sftriggerd.metrics import Metrics
+from sftriggerd.store.records import Checkpoint
+from sftriggerd.store.sqlite import SqliteStore
+
+TRIGGER = "bench"
+ENDPOINT = "bench"
+SECRET = "whsec_YmVuY2htYXJrLXNlY3JldC1rZXktMDEyMzQ1Njc4OQ=="
+WARM_UP_POSTS = 500
+
+
+# --- the receiver, in its own process -------------------------------------------------
+
+
+def serve(conn: Connection) -> None:
+    """Runs the receiver until terminated; sends its port through `conn` first."""
+    asyncio.run(_serve(conn))
+
+
+async def _serve(conn: Connection) -> None:
+    received = 0
+
+    async def hook(request: web.Request) -> web.Response:
+        nonlocal received
+        await request.read()
+        if "webhook-id" not in request.headers:
+            return web.Response(status=400)
+        received += 1
+        return web.Response(status=204)
+
+    async def count(request: web.Request) -> web.Response:
+        return web.json_response({"received": received})
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    app.router.add_get("/count", count)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0, backlog=1024).start()
+    conn.send(runner.addresses[0][1])
+    await asyncio.Event().wait()
+
+
+# --- the workload ----------------------------------------------------------------------
+
+
+def bench_event(number: int, records: int) -> Event:
+    """A record change shaped like a CDC update: a handful of fields, about 600 bytes."""
+    return Event(
+        id=event_id(TRIGGER, number),
+        trigger=TRIGGER,
+        object="Account",
+        change="updated",
+        record_id=f"001BENCH{number % records:010d}",
+        occurred_at=datetime.now(UTC),
+        source={"kind": "streaming", "channel": "/data/AccountChangeEvent", "replay_id": number},
+        changed_fields=("Name", "Phone", "BillingCity", "AnnualRevenue"),
+        record={
+            "Id": f"001BENCH{number % records:010d}",
+            "Name": f"Benchmark account {number}",
+            "Phone": "+1 415 555 0100",
+            "BillingCity": "San Francisco",
+            "AnnualRevenue": 1_250_000 + number,
+            "Industry": "Technology",
+        },
+        raw={"ChangeEventHeader": {"changeType": "UPDATE", "commitNumber": number}},
+    )
+
+
+def endpoint_settings(url: str, args: argparse.Namespace) -> EndpointSettings:
+    return EndpointSettings.model_validate(
+        {
+            "name": ENDPOINT,
+            "url": url,
+            "secret": SECRET,
+            "timeout": timedelta(seconds=10),
+            "max_in_flight": args.concurrency,
+            "ordering": args.ordering,
+            "retry": RetrySettings(schedule=(timedelta(seconds=1),), max_age=timedelta(hours=1)),
+        }
+    )
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+@dataclass(frozen=True)
+class Figures:
+    count: int
+    elapsed_s: float
+    latencies_s: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.elapsed_s
+
+    def line(self, what: str) -> str:
+        p50, p99 = percentile(self.latencies_s, 0.50), percentile(self.latencies_s, 0.99)
+        return (
+            f"{what}: {self.count} in {self.elapsed_s:.2f} s = {self.rate:,.0f}/s;"
+            f" latency p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms"
+        )
+
+
+# --- raw: plain POSTs ------------------------------------------------------------------
+
+
+async def post_all(
+    url: str, requests: Sequence[tuple[dict[str, str], bytes]], concurrency: int
+) -> Figures:
+    latencies: list[float] = []
+    queue = iter(requests)
+
+    async def poster(http: aiohttp.ClientSession) -> None:
+        for headers, body in queue:
+            started = time.perf_counter()
+            async with http.post(url, data=body, headers=headers) as response:
+                await response.read()
+                if not 200 <= response.status < 300:
+                    raise RuntimeError(f"receiver answered {response.status}")
+            latencies.append(time.perf_counter() - started)
+
+    async with aiohttp.ClientSession() as http:
+        started = time.perf_counter()
+        async with asyncio.TaskGroup() as group:
+            for _ in range(concurrency):
+                group.create_task(poster(http))
+        elapsed = time.perf_counter() - started
+    return Figures(len(requests), elapsed, latencies)
+
+
+async def raw_ceiling(
+    url: str, events: Sequence[Event], ingest: Ingest, args: argparse.Namespace
+) -> Figures:
+    key = endpoint_settings(url, args).secret_key
+    requests = []
+    for event in events:
+        body = ingest.prepare(event).body
+        requests.append((webhook_headers(event.id, int(time.time()), body, key), body))
+    await post_all(url, requests[:WARM_UP_POSTS], args.concurrency)
+    return await post_all(url, requests, args.concurrency)
+
+
+# --- durable: ingest, dispatch, record -------------------------------------------------
+
+
+async def feed(ingest: Ingest, events: Sequence[Event], args: argparse.Namespace) -> float:
+    """Commits the events in batches, as a source does; returns when the last one is in."""
+    started = time.perf_counter()
+    for first in range(0, len(events), args.batch):
+        batch = events[first : first + args.batch]
+        checkpoint = Checkpoint(trigger=TRIGGER, position={"replay_id": first + len(batch)})
+        await ingest(TRIGGER, batch, checkpoint)
+        if args.rate:
+            # Paced: batch n is not committed before n * batch / rate seconds.
+            ahead_s = (first + len(batch)) / args.rate - (time.perf_counter() - started)
+            await asyncio.sleep(max(ahead_s, 0.0))
+    return time.perf_counter() - started
+
+
+async def delivered(metrics: Metrics, count: int) -> None:
+    labels = {"endpoint": ENDPOINT, "outcome": "delivered"}
+    while (metrics.registry.get_sample_value("sftriggerd_deliveries_total", labels) or 0) < count:
+        await asyncio.sleep(0.002)
+
+
+async def durable(
+    url: str, events: Sequence[Event], args: argparse.Namespace, path: Path, backlog: bool
+) -> tuple[Figures, float]:
+    """Live (`backlog` False): the source commits while the dispatcher delivers, timed from
+    the first ingest. Backlog: everything is committed first, and only the dispatcher's
+    drain is timed. Returns the figures and how long ingesting took."""
+    store = SqliteStore(path)
+    await store.open()
+    metrics = Metrics()
+    hook = endpoint_settings(url, args)
+    stopping = asyncio.Event()
+    try:
+        async with aiohttp.ClientSession() as http:
+            dispatcher = Dispatcher(store, [hook], http, metrics)
+            ingest = Ingest(store, [hook], metrics, notify=dispatcher.notify)
+            ingest_s = await feed(ingest, events, args) if backlog else 0.0
+            started = time.perf_counter()
+            running = asyncio.create_task(dispatcher.run(stopping))
+            if not backlog:
+                ingest_s = await feed(ingest, events, args)
+            await delivered(metrics, len(events))
+            while (await store.outbox_counts()).get(ENDPOINT):
+                await asyncio.sleep(0.001)  # the last outcomes' commit
+            elapsed = time.perf_counter() - started
+            stopping.set()
+            await running
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as db:
+        latencies = [
+            row[0]
+            for row in db.execute(
+                "SELECT finished_at - created_at FROM deliveries WHERE status = 'delivered'"
+            )
+        ]
+    return Figures(len(events), elapsed, latencies), ingest_s
+
+
+# --- the run ---------------------------------------------------------------------------
+
+
+def machine() -> str:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (
+        f"nproc {cores}, Python {platform.python_version()}, {platform.platform()},"
+        f" aiohttp {aiohttp.__version__}, SQLite {sqlite3.sqlite_version}"
+    )
+
+
+async def received_count(url: str) -> int:
+    async with aiohttp.ClientSession() as http, http.get(url.replace("/hook", "/count")) as answer:
+        return int((await answer.json())["received"])
+
+
+async def run(url: str, args: argparse.Namespace) -> None:
+    events = [bench_event(number, args.records or args.events) for number in range(args.events)]
+    probe = Ingest(SqliteStore(":memory:"), [endpoint_settings(url, args)], Metrics())
+    sizes = [len(probe.prepare(event).body) for event in events[:100]]
+    print(f"machine: {machine()}")
+    print(
+        f"workload: {args.events} events, body ~{statistics.mean(sizes):.0f} B,"
+        f" max_in_flight {args.concurrency}, ordering {args.ordering},"
+        f" ingest batch {args.batch}, {'rate ' + str(args.rate) + '/s' if args.rate else 'unpaced'}"
+    )
+    raw = await raw_ceiling(url, events, probe, args)
+    before = await received_count(url)
+    with tempfile.TemporaryDirectory(dir=args.dir) as directory:
+        live, ingest_s = await durable(url, events, args, Path(directory) / "live.db", False)
+        drain, _ = await durable(url, events, args, Path(directory) / "backlog.db", True)
+    sent = await received_count(url) - before
+    print(raw.line("raw POSTs       "))
+    print(live.line("durable, live   ") + " (ingest to 2xx)")
+    print(
+        f"durable, backlog: {drain.count} in {drain.elapsed_s:.2f} s = {drain.rate:,.0f}/s"
+        " (all committed first; the dispatcher's drain alone)"
+    )
+    print(
+        f"live ingest of all events took {ingest_s:.2f} s; the receiver saw {sent} POSTs"
+        f" for 2 x {args.events} deliveries"
+    )
+    print(
+        f"ratio durable/raw: {live.rate / raw.rate:.0%} live,"
+        f" {drain.rate / raw.rate:.0%} backlog drain"
+    )
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=64, help="max_in_flight")
+    parser.add_argument("--batch", type=int, default=100, help="events per ingest")
+    parser.add_argument("--rate", type=float, default=0.0, help="pace ingest (events/s)")
+    parser.add_argument("--records", type=int, default=0, help="distinct records (0: one each)")
+    parser.add_argument("--ordering", choices=("per_record", "none"), default="per_record")
+    parser.add_argument("--dir", default=None, help="where the store file goes (temp dir)")
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse(sys.argv[1:])
+    configure_logging("info", stream=sys.stderr)
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    receiver = context.Process(target=serve, args=(theirs,), daemon=True)
+    receiver.start()
+    try:
+        port = ours.recv()
+        asyncio.run(run(f"http://127.0.0.1:{port}/hook", args))
+    finally:
+        receiver.terminate()
+        receiver.join()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""The SQLite engine's leases: claiming due deliveries, and giving claims back.
+
+Three things keep a claim cheap when the backlog is long: it reads only the oldest due
+deliveries instead of sorting all of them; the per-record ordering check runs for those
+alone, in one query, unless most of them are held back; and a claim commits without an
+fsync of its own (`lease_transaction`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+
+from .records import Claim
+from .sqlite_ops import DURABLE_SYNCHRONOUS, dt_required, transaction, ts
+
+# Ids bound in one `IN (...)`: under the 999 parameters an older SQLite allows.
+IDS_PER_QUERY = 500
+
+# The oldest due deliveries. The LIMIT lets SQLite keep only the first rows while it scans,
+# rather than sort every due row of a long backlog.
+_OLDEST_DUE = """
+    SELECT id, order_key FROM deliveries
+    WHERE endpoint = ? AND status IN ('pending', 'in_flight') AND next_attempt_at <= ?
+    ORDER BY id LIMIT ?
+"""
+# Due deliveries after a given id that no older unfinished change of their record holds
+# back: the check runs for every due row, which only pays when most are held back.
+_CLAIMABLE_AFTER = """
+    SELECT d.id FROM deliveries d
+    WHERE d.endpoint = :endpoint AND d.status IN ('pending', 'in_flight')
+      AND d.next_attempt_at <= :now AND d.id > :after
+      AND (d.order_key IS NULL OR NOT EXISTS (
+          SELECT 1 FROM deliveries older
+          WHERE older.endpoint = d.endpoint AND older.order_key = d.order_key
+            AND older.id < d.id AND older.status IN ('pending', 'in_flight')))
+    ORDER BY d.id LIMIT :limit
+"""
+
+
+@contextmanager
+def lease_transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """A transaction that only takes or gives back leases, committed without its own fsync.
+
+    Forgetting one after a power loss is harmless: a lost claim leaves its deliveries
+    pending, so they are sent again (at-least-once, with the stable webhook-id), exactly as
+    after a lost outcome; a lost release lets the lease run out. The write-ahead log is
+    append-only and each fsync covers all of it, so the next durable commit (ingest,
+    outcome) makes the lease durable too, and no durable commit is ever lost with it.
+    """
+    db.execute("PRAGMA synchronous=NORMAL")
+    try:
+        with transaction(db):
+            yield
+    finally:
+        db.execute(f"PRAGMA synchronous={DURABLE_SYNCHRONOUS}")
+
+
+def claimable_ids(db: sqlite3.Connection, endpoint: str, limit: int, now: datetime) -> list[int]:
+    """Up to `limit` due deliveries, oldest first, that no older unfinished change of their
+    record holds back (per-record ordering).
+
+    The `limit` oldest due deliveries are checked against their records first, in one
+    query; only when some of them are held back does SQLite look further, checking every
+    later due delivery itself."""
+    at = ts(now)
+    oldest_due: list[tuple[int, str | None]] = db.execute(
+        _OLDEST_DUE, (endpoint, at, limit)
+    ).fetchall()
+    ids = _not_held_back(db, endpoint, oldest_due)
+    if len(oldest_due) == limit and len(ids) < limit:
+        after = {"endpoint": endpoint, "now": at, "after": oldest_due[-1][0]}
+        ids += [
+            row[0] for row in db.execute(_CLAIMABLE_AFTER, {**after, "limit": limit - len(ids)})
+        ]
+    return ids
+
+
+def _not_held_back(
+    db: sqlite3.Connection, endpoint: str, due: list[tuple[int, str | None]]
+) -> list[int]:
+    """Of these due deliveries (oldest first), those whose record has no older unfinished
+    change: not an earlier one of these, and none not due yet or in flight."""
+    records: set[str] = set()
+    candidates: list[tuple[int, str | None]] = []
+    for delivery_id, key in due:
+        if key in records:
+            continue
+        if key is not None:
+            records.add(key)
+        candidates.append((delivery_id, key))
+    oldest = _oldest_unfinished(db, endpoint, [key for _, key in candidates if key is not None])
+    return [
+        delivery_id for delivery_id, key in candidates if key is None or oldest[key] == delivery_id
+    ]
+
+
+def _oldest_unfinished(db: sqlite3.Connection, endpoint: str, keys: list[str]) -> dict[str, int]:
+    """Per order key, the id of its oldest pending or in-flight delivery (due or not)."""
+    oldest: dict[str, int] = {}
+    for start in range(0, len(keys), IDS_PER_QUERY):
+        chunk = keys[start : start + IDS_PER_QUERY]
+        oldest.update(
+            db.execute(
+                "SELECT order_key, min(id) FROM deliveries WHERE endpoint = ?"
+                f" AND order_key IN ({','.join('?' * len(chunk))})"
+                " AND status IN ('pending', 'in_flight') GROUP BY order_key",
+                (endpoint, *chunk),
+            )
+        )
+    return oldest
+
+
+def claim_due(
+    db: sqlite3.Connection, endpoint: str, limit: int, lease: timedelta, now: datetime
+) -> list[Claim]:
+    token = uuid.uuid4().hex
+    lease_until = now + lease
+    with lease_transaction(db):
+        ids = claimable_ids(db, endpoint, limit, now)
+        for start in range(0, len(ids), IDS_PER_QUERY):
+            chunk = ids[start : start + IDS_PER_QUERY]
+            db.execute(
+                "UPDATE deliveries SET status = 'in_flight', next_attempt_at = ?, lease_token = ?"
+                f" WHERE id IN ({','.join('?' * len(chunk))})",
+                (ts(lease_until), token, *chunk),
+            )
+        rows = db.execute(
+            "SELECT d.id, d.endpoint, e.trigger, e.event_id, e.body, d.attempts, d.retry_since,"
+            " e.occurred_at FROM deliveries d JOIN events e ON e.seq = d.event_seq"
+            " WHERE d.endpoint = ? AND d.status = 'in_flight' AND d.lease_token = ?"
+            " ORDER BY d.id",
+            (endpoint, token),
+        ).fetchall()
+    return [
+        Claim(
+            delivery_id=r[0],
+            endpoint=r[1],
+            trigger=r[2],
+            event_id=r[3],
+            body=bytes(r[4]),
+            attempts=r[5],
+            retry_since=dt_required(r[6]),
+            occurred_at=dt_required(r[7]),
+            lease_token=token,
+            lease_until=lease_until,
+        )
+        for r in rows
+    ]
+
+
+def release(db: sqlite3.Connection, claims: Sequence[Claim], now: datetime) -> None:
+    with lease_transaction(db):
+        db.executemany(
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, lease_token = NULL"
+            " WHERE id = ? AND lease_token = ? AND status = 'in_flight'",
+            [(ts(now), c.delivery_id, c.lease_token) for c in claims],
+        )
