@@ -294,8 +294,9 @@ async def run(url: str, args: argparse.Namespace) -> None:
         f"live ingest of all events took {ingest_s:.2f} s; the receiver saw {sent} POSTs"
         f" for 2 x {args.events} deliveries"
     )
+    paced = " (paced by --rate, not a ceiling)" if args.rate else ""
     print(
-        f"ratio durable/raw: {live.rate / raw.rate:.0%} live,"
+        f"ratio durable/raw: {live.rate / raw.rate:.0%} live{paced},"
         f" {drain.rate / raw.rate:.0%} backlog drain"
     )
 
