@@ -35,7 +35,7 @@ def test_migrate_creates_the_schema(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     result = run_cli("migrate", "--config", str(config))
     assert result.returncode == 0, result.stderr
-    assert "schema at version 1" in result.stdout
+    assert "schema at version 2" in result.stdout
     assert (tmp_path / "state.db").exists()
 
 

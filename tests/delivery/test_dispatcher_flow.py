@@ -137,9 +137,9 @@ async def test_shutdown_records_a_2xx_and_releases_unfinished_claims(
 class SlowOutcomes(SqliteStore):
     """A real store whose outcome writes take longer than the shutdown grace."""
 
-    async def record_outcome(self, claim: Claim, outcome: Outcome) -> bool:
+    async def record_outcomes(self, outcomes: Sequence[tuple[Claim, Outcome]]) -> list[bool]:
         await asyncio.sleep(0.3)
-        return await super().record_outcome(claim, outcome)
+        return await super().record_outcomes(outcomes)
 
 
 async def test_a_shutdown_during_the_outcome_write_still_records_it(

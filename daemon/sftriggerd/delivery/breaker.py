@@ -71,6 +71,11 @@ class Breaker:
         return "open"
 
     @property
+    def closed(self) -> bool:
+        """True when sends go out freely; cheaper than `state` (no clock)."""
+        return self._opened_at is None
+
+    @property
     def probing(self) -> bool:
         """True while the half-open probe is out."""
         return self._probing

@@ -4,6 +4,7 @@ the caller classifies it like any other answer."""
 from __future__ import annotations
 
 import errno
+import functools
 import time
 from collections.abc import Mapping
 from datetime import timedelta
@@ -33,8 +34,8 @@ async def post_webhook(
         async with http.post(
             url,
             data=body,
-            headers=dict(headers),
-            timeout=aiohttp.ClientTimeout(total=timeout_s),
+            headers=headers,
+            timeout=_client_timeout(timeout_s),
             allow_redirects=False,
         ) as response:
             prefix = await _read_prefix(response)
@@ -51,6 +52,12 @@ async def post_webhook(
         return Failure(kind, error, time.monotonic() - started)
     except OSError as exc:
         return Failure("connection", _os_error_text(exc), time.monotonic() - started)
+
+
+@functools.lru_cache(maxsize=64)
+def _client_timeout(total_s: float) -> aiohttp.ClientTimeout:
+    # One per configured timeout rather than one per attempt.
+    return aiohttp.ClientTimeout(total=total_s)
 
 
 async def _read_prefix(response: aiohttp.ClientResponse) -> bytes:

@@ -7,7 +7,6 @@ exactly `{webhook-id}.{webhook-timestamp}.{body}` and the body bytes sent are th
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 from collections.abc import Mapping
 
@@ -33,8 +32,31 @@ RESERVED_HEADERS = frozenset(
 def sign(event_id: str, timestamp_s: int, body: bytes, secret_key: bytes) -> str:
     """`v1,<base64 HMAC-SHA256>` of `{id}.{timestamp}.{body}`."""
     signed = f"{event_id}.{timestamp_s}.".encode() + body
-    digest = hmac.new(secret_key, signed, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode("ascii")
+    return "v1," + base64.b64encode(hmac.digest(secret_key, signed, "sha256")).decode("ascii")
+
+
+class Signer:
+    """One endpoint's headers: its configured ones and ours are merged once, so an attempt
+    only adds its id, time and signature."""
+
+    def __init__(self, secret_key: bytes, extra: Mapping[str, str] | None = None) -> None:
+        self._key = secret_key
+        # The configured headers never win over ours (RESERVED_HEADERS).
+        self._fixed = {
+            name: value
+            for name, value in (extra or {}).items()
+            if name.lower() not in RESERVED_HEADERS
+        }
+        self._fixed.update({"content-type": "application/json", "user-agent": USER_AGENT})
+
+    def headers(self, event_id: str, timestamp_s: int, body: bytes) -> dict[str, str]:
+        """Every header of the attempt."""
+        return {
+            "webhook-id": event_id,
+            "webhook-timestamp": str(timestamp_s),
+            "webhook-signature": sign(event_id, timestamp_s, body, self._key),
+            **self._fixed,
+        }
 
 
 def webhook_headers(
@@ -44,17 +66,5 @@ def webhook_headers(
     secret_key: bytes,
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Every header of the attempt; `extra` (the endpoint's configured headers) never wins."""
-    headers = {
-        name: value for name, value in (extra or {}).items() if name.lower() not in RESERVED_HEADERS
-    }
-    headers.update(
-        {
-            "webhook-id": event_id,
-            "webhook-timestamp": str(timestamp_s),
-            "webhook-signature": sign(event_id, timestamp_s, body, secret_key),
-            "content-type": "application/json",
-            "user-agent": USER_AGENT,
-        }
-    )
-    return headers
+    """Every header of one attempt; `extra` (the endpoint's configured headers) never wins."""
+    return Signer(secret_key, extra).headers(event_id, timestamp_s, body)

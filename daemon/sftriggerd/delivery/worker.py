@@ -1,9 +1,9 @@
 """One endpoint's delivery loop: claim what is due, send it concurrently, record outcomes.
 
-When to look for work: right after a notify (new deliveries committed), when a POST is
-answered (its slot is free), when the answer's outcome is committed (the next change of its
-record may now be due), or when the store says the earliest delivery comes due; never later
-than `max_idle`, so deliveries whose lease another process let lapse are picked up.
+When to look for work: right after a notify (new deliveries committed), when answers have
+freed a batch's worth of room, when outcomes are committed (the next change of their record
+may now be due), or when the store says the earliest delivery comes due; never later than
+`max_idle`, so deliveries whose lease another process let lapse are picked up.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 
 import aiohttp
-import structlog
+from prometheus_client.metrics import Counter, Histogram
 
 from ..config.settings import EndpointSettings
 from ..errors import StoreError
@@ -29,9 +29,11 @@ from .answers import Result
 from .breaker import Breaker, BreakerPolicy, Transition
 from .outcome import classify
 from .sender import post_webhook
-from .signing import webhook_headers
+from .signing import Signer
 
 log = get_logger(__name__)
+# For a cheap level check before a per-delivery debug line.
+_stdlib_log = logging.getLogger(__name__)
 
 # How often to look again when a delivery is due but cannot be claimed: it waits behind an
 # older change of its record (per-record ordering), and nothing announces when that clears
@@ -66,7 +68,22 @@ class WorkerOptions:
     on_outcome: Callable[[], None]
 
 
+class _Meters:
+    """One endpoint's metric children, looked up once rather than per delivery."""
+
+    def __init__(self, metrics: Metrics, endpoint: str) -> None:
+        self.attempt_seconds: Histogram = metrics.delivery_attempt_seconds.labels(endpoint=endpoint)
+        self.end_to_end_seconds: Histogram = metrics.end_to_end_seconds.labels(endpoint=endpoint)
+        self.delivered: Counter = metrics.deliveries.labels(endpoint=endpoint, outcome="delivered")
+        self.retried: Counter = metrics.deliveries.labels(endpoint=endpoint, outcome="retry")
+        self.dead: Counter = metrics.deliveries.labels(endpoint=endpoint, outcome="dead")
+
+
 class EndpointWorker:
+    """Claims deliveries in batches into a queue that `max_in_flight` long-lived senders
+    take from; their outcomes go to the store in batches by one writer. Nothing is created
+    per delivery but the request itself, so the loop's time goes to HTTP."""
+
     def __init__(
         self,
         endpoint: EndpointSettings,
@@ -85,17 +102,31 @@ class EndpointWorker:
             raise ValueError(f"endpoint {endpoint.name}: the lease must outlast the timeout")
         self._store = store
         self._http = http
-        self._metrics = metrics
         self._options = options
         self._clock = options.clock
-        self._key = endpoint.secret_key
+        self._signer = Signer(endpoint.secret_key, endpoint.headers)
         secret = endpoint.secret.get_secret_value()
         self._secrets = (secret, secret.removeprefix("whsec_"), *endpoint.headers.values())
         self._log = log.bind(endpoint=endpoint.name)
-        # Claims sent or being sent whose outcome is not yet handed to the store.
+        self._meters = _Meters(metrics, endpoint.name)
+        limit = endpoint.max_in_flight
+        # Claimed ahead up to one more round of sends, claimed in batches of at least a
+        # quarter round: one claim transaction serves many deliveries.
+        self._max_in_hand = 2 * limit
+        self._max_unrecorded = 4 * limit
+        self._claim_batch = max(1, limit // 4)
+        # Claims leased to us whose outcome is not yet handed to the writer: given back at
+        # shutdown. Queued ones wait for a sender; `None` tells a sender to stop.
         self._unfinished: dict[int, Claim] = {}
-        self._sends: set[asyncio.Task[None]] = set()
-        self._writes: set[asyncio.Task[bool]] = set()
+        self._queue: asyncio.Queue[Claim | None] = asyncio.Queue()
+        self._sending = 0
+        self._probe_id: int | None = None
+        # Answered attempts on their way to the store, and the count in the current write.
+        self._outcomes: list[tuple[Claim, Outcome]] = []
+        self._writing = 0
+        self._outcome_added = asyncio.Event()
+        self._closing = False
+        self._releases: set[asyncio.Task[None]] = set()
         self._claimed_at: datetime | None = None
         self._retry_hints: list[datetime] = []
 
@@ -104,29 +135,52 @@ class EndpointWorker:
         and gives their claims back, so another run sends them without a lost attempt."""
         try:
             async with asyncio.TaskGroup() as group:
-                await self._claim_loop(stopping, group)
-                await self._drain(grace)
+                writer = group.create_task(self._write_loop())
+                senders = [
+                    group.create_task(self._send_loop()) for _ in range(self.endpoint.max_in_flight)
+                ]
+                group.create_task(self._wake_at(stopping))
+                await self._claim_loop(stopping)
+                await self._drain(senders, grace)
+                self._closing = True
+                self._outcome_added.set()
+                await writer
         finally:
             await self._settle()
 
-    async def _claim_loop(self, stopping: asyncio.Event, group: asyncio.TaskGroup) -> None:
+    async def _wake_at(self, stopping: asyncio.Event) -> None:
+        await stopping.wait()
+        self.wake.set()
+
+    async def _claim_loop(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
             # Cleared before claiming, so a notify that lands mid-claim is not lost.
             self.wake.clear()
-            await self._fill(stopping, group)
+            await self._fill(stopping)
             if stopping.is_set():
                 break
-            await wait_any((stopping, self.wake), await self._idle_s())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(await self._idle_s()):
+                    await self.wake.wait()
 
-    def _free_slots(self) -> int:
-        """How many sends may start now: at most `max_in_flight` POSTs at a time, and as
-        many answered ones at most waiting for their outcome's commit, so that a slow store
+    def _room(self) -> int:
+        """How many more claims to take now: at most `max_in_flight` POSTs are out and as
+        many claims queued behind them, and a slow store (outcomes piling up unwritten)
         holds claiming back."""
-        limit, sends = self.endpoint.max_in_flight, len(self._sends)
-        return min(limit - sends, 2 * limit - sends - len(self._writes))
+        in_hand = self._queue.qsize() + self._sending
+        unrecorded = len(self._outcomes) + self._writing
+        return min(self._max_in_hand - in_hand, self._max_unrecorded - in_hand - unrecorded)
 
-    async def _fill(self, stopping: asyncio.Event, group: asyncio.TaskGroup) -> None:
-        admission = self.breaker.admit(self._free_slots())
+    def _worth_claiming(self) -> bool:
+        """A batch's worth of room, or nothing in hand at all."""
+        room = self._room()
+        idle = self._sending == 0 and self._queue.empty()
+        return room >= self._claim_batch or (room > 0 and idle)
+
+    async def _fill(self, stopping: asyncio.Event) -> None:
+        if not self._worth_claiming():
+            return
+        admission = self.breaker.admit(self._room())
         if admission.count == 0:
             return
         if admission.probe:
@@ -140,20 +194,17 @@ class EndpointWorker:
         self._claimed_at = now
         while self._retry_hints and self._retry_hints[0] <= now:
             heapq.heappop(self._retry_hints)
-        if admission.probe and not claims:
-            self.breaker.cancel_probe()
-        if stopping.is_set():
-            await self._release(claims)
-            return
+        if admission.probe:
+            if claims:
+                self._probe_id = claims[0].delivery_id
+            else:
+                self.breaker.cancel_probe()
         for claim in claims:
             self._unfinished[claim.delivery_id] = claim
-            task = group.create_task(self._deliver(claim, admission.probe))
-            self._sends.add(task)
-            task.add_done_callback(self._send_done)
-
-    def _send_done(self, task: asyncio.Task[None]) -> None:
-        self._sends.discard(task)
-        self.wake.set()
+        if stopping.is_set():
+            return  # given back by _settle
+        for claim in claims:
+            self._queue.put_nowait(claim)
 
     async def _idle_s(self) -> float:
         """How long to sleep when nothing announces work."""
@@ -161,8 +212,8 @@ class EndpointWorker:
         now = self._clock()
         half_open_at = self.breaker.half_open_at()
         if half_open_at is not None:
-            return min((half_open_at - now).total_seconds(), max_idle_s)
-        if self._free_slots() <= 0 or self.breaker.probing:
+            return max(min((half_open_at - now).total_seconds(), max_idle_s), 0.0)
+        if not self._worth_claiming() or self.breaker.probing:
             return max_idle_s  # an answer or a committed outcome wakes the loop
         try:
             due = await self._store.next_due_at(self.name)
@@ -180,21 +231,40 @@ class EndpointWorker:
             return min(max(next_hint_s, 0.0), BLOCKED_POLL_S)
         return BLOCKED_POLL_S
 
-    async def _deliver(self, claim: Claim, probe: bool) -> None:
-        bound = self._log.bind(event_id=claim.event_id, delivery_id=claim.delivery_id)
+    async def _send_loop(self) -> None:
+        while (claim := await self._queue.get()) is not None:
+            self._sending += 1
+            try:
+                await self._deliver(claim)
+            finally:
+                self._sending -= 1
+                if self._worth_claiming():
+                    self.wake.set()
+
+    async def _deliver(self, claim: Claim) -> None:
+        probe = claim.delivery_id == self._probe_id
+        if probe:
+            self._probe_id = None
+        elif not self.breaker.closed:
+            # Claimed before the breaker opened: back to the store unsent.
+            self._give_back([claim])
+            return
         now = self._clock()
         if now + self.endpoint.timeout >= claim.lease_until:
             # The answer could come after the lease ran out, when another process may hold
             # the delivery; give it back instead of risking a send nobody can record.
-            bound.warning("claim_expired_before_send", lease_until=claim.lease_until.isoformat())
+            self._log.warning(
+                "claim_expired_before_send",
+                event_id=claim.event_id,
+                delivery_id=claim.delivery_id,
+                lease_until=claim.lease_until.isoformat(),
+            )
             if probe:
                 self.breaker.cancel_probe()
             self._unfinished.pop(claim.delivery_id, None)
             await self._release([claim])
             return
-        headers = webhook_headers(
-            claim.event_id, int(now.timestamp()), claim.body, self._key, self.endpoint.headers
-        )
+        headers = self._signer.headers(claim.event_id, int(now.timestamp()), claim.body)
         result = await post_webhook(
             self._http, self.endpoint.url, headers, claim.body, self.endpoint.timeout
         )
@@ -202,68 +272,75 @@ class EndpointWorker:
         outcome = classify(
             result, claim, self.endpoint.retry, done_at, self._options.jitter(), self._secrets
         )
-        self._account(claim, result, outcome, probe, bound)
-        await self._record(claim, outcome, bound)
-
-    async def _record(
-        self, claim: Claim, outcome: Outcome, bound: structlog.stdlib.BoundLogger
-    ) -> None:
-        # From here the outcome write owns the claim: it is never released, even at shutdown.
+        # From here the writer owns the claim: it is never released, even at shutdown.
         self._unfinished.pop(claim.delivery_id, None)
-        write = asyncio.ensure_future(self._store.record_outcome(claim, outcome))
-        self._writes.add(write)
-        write.add_done_callback(partial(self._write_done, bound))
-        self._free_slot()
-        # Shielded: a shutdown that cancels this send must not cancel the write of its
-        # outcome, or a 2xx that arrived would be sent again.
-        with contextlib.suppress(StoreError):  # logged by _write_done
-            await asyncio.shield(write)
-        self._options.on_outcome()
+        self._outcomes.append((claim, outcome))
+        self._outcome_added.set()
+        self._account(claim, result, outcome, probe)
 
-    def _free_slot(self) -> None:
-        """The calling send's POST is answered: its slot takes the next claim now, without
-        waiting for the outcome's commit (until then the store keeps the delivery in flight,
-        so nothing claims it again). The send's task ends after the commit, as before."""
-        task = asyncio.current_task()
-        if task is not None:
-            self._sends.discard(task)
-        self.wake.set()
+    async def _write_loop(self) -> None:
+        """Hands answered outcomes to the store, as many per transaction as have gathered
+        while the previous one committed. Ends once closing and nothing is left."""
+        while True:
+            if not self._outcomes:
+                if self._closing:
+                    return
+                self._outcome_added.clear()
+                await self._outcome_added.wait()
+                continue
+            batch, self._outcomes = self._outcomes, []
+            self._writing = len(batch)
+            try:
+                recorded = await self._store.record_outcomes(batch)
+            except StoreError as exc:
+                # Their leases run out and they are sent again: duplicates, never a loss.
+                for claim, _ in batch:
+                    self._log.error(
+                        "outcome_not_recorded",
+                        event_id=claim.event_id,
+                        delivery_id=claim.delivery_id,
+                        error=str(exc),
+                    )
+            else:
+                for (claim, _), kept_lease in zip(batch, recorded, strict=True):
+                    if not kept_lease:
+                        self._log.warning(
+                            "delivery_lease_lost",
+                            event_id=claim.event_id,
+                            delivery_id=claim.delivery_id,
+                        )
+            finally:
+                self._writing = 0
+            # The next change of these records may be due now, and the room is back.
+            self.wake.set()
+            self._options.on_outcome()
 
-    def _write_done(self, bound: structlog.stdlib.BoundLogger, write: asyncio.Task[bool]) -> None:
-        self._writes.discard(write)
-        if write.cancelled():
-            return
-        error = write.exception()
-        if error is not None:
-            # The lease runs out and the delivery is sent again: a duplicate, never a loss.
-            bound.error("outcome_not_recorded", error=str(error))
-        elif not write.result():
-            bound.warning("delivery_lease_lost")
-
-    def _account(
-        self,
-        claim: Claim,
-        result: Result,
-        outcome: Outcome,
-        probe: bool,
-        bound: structlog.stdlib.BoundLogger,
-    ) -> None:
+    def _account(self, claim: Claim, result: Result, outcome: Outcome, probe: bool) -> None:
         """Metrics, breaker and logs for one attempt."""
-        metrics, name, attempt = self._metrics, self.name, claim.attempts + 1
-        metrics.delivery_attempt_seconds.labels(endpoint=name).observe(result.duration_s)
+        meters, attempt = self._meters, claim.attempts + 1
+        meters.attempt_seconds.observe(result.duration_s)
         transition: Transition | None
         if isinstance(outcome, Delivered):
-            metrics.deliveries.labels(endpoint=name, outcome="delivered").inc()
+            meters.delivered.inc()
             age_s = (outcome.at - claim.occurred_at).total_seconds()
-            metrics.end_to_end_seconds.labels(endpoint=name).observe(max(age_s, 0.0))
+            meters.end_to_end_seconds.observe(max(age_s, 0.0))
             transition = self.breaker.record_success()
-            bound.debug("delivery_succeeded", status=outcome.status, attempt=attempt)
+            if _stdlib_log.isEnabledFor(logging.DEBUG):
+                self._log.debug(
+                    "delivery_succeeded",
+                    event_id=claim.event_id,
+                    delivery_id=claim.delivery_id,
+                    status=outcome.status,
+                    attempt=attempt,
+                )
         elif isinstance(outcome, Retry):
-            metrics.deliveries.labels(endpoint=name, outcome="retry").inc()
+            meters.retried.inc()
             heapq.heappush(self._retry_hints, outcome.next_attempt_at)
             transition = self.breaker.record_failure(probe)
-            bound.warning(
+            self._log.warning(
                 "delivery_failed",
+                event_id=claim.event_id,
+                delivery_id=claim.delivery_id,
                 status=outcome.status,
                 error=outcome.error,
                 attempt=attempt,
@@ -271,12 +348,38 @@ class EndpointWorker:
             )
         else:
             assert isinstance(outcome, Dead)
-            metrics.deliveries.labels(endpoint=name, outcome="dead").inc()
+            meters.dead.inc()
             transition = self.breaker.record_failure(probe)
-            bound.error(
-                "delivery_dead", status=outcome.status, error=outcome.error, attempt=attempt
+            self._log.error(
+                "delivery_dead",
+                event_id=claim.event_id,
+                delivery_id=claim.delivery_id,
+                status=outcome.status,
+                error=outcome.error,
+                attempt=attempt,
             )
+        if transition in ("opened", "reopened"):
+            self._give_back_queued()
         self._log_transition(transition)
+
+    def _give_back_queued(self) -> None:
+        """The breaker opened: claims waiting for a sender go back to the store unsent."""
+        queued: list[Claim] = []
+        while not self._queue.empty():
+            claim = self._queue.get_nowait()
+            if claim is not None:
+                queued.append(claim)
+        self._give_back(queued)
+
+    def _give_back(self, claims: Sequence[Claim]) -> None:
+        """Releases unsent claims in the background (awaited by _settle)."""
+        if not claims:
+            return
+        for claim in claims:
+            self._unfinished.pop(claim.delivery_id, None)
+        task = asyncio.create_task(self._release(claims))
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
 
     def _log_transition(self, transition: Transition | None) -> None:
         if transition is None:
@@ -291,17 +394,25 @@ class EndpointWorker:
             cooldown_s=snapshot.cooldown.total_seconds(),
         )
 
-    async def _drain(self, grace: timedelta) -> None:
-        if self._sends:
-            self._log.info("delivery_draining", in_flight=len(self._sends))
-            _, unfinished = await asyncio.wait(set(self._sends), timeout=grace.total_seconds())
-            for task in unfinished:
-                task.cancel()
+    async def _drain(self, senders: Sequence[asyncio.Task[None]], grace: timedelta) -> None:
+        """No new sends: queued claims stay unsent (given back by _settle); sends under
+        way get `grace` to finish and are cancelled after it."""
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        for _ in senders:
+            self._queue.put_nowait(None)
+        if self._sending:
+            self._log.info("delivery_draining", in_flight=self._sending)
+        _, unfinished = await asyncio.wait(senders, timeout=grace.total_seconds())
+        for task in unfinished:
+            task.cancel()
+        if unfinished:
+            await asyncio.wait(unfinished)
 
     async def _settle(self) -> None:
-        """After the sends: wait for outcome writes, then give back what was never sent."""
-        if self._writes:
-            await asyncio.wait(set(self._writes))
+        """After the sends and the writer: give back what was never sent or never answered."""
+        if self._releases:
+            await asyncio.wait(set(self._releases))
         unfinished = list(self._unfinished.values())
         self._unfinished.clear()
         await self._release(unfinished)

@@ -70,8 +70,14 @@ class Store(abc.ABC):
         due while an older delivery for the same record is pending or in flight."""
 
     @abc.abstractmethod
+    async def record_outcomes(self, outcomes: Sequence[tuple[Claim, Outcome]]) -> list[bool]:
+        """Applies each outcome whose claim still holds its lease, all in one transaction;
+        per outcome, False when its claim lost the lease (nothing recorded for it)."""
+
     async def record_outcome(self, claim: Claim, outcome: Outcome) -> bool:
-        """Applies the outcome if the claim still holds its lease; False when it lost it."""
+        """One outcome: see `record_outcomes`."""
+        [recorded] = await self.record_outcomes([(claim, outcome)])
+        return recorded
 
     @abc.abstractmethod
     async def release(self, claims: Sequence[Claim], now: datetime) -> None:

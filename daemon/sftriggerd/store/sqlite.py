@@ -52,7 +52,9 @@ class SqliteStore(Store):
         self.path = str(path)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         self._db: sqlite3.Connection | None = None
-        self._pending_outcomes: list[tuple[Claim, Outcome, asyncio.Future[bool]]] = []
+        self._pending_outcomes: list[
+            tuple[Sequence[tuple[Claim, Outcome]], asyncio.Future[list[bool]]]
+        ] = []
         self._flusher: asyncio.Task[None] | None = None
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -130,9 +132,11 @@ class SqliteStore(Store):
     ) -> list[Claim]:
         return await self._run(lambda db: leases.claim_due(db, endpoint, limit, lease, now))
 
-    async def record_outcome(self, claim: Claim, outcome: Outcome) -> bool:
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending_outcomes.append((claim, outcome, future))
+    async def record_outcomes(self, outcomes: Sequence[tuple[Claim, Outcome]]) -> list[bool]:
+        if not outcomes:
+            return []
+        future: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
+        self._pending_outcomes.append((outcomes, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_outcomes())
         # Shielded: a caller cancelled at shutdown must not leave the outcome half-known.
@@ -141,17 +145,19 @@ class SqliteStore(Store):
     async def _flush_outcomes(self) -> None:
         while self._pending_outcomes:
             batch, self._pending_outcomes = self._pending_outcomes, []
-            items = [(claim, outcome) for claim, outcome, _ in batch]
+            items = [item for outcomes, _ in batch for item in outcomes]
             try:
                 results = await self._run(partial(ops.record_outcomes, items=items))
             except StoreError as exc:
-                for _, _, future in batch:
+                for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            for (_, _, future), result in zip(batch, results, strict=True):
+            start = 0
+            for outcomes, future in batch:
                 if not future.done():
-                    future.set_result(result)
+                    future.set_result(results[start : start + len(outcomes)])
+                start += len(outcomes)
 
     async def release(self, claims: Sequence[Claim], now: datetime) -> None:
         if claims:

@@ -1,9 +1,9 @@
 """The SQLite engine's leases: claiming due deliveries, and giving claims back.
 
 Three things keep a claim cheap when the backlog is long: it reads only the oldest due
-deliveries instead of sorting all of them; the per-record ordering check runs for those
-alone, in one query, unless most of them are held back; and a claim commits without an
-fsync of its own (`lease_transaction`).
+deliveries, in id order from an index of pending ones, instead of sorting all of them;
+the per-record ordering check runs for those alone, in one query, unless most of them are
+held back; and a claim commits without an fsync of its own (`lease_transaction`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
 from .records import Claim
 from .sqlite_ops import DURABLE_SYNCHRONOUS, dt_required, transaction, ts
@@ -20,24 +21,37 @@ from .sqlite_ops import DURABLE_SYNCHRONOUS, dt_required, transaction, ts
 # Ids bound in one `IN (...)`: under the 999 parameters an older SQLite allows.
 IDS_PER_QUERY = 500
 
-# The oldest due deliveries. The LIMIT lets SQLite keep only the first rows while it scans,
-# rather than sort every due row of a long backlog.
-_OLDEST_DUE = """
-    SELECT id, order_key FROM deliveries
-    WHERE endpoint = ? AND status IN ('pending', 'in_flight') AND next_attempt_at <= ?
+# The oldest due pending deliveries, read in id order from the pending queue's index until
+# LIMIT rows are found. Named explicitly: without statistics SQLite would pick the
+# (endpoint, status, next_attempt_at) index and sort every due row of a long backlog.
+_OLDEST_PENDING = """
+    SELECT id, order_key FROM deliveries INDEXED BY deliveries_pending
+    WHERE endpoint = ? AND status = 'pending' AND next_attempt_at <= ?
     ORDER BY id LIMIT ?
 """
-# Due deliveries after a given id that no older unfinished change of their record holds
-# back: the check runs for every due row, which only pays when most are held back.
+# In-flight deliveries whose lease ran out (their process died or gave up): due again.
+_LAPSED_LEASES = """
+    SELECT id, order_key FROM deliveries
+    WHERE endpoint = ? AND status = 'in_flight' AND next_attempt_at <= ?
+    ORDER BY id LIMIT ?
+"""
+# Due pending deliveries after a given id that no older unfinished change of their record
+# holds back: the check runs for every due row, which only pays when most are held back.
 _CLAIMABLE_AFTER = """
-    SELECT d.id FROM deliveries d
-    WHERE d.endpoint = :endpoint AND d.status IN ('pending', 'in_flight')
+    SELECT d.id FROM deliveries d INDEXED BY deliveries_pending
+    WHERE d.endpoint = :endpoint AND d.status = 'pending'
       AND d.next_attempt_at <= :now AND d.id > :after
       AND (d.order_key IS NULL OR NOT EXISTS (
           SELECT 1 FROM deliveries older
           WHERE older.endpoint = d.endpoint AND older.order_key = d.order_key
             AND older.id < d.id AND older.status IN ('pending', 'in_flight')))
     ORDER BY d.id LIMIT :limit
+"""
+_CLAIMED = """
+    SELECT d.id, d.endpoint, e.trigger, e.event_id, e.body, d.attempts, d.retry_since,
+           e.occurred_at
+    FROM deliveries d JOIN events e ON e.seq = d.event_seq
+    WHERE d.id IN ({ids}) ORDER BY d.id
 """
 
 
@@ -67,9 +81,10 @@ def claimable_ids(db: sqlite3.Connection, endpoint: str, limit: int, now: dateti
     query; only when some of them are held back does SQLite look further, checking every
     later due delivery itself."""
     at = ts(now)
-    oldest_due: list[tuple[int, str | None]] = db.execute(
-        _OLDEST_DUE, (endpoint, at, limit)
-    ).fetchall()
+    oldest_due: list[tuple[int, str | None]] = sorted(
+        db.execute(_OLDEST_PENDING, (endpoint, at, limit)).fetchall()
+        + db.execute(_LAPSED_LEASES, (endpoint, at, limit)).fetchall()
+    )[:limit]
     ids = _not_held_back(db, endpoint, oldest_due)
     if len(oldest_due) == limit and len(ids) < limit:
         after = {"endpoint": endpoint, "now": at, "after": oldest_due[-1][0]}
@@ -121,20 +136,16 @@ def claim_due(
     lease_until = now + lease
     with lease_transaction(db):
         ids = claimable_ids(db, endpoint, limit, now)
+        rows: list[tuple[Any, ...]] = []
         for start in range(0, len(ids), IDS_PER_QUERY):
             chunk = ids[start : start + IDS_PER_QUERY]
+            marks = ",".join("?" * len(chunk))
             db.execute(
                 "UPDATE deliveries SET status = 'in_flight', next_attempt_at = ?, lease_token = ?"
-                f" WHERE id IN ({','.join('?' * len(chunk))})",
+                f" WHERE id IN ({marks})",
                 (ts(lease_until), token, *chunk),
             )
-        rows = db.execute(
-            "SELECT d.id, d.endpoint, e.trigger, e.event_id, e.body, d.attempts, d.retry_since,"
-            " e.occurred_at FROM deliveries d JOIN events e ON e.seq = d.event_seq"
-            " WHERE d.endpoint = ? AND d.status = 'in_flight' AND d.lease_token = ?"
-            " ORDER BY d.id",
-            (endpoint, token),
-        ).fetchall()
+            rows += db.execute(_CLAIMED.format(ids=marks), chunk).fetchall()
     return [
         Claim(
             delivery_id=r[0],

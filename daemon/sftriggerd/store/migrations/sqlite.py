@@ -45,4 +45,10 @@ MIGRATIONS: list[str] = [
         updated_at REAL NOT NULL
     );
     """,
+    # 2: the claim's queue: pending deliveries per endpoint in id order, with what the claim
+    # filters on, so claiming from a long backlog reads only the rows it takes.
+    """
+    CREATE INDEX deliveries_pending ON deliveries (endpoint, id, next_attempt_at, order_key)
+        WHERE status = 'pending';
+    """,
 ]
