@@ -15,7 +15,10 @@ client and the server do not share one event loop. Then, against that receiver:
   ingest to its 2xx (the store's own `created_at` and `finished_at`). Unpaced, the source
   outruns delivery and the latency is mostly queueing; `--rate` paces it;
 - durable, backlog: every event committed first, then only the dispatcher's drain is
-  timed (claim, sign, POST, record), the number to hold against the raw ceiling.
+  timed (claim, sign, POST, record), the number to hold against the raw ceiling;
+- where the gap lies: the same dispatcher fed from memory (claims prebuilt, outcomes
+  dropped: its own ceiling without any store), and the store alone (the backlog claimed and
+  recorded through `SqliteStore`, no HTTP).
 
 It prints the machine, the rates and their ratios. No assertions: figures for people.
 """
@@ -35,6 +38,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import count as counter
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -48,7 +52,7 @@ from sftriggerd.events.model import Event, event_id
 from sftriggerd.ingest import Ingest
 from sftriggerd.logs import configure_logging
 from sftriggerd.metrics import Metrics
-from sftriggerd.store.records import Checkpoint
+from sftriggerd.store.records import Checkpoint, Claim, Delivered, OutboxCounts, Outcome
 from sftriggerd.store.sqlite import SqliteStore
 
 TRIGGER = "bench"
@@ -208,6 +212,20 @@ async def feed(ingest: Ingest, events: Sequence[Event], args: argparse.Namespace
     return time.perf_counter() - started
 
 
+async def committed(path: Path, events: Sequence[Event], args: argparse.Namespace) -> None:
+    """A store holding every event's delivery, pending."""
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        await feed(
+            Ingest(store, [endpoint_settings("http://127.0.0.1:9/hook", args)], Metrics()),
+            events,
+            args,
+        )
+    finally:
+        await store.close()
+
+
 async def delivered(metrics: Metrics, count: int) -> None:
     labels = {"endpoint": ENDPOINT, "outcome": "delivered"}
     while (metrics.registry.get_sample_value("sftriggerd_deliveries_total", labels) or 0) < count:
@@ -252,6 +270,91 @@ async def durable(
     return Figures(len(events), elapsed, latencies), ingest_s
 
 
+# --- where the gap lies ------------------------------------------------------------------
+
+
+class MemoryOutbox(SqliteStore):
+    """An open store whose outbox answers from memory: claims prebuilt, outcomes dropped.
+    Not durable; it shows what the dispatcher itself costs beside the POSTs."""
+
+    def __init__(self, claims: list[Claim]) -> None:
+        super().__init__(":memory:")
+        self._claims = claims
+        self.recorded = 0
+
+    async def claim_due(
+        self, endpoint: str, limit: int, lease: timedelta, now: datetime
+    ) -> list[Claim]:
+        taken, self._claims = self._claims[:limit], self._claims[limit:]
+        return taken
+
+    async def record_outcomes(self, outcomes: Sequence[tuple[Claim, Outcome]]) -> list[bool]:
+        self.recorded += len(outcomes)
+        return [True] * len(outcomes)
+
+    async def next_due_at(self, endpoint: str) -> datetime | None:
+        return None
+
+    async def outbox_counts(self) -> dict[str, OutboxCounts]:
+        return {}
+
+
+async def dispatcher_alone(
+    url: str, events: Sequence[Event], ingest: Ingest, args: argparse.Namespace
+) -> Figures:
+    far = datetime.now(UTC) + timedelta(days=1)
+    ids = counter(1)
+    claims = [
+        Claim(
+            delivery_id=next(ids),
+            endpoint=ENDPOINT,
+            trigger=TRIGGER,
+            event_id=event.id,
+            body=ingest.prepare(event).body,
+            attempts=0,
+            retry_since=event.occurred_at,
+            occurred_at=event.occurred_at,
+            lease_token="memory",
+            lease_until=far,
+        )
+        for event in events
+    ]
+    store = MemoryOutbox(claims)
+    await store.open()
+    stopping = asyncio.Event()
+    try:
+        async with aiohttp.ClientSession() as http:
+            dispatcher = Dispatcher(store, [endpoint_settings(url, args)], http, Metrics())
+            started = time.perf_counter()
+            running = asyncio.create_task(dispatcher.run(stopping))
+            while store.recorded < len(events):
+                await asyncio.sleep(0.001)
+            elapsed = time.perf_counter() - started
+            stopping.set()
+            await running
+    finally:
+        await store.close()
+    return Figures(len(events), elapsed, [0.0])
+
+
+async def store_alone(path: Path, args: argparse.Namespace) -> float:
+    """Claims and records every delivery of a committed backlog, no HTTP; deliveries/s."""
+    store = SqliteStore(path)
+    await store.open()
+    lease = timedelta(seconds=30)
+    try:
+        started = time.perf_counter()
+        done = 0
+        while claims := await store.claim_due(ENDPOINT, args.concurrency, lease, datetime.now(UTC)):
+            at = datetime.now(UTC)
+            await store.record_outcomes([(claim, Delivered(status=204, at=at)) for claim in claims])
+            done += len(claims)
+        elapsed = time.perf_counter() - started
+    finally:
+        await store.close()
+    return done / elapsed
+
+
 # --- the run ---------------------------------------------------------------------------
 
 
@@ -283,7 +386,11 @@ async def run(url: str, args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(dir=args.dir) as directory:
         live, ingest_s = await durable(url, events, args, Path(directory) / "live.db", False)
         drain, _ = await durable(url, events, args, Path(directory) / "backlog.db", True)
-    sent = await received_count(url) - before
+        sent = await received_count(url) - before
+        alone = await dispatcher_alone(url, events, probe, args)
+        backlog = Path(directory) / "store-alone.db"
+        await committed(backlog, events, args)
+        store_rate = await store_alone(backlog, args)
     print(raw.line("raw POSTs       "))
     print(live.line("durable, live   ") + " (ingest to 2xx)")
     print(
@@ -293,6 +400,11 @@ async def run(url: str, args: argparse.Namespace) -> None:
     print(
         f"live ingest of all events took {ingest_s:.2f} s; the receiver saw {sent} POSTs"
         f" for 2 x {args.events} deliveries"
+    )
+    print(
+        f"where the gap lies: the dispatcher fed from memory (no store) {alone.rate:,.0f}/s"
+        f" = {alone.rate / raw.rate:.0%} of raw; the store alone (claim + record, no HTTP)"
+        f" {store_rate:,.0f}/s"
     )
     paced = " (paced by --rate, not a ceiling)" if args.rate else ""
     print(

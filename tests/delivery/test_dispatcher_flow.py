@@ -204,3 +204,41 @@ async def test_a_claim_whose_lease_ran_short_is_given_back_not_sent(
 
 async def _arrived(receiver: Receiver, count: int) -> bool:
     return len(receiver.arrivals) >= count
+
+
+class GatedOutcomes(SqliteStore):
+    """A real store whose outcome writes wait until the test opens the gate."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.gate = asyncio.Event()
+        self.batches: list[int] = []
+
+    async def record_outcomes(self, outcomes: Sequence[tuple[Claim, Outcome]]) -> list[bool]:
+        self.batches.append(len(outcomes))
+        await self.gate.wait()
+        return await super().record_outcomes(outcomes)
+
+
+async def test_sends_go_on_while_outcomes_wait_and_a_slow_store_holds_claiming_back(
+    tmp_path: Path, http: aiohttp.ClientSession, receiver: Receiver
+) -> None:
+    store = GatedOutcomes(tmp_path / "gated.db")
+    await store.open()
+    try:
+        hook = endpoint(receiver.url, max_in_flight=2, ordering="none")
+        async with running(Dispatcher(store, [hook], http, Metrics())):
+            await enqueue(store, *(new_event(f"e{n}") for n in range(30)))
+            # Nothing is recorded yet, yet the two send slots keep going...
+            await eventually(lambda: _arrived(receiver, 8))
+            await asyncio.sleep(0.2)
+            # ...until answered-but-unrecorded plus claimed reach 4 x max_in_flight.
+            assert len(receiver.arrivals) == 8
+            assert await all_delivered(store, 0)
+            store.gate.set()
+            await eventually(lambda: all_delivered(store, 30))
+        assert sorted(receiver.ids()) == sorted(f"e{n}" for n in range(30))
+        # Outcomes that gathered while a write waited went to the store together.
+        assert max(store.batches) > 1
+    finally:
+        await store.close()

@@ -207,3 +207,42 @@ async def test_many_concurrent_outcomes_commit_together(store: Store) -> None:
     )
     assert all(results)
     assert (await store.outbox_counts()).get("hook") is None
+
+
+async def test_a_batch_of_outcomes_reports_each_lease_and_records_only_held_ones(
+    store: Store,
+) -> None:
+    await store.ingest("t", [event(n, record=f"r{n}") for n in range(3)], checkpoint(3))
+    first, stale, third = await store.claim_due("hook", 3, LEASE, now())
+    later = now() + LEASE + timedelta(seconds=1)
+    [fresh] = await store.claim_due("hook", 1, LEASE, later)  # the lapsed lease, taken over
+    assert fresh.delivery_id == first.delivery_id
+    results = await store.record_outcomes(
+        [
+            (first, Delivered(status=200, at=now())),
+            (stale, Delivered(status=201, at=now())),
+            (third, Dead(status=410, error="HTTP 410 Gone", at=now())),
+        ]
+    )
+    assert results == [False, True, True]
+    rows = {r.event_id: r for r in await store.list_deliveries()}
+    assert (rows["evt_0"].status, rows["evt_0"].attempts) == ("in_flight", 0)
+    assert (rows["evt_1"].status, rows["evt_1"].last_status) == ("delivered", 201)
+    assert (rows["evt_2"].status, rows["evt_2"].last_status) == ("dead", 410)
+    assert await store.record_outcomes([]) == []
+
+
+async def test_claims_skip_a_long_run_of_in_flight_and_not_yet_due_deliveries(
+    store: Store,
+) -> None:
+    await store.ingest("t", [event(n, record=f"r{n}") for n in range(300)], checkpoint(300))
+    held = await store.claim_due("hook", 100, LEASE, now())
+    retrying = await store.claim_due("hook", 100, LEASE, now())
+    for claim in retrying:
+        later = now() + timedelta(hours=1)
+        await store.record_outcome(claim, Retry(next_attempt_at=later, status=500, error="x"))
+    claims = await store.claim_due("hook", 10, LEASE, now())
+    assert [c.event_id for c in claims] == [f"evt_{n}" for n in range(200, 210)]
+    # The first lease lapses: those come first again, oldest first.
+    lapsed = await store.claim_due("hook", 5, LEASE, now() + LEASE + timedelta(seconds=1))
+    assert [c.event_id for c in lapsed] == [c.event_id for c in held[:5]]
