@@ -311,8 +311,10 @@ class EndpointWorker:
                         )
             finally:
                 self._writing = 0
-            # The next change of these records may be due now, and the room is back.
-            self.wake.set()
+            # The next change of these records may be due now, and the room is back; a
+            # claim that could not take a batch would only wake the loop for nothing.
+            if self._worth_claiming():
+                self.wake.set()
             self._options.on_outcome()
 
     def _account(self, claim: Claim, result: Result, outcome: Outcome, probe: bool) -> None:
