@@ -143,16 +143,23 @@ class Figures:
     count: int
     elapsed_s: float
     latencies_s: list[float]
+    cpu_s: float  # this process's CPU in the timed window, all threads (not the receiver's)
 
     @property
     def rate(self) -> float:
         return self.count / self.elapsed_s
 
+    @property
+    def cpu_us(self) -> float:
+        """CPU per delivery, in microseconds."""
+        return self.cpu_s / self.count * 1e6
+
     def line(self, what: str) -> str:
         p50, p99 = percentile(self.latencies_s, 0.50), percentile(self.latencies_s, 0.99)
         return (
             f"{what}: {self.count} in {self.elapsed_s:.2f} s = {self.rate:,.0f}/s;"
-            f" latency p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms"
+            f" latency p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms;"
+            f" CPU {self.cpu_us:.0f} µs each"
         )
 
 
@@ -175,12 +182,12 @@ async def post_all(
             latencies.append(time.perf_counter() - started)
 
     async with aiohttp.ClientSession() as http:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         async with asyncio.TaskGroup() as group:
             for _ in range(concurrency):
                 group.create_task(poster(http))
-        elapsed = time.perf_counter() - started
-    return Figures(len(requests), elapsed, latencies)
+        elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu
+    return Figures(len(requests), elapsed, latencies, cpu_s)
 
 
 async def raw_ceiling(
@@ -248,14 +255,14 @@ async def durable(
             dispatcher = Dispatcher(store, [hook], http, metrics)
             ingest = Ingest(store, [hook], metrics, notify=dispatcher.notify)
             ingest_s = await feed(ingest, events, args) if backlog else 0.0
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             running = asyncio.create_task(dispatcher.run(stopping))
             if not backlog:
                 ingest_s = await feed(ingest, events, args)
             await delivered(metrics, len(events))
             while (await store.outbox_counts()).get(ENDPOINT):
                 await asyncio.sleep(0.001)  # the last outcomes' commit
-            elapsed = time.perf_counter() - started
+            elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu
             stopping.set()
             await running
     finally:
@@ -267,7 +274,7 @@ async def durable(
                 "SELECT finished_at - created_at FROM deliveries WHERE status = 'delivered'"
             )
         ]
-    return Figures(len(events), elapsed, latencies), ingest_s
+    return Figures(len(events), elapsed, latencies, cpu_s), ingest_s
 
 
 # --- where the gap lies ------------------------------------------------------------------
@@ -325,34 +332,34 @@ async def dispatcher_alone(
     try:
         async with aiohttp.ClientSession() as http:
             dispatcher = Dispatcher(store, [endpoint_settings(url, args)], http, Metrics())
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             running = asyncio.create_task(dispatcher.run(stopping))
             while store.recorded < len(events):
                 await asyncio.sleep(0.001)
-            elapsed = time.perf_counter() - started
+            elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu
             stopping.set()
             await running
     finally:
         await store.close()
-    return Figures(len(events), elapsed, [0.0])
+    return Figures(len(events), elapsed, [0.0], cpu_s)
 
 
-async def store_alone(path: Path, args: argparse.Namespace) -> float:
-    """Claims and records every delivery of a committed backlog, no HTTP; deliveries/s."""
+async def store_alone(path: Path, args: argparse.Namespace) -> Figures:
+    """Claims and records every delivery of a committed backlog, no HTTP."""
     store = SqliteStore(path)
     await store.open()
     lease = timedelta(seconds=30)
     try:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         done = 0
         while claims := await store.claim_due(ENDPOINT, args.concurrency, lease, datetime.now(UTC)):
             at = datetime.now(UTC)
             await store.record_outcomes([(claim, Delivered(status=204, at=at)) for claim in claims])
             done += len(claims)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu
     finally:
         await store.close()
-    return done / elapsed
+    return Figures(done, elapsed, [0.0], cpu_s)
 
 
 # --- the run ---------------------------------------------------------------------------
@@ -390,12 +397,12 @@ async def run(url: str, args: argparse.Namespace) -> None:
         alone = await dispatcher_alone(url, events, probe, args)
         backlog = Path(directory) / "store-alone.db"
         await committed(backlog, events, args)
-        store_rate = await store_alone(backlog, args)
+        store = await store_alone(backlog, args)
     print(raw.line("raw POSTs       "))
     print(live.line("durable, live   ") + " (ingest to 2xx)")
     print(
-        f"durable, backlog: {drain.count} in {drain.elapsed_s:.2f} s = {drain.rate:,.0f}/s"
-        " (all committed first; the dispatcher's drain alone)"
+        f"durable, backlog: {drain.count} in {drain.elapsed_s:.2f} s = {drain.rate:,.0f}/s;"
+        f" CPU {drain.cpu_us:.0f} µs each (all committed first; the dispatcher's drain alone)"
     )
     print(
         f"live ingest of all events took {ingest_s:.2f} s; the receiver saw {sent} POSTs"
@@ -403,8 +410,8 @@ async def run(url: str, args: argparse.Namespace) -> None:
     )
     print(
         f"where the gap lies: the dispatcher fed from memory (no store) {alone.rate:,.0f}/s"
-        f" = {alone.rate / raw.rate:.0%} of raw; the store alone (claim + record, no HTTP)"
-        f" {store_rate:,.0f}/s"
+        f" = {alone.rate / raw.rate:.0%} of raw, CPU {alone.cpu_us:.0f} µs each; the store"
+        f" alone (claim + record, no HTTP) {store.rate:,.0f}/s, CPU {store.cpu_us:.0f} µs each"
     )
     paced = " (paced by --rate, not a ceiling)" if args.rate else ""
     print(
