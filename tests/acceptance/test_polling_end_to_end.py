@@ -4,6 +4,7 @@ change exactly once, across ties, a stop and changes made while it was down."""
 from __future__ import annotations
 
 import asyncio
+import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +12,14 @@ import aiohttp
 import pytest
 
 from tests.acceptance.cli import free_port
-from tests.acceptance.harness import Org, daemon_config, receiver, start, wait_http
+from tests.acceptance.harness import (
+    Org,
+    Process,
+    daemon_config,
+    receiver,
+    start,
+    wait_http,
+)
 
 TRIGGERS = """  - {name: accounts, object: Account, mode: polling, fields: [Name],
       poll_interval: 1s, poll_delay: 0s, start_from: earliest}"""
@@ -24,6 +32,7 @@ async def test_300_records_then_a_restart_with_changes_while_down(tmp_path: Path
         ["emulator", "--port", str(emulator_port), "--state", str(tmp_path / "org")],
         tmp_path / "emulator.log",
     )
+    daemon: Process | None = None
     try:
         await wait_http(f"http://127.0.0.1:{emulator_port}/_emulator/stats")
         async with aiohttp.ClientSession() as http, receiver() as hooks:
@@ -64,5 +73,8 @@ async def test_300_records_then_a_restart_with_changes_while_down(tmp_path: Path
             assert sorted(b["record_id"] for b in later if b["change"] == "created") == sorted(
                 added
             )
+            daemon = None
     finally:
+        if daemon is not None:  # a failed check must not leave the daemon running
+            await daemon.stop(signal.SIGKILL)
         await emulator.stop()
