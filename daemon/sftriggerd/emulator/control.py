@@ -7,7 +7,6 @@ call with its request and answer. The streaming side registers its own calls
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,6 +15,7 @@ from pydantic import ValidationError
 
 from sftriggerd.emulator.changes import Writer
 from sftriggerd.emulator.clock import format_datetime, parse_datetime
+from sftriggerd.emulator.control_body import ControlError, read_object
 from sftriggerd.emulator.errors import ApiError
 from sftriggerd.emulator.faults import SURFACES, Surface
 from sftriggerd.emulator.identity import UserSpec
@@ -29,10 +29,6 @@ _CONTROL_ORIGIN = ""
 Body = dict[str, Any]
 Handler = Callable[[EmulatorParts, Body, web.Request], Body]
 _MISSING = object()
-
-
-class ControlError(Exception):
-    """A control call whose request cannot be honoured as written."""
 
 
 def _field(body: Body, key: str, kinds: tuple[type, ...], default: Any = _MISSING) -> Any:
@@ -198,12 +194,8 @@ def add_user(parts: EmulatorParts, body: Body, request: web.Request) -> Body:
 def _json_handler(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
         try:
-            text = await request.text()
-            body = json.loads(text) if text.strip() else {}
-            if not isinstance(body, dict):
-                raise ControlError("the body must be a JSON object")
-            answer = handler(parts_of(request), body, request)
-        except (ControlError, json.JSONDecodeError) as exc:
+            answer = handler(parts_of(request), await read_object(request), request)
+        except ControlError as exc:
             return web.json_response({"error": str(exc)}, status=400)
         except ApiError as exc:
             return web.json_response(

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sftriggerd.emulator.control_body import ControlError, read_object
 from sftriggerd.emulator.schema import NAME_PATTERN
 from sftriggerd.emulator.streaming.channels import change_channel_of, is_platform_event
 from sftriggerd.emulator.streaming.clients import WakeReason
@@ -22,10 +23,6 @@ Body = dict[str, Any]
 Handler = Callable[[StreamingHub, Body, web.Request], Body]
 GAP_TYPES = frozenset({"GAP_CREATE", "GAP_UPDATE", "GAP_DELETE", "GAP_UNDELETE", "GAP_OVERFLOW"})
 MAX_GENERIC_PAYLOAD = 3_000
-
-
-class ControlError(Exception):
-    """A control call whose request cannot be honoured as written."""
 
 
 def _required(body: Body, key: str, kind: type) -> Any:
@@ -145,12 +142,8 @@ def push_generic(hub: StreamingHub, body: Body, request: web.Request) -> Body:
 def _json_handler(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
         try:
-            text = await request.text()
-            body = json.loads(text) if text.strip() else {}
-            if not isinstance(body, dict):
-                raise ControlError("the body must be a JSON object")
-            answer = handler(request.config_dict[HUB], body, request)
-        except (ControlError, json.JSONDecodeError) as exc:
+            answer = handler(request.config_dict[HUB], await read_object(request), request)
+        except ControlError as exc:
             return web.json_response({"error": str(exc)}, status=400)
         return web.json_response(answer)
 
