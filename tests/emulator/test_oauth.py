@@ -13,36 +13,20 @@ from typing import Any
 import aiohttp
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sftriggerd.emulator.context import EmulatorSettings
 from sftriggerd.emulator.identity import load_users_file
 from sftriggerd.errors import ConfigError
 from tests.emulator.conftest import RunningEmulator
 from tests.emulator.sfclient import DEFAULT_LOGIN, OrgClient, control, token_request
+from tests.keys import rsa_key_pair
 
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
-def _key_pair() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
-
-
-APP_PRIVATE, APP_PUBLIC = _key_pair()
-USER_PRIVATE, USER_PUBLIC = _key_pair()
-OTHER_PRIVATE, _ = _key_pair()
+APP_PRIVATE, APP_PUBLIC = rsa_key_pair()
+USER_PRIVATE, USER_PUBLIC = rsa_key_pair()
+OTHER_PRIVATE, _ = rsa_key_pair()
 
 
 @pytest.fixture

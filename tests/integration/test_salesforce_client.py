@@ -11,8 +11,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sftriggerd.config.settings import SalesforceSettings
 from sftriggerd.emulator.context import EmulatorSettings
@@ -22,6 +20,7 @@ from sftriggerd.metrics import Metrics
 from sftriggerd.salesforce.client import RetryPolicy, SalesforceApiError, SalesforceClient
 from tests.emulator.conftest import RunningEmulator, start_emulator
 from tests.integration.forward_proxy import ForwardProxy
+from tests.keys import rsa_key_pair
 
 FAST_RETRY = RetryPolicy(attempts=4, base_s=0.01, cap_s=0.05, timeout_s=10)
 
@@ -147,21 +146,6 @@ async def test_client_credentials_only_on_the_my_domain_host(
     generic = make_client(emulator, http, flow="client_credentials", login_url=login_host)
     with pytest.raises(AuthenticationError, match="request not supported on this domain"):
         await generic.session.token()
-
-
-def rsa_key_pair() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    public_pem = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private_pem, public_pem
 
 
 async def test_jwt_bearer_flow_with_a_throwaway_key(
