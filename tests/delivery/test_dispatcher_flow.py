@@ -242,3 +242,29 @@ async def test_sends_go_on_while_outcomes_wait_and_a_slow_store_holds_claiming_b
         assert max(store.batches) > 1
     finally:
         await store.close()
+
+
+async def test_a_breaker_opening_during_shutdown_does_not_hold_it_for_the_grace(
+    store: SqliteStore, http: aiohttp.ClientSession, receiver: Receiver
+) -> None:
+    async def slow_failure(arrival: Arrival) -> web.StreamResponse:
+        await asyncio.sleep(0.2)
+        return web.Response(status=500)
+
+    receiver.respond = slow_failure
+    policy = BreakerPolicy(failure_threshold=1, cooldown=timedelta(seconds=30))
+    hook = endpoint(receiver.url, max_in_flight=2, ordering="none")
+    sender = Dispatcher(
+        store, [hook], http, Metrics(), shutdown_grace=timedelta(seconds=3), breaker=policy
+    )
+    stopping = asyncio.Event()
+    task = asyncio.create_task(sender.run(stopping))
+    await enqueue(store, new_event("evt_1"))
+    await eventually(lambda: _arrived(receiver, 1))
+    stopping.set()
+    started = time.monotonic()
+    await asyncio.wait_for(task, timeout=5)
+    # The failure opened the breaker while the send drained; shutdown ends with that send.
+    assert time.monotonic() - started < 1.0
+    assert sender.breakers()["hook"].state == "open"
+    assert (await row(store, "evt_1")).attempts == 1

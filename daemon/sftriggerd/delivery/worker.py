@@ -367,10 +367,15 @@ class EndpointWorker:
     def _give_back_queued(self) -> None:
         """The breaker opened: claims waiting for a sender go back to the store unsent."""
         queued: list[Claim] = []
+        stops = 0
         while not self._queue.empty():
             claim = self._queue.get_nowait()
-            if claim is not None:
+            if claim is None:
+                stops += 1
+            else:
                 queued.append(claim)
+        for _ in range(stops):  # during shutdown, each sender still needs its stop
+            self._queue.put_nowait(None)
         self._give_back(queued)
 
     def _give_back(self, claims: Sequence[Claim]) -> None:
