@@ -9,12 +9,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from sftriggerd.admin.server import AdminServer, build_admin_app
 from sftriggerd.admin.state import AdminState
 from sftriggerd.config import parse_settings
 from sftriggerd.metrics import Metrics
 from sftriggerd.store.base import Store
 from sftriggerd.store.records import Checkpoint, Dead, Delivered, NewEvent
+from tests.admin.conftest import Serve
 
 CONFIG = """
 salesforce: {auth: {client_id: c, client_secret: s, username: u, password: p}}
@@ -61,19 +61,13 @@ class Admin:
 
 
 @pytest.fixture
-async def admin_for(store: Store) -> AsyncIterator[Any]:
-    servers: list[AdminServer] = []
+async def admin_for(serve: Serve) -> AsyncIterator[Any]:
     http = aiohttp.ClientSession()
 
     async def start(state: AdminState) -> Admin:
-        server = AdminServer(build_admin_app(state), "127.0.0.1", 0)
-        await server.__aenter__()
-        servers.append(server)
-        return Admin(f"http://127.0.0.1:{server.bound_port}", http)
+        return Admin(await serve(state), http)
 
     yield start
-    for server in servers:
-        await server.__aexit__(None, None, None)
     await http.close()
 
 

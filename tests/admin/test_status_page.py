@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import pytest
 
-from sftriggerd.admin.server import AdminServer, build_admin_app
 from sftriggerd.admin.state import AdminState
 from sftriggerd.admin.status_page import DeliveryRate, duration_text
 from sftriggerd.config import parse_settings
@@ -21,6 +20,7 @@ from sftriggerd.metrics import Metrics
 from sftriggerd.sources.status import TriggerStatus
 from sftriggerd.store.base import Store
 from sftriggerd.store.records import Checkpoint, Dead, Delivered, NewEvent, Retry
+from tests.admin.conftest import Serve
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 CONFIG = f"""
@@ -90,15 +90,11 @@ Fetch = Callable[..., Awaitable[tuple[aiohttp.ClientResponse, str]]]
 
 
 @pytest.fixture
-async def page_for() -> AsyncIterator[Callable[[AdminState], Awaitable[Fetch]]]:
-    servers: list[AdminServer] = []
+async def page_for(serve: Serve) -> AsyncIterator[Callable[[AdminState], Awaitable[Fetch]]]:
     http = aiohttp.ClientSession()
 
     async def start(state: AdminState) -> Fetch:
-        server = AdminServer(build_admin_app(state), "127.0.0.1", 0)
-        await server.__aenter__()
-        servers.append(server)
-        base = f"http://127.0.0.1:{server.bound_port}"
+        base = await serve(state)
 
         async def fetch(path: str = "/") -> tuple[aiohttp.ClientResponse, str]:
             async with http.get(base + path) as response:
@@ -107,8 +103,6 @@ async def page_for() -> AsyncIterator[Callable[[AdminState], Awaitable[Fetch]]]:
         return fetch
 
     yield start
-    for server in servers:
-        await server.__aexit__(None, None, None)
     await http.close()
 
 

@@ -16,8 +16,6 @@ from typing import Any
 
 import pytest
 
-from sftriggerd.admin.server import AdminServer, build_admin_app
-from sftriggerd.admin.state import AdminState
 from sftriggerd.store.base import Store
 from tests.admin.test_status_page import TOKEN, page_state, seed_failures
 
@@ -61,21 +59,6 @@ async def browser() -> AsyncIterator[Browser]:
             await launched.close()
 
 
-@pytest.fixture
-async def serve() -> AsyncIterator[Any]:
-    servers: list[AdminServer] = []
-
-    async def start(state: AdminState) -> str:
-        server = AdminServer(build_admin_app(state), "127.0.0.1", 0)
-        await server.__aenter__()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.bound_port}/"
-
-    yield start
-    for server in servers:
-        await server.__aexit__(None, None, None)
-
-
 def watch_for_errors(page: Page) -> list[str]:
     """JS exceptions and console errors (a CSP refusal shows up as one).
 
@@ -97,7 +80,7 @@ async def open_page(browser: Browser, url: str, **context: Any) -> tuple[Page, l
     errors = watch_for_errors(page)
     # A fake clock: the page refreshes when the test says so, not when a timer happens to fire.
     await page.clock.install()
-    await page.goto(url)
+    await page.goto(url + "/")
     return page, errors
 
 
