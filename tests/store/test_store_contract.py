@@ -246,3 +246,41 @@ async def test_claims_skip_a_long_run_of_in_flight_and_not_yet_due_deliveries(
     # The first lease lapses: those come first again, oldest first.
     lapsed = await store.claim_due("hook", 5, LEASE, now() + LEASE + timedelta(seconds=1))
     assert [c.event_id for c in lapsed] == [c.event_id for c in held[:5]]
+
+
+async def test_next_due_is_the_earliest_retry_or_lease_deadline(store: Store) -> None:
+    assert await store.next_due_at("hook") is None
+    await store.ingest("t", [event(n, record=f"r{n}") for n in range(2)], checkpoint(2))
+    retried, in_flight = await store.claim_due("hook", 2, timedelta(minutes=10), now())
+    retry_at = now() + timedelta(minutes=3)
+    await store.record_outcome(retried, Retry(next_attempt_at=retry_at, status=500, error="x"))
+    due = await store.next_due_at("hook")
+    assert due is not None and abs((due - retry_at).total_seconds()) < 0.01
+    await store.record_outcome(retried, Delivered(status=200, at=now()))  # lease gone: ignored
+    [again] = await store.claim_due("hook", 1, LEASE, retry_at)
+    await store.record_outcome(again, Delivered(status=200, at=now()))
+    due = await store.next_due_at("hook")  # only the in-flight one's lease deadline is left
+    assert due is not None and abs((due - in_flight.lease_until).total_seconds()) < 0.01
+    await store.record_outcome(in_flight, Dead(status=410, error="gone", at=now()))
+    assert await store.next_due_at("hook") is None
+
+
+async def test_counts_name_every_endpoint_with_open_or_dead_deliveries(store: Store) -> None:
+    await store.ingest(
+        "t",
+        [event(1, endpoints=("a", "b", "c")), event(2, endpoints=("a",)), event(3, "r3", ("d",))],
+        checkpoint(3),
+    )
+    [dead] = await store.claim_due("a", 1, LEASE, now())
+    await store.record_outcome(dead, Dead(status=410, error="gone", at=now()))
+    [delivered] = await store.claim_due("b", 1, LEASE, now())
+    await store.record_outcome(delivered, Delivered(status=200, at=now()))
+    await store.claim_due("c", 1, LEASE, now())  # in flight counts as pending
+    [only_dead] = await store.claim_due("d", 1, LEASE, now())
+    await store.record_outcome(only_dead, Dead(status=500, error="max_age", at=now()))
+    counts = await store.outbox_counts()
+    assert {name: (c.pending, c.dead) for name, c in counts.items()} == {
+        "a": (1, 1),
+        "c": (1, 0),
+        "d": (0, 1),
+    }

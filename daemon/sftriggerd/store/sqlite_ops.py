@@ -198,12 +198,20 @@ def _outcome_columns(
     return "dead", None, outcome.status, outcome.error, ts(outcome.at)
 
 
+_NEXT_DUE = """
+    SELECT min(coalesce(pending, in_flight), coalesce(in_flight, pending)) FROM (
+        SELECT
+            (SELECT min(next_attempt_at) FROM deliveries WHERE endpoint = :endpoint
+                AND status = 'pending' AND finished_at IS NULL) AS pending,
+            (SELECT min(next_attempt_at) FROM deliveries WHERE endpoint = :endpoint
+                AND status = 'in_flight' AND finished_at IS NULL) AS in_flight
+    )
+"""
+
+
 def next_due_at(db: sqlite3.Connection, endpoint: str) -> datetime | None:
-    row = db.execute(
-        "SELECT min(next_attempt_at) FROM deliveries"
-        " WHERE endpoint = ? AND status IN ('pending', 'in_flight')",
-        (endpoint,),
-    ).fetchone()
+    # One index lookup per status: min() over both at once would read every open row.
+    row = db.execute(_NEXT_DUE, {"endpoint": endpoint}).fetchone()
     return dt(row[0])
 
 
@@ -272,14 +280,20 @@ def redrive_endpoint(db: sqlite3.Connection, endpoint: str, now: datetime) -> in
     return cursor.rowcount
 
 
+_OPEN_COUNTS = (
+    "SELECT endpoint, count(*) FROM deliveries WHERE finished_at IS NULL GROUP BY endpoint"
+)
+_DEAD_COUNTS = "SELECT endpoint, count(*) FROM deliveries WHERE status = 'dead' GROUP BY endpoint"
+
+
 def outbox_counts(db: sqlite3.Connection) -> dict[str, OutboxCounts]:
-    counts: dict[str, OutboxCounts] = {}
-    for endpoint, pending, dead in db.execute(
-        "SELECT endpoint, sum(status IN ('pending', 'in_flight')), sum(status = 'dead')"
-        " FROM deliveries WHERE status != 'delivered' GROUP BY endpoint"
-    ):
-        counts[endpoint] = OutboxCounts(pending=int(pending), dead=int(dead))
-    return counts
+    # Two reads of partial indexes (open rows, dead rows): delivered history is never read.
+    pending: dict[str, int] = dict(db.execute(_OPEN_COUNTS).fetchall())
+    dead: dict[str, int] = dict(db.execute(_DEAD_COUNTS).fetchall())
+    return {
+        endpoint: OutboxCounts(pending=pending.get(endpoint, 0), dead=dead.get(endpoint, 0))
+        for endpoint in pending.keys() | dead.keys()
+    }
 
 
 def prune(db: sqlite3.Connection, delivered_before: datetime) -> int:
