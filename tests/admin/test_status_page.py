@@ -13,7 +13,8 @@ import aiohttp
 import pytest
 
 from sftriggerd.admin.state import AdminState
-from sftriggerd.admin.status_page import DeliveryRate, duration_text
+from sftriggerd.admin.status_page import duration_text
+from sftriggerd.admin.status_view import DeliveryRate
 from sftriggerd.config import parse_settings
 from sftriggerd.delivery.breaker import BreakerSnapshot
 from sftriggerd.metrics import Metrics
