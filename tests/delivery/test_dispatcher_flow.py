@@ -123,7 +123,9 @@ async def test_shutdown_records_a_2xx_and_releases_unfinished_claims(
     stopping.set()
     started = time.monotonic()
     await asyncio.wait_for(task, timeout=5)
-    assert 0.35 <= time.monotonic() - started < 1.0  # the grace, then release
+    # The grace, then release: well before the hung requests' 10 s timeout. Not tighter:
+    # a loaded VM once took 2.2 s here (the outcome and the release each commit to disk).
+    assert 0.35 <= time.monotonic() - started < 3.0
     assert (await row(store, "slow")).status == "delivered"
     for name in ("hang1", "hang2"):
         released = await row(store, name)
