@@ -35,7 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import count as counter
@@ -66,11 +66,13 @@ WARM_UP_POSTS = 500
 
 def serve(conn: Connection) -> None:
     """Runs the receiver until terminated; sends its port through `conn` first."""
-    asyncio.run(_serve(conn))
+    asyncio.run(receive(conn.send))
 
 
-async def _serve(conn: Connection) -> None:
+async def receive(announce: Callable[[int], object], stop_after: int = 0) -> None:
+    """Answers POSTs to /hook with 204 until terminated, or until `stop_after` of them."""
     received = 0
+    enough = asyncio.Event()
 
     async def hook(request: web.Request) -> web.Response:
         nonlocal received
@@ -78,6 +80,8 @@ async def _serve(conn: Connection) -> None:
         if "webhook-id" not in request.headers:
             return web.Response(status=400)
         received += 1
+        if received == stop_after:
+            enough.set()
         return web.Response(status=204)
 
     async def count(request: web.Request) -> web.Response:
@@ -89,8 +93,9 @@ async def _serve(conn: Connection) -> None:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0, backlog=1024).start()
-    conn.send(runner.addresses[0][1])
-    await asyncio.Event().wait()
+    announce(runner.addresses[0][1])
+    await enough.wait()
+    await runner.cleanup()
 
 
 # --- the workload ----------------------------------------------------------------------
@@ -190,14 +195,22 @@ async def post_all(
     return Figures(len(requests), elapsed, latencies, cpu_s)
 
 
-async def raw_ceiling(
+def signed_requests(
     url: str, events: Sequence[Event], ingest: Ingest, args: argparse.Namespace
-) -> Figures:
+) -> list[tuple[dict[str, str], bytes]]:
+    """Every event's body and headers, as the dispatcher would send them."""
     key = endpoint_settings(url, args).secret_key
     requests = []
     for event in events:
         body = ingest.prepare(event).body
         requests.append((webhook_headers(event.id, int(time.time()), body, key), body))
+    return requests
+
+
+async def raw_ceiling(
+    url: str, events: Sequence[Event], ingest: Ingest, args: argparse.Namespace
+) -> Figures:
+    requests = signed_requests(url, events, ingest, args)
     await post_all(url, requests[:WARM_UP_POSTS], args.concurrency)
     return await post_all(url, requests, args.concurrency)
 
@@ -306,12 +319,11 @@ class MemoryOutbox(SqliteStore):
         return {}
 
 
-async def dispatcher_alone(
-    url: str, events: Sequence[Event], ingest: Ingest, args: argparse.Namespace
-) -> Figures:
+def memory_claims(events: Sequence[Event], ingest: Ingest) -> list[Claim]:
+    """A claim per event, as the store would hand them out."""
     far = datetime.now(UTC) + timedelta(days=1)
     ids = counter(1)
-    claims = [
+    return [
         Claim(
             delivery_id=next(ids),
             endpoint=ENDPOINT,
@@ -326,7 +338,12 @@ async def dispatcher_alone(
         )
         for event in events
     ]
-    store = MemoryOutbox(claims)
+
+
+async def dispatcher_alone(
+    url: str, events: Sequence[Event], ingest: Ingest, args: argparse.Namespace
+) -> Figures:
+    store = MemoryOutbox(memory_claims(events, ingest))
     await store.open()
     stopping = asyncio.Event()
     try:
