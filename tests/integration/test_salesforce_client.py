@@ -25,6 +25,14 @@ from tests.keys import rsa_key_pair
 FAST_RETRY = RetryPolicy(attempts=4, base_s=0.01, cap_s=0.05, timeout_s=10)
 
 
+class SteadyRetry(RetryPolicy):
+    """Waits `base_s` before every retry. Full jitter can draw waits near zero and spend
+    every attempt before a test frees what it waits for."""
+
+    def delay_s(self, attempt: int) -> float:
+        return self.base_s
+
+
 def sf_settings(emulator: RunningEmulator, **auth: Any) -> SalesforceSettings:
     fields: dict[str, Any] = {
         "flow": "password",
@@ -243,7 +251,7 @@ async def test_request_limit_exceeded_is_retried_until_the_limit_frees(
         sf_settings(emulator),
         http,
         Metrics(),
-        retry=RetryPolicy(attempts=8, base_s=0.05, cap_s=0.1, timeout_s=10),
+        retry=SteadyRetry(attempts=8, base_s=0.05, cap_s=0.1, timeout_s=10),
     )
     await client.session.token()
     await control(http, emulator, "limits", {"max": 1000, "used": 1000})
