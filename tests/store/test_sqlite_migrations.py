@@ -14,15 +14,23 @@ from sftriggerd.store.sqlite_ops import _statements
 
 
 def old_file(path: Path, version: int) -> None:
-    """A store file as `version` left it, holding one delivery in each state."""
+    """A store file as `version` left it, holding a delivery in each state, and two whose
+    `finished_at` contradicts their state (not written by any version, but possible in a
+    file edited by hand)."""
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
         for migration in MIGRATIONS[:version]:
             for statement in _statements(migration):
                 db.execute(statement)
         db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
-        for seq, (event_id, status, finished_at) in enumerate(
-            [("evt_old", "pending", None), ("evt_done", "delivered", 1), ("evt_dead", "dead", 1)],
+        for seq, (event_id, endpoint, status, finished_at) in enumerate(
+            [
+                ("evt_old", "hook", "pending", None),
+                ("evt_done", "hook", "delivered", 1),
+                ("evt_dead", "hook", "dead", 1),
+                ("evt_odd", "hook", "pending", 1),
+                ("evt_odd_dead", "other", "dead", None),
+            ],
             start=1,
         ):
             db.execute(
@@ -32,8 +40,8 @@ def old_file(path: Path, version: int) -> None:
             )
             db.execute(
                 "INSERT INTO deliveries (event_seq, endpoint, status, next_attempt_at,"
-                " created_at, retry_since, finished_at) VALUES (?, 'hook', ?, 0, 0, 0, ?)",
-                (seq, status, finished_at),
+                " created_at, retry_since, finished_at) VALUES (?, ?, ?, 0, 0, 0, ?)",
+                (seq, endpoint, status, finished_at),
             )
 
 
@@ -47,10 +55,13 @@ async def test_an_older_file_is_migrated_and_its_deliveries_keep_their_state(
     await store.open()
     try:
         assert await store.schema_version() == len(MIGRATIONS) >= 3
-        counts = (await store.outbox_counts())["hook"]
-        assert (counts.pending, counts.dead) == (1, 1)
-        [claim] = await store.claim_due("hook", 10, timedelta(seconds=30), datetime.now(UTC))
-        assert (claim.event_id, claim.body) == ("evt_old", b"{}")
+        counts = await store.outbox_counts()
+        assert {name: (c.pending, c.dead) for name, c in counts.items()} == {
+            "hook": (2, 1),
+            "other": (0, 1),
+        }
+        claims = await store.claim_due("hook", 10, timedelta(seconds=30), datetime.now(UTC))
+        assert [(c.event_id, c.body) for c in claims] == [("evt_old", b"{}"), ("evt_odd", b"{}")]
         assert await store.redrive_endpoint("hook", datetime.now(UTC)) == 1
         assert await store.prune(datetime.now(UTC)) == 1  # the delivered one
     finally:

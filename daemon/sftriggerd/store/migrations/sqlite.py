@@ -55,8 +55,13 @@ MIGRATIONS: list[str] = [
     # claim (pending to in flight) now rewrites 3 index entries instead of 7, a delivered
     # outcome 3 instead of 5; the outbox counts read open and dead rows only, not history.
     # `finished_at IS NULL` holds exactly while a delivery is pending or in flight, and a
-    # claim does not change it, so the per-record order index is left alone by claims.
+    # claim does not change it, so the per-record order index is left alone by claims; the
+    # two updates make it hold for every row an older version wrote.
     """
+    UPDATE deliveries SET finished_at = NULL
+        WHERE status IN ('pending', 'in_flight') AND finished_at IS NOT NULL;
+    UPDATE deliveries SET finished_at = created_at
+        WHERE status IN ('delivered', 'dead') AND finished_at IS NULL;
     DROP INDEX deliveries_due;
     DROP INDEX deliveries_order;
     DROP INDEX deliveries_finished;
