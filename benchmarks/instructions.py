@@ -1,5 +1,6 @@
-"""Instructions per delivery, counted by valgrind's callgrind: the work behind the rates of
-benchmarks/delivery.py, without this shared VM's timing noise.
+"""Instructions per delivery for each part of durable delivery, counted under callgrind.
+
+The work behind the rates of benchmarks/delivery.py, without this shared VM's timing noise.
 
     .venv/bin/python benchmarks/instructions.py            # needs valgrind
 
