@@ -70,7 +70,8 @@ def serve(conn: Connection) -> None:
 
 
 async def receive(announce: Callable[[int], object], stop_after: int = 0) -> None:
-    """Answers POSTs to /hook with 204 until terminated, or until `stop_after` of them."""
+    """Answers POSTs to /hook with 204 until terminated, or until `stop_after` of them (0:
+    no limit); announces its port first."""
     received = 0
     enough = asyncio.Event()
 

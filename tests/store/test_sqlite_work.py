@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def vm_steps(path: Path, query: Callable[[sqlite3.Connection], object]) -> int:
         steps += 1
         return 0
 
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db:
         db.set_progress_handler(count, 1)
         query(db)
     return steps
@@ -63,7 +64,8 @@ async def test_counts_and_next_due_do_not_read_delivered_history(tmp_path: Path)
     for query in (sqlite_ops.outbox_counts, lambda db: sqlite_ops.next_due_at(db, "hook")):
         young, old = vm_steps(tmp_path / "young.db", query), vm_steps(tmp_path / "old.db", query)
         assert old < young * 1.5, (young, old)
-    assert sqlite_ops.outbox_counts(sqlite3.connect(tmp_path / "old.db"))["hook"].pending == OPEN
+    with closing(sqlite3.connect(tmp_path / "old.db")) as db:
+        assert sqlite_ops.outbox_counts(db)["hook"].pending == OPEN
 
 
 async def test_a_claim_reads_what_it_takes_not_the_backlog(tmp_path: Path) -> None:
