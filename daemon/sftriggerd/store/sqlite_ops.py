@@ -198,20 +198,12 @@ def _outcome_columns(
     return "dead", None, outcome.status, outcome.error, ts(outcome.at)
 
 
-_NEXT_DUE = """
-    SELECT min(coalesce(pending, in_flight), coalesce(in_flight, pending)) FROM (
-        SELECT
-            (SELECT min(next_attempt_at) FROM deliveries WHERE endpoint = :endpoint
-                AND status = 'pending' AND finished_at IS NULL) AS pending,
-            (SELECT min(next_attempt_at) FROM deliveries WHERE endpoint = :endpoint
-                AND status = 'in_flight' AND finished_at IS NULL) AS in_flight
-    )
-"""
-
-
 def next_due_at(db: sqlite3.Connection, endpoint: str) -> datetime | None:
-    # One index lookup per status: min() over both at once would read every open row.
-    row = db.execute(_NEXT_DUE, {"endpoint": endpoint}).fetchone()
+    row = db.execute(
+        "SELECT min(next_attempt_at) FROM deliveries"
+        " WHERE endpoint = ? AND status IN ('pending', 'in_flight') AND finished_at IS NULL",
+        (endpoint,),
+    ).fetchone()
     return dt(row[0])
 
 
