@@ -301,7 +301,9 @@ class MemoryOutbox(SqliteStore):
     def __init__(self, claims: list[Claim]) -> None:
         super().__init__(":memory:")
         self._claims = claims
+        self._total = len(claims)
         self.recorded = 0
+        self.all_recorded = asyncio.Event()
 
     async def claim_due(
         self, endpoint: str, limit: int, lease: timedelta, now: datetime
@@ -311,6 +313,8 @@ class MemoryOutbox(SqliteStore):
 
     async def record_outcomes(self, outcomes: Sequence[tuple[Claim, Outcome]]) -> list[bool]:
         self.recorded += len(outcomes)
+        if self.recorded >= self._total:
+            self.all_recorded.set()
         return [True] * len(outcomes)
 
     async def next_due_at(self, endpoint: str) -> datetime | None:
@@ -352,8 +356,7 @@ async def dispatcher_alone(
             dispatcher = Dispatcher(store, [endpoint_settings(url, args)], http, Metrics())
             started, cpu = time.perf_counter(), time.process_time()
             running = asyncio.create_task(dispatcher.run(stopping))
-            while store.recorded < len(events):
-                await asyncio.sleep(0.001)
+            await store.all_recorded.wait()
             elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu
             stopping.set()
             await running

@@ -61,50 +61,32 @@ _COLLECTED = re.compile(r"Collected : (\d+)")
 # --- the legs, each in a child process under callgrind ---------------------------------
 
 
-class _Counted:
-    """Counts recorded outcomes and says when all are in: waiting without polling, whose
-    cost would grow with callgrind's slowed-down clock."""
-
-    def __init__(self, expected: int) -> None:
-        self.expected = expected
-        self.recorded = 0
-        self.all_in = asyncio.Event()
-
-    def add(self, count: int) -> None:
-        self.recorded += count
-        if self.recorded >= self.expected:
-            self.all_in.set()
-
-
-class _CountedMemory(MemoryOutbox):
-    def __init__(self, claims: list[Claim]) -> None:
-        super().__init__(claims)
-        self.counted = _Counted(len(claims))
-
-    async def record_outcomes(self, outcomes: Sequence[tuple[Claim, Outcome]]) -> list[bool]:
-        self.counted.add(len(outcomes))
-        return [True] * len(outcomes)
-
-
 class _CountedSqlite(SqliteStore):
+    """Says when every outcome is recorded: waiting without polling, whose cost would grow
+    with callgrind's slowed-down clock."""
+
     def __init__(self, path: Path, expected: int) -> None:
         super().__init__(path)
-        self.counted = _Counted(expected)
+        self._expected = expected
+        self._recorded = 0
+        self.all_recorded = asyncio.Event()
 
     async def record_outcomes(self, outcomes: Sequence[tuple[Claim, Outcome]]) -> list[bool]:
         kept = await super().record_outcomes(outcomes)
-        self.counted.add(len(outcomes))
+        self._recorded += len(outcomes)
+        if self._recorded >= self._expected:
+            self.all_recorded.set()
         return kept
 
 
 async def _deliver_all(
-    store: _CountedMemory | _CountedSqlite, url: str, args: argparse.Namespace
+    store: MemoryOutbox | _CountedSqlite, url: str, args: argparse.Namespace
 ) -> None:
     stopping = asyncio.Event()
     async with aiohttp.ClientSession() as http:
         dispatcher = Dispatcher(store, [endpoint_settings(url, args)], http, Metrics())
         running = asyncio.create_task(dispatcher.run(stopping))
-        await store.counted.all_in.wait()
+        await store.all_recorded.wait()
         stopping.set()
         await running
 
@@ -118,7 +100,7 @@ async def run_leg(leg: str, url: str, events: list[Event], args: argparse.Namesp
     elif leg in ("claims", "memory"):
         claims = memory_claims(events, probe)
         if leg == "memory":
-            memory = _CountedMemory(claims)
+            memory = MemoryOutbox(claims)
             await memory.open()
             try:
                 await _deliver_all(memory, url, args)
