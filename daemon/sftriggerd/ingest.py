@@ -11,7 +11,7 @@ from .events.payload import encode_body
 from .metrics import Metrics
 from .routing import endpoints_for, ordered_endpoints
 from .store.base import Store
-from .store.records import Checkpoint, IngestResult, NewEvent
+from .store.records import Checkpoint, IngestResult, NewEvent, PoisonEvent
 
 
 def _ignore(endpoints: Iterable[str]) -> None:
@@ -45,12 +45,18 @@ class Ingest:
         )
 
     async def __call__(
-        self, trigger: str, events: Sequence[Event], checkpoint: Checkpoint
+        self,
+        trigger: str,
+        events: Sequence[Event],
+        checkpoint: Checkpoint,
+        poison: Sequence[PoisonEvent] = (),
     ) -> IngestResult:
-        """Commits the events with the checkpoint; a crash before it commits loses nothing,
-        because the source then resumes from the previous checkpoint."""
+        """Commits the events (and any poison) with the checkpoint; a crash before it commits
+        loses nothing, because the source then resumes from the previous checkpoint."""
         prepared = [self.prepare(event) for event in events]
-        result = await self._store.ingest(trigger, prepared, checkpoint)
+        result = await self._store.ingest(trigger, prepared, checkpoint, poison)
+        if poison:
+            self._metrics.poison_events.labels(trigger=trigger).inc(len(poison))
         for event in events:
             source = str(event.source.get("kind", "unknown"))
             self._metrics.events_received.labels(trigger=trigger, source=source).inc()

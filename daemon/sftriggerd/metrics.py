@@ -71,6 +71,12 @@ class Metrics:
             ["trigger", "kind"],
             registry=reg,
         )
+        self.poison_events = Counter(
+            "sftriggerd_poison_events",
+            "Messages from Salesforce that could not be turned into events, kept as poison",
+            ["trigger"],
+            registry=reg,
+        )
         self.salesforce_api_calls = Counter(
             "sftriggerd_salesforce_api_calls",
             "REST and OAuth calls made to Salesforce",

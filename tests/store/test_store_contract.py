@@ -9,7 +9,7 @@ import pytest
 
 from sftriggerd.errors import StoreError
 from sftriggerd.store.base import Store
-from sftriggerd.store.records import Checkpoint, Dead, Delivered, NewEvent, Retry
+from sftriggerd.store.records import Checkpoint, Dead, Delivered, NewEvent, PoisonEvent, Retry
 
 T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
@@ -80,6 +80,27 @@ async def test_a_failed_ingest_moves_nothing(store: Store) -> None:
     saved = await store.checkpoint("t")
     assert saved is not None and saved.position == {"replay_id": 1}
     assert [d.event_id for d in await store.list_deliveries()] == ["evt_1"]
+
+
+async def test_poison_is_kept_with_the_checkpoint_it_moves_past(store: Store) -> None:
+    bad = PoisonEvent(trigger="t", reason="no ChangeEventHeader", message='{"data": 1}')
+    await store.ingest("t", [event(1)], checkpoint(2), poison=[bad])
+    other = PoisonEvent(trigger="u", reason="not JSON", message="\\ud800", received_at=T0)
+    await store.ingest("u", [], checkpoint(1, trigger="u"), poison=[other])
+    listed = await store.list_poison()
+    assert [(p.trigger, p.reason, p.message) for p in listed] == [
+        ("u", "not JSON", "\\ud800"),
+        ("t", "no ChangeEventHeader", '{"data": 1}'),
+    ]
+    assert listed[0].received_at == T0 and listed[1].received_at is not None
+    assert [p.trigger for p in await store.list_poison(trigger="t")] == ["t"]
+    assert len(await store.list_poison(limit=1)) == 1
+    broken = NewEvent(
+        event_id="evt_bad", record_id=None, occurred_at=T0, body=None, endpoints=("hook",)
+    )  # type: ignore[arg-type]
+    with pytest.raises(StoreError):
+        await store.ingest("t", [broken], checkpoint(9), poison=[bad])
+    assert len(await store.list_poison(trigger="t")) == 1  # rolled back with the rest
 
 
 async def test_empty_ingest_moves_the_checkpoint_and_keeps_its_event_time(store: Store) -> None:

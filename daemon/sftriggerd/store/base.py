@@ -23,6 +23,7 @@ from .records import (
     NewEvent,
     OutboxCounts,
     Outcome,
+    PoisonEvent,
     RecordState,
 )
 
@@ -44,11 +45,21 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def ingest(
-        self, trigger: str, events: Sequence[NewEvent], checkpoint: Checkpoint
+        self,
+        trigger: str,
+        events: Sequence[NewEvent],
+        checkpoint: Checkpoint,
+        poison: Sequence[PoisonEvent] = (),
     ) -> IngestResult:
         """Stores new events and their deliveries and moves the checkpoint, atomically.
 
-        Events already stored for this trigger are skipped (counted as duplicates)."""
+        Events already stored for this trigger are skipped (counted as duplicates). Poison
+        events (messages that could not be handled) are kept in the same transaction, so the
+        checkpoint never moves past a message that is neither stored nor recorded as poison."""
+
+    @abc.abstractmethod
+    async def list_poison(self, trigger: str | None = None, limit: int = 100) -> list[PoisonEvent]:
+        """Poison events, newest first."""
 
     @abc.abstractmethod
     async def checkpoint(self, trigger: str) -> Checkpoint | None: ...

@@ -106,6 +106,18 @@ class OutboxCounts:
 
 
 @dataclass(frozen=True)
+class PoisonEvent:
+    """A message from outside that could not be turned into events: kept with its reason so
+    an operator can see it, while the source moves past it (the checkpoint moves with it)."""
+
+    trigger: str
+    reason: str
+    # The message as received, as text (JSON where it could be written as JSON), truncated.
+    message: str
+    received_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class RecordState:
     """The newest stored event of a record, for telling undeletes and skipping re-reads."""
 

@@ -41,6 +41,7 @@ from .records import (
     NewEvent,
     OutboxCounts,
     Outcome,
+    PoisonEvent,
     RecordState,
 )
 
@@ -112,10 +113,19 @@ class SqliteStore(Store):
         return True
 
     async def ingest(
-        self, trigger: str, events: Sequence[NewEvent], checkpoint: Checkpoint
+        self,
+        trigger: str,
+        events: Sequence[NewEvent],
+        checkpoint: Checkpoint,
+        poison: Sequence[PoisonEvent] = (),
     ) -> IngestResult:
         now = datetime.now(UTC)
-        return await self._run(lambda db: ops.ingest(db, trigger, events, checkpoint, now))
+        return await self._run(
+            lambda db: ops.ingest(db, trigger, events, checkpoint, now, poison=poison)
+        )
+
+    async def list_poison(self, trigger: str | None = None, limit: int = 100) -> list[PoisonEvent]:
+        return await self._run(lambda db: ops.list_poison(db, trigger, limit))
 
     async def checkpoint(self, trigger: str) -> Checkpoint | None:
         found = await self._run(lambda db: ops.checkpoints(db, trigger))

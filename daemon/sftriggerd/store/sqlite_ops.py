@@ -21,6 +21,7 @@ from .records import (
     NewEvent,
     OutboxCounts,
     Outcome,
+    PoisonEvent,
     RecordState,
     Retry,
 )
@@ -88,9 +89,11 @@ def ingest(
     events: Sequence[NewEvent],
     checkpoint: Checkpoint,
     now: datetime,
+    poison: Sequence[PoisonEvent] = (),
 ) -> IngestResult:
     new = duplicates = deliveries = 0
     with transaction(db):
+        _insert_poison(db, poison, now)
         for event in events:
             cursor = db.execute(
                 "INSERT INTO events"
@@ -137,6 +140,26 @@ def _insert_deliveries(
         rows,
     )
     return len(rows)
+
+
+def _insert_poison(db: sqlite3.Connection, poison: Sequence[PoisonEvent], now: datetime) -> None:
+    db.executemany(
+        "INSERT INTO poison (trigger, reason, message, received_at) VALUES (?, ?, ?, ?)",
+        [(item.trigger, item.reason, item.message, ts(item.received_at or now)) for item in poison],
+    )
+
+
+def list_poison(db: sqlite3.Connection, trigger: str | None, limit: int) -> list[PoisonEvent]:
+    sql = "SELECT trigger, reason, message, received_at FROM poison"
+    params: tuple[object, ...] = (limit,)
+    if trigger is not None:
+        sql += " WHERE trigger = ?"
+        params = (trigger, limit)
+    rows = db.execute(sql + " ORDER BY id DESC LIMIT ?", params).fetchall()
+    return [
+        PoisonEvent(trigger=r[0], reason=r[1], message=r[2], received_at=dt_required(r[3]))
+        for r in rows
+    ]
 
 
 def _save_checkpoint(db: sqlite3.Connection, checkpoint: Checkpoint, now: datetime) -> None:

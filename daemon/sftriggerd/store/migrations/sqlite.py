@@ -72,4 +72,16 @@ MIGRATIONS: list[str] = [
     CREATE INDEX deliveries_dead ON deliveries (status, id) WHERE status = 'dead';
     CREATE INDEX deliveries_delivered ON deliveries (finished_at) WHERE status = 'delivered';
     """,
+    # 4: poison events: messages from Salesforce that could not be turned into events, kept
+    # with their reason while the source moves past them.
+    """
+    CREATE TABLE poison (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        trigger TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        message TEXT NOT NULL,
+        received_at REAL NOT NULL
+    );
+    CREATE INDEX poison_trigger ON poison (trigger, id);
+    """,
 ]
