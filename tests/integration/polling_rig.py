@@ -18,7 +18,7 @@ from sftriggerd.salesforce.client import RetryPolicy, SalesforceClient
 from sftriggerd.sources.context import SourceContext
 from sftriggerd.sources.polling import PollingSource
 from sftriggerd.sources.status import TriggerStatus
-from sftriggerd.store.records import Checkpoint, IngestResult
+from sftriggerd.store.records import Checkpoint, IngestResult, PoisonEvent
 from sftriggerd.store.sqlite import SqliteStore
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -30,10 +30,14 @@ class RecordingIngest(Ingest):
         self.new: list[Event] = []
 
     async def __call__(
-        self, trigger: str, events: Sequence[Event], checkpoint: Checkpoint
+        self,
+        trigger: str,
+        events: Sequence[Event],
+        checkpoint: Checkpoint,
+        poison: Sequence[PoisonEvent] = (),
     ) -> IngestResult:
         known = {e.id for e in self.new}
-        result = await super().__call__(trigger, events, checkpoint)
+        result = await super().__call__(trigger, events, checkpoint, poison)
         self.new.extend(e for e in events if e.id not in known)
         return result
 
