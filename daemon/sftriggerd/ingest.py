@@ -48,7 +48,7 @@ class Ingest:
         self,
         trigger: str,
         events: Sequence[Event],
-        checkpoint: Checkpoint,
+        checkpoint: Checkpoint | None,
         poison: Sequence[PoisonEvent] = (),
     ) -> IngestResult:
         """Commits the events (and any poison) with the checkpoint; a crash before it commits

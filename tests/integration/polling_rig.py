@@ -33,7 +33,7 @@ class RecordingIngest(Ingest):
         self,
         trigger: str,
         events: Sequence[Event],
-        checkpoint: Checkpoint,
+        checkpoint: Checkpoint | None,
         poison: Sequence[PoisonEvent] = (),
     ) -> IngestResult:
         known = {e.id for e in self.new}

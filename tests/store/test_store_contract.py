@@ -103,6 +103,17 @@ async def test_poison_is_kept_with_the_checkpoint_it_moves_past(store: Store) ->
     assert len(await store.list_poison(trigger="t")) == 1  # rolled back with the rest
 
 
+async def test_ingest_without_a_checkpoint_leaves_it_where_it_was(store: Store) -> None:
+    await store.ingest("t", [event(1)], checkpoint(1))
+    result = await store.ingest("t", [event(2), event(3)], None)
+    assert result.new_events == 2
+    saved = await store.checkpoint("t")
+    assert saved is not None and saved.position == {"replay_id": 1}
+    assert await store.checkpoint("fresh") is None
+    await store.ingest("fresh", [event(1)], None)
+    assert await store.checkpoint("fresh") is None
+
+
 async def test_empty_ingest_moves_the_checkpoint_and_keeps_its_event_time(store: Store) -> None:
     await store.ingest("t", [event(1)], checkpoint(1))
     await store.ingest("t", [], Checkpoint(trigger="t", position={"replay_id": 5}))

@@ -48,14 +48,16 @@ class Store(abc.ABC):
         self,
         trigger: str,
         events: Sequence[NewEvent],
-        checkpoint: Checkpoint,
+        checkpoint: Checkpoint | None,
         poison: Sequence[PoisonEvent] = (),
     ) -> IngestResult:
         """Stores new events and their deliveries and moves the checkpoint, atomically.
 
         Events already stored for this trigger are skipped (counted as duplicates). Poison
         events (messages that could not be handled) are kept in the same transaction, so the
-        checkpoint never moves past a message that is neither stored nor recorded as poison."""
+        checkpoint never moves past a message that is neither stored nor recorded as poison.
+        `checkpoint=None` stores without moving it: the first parts of one large message,
+        whose position is saved with its last part."""
 
     @abc.abstractmethod
     async def list_poison(self, trigger: str | None = None, limit: int = 100) -> list[PoisonEvent]:

@@ -116,7 +116,7 @@ class SqliteStore(Store):
         self,
         trigger: str,
         events: Sequence[NewEvent],
-        checkpoint: Checkpoint,
+        checkpoint: Checkpoint | None,
         poison: Sequence[PoisonEvent] = (),
     ) -> IngestResult:
         now = datetime.now(UTC)

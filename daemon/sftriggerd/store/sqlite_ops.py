@@ -87,7 +87,7 @@ def ingest(
     db: sqlite3.Connection,
     trigger: str,
     events: Sequence[NewEvent],
-    checkpoint: Checkpoint,
+    checkpoint: Checkpoint | None,
     now: datetime,
     poison: Sequence[PoisonEvent] = (),
 ) -> IngestResult:
@@ -114,7 +114,8 @@ def ingest(
                 continue
             new += 1
             deliveries += _insert_deliveries(db, cursor.lastrowid, trigger, event, now)
-        _save_checkpoint(db, checkpoint, now)
+        if checkpoint is not None:
+            _save_checkpoint(db, checkpoint, now)
     return IngestResult(new_events=new, duplicate_events=duplicates, deliveries=deliveries)
 
 
