@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,12 +22,40 @@ from typing import Any
 import aiohttp
 
 from ..errors import SalesforceError
+from ..urls import strip_userinfo
 
 Message = dict[str, Any]
 
 # Extra seconds a held connect may take beyond the server's advised timeout before it is
 # treated as a stall (the network lost the answer); Salesforce holds for 110 s.
 STALL_MARGIN_S = 15.0
+
+# Bounds on the server's advice. Salesforce advises `interval: 0` and `timeout: 110000`; an
+# answer outside these bounds is a broken or hostile peer, and obeying it would park the
+# client for hours (interval) or make a stall undetectable (timeout).
+MAX_INTERVAL_MS = 60_000
+MAX_TIMEOUT_MS = 300_000
+RECONNECT_ADVICE = frozenset({"retry", "handshake", "none"})
+# The longest server text quoted in an error (it reaches logs and the status page).
+MAX_ERROR_TEXT = 500
+
+
+def _quoted(value: object) -> str:
+    """A server-sent value as error text: a string, bounded, with no URL user-info."""
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    if len(text) > MAX_ERROR_TEXT:
+        text = text[:MAX_ERROR_TEXT] + "..."
+    return strip_userinfo(text)
+
+
+def _mapping(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def failure_reason(ext: object) -> str:
+    """`ext.sfdc.failureReason` of a reply, or "" when any level is missing or mistyped."""
+    reason = _mapping(_mapping(ext).get("sfdc")).get("failureReason")
+    return _quoted(reason) if isinstance(reason, str) else ""
 
 
 class BayeuxError(SalesforceError):
@@ -39,13 +68,13 @@ class BayeuxError(SalesforceError):
         advice: dict[str, Any] | None = None,
         ext: dict[str, Any] | None = None,
     ) -> None:
-        self.channel = channel
-        self.error = error
+        self.channel = _quoted(channel)
+        self.error = _quoted(error)
         self.advice = advice or {}
         self.ext = ext or {}
-        reason = self.ext.get("sfdc", {}).get("failureReason") if self.ext else None
+        reason = failure_reason(self.ext)
         detail = f" ({reason})" if reason else ""
-        super().__init__(f"{channel} failed: {error}{detail}")
+        super().__init__(f"{self.channel} failed: {self.error}{detail}")
 
     @property
     def code(self) -> str:
@@ -65,7 +94,16 @@ class TransportError(SalesforceError):
 
     def __init__(self, message: str, status: int | None = None) -> None:
         self.status = status
-        super().__init__(message)
+        super().__init__(strip_userinfo(message))
+
+
+def _bounded_ms(value: object, current: int, upper: int) -> int:
+    """A millisecond advice value clamped to [0, upper]; `current` when not a number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return current
+    if isinstance(value, float) and not math.isfinite(value):
+        return current
+    return int(min(max(value, 0), upper))
 
 
 @dataclass
@@ -74,10 +112,25 @@ class Advice:
     interval_ms: int = 0
     timeout_ms: int = 110_000
 
-    def update(self, advice: dict[str, Any]) -> None:
-        self.reconnect = str(advice.get("reconnect", self.reconnect))
-        self.interval_ms = int(advice.get("interval", self.interval_ms))
-        self.timeout_ms = int(advice.get("timeout", self.timeout_ms))
+    def update(self, advice: object) -> None:
+        """Takes what is usable of the server's advice; ignores or clamps the rest."""
+        read = read_advice(advice, self)
+        self.reconnect, self.interval_ms, self.timeout_ms = (
+            read.reconnect,
+            read.interval_ms,
+            read.timeout_ms,
+        )
+
+
+def read_advice(advice: object, current: Advice) -> Advice:
+    """The advice after a reply: never raises, whatever the server sent."""
+    fields = _mapping(advice)
+    reconnect = fields.get("reconnect")
+    return Advice(
+        reconnect=reconnect if reconnect in RECONNECT_ADVICE else current.reconnect,
+        interval_ms=_bounded_ms(fields.get("interval"), current.interval_ms, MAX_INTERVAL_MS),
+        timeout_ms=_bounded_ms(fields.get("timeout"), current.timeout_ms, MAX_TIMEOUT_MS),
+    )
 
 
 @dataclass
@@ -88,11 +141,13 @@ class ConnectResult:
 
 
 def classify_failure(reply: Message) -> BayeuxError:
-    channel = str(reply.get("channel", "?"))
-    error = str(reply.get("error") or "unsuccessful without an error")
-    advice = reply.get("advice") if isinstance(reply.get("advice"), dict) else None
-    ext = reply.get("ext") if isinstance(reply.get("ext"), dict) else None
-    reason = str((ext or {}).get("sfdc", {}).get("failureReason", ""))
+    """The error an unsuccessful reply stands for; any field may be missing or mistyped."""
+    channel = _quoted(reply.get("channel", "?"))
+    raw_error = reply.get("error")
+    error = _quoted(raw_error) if raw_error else "unsuccessful without an error"
+    advice = _mapping(reply.get("advice")) or None
+    ext = _mapping(reply.get("ext")) or None
+    reason = failure_reason(ext)
     if error.startswith(("401::", "402::Unknown client")) or reason.startswith("401"):
         if "Unknown client" in error:
             return UnknownClientError(channel, error, advice, ext)
@@ -100,6 +155,39 @@ def classify_failure(reply: Message) -> BayeuxError:
     if "Unknown client" in error or (advice or {}).get("reconnect") == "handshake":
         return UnknownClientError(channel, error, advice, ext)
     return BayeuxError(channel, error, advice, ext)
+
+
+def read_client_id(reply: Message) -> str:
+    """The `clientId` of a successful handshake; TransportError when there is none."""
+    client_id = reply.get("clientId")
+    if not isinstance(client_id, str) or not client_id or len(client_id) > MAX_ERROR_TEXT:
+        raise TransportError("the handshake reply has no usable clientId")
+    return client_id
+
+
+def split_answer(
+    replies: list[Message], channel: str, message_id: str
+) -> tuple[Message | None, list[Message]]:
+    """The reply to our message (by channel and id) and the data messages beside it."""
+    reply: Message | None = None
+    events: list[Message] = []
+    for item in replies:
+        item_channel = item.get("channel")
+        if item_channel == channel and item.get("id") in (message_id, _as_int(message_id)):
+            reply = item
+        elif isinstance(item_channel, str) and not item_channel.startswith("/meta/"):
+            if "data" in item:
+                events.append(item)
+    return reply, events
+
+
+def _as_int(text: str) -> int | None:
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def is_successful(reply: Message) -> bool:
+    """Only a JSON `true` is success: `"false"` or `1` is a peer we do not understand."""
+    return reply.get("successful") is True
 
 
 class BayeuxClient:
@@ -138,7 +226,7 @@ class BayeuxClient:
         if ext:
             message["ext"] = ext
         reply, _ = await self._exchange(message, self._request_timeout_s)
-        self.client_id = str(reply["clientId"])
+        self.client_id = read_client_id(reply)
         return reply
 
     async def subscribe(self, channel: str, ext: dict[str, Any] | None = None) -> Message:
@@ -163,11 +251,11 @@ class BayeuxClient:
         _, events = await self._exchange(message, timeout_s)
         return ConnectResult(events=events)
 
-    async def disconnect(self) -> None:
+    async def disconnect(self, timeout_s: float = 5.0) -> None:
         if self.client_id is None:
             return
         try:
-            await self._exchange({"channel": "/meta/disconnect"}, 5.0)
+            await self._exchange({"channel": "/meta/disconnect"}, timeout_s)
         finally:
             self.client_id = None
             self.subscriptions.clear()
@@ -177,18 +265,11 @@ class BayeuxClient:
         if self.client_id is not None:
             message["clientId"] = self.client_id
         replies = await self._post([message], timeout_s)
-        reply: Message | None = None
-        events: list[Message] = []
-        for item in replies:
-            if item.get("channel") == message["channel"] and str(item.get("id")) == message["id"]:
-                reply = item
-            elif not str(item.get("channel", "")).startswith("/meta/") and "data" in item:
-                events.append(item)
+        reply, events = split_answer(replies, message["channel"], message["id"])
         if reply is None:
             raise TransportError(f"no reply to {message['channel']} in the server's answer")
-        if isinstance(reply.get("advice"), dict):
-            self.advice.update(reply["advice"])
-        if not reply.get("successful", False):
+        self.advice.update(reply.get("advice"))
+        if not is_successful(reply):
             raise classify_failure(reply)
         return reply, events
 
@@ -202,7 +283,7 @@ class BayeuxClient:
                 proxy=self._proxy,
                 timeout=aiohttp.ClientTimeout(total=timeout_s),
             ) as response:
-                text = await response.text()
+                raw = await response.read()
                 status = response.status
         except TimeoutError as exc:
             raise TransportError(f"no answer within {timeout_s:.0f}s (stalled long-poll)") from exc
@@ -210,10 +291,15 @@ class BayeuxClient:
             raise TransportError(f"{type(exc).__name__}: {exc}") from exc
         if status != 200:
             raise TransportError(f"HTTP {status} from the Streaming API", status)
-        try:
-            body = json.loads(text)
-        except ValueError as exc:
-            raise TransportError("the Streaming API answered something that is not JSON") from exc
-        if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
-            raise TransportError("the Streaming API answered JSON that is not a message list")
-        return body
+        return read_answer(raw)
+
+
+def read_answer(raw: bytes | str) -> list[Message]:
+    """A Bayeux answer body as its message list; TransportError for anything else."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than ours
+        raise TransportError("the Streaming API answered something that is not JSON") from exc
+    if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
+        raise TransportError("the Streaming API answered JSON that is not a message list")
+    return body

@@ -11,14 +11,14 @@ resume), and CDC gap notices (re-read the records, or poll the object's time ran
 from __future__ import annotations
 
 import asyncio
-import random
+import contextlib
 from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
 
 from ..config.settings import TriggerSettings
-from ..errors import AuthenticationError, SftriggerdError
+from ..errors import SalesforceError, SftriggerdError
 from ..events.model import Event
 from ..events.normalise import (
     Gap,
@@ -28,7 +28,6 @@ from ..events.normalise import (
     from_generic,
     from_platform_event,
     from_pushtopic,
-    replay_id,
 )
 from ..logs import get_logger
 from ..salesforce.cometd import (
@@ -40,16 +39,22 @@ from ..salesforce.cometd import (
     UnknownClientError,
 )
 from ..salesforce.soql import parse_datetime
-from ..store.records import Checkpoint
+from ..store.records import Checkpoint, PoisonEvent
+from ..urls import strip_userinfo
 from .backfill import Backfill
 from .context import SourceContext
 from .status import TriggerStatus
+from .stream_reader import backoff_delay_s, immediate_once_delay_s, message_replay_id, poison_text
 
 log = get_logger(__name__)
 
 _REPLAY_NEW, _REPLAY_ALL = -1, -2
 _INVALID_REPLAY = "The replayId"
 _CHANNEL_MISSING = "does not exist"
+_BACKOFF_BASE_S = 0.5
+# A disconnect is a courtesy to the server (it frees a client slot at once instead of after
+# its expiry); it must not hold up the next handshake for long.
+_DISCONNECT_TIMEOUT_S = 2.0
 
 
 class ChannelUnavailableError(SftriggerdError):
@@ -100,7 +105,7 @@ class StreamingSource:
                 await self._session(stopping)
             except UnknownClientError as exc:
                 self._fault("stream_rehandshake", exc, level="info")
-                continue  # routine at Salesforce: handshake and subscribe again at once
+                await self._pause(stopping, "stream_rehandshake_backoff")
             except AuthInvalidError as exc:
                 self._fault("stream_relogin", exc)
                 await self._relogin(stopping)
@@ -122,11 +127,11 @@ class StreamingSource:
             bayeux = await self._open(http)
             try:
                 await self._subscribe(bayeux)
-                self._failures = 0
                 await self._listen(bayeux, stopping)
             finally:
-                if stopping.is_set():
-                    await self._disconnect(bayeux)
+                # Also before every re-handshake: a client left behind keeps counting toward
+                # the org's concurrent-client limit until the server expires it.
+                await self._disconnect(bayeux)
 
     async def _open(self, http: aiohttp.ClientSession) -> BayeuxClient:
         token = await self._client.session.token()
@@ -143,7 +148,11 @@ class StreamingSource:
             stall_margin_s=self._stall_margin_s,
         )
         await bayeux.handshake()
-        await bayeux.connect()  # the first connect answers at once, with the advice
+        try:
+            await bayeux.connect()  # the first connect answers at once, with the advice
+        except BaseException:
+            await self._disconnect(bayeux)
+            raise
         return bayeux
 
     async def _subscribe(self, bayeux: BayeuxClient) -> None:
@@ -154,6 +163,8 @@ class StreamingSource:
         replay = await self._replay_from()
         try:
             await bayeux.subscribe(self.channel, {"replay": {self.channel: replay}})
+        except (UnknownClientError, AuthInvalidError):
+            raise  # the client or the session ended, not the channel: handshake, log in
         except BayeuxError as exc:
             if _CHANNEL_MISSING in exc.error or exc.code == "403":
                 raise ChannelUnavailableError(exc.error) from exc
@@ -218,6 +229,7 @@ class StreamingSource:
                 return
             stop.cancel()
             result = poll.result()
+            self._failures = 0  # a long-poll answered on a subscribed client: healthy again
             self.status.caught_up_to = self._clock()  # an answered long-poll: nothing pending
             if result.events:
                 await self._handle(result.events)
@@ -226,33 +238,44 @@ class StreamingSource:
             if bayeux.advice.reconnect == "none":
                 raise AuthInvalidError("/meta/connect", "server advised reconnect: none")
             if interval_s > 0:
-                await asyncio.sleep(interval_s)
+                await self._wait(stopping, interval_s)
 
     async def _handle(self, messages: list[dict[str, Any]]) -> None:
+        """One ingest for the batch, at the position of its last message with a replay id
+        (none: the events are stored and the position stays). A message that cannot be
+        normalised is kept as poison in the same transaction, so the stream moves past it."""
         events: list[Event] = []
+        poison: list[PoisonEvent] = []
         last_replay: int | None = None
-        for message in messages:
-            if message.get("channel") != self.channel:
-                continue
+        ours = [m for m in messages if m.get("channel") == self.channel]
+        for message in ours:
+            replay = message_replay_id(message)
             try:
                 events.extend(await self._normalise(message))
             except MalformedMessage as exc:
-                log.error(
-                    "stream_message_malformed",
-                    trigger=self.trigger.name,
-                    error=str(exc),
-                    replay_id=replay_id(message),
-                )
-            last_replay = replay_id(message) or last_replay
-        if last_replay is None:
+                poison.append(self._poison(message, exc, replay))
+            last_replay = replay if replay is not None else last_replay
+        if not ours:
             return
         if self._not_before is not None:
             events = [e for e in events if e.occurred_at >= self._not_before]
         newest = max((e.occurred_at for e in events), default=None)
-        await self._ingest(self.trigger.name, events, self._checkpoint(last_replay, newest))
+        checkpoint = None if last_replay is None else self._checkpoint(last_replay, newest)
+        await self._ingest(self.trigger.name, events, checkpoint, poison)
         self._last_event_at = self._clock()
-        self.status.checkpoint = f"replay_id {last_replay}"
+        if last_replay is not None:
+            self.status.checkpoint = f"replay_id {last_replay}"
         self.status.caught_up_to = self._clock()
+
+    def _poison(
+        self, message: dict[str, Any], exc: MalformedMessage, replay: int | None
+    ) -> PoisonEvent:
+        reason = strip_userinfo(str(exc))[:500]
+        log.error(
+            "stream_message_poison", trigger=self.trigger.name, error=reason, replay_id=replay
+        )
+        self._count_fault("poison")
+        return PoisonEvent(trigger=self.trigger.name, reason=reason, message=poison_text(message))
 
     async def _normalise(self, message: dict[str, Any]) -> list[Event]:
         kind = self.trigger.channel_kind
@@ -351,25 +374,39 @@ class StreamingSource:
         )
 
     async def _relogin(self, stopping: asyncio.Event) -> None:
+        """A refused login (AuthenticationError) and an unreachable or failing token endpoint
+        (SalesforceUnavailable, 5xx) are both retried by the next round, after a back-off."""
+        await self._pause(stopping, "stream_relogin_backoff")
         try:
             await self._client.session.relogin(await self._client.session.token())
-        except AuthenticationError as exc:
+        except SalesforceError as exc:
             self.status.state = "failed"
-            self.status.last_error = str(exc)
-            await self._back_off(stopping)
+            self._fault("stream_login_failed", exc, level="error")
+
+    async def _pause(self, stopping: asyncio.Event, event: str) -> None:
+        """Immediate the first time after a healthy session, backing off after that."""
+        self._failures += 1
+        delay_s = immediate_once_delay_s(
+            self._failures, base_s=_BACKOFF_BASE_S, cap_s=self._backoff_cap_s
+        )
+        if delay_s > 0:
+            log.warning(event, trigger=self.trigger.name, delay_s=round(delay_s, 2))
+            await self._wait(stopping, delay_s)
 
     async def _back_off(self, stopping: asyncio.Event) -> None:
         self._failures += 1
-        delay_s = random.uniform(0, min(self._backoff_cap_s, 0.5 * 2**self._failures))
-        try:
+        delay_s = backoff_delay_s(self._failures, base_s=_BACKOFF_BASE_S, cap_s=self._backoff_cap_s)
+        await self._wait(stopping, delay_s)
+
+    @staticmethod
+    async def _wait(stopping: asyncio.Event, delay_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), delay_s)
-        except TimeoutError:
-            pass
 
     async def _disconnect(self, bayeux: BayeuxClient) -> None:
         try:
-            await bayeux.disconnect()
-        except (TransportError, BayeuxError):
+            await bayeux.disconnect(timeout_s=_DISCONNECT_TIMEOUT_S)
+        except SalesforceError:
             pass  # the server expires the client on its own
 
     def _set_connected(self, connected: bool) -> None:
@@ -381,8 +418,9 @@ class StreamingSource:
 
     def _fault(self, event: str, exc: Exception, level: str = "warning") -> None:
         self._count_fault(event.removeprefix("stream_"))
-        self.status.last_error = str(exc)
-        getattr(log, level)(event, trigger=self.trigger.name, channel=self.channel, error=str(exc))
+        error = strip_userinfo(str(exc))
+        self.status.last_error = error
+        getattr(log, level)(event, trigger=self.trigger.name, channel=self.channel, error=error)
 
     def _count_fault(self, kind: str) -> None:
         self._metrics.stream_faults.labels(trigger=self.trigger.name, kind=kind).inc()

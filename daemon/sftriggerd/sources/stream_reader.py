@@ -1,0 +1,76 @@
+"""Pure helpers of the streaming connection loop: what a streamed message's position is,
+how a message that cannot be normalised is kept, and how long to wait after a failure.
+
+Everything here reads what Salesforce sent and never raises on it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from typing import Any
+
+from ..events.normalise import MalformedMessage, replay_id
+
+# A poison message is kept for an operator to read, not to replay: a bounded excerpt is
+# enough to see what was wrong, and a 1 MB event times a loop of them must not fill the store.
+MAX_POISON_CHARS = 64 * 1024
+# Salesforce replay ids are positive 64-bit integers; anything else is no position at all.
+MAX_REPLAY_ID = 2**63 - 1
+
+
+def message_replay_id(message: dict[str, Any]) -> int | None:
+    """The message's replay id, or None when it has none we could resume from."""
+    try:
+        value = replay_id(message)
+    except MalformedMessage:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if 0 <= value <= MAX_REPLAY_ID else None
+
+
+def poison_text(message: object) -> str:
+    """The message as JSON text, cut to MAX_POISON_CHARS; ASCII-escaped, so a lone
+    surrogate or any other odd character is stored as its escape."""
+    try:
+        text = json.dumps(message, default=repr, sort_keys=False)
+    except (ValueError, TypeError, RecursionError):
+        text = repr(message)
+    if len(text) <= MAX_POISON_CHARS:
+        return text
+    return f"{text[:MAX_POISON_CHARS]}... ({len(text)} characters in all)"
+
+
+def backoff_delay_s(
+    attempt: int,
+    *,
+    base_s: float,
+    cap_s: float,
+    uniform: Callable[[float, float], float] = random.uniform,
+) -> float:
+    """The wait before retry number `attempt` (1, 2, ...): exponential, capped, with jitter.
+
+    Half the delay is fixed and half random ("equal jitter"), so many daemons restarted
+    together spread out, and none of them ever retries at once after a failure.
+    """
+    exponent = min(max(attempt, 1) - 1, 32)  # 2**32 * base is past any cap
+    ceiling = min(cap_s, base_s * 2.0**exponent)
+    return ceiling / 2 + uniform(0, ceiling / 2)
+
+
+def immediate_once_delay_s(
+    failures: int,
+    *,
+    base_s: float,
+    cap_s: float,
+    uniform: Callable[[float, float], float] = random.uniform,
+) -> float:
+    """The wait after `failures` failed sessions in a row, for a fault that is routine once:
+    the first re-handshake (Salesforce forgets clients every few hours) or re-login is
+    immediate; a client forgotten again and again, or a fresh token refused again, backs off,
+    so the loop can neither exhaust the org's concurrent-client limit nor hammer its login."""
+    if failures <= 1:
+        return 0.0
+    return backoff_delay_s(failures - 1, base_s=base_s, cap_s=cap_s, uniform=uniform)
