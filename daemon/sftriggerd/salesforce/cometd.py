@@ -127,7 +127,9 @@ def read_advice(advice: object, current: Advice) -> Advice:
     fields = _mapping(advice)
     reconnect = fields.get("reconnect")
     return Advice(
-        reconnect=reconnect if reconnect in RECONNECT_ADVICE else current.reconnect,
+        reconnect=reconnect
+        if isinstance(reconnect, str) and reconnect in RECONNECT_ADVICE
+        else current.reconnect,
         interval_ms=_bounded_ms(fields.get("interval"), current.interval_ms, MAX_INTERVAL_MS),
         timeout_ms=_bounded_ms(fields.get("timeout"), current.timeout_ms, MAX_TIMEOUT_MS),
     )
