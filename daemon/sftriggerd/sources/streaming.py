@@ -11,7 +11,6 @@ resume), and CDC gap notices (re-read the records, or poll the object's time ran
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -44,14 +43,14 @@ from ..urls import strip_userinfo
 from .backfill import Backfill
 from .context import SourceContext
 from .status import TriggerStatus
-from .stream_reader import backoff_delay_s, immediate_once_delay_s, message_replay_id, poison_text
+from .stream_pacing import Pacer, wait
+from .stream_reader import message_replay_id, poison_event
 
 log = get_logger(__name__)
 
 _REPLAY_NEW, _REPLAY_ALL = -1, -2
 _INVALID_REPLAY = "The replayId"
 _CHANNEL_MISSING = "does not exist"
-_BACKOFF_BASE_S = 0.5
 # A disconnect is a courtesy to the server (it frees a client slot at once instead of after
 # its expiry); it must not hold up the next handshake for long.
 _DISCONNECT_TIMEOUT_S = 2.0
@@ -81,10 +80,9 @@ class StreamingSource:
         self._store = context.store
         self._metrics = context.metrics
         self.status = status
-        self._backoff_cap_s = backoff_cap_s
         self._stall_margin_s = stall_margin_s
         self._clock = context.clock
-        self._failures = 0
+        self._pacer = Pacer(backoff_cap_s)
         # Set by `mode: auto`: an unavailable channel ends `run` so polling can take over.
         self.fall_back = False
         self._last_event_at = self._clock()
@@ -229,7 +227,7 @@ class StreamingSource:
                 return
             stop.cancel()
             result = poll.result()
-            self._failures = 0  # a long-poll answered on a subscribed client: healthy again
+            self._pacer.healthy()  # a long-poll answered on a subscribed client
             self.status.caught_up_to = self._clock()  # an answered long-poll: nothing pending
             if result.events:
                 await self._handle(result.events)
@@ -238,7 +236,7 @@ class StreamingSource:
             if bayeux.advice.reconnect == "none":
                 raise AuthInvalidError("/meta/connect", "server advised reconnect: none")
             if interval_s > 0:
-                await self._wait(stopping, interval_s)
+                await wait(stopping, interval_s)
 
     async def _handle(self, messages: list[dict[str, Any]]) -> None:
         """One ingest for the batch, at the position of its last message with a replay id
@@ -253,7 +251,14 @@ class StreamingSource:
             try:
                 events.extend(await self._normalise(message))
             except MalformedMessage as exc:
-                poison.append(self._poison(message, exc, replay))
+                poison.append(poison_event(self.trigger.name, message, str(exc)))
+                self._count_fault("poison")
+                log.error(
+                    "stream_message_poison",
+                    trigger=self.trigger.name,
+                    error=poison[-1].reason,
+                    replay_id=replay,
+                )
             last_replay = replay if replay is not None else last_replay
         if not ours:
             return
@@ -266,16 +271,6 @@ class StreamingSource:
         if last_replay is not None:
             self.status.checkpoint = f"replay_id {last_replay}"
         self.status.caught_up_to = self._clock()
-
-    def _poison(
-        self, message: dict[str, Any], exc: MalformedMessage, replay: int | None
-    ) -> PoisonEvent:
-        reason = strip_userinfo(str(exc))[:500]
-        log.error(
-            "stream_message_poison", trigger=self.trigger.name, error=reason, replay_id=replay
-        )
-        self._count_fault("poison")
-        return PoisonEvent(trigger=self.trigger.name, reason=reason, message=poison_text(message))
 
     async def _normalise(self, message: dict[str, Any]) -> list[Event]:
         kind = self.trigger.channel_kind
@@ -384,24 +379,13 @@ class StreamingSource:
             self._fault("stream_login_failed", exc, level="error")
 
     async def _pause(self, stopping: asyncio.Event, event: str) -> None:
-        """Immediate the first time after a healthy session, backing off after that."""
-        self._failures += 1
-        delay_s = immediate_once_delay_s(
-            self._failures, base_s=_BACKOFF_BASE_S, cap_s=self._backoff_cap_s
-        )
+        delay_s = self._pacer.pause_s()
         if delay_s > 0:
             log.warning(event, trigger=self.trigger.name, delay_s=round(delay_s, 2))
-            await self._wait(stopping, delay_s)
+            await wait(stopping, delay_s)
 
     async def _back_off(self, stopping: asyncio.Event) -> None:
-        self._failures += 1
-        delay_s = backoff_delay_s(self._failures, base_s=_BACKOFF_BASE_S, cap_s=self._backoff_cap_s)
-        await self._wait(stopping, delay_s)
-
-    @staticmethod
-    async def _wait(stopping: asyncio.Event, delay_s: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), delay_s)
+        await wait(stopping, self._pacer.back_off_s())
 
     async def _disconnect(self, bayeux: BayeuxClient) -> None:
         try:
