@@ -28,6 +28,7 @@ from sftriggerd.salesforce.cometd import (
     read_client_id,
     split_answer,
 )
+from sftriggerd.sources.stream_pacing import Pacer
 from sftriggerd.sources.stream_reader import (
     MAX_POISON_CHARS,
     MAX_REPLAY_ID,
@@ -241,3 +242,12 @@ def test_unknown_client_back_off_sequence() -> None:
 
     delays = [immediate_once_delay_s(n, base_s=0.5, cap_s=4, uniform=top) for n in range(1, 8)]
     assert delays == [0.0, 0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+
+
+def test_the_pacer_forgets_failures_once_a_long_poll_is_answered() -> None:
+    pacer = Pacer(cap_s=4)
+    assert pacer.pause_s() == 0  # the routine, first re-handshake
+    assert 0.25 <= pacer.pause_s() <= 0.5
+    assert 0.5 <= pacer.back_off_s() <= 1.0
+    pacer.healthy()
+    assert pacer.pause_s() == 0

@@ -388,6 +388,9 @@ class StreamingSource:
         await wait(stopping, self._pacer.back_off_s())
 
     async def _disconnect(self, bayeux: BayeuxClient) -> None:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            return  # shutting down past its grace: the server expires the client on its own
         try:
             await bayeux.disconnect(timeout_s=_DISCONNECT_TIMEOUT_S)
         except SalesforceError:
