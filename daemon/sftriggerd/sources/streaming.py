@@ -266,7 +266,8 @@ class StreamingSource:
             events = [e for e in events if e.occurred_at >= self._not_before]
         newest = max((e.occurred_at for e in events), default=None)
         checkpoint = None if last_replay is None else self._checkpoint(last_replay, newest)
-        await self._ingest(self.trigger.name, events, checkpoint, poison)
+        if events or poison or checkpoint is not None:
+            await self._ingest(self.trigger.name, events, checkpoint, poison)
         self._last_event_at = self._clock()
         if last_replay is not None:
             self.status.checkpoint = f"replay_id {last_replay}"
