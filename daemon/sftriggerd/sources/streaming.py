@@ -3,9 +3,10 @@ replay id after every restart, disconnect, re-handshake and re-login.
 
 Every batch of events from a long-poll is one `ingest` with the replay id of its last event,
 so the checkpoint never runs ahead of the data. Faults each have a log line and a metric:
-`403::Unknown client` (handshake and subscribe again), 401 (log in again), transport errors
-and stalls (back off, reconnect), a replay id past retention (back-fill by polling, then
-resume), and CDC gap notices (re-read the records, or poll the object's time range).
+`403::Unknown client` (disconnect, handshake and subscribe again, backing off when it repeats),
+401 (log in again), transport errors and stalls (back off, reconnect), a replay id past
+retention (back-fill by polling, then resume), and CDC gap notices (re-read the records, or
+poll the object's time range). A message that cannot be read is kept as poison.
 """
 
 from __future__ import annotations
