@@ -138,7 +138,8 @@ def _optional(header: dict[str, Any], name: str, kind: type) -> Any:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, kind):
-        raise MalformedMessage(f"ChangeEventHeader.{name} is not a {kind.__name__}")
+        noun = "an integer" if kind is int else "a string"
+        raise MalformedMessage(f"ChangeEventHeader.{name} is not {noun}")
     return value
 
 
