@@ -5,6 +5,9 @@ good one next to it is stored and delivered, and the checkpoint moves past them 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -13,6 +16,7 @@ from typing import Any
 
 import pytest
 
+import sftriggerd
 from sftriggerd.events.model import Event
 from sftriggerd.events.normalise import (
     Gap,
@@ -200,3 +204,19 @@ async def test_a_merged_event_gives_each_webhook_only_its_own_record(
     # 2,000 whole messages would be 2,000 x 40 KB = 80 MB; one record each is ~1 KB.
     total = sum(len(json.dumps(b)) for b in delivered.values())
     assert total < 4 * 1024 * 1024
+
+
+def test_a_merged_event_for_10000_records_stays_well_under_100_mib() -> None:
+    """The benchmark's child process: one 10,000-record merged event, normalised and
+    ingested into SQLite (all of it used 2 GiB before: every body held the whole message)."""
+    root = Path(__file__).parents[2]
+    env = {**os.environ, "PYTHONPATH": str(Path(sftriggerd.__file__).parents[1])}
+    command = [sys.executable, str(root / "benchmarks" / "merged_event.py"), "--ids", "10000"]
+    done = subprocess.run(
+        [*command, "--way", "new", "--json"], env=env, capture_output=True, check=True, timeout=60
+    )
+    figures = json.loads(done.stdout)
+    assert figures["stored"] == 10_000
+    assert figures["peak_rss_mib"] < 100
+    assert figures["peak_rss_mib"] - figures["rss_after_imports_mib"] < 50
+    assert figures["body_mib"] < 30  # about 1.3 KiB a record, not the whole message each
