@@ -10,6 +10,7 @@ resumes from the previous checkpoint, and the parts already stored come back as 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -112,9 +113,9 @@ class Ingest:
         result = await self._store_chunk(trigger, pending, checkpoint, all_poison)
         if all_poison:
             self._metrics.poison_events.labels(trigger=trigger).inc(len(all_poison))
-        for event in events:
-            source = str(event.source.get("kind", "unknown"))
-            self._metrics.events_received.labels(trigger=trigger, source=source).inc()
+        received = Counter(str(event.source.get("kind", "unknown")) for event in events)
+        for source, count in received.items():
+            self._metrics.events_received.labels(trigger=trigger, source=source).inc(count)
         return IngestResult(
             new_events=new + result.new_events,
             duplicate_events=duplicates + result.duplicate_events,
