@@ -170,6 +170,8 @@ HEADER_FIELDS_OF_THE_WRONG_TYPE = [
     ("changedFields", 5),
     ("changedFields", "Name"),
     ("changedFields", [["Name"]]),
+    ("changedFields", ""),
+    ("changedFields", {}),
     ("transactionKey", 5),
     ("transactionKey", ["k"]),
     ("sequenceNumber", "1"),

@@ -160,9 +160,9 @@ def cdc_header(message: object) -> dict[str, Any]:
 
 def _changed_fields(header: dict[str, Any]) -> tuple[str, ...]:
     value = header.get("changedFields")
-    if value is None:
+    if value is None or value == []:
         return ()
-    fields = _strings(value) if value else ()
+    fields = _strings(value)
     if fields is None:
         raise MalformedMessage("ChangeEventHeader.changedFields is not a list of strings")
     return fields
