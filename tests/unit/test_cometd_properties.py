@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sftriggerd.events.payload import POISON_TEXT_LIMIT
 from sftriggerd.salesforce.cometd import (
     MAX_INTERVAL_MS,
     MAX_TIMEOUT_MS,
@@ -30,12 +31,11 @@ from sftriggerd.salesforce.cometd import (
 )
 from sftriggerd.sources.stream_pacing import Pacer
 from sftriggerd.sources.stream_reader import (
-    MAX_POISON_CHARS,
     MAX_REPLAY_ID,
     backoff_delay_s,
     immediate_once_delay_s,
     message_replay_id,
-    poison_text,
+    poison_event,
 )
 
 # Every character, lone surrogates included: json.loads turns "\ud800" into one.
@@ -205,15 +205,17 @@ def test_replay_id_examples(event: Any, expected: int | None) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(message=JSON, padding=st.integers(0, 3 * MAX_POISON_CHARS))
-def test_poison_text_is_bounded_ascii(message: Any, padding: int) -> None:
-    text = poison_text({"data": message, "pad": "x" * padding})
-    assert text.isascii()
-    assert len(text) <= MAX_POISON_CHARS + 64
+@given(message=JSON, reason=ANY_TEXT, padding=st.integers(0, 3 * POISON_TEXT_LIMIT))
+def test_a_poison_event_is_bounded_and_storable(message: Any, reason: str, padding: int) -> None:
+    poison = poison_event("t", {"data": message, "pad": "x" * padding}, reason * 100)
+    assert len(poison.message) <= POISON_TEXT_LIMIT + 64 and len(poison.reason) <= 6 * 500 + 64
+    poison.message.encode()  # no lone surrogate left: any store can keep it
+    poison.reason.encode()
 
 
-def test_poison_text_keeps_a_lone_surrogate_as_its_escape() -> None:
-    assert poison_text({"Name": "\ud800"}) == '{"Name": "\\ud800"}'
+def test_a_poison_reason_loses_url_passwords() -> None:
+    poison = poison_event("t", {}, "bad value near http://bob:pw-Zq9@host/x")
+    assert "pw-Zq9" not in poison.reason
 
 
 @settings(max_examples=300, deadline=None)

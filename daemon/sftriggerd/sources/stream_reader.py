@@ -6,18 +6,15 @@ Everything here reads what Salesforce sent and never raises on it.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable
 from typing import Any
 
 from ..events.normalise import MalformedMessage, replay_id
+from ..events.payload import poison_text, storable_text
 from ..store.records import PoisonEvent
 from ..urls import strip_userinfo
 
-# A poison message is kept for an operator to read, not to replay: a bounded excerpt is
-# enough to see what was wrong, and a 1 MB event times a loop of them must not fill the store.
-MAX_POISON_CHARS = 64 * 1024
 # Salesforce replay ids are positive 64-bit integers; anything else is no position at all.
 MAX_REPLAY_ID = 2**63 - 1
 MAX_REASON_CHARS = 500
@@ -34,21 +31,10 @@ def message_replay_id(message: dict[str, Any]) -> int | None:
     return value if 0 <= value <= MAX_REPLAY_ID else None
 
 
-def poison_text(message: object) -> str:
-    """The message as JSON text, cut to MAX_POISON_CHARS; ASCII-escaped, so a lone
-    surrogate or any other odd character is stored as its escape."""
-    try:
-        text = json.dumps(message, default=repr, sort_keys=False)
-    except (ValueError, TypeError, RecursionError):
-        text = repr(message)
-    if len(text) <= MAX_POISON_CHARS:
-        return text
-    return f"{text[:MAX_POISON_CHARS]}... ({len(text)} characters in all)"
-
-
 def poison_event(trigger: str, message: object, reason: str) -> PoisonEvent:
-    """A message the source cannot read, kept with why, for an operator to look at."""
-    reason = strip_userinfo(reason)[:MAX_REASON_CHARS] or "unreadable message"
+    """A message the source cannot read, kept with why (both bounded), for an operator to
+    look at; the source moves past it."""
+    reason = storable_text(strip_userinfo(reason), MAX_REASON_CHARS) or "unreadable message"
     return PoisonEvent(trigger=trigger, reason=reason, message=poison_text(message))
 
 
