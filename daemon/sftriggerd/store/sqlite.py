@@ -70,24 +70,41 @@ class SqliteStore(Store):
             return await asyncio.get_running_loop().run_in_executor(self._executor, on_thread)
         except sqlite3.Error as exc:
             raise StoreError(f"sqlite store {self.path}: {exc}") from exc
+        except StoreError as exc:
+            # Raised on the thread by the engine's own checks (a schema too new): name the file.
+            raise StoreError(f"sqlite store {self.path}: {exc}") from exc
 
-    async def open(self) -> None:
-        def connect() -> None:
+    async def open(self, create: bool = True) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._executor, partial(self._connect, create))
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open sqlite store {self.path}: {exc}") from exc
+        try:
+            await self._run(partial(ops.migrate, create=create))
+        except StoreError:
+            await self.close()
+            raise
+
+    def _connect(self, create: bool) -> None:
+        if self.path == ":memory:" or create:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(f"PRAGMA synchronous={ops.DURABLE_SYNCHRONOUS}")
-            db.execute("PRAGMA foreign_keys=ON")
-            db.execute("PRAGMA busy_timeout=5000")
-            self._db = db
-
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.run_in_executor(self._executor, connect)
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"cannot open sqlite store {self.path}: {exc}") from exc
-        await self._run(ops.migrate)
+        else:
+            # mode=rw: SQLite itself refuses to make the file, so a mistyped path is an error.
+            if not Path(self.path).is_file():
+                raise StoreError(
+                    f"no sqlite store at {self.path} (check store.url; `sftriggerd migrate`"
+                    " or `run` creates it)"
+                )
+            uri = Path(self.path).resolve().as_uri() + "?mode=rw"
+            db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA busy_timeout=5000")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={ops.DURABLE_SYNCHRONOUS}")
+        db.execute("PRAGMA foreign_keys=ON")
+        self._db = db
 
     async def close(self) -> None:
         if self._db is None:
