@@ -326,20 +326,6 @@ def outbox_counts(db: sqlite3.Connection) -> dict[str, OutboxCounts]:
     }
 
 
-def prune(db: sqlite3.Connection, delivered_before: datetime) -> int:
-    with transaction(db):
-        cursor = db.execute(
-            "DELETE FROM deliveries WHERE status = 'delivered' AND finished_at < ?",
-            (ts(delivered_before),),
-        )
-        db.execute(
-            "DELETE FROM events WHERE created_at < ? AND NOT EXISTS"
-            " (SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq)",
-            (ts(delivered_before),),
-        )
-    return cursor.rowcount
-
-
 def last_changes(
     db: sqlite3.Connection, trigger: str, record_ids: Sequence[str]
 ) -> dict[str, RecordState]:
