@@ -76,6 +76,19 @@ def test_two_processes_starting_on_one_file_migrate_it_once_and_both_run(tmp_pat
     with closing(sqlite3.connect(path)) as db:
         rows = [r[0] for r in db.execute("SELECT version FROM schema_version ORDER BY 1")]
     assert rows == list(range(1, len(MIGRATIONS) + 1))
+    asyncio.run(restart_and_ingest(path))
+
+
+async def restart_and_ingest(path: Path) -> None:
+    """The next start after the race finds a whole store and works on it."""
+    store = SqliteStore(path)
+    await store.open(create=False)
+    try:
+        await store.ingest("t", [event(1)], checkpoint(1))
+        [claim] = await store.claim_due("hook", 1, LEASE, now())
+        assert claim.event_id == "evt_1"
+    finally:
+        await store.close()
 
 
 async def store_at_current_schema(path: Path) -> None:
