@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
+from aiohttp import web
 
+from sftriggerd.salesforce.cometd import BayeuxClient, TransportError
 from sftriggerd.salesforce.session import SalesforceSession
 from tests.emulator.conftest import RunningEmulator, http
 from tests.emulator.sfclient import OrgClient, control
@@ -251,3 +254,32 @@ async def test_an_unknown_client_on_subscribe_is_not_an_unavailable_channel(
     assert rig.changes() == [("created", record)]
     await rig.stop()
     await rig.store.close()
+
+
+async def test_a_proxy_password_never_reaches_the_error_text() -> None:
+    """aiohttp names the proxy URL, password and all, when the proxy refuses a tunnel."""
+
+    async def refuse(request: web.Request) -> web.Response:
+        return web.Response(status=404, text="no tunnel here")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    proxy = f"http://bob:pw-Zq9@127.0.0.1:{runner.addresses[0][1]}"
+
+    async def authorization() -> str:
+        return "Bearer unused"
+
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = BayeuxClient(
+                session, "https://127.0.0.1:9/cometd/60.0", authorization, proxy=proxy
+            )
+            with pytest.raises(TransportError) as caught:
+                await client.handshake()
+    finally:
+        await runner.cleanup()
+    assert "pw-Zq9" in str(caught.value.__cause__)  # what aiohttp said
+    assert "pw-Zq9" not in str(caught.value) and "bob" not in str(caught.value)
