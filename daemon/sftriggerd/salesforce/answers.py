@@ -117,10 +117,15 @@ def classify(status: int, headers: Mapping[str, str], body: bytes, now: datetime
             return Refused(MalformedAnswerError(f"HTTP {status} answer is not JSON"))
         return Ok(parsed)
     error = api_error(status, parsed)
+    retry_after_s = parse_retry_after(header(headers, "Retry-After"), now)
+    # The status first: a 503 is "not now" whatever its body says.
+    if status >= 500 or status in _RETRYABLE_STATUSES:
+        return RetryLater(str(error), retry_after_s)
     if status == 401 or error.error_code in RELOGIN_CODES:
         return Relogin(error)
-    if status >= 500 or status in _RETRYABLE_STATUSES or error.error_code in RETRYABLE_CODES:
-        return RetryLater(str(error), parse_retry_after(header(headers, "Retry-After"), now))
+    # REQUEST_LIMIT_EXCEEDED arrives as a 403: the code decides, not the status alone.
+    if error.error_code in RETRYABLE_CODES:
+        return RetryLater(str(error), retry_after_s)
     if status == 407:
         return Refused(SalesforceError("the proxy refused our credentials (HTTP 407)"))
     return Refused(error)
