@@ -444,13 +444,15 @@ async def test_streaming_survives_a_token_outage_during_its_relogin(
         settings_for(emulator.url), http, rig.metrics, login_attempts=2, backoff_base_s=0.01
     )
     rig.start()
+    task = rig.task
+    assert task is not None
     try:
         await rig.connected()
         await control(http, emulator.url, "fail", {"surface": "token", "count": -1, "status": 503})
         await control(http, emulator.url, "sessions/expire", {})
         async with asyncio.timeout(10):  # the positive signal: a re-login met the outage
             while "token endpoint answered HTTP 503" not in (rig.source.status.last_error or ""):
-                assert rig.task is not None and not rig.task.done(), rig.task.result()
+                assert not task.done(), task.result()  # the part must not end
                 await asyncio.sleep(0.02)
         await control(http, emulator.url, "fail", {"surface": "token", "count": 0})
         org_again = await OrgClient.login(http, emulator.url)  # its session expired too
