@@ -109,8 +109,8 @@ class QueryPage:
 
 def classify(status: int, headers: Mapping[str, str], body: bytes, now: datetime) -> Verdict:
     """What a REST answer means; `now` (aware) reads an HTTP-date `Retry-After`."""
-    if status == 204:
-        return Ok(None)
+    if status == 204 or (200 <= status < 300 and not body):
+        return Ok(None)  # no content; a caller that needs a body says so (query_page, ...)
     parsed, is_json = parse_body(body)
     if 200 <= status < 300:
         if not is_json:
