@@ -19,11 +19,12 @@ import pytest
 from aiohttp import web
 
 from sftriggerd.config.settings import SalesforceSettings
-from sftriggerd.errors import AuthenticationError, SalesforceError
+from sftriggerd.errors import AuthenticationError, SalesforceError, SftriggerdError
 from sftriggerd.metrics import Metrics
 from sftriggerd.salesforce.answers import MalformedAnswerError, SalesforceUnavailable
 from sftriggerd.salesforce.client import RetryPolicy, SalesforceClient
 from sftriggerd.salesforce.session import SalesforceSession
+from sftriggerd.salesforce.soql import SoqlValueError
 from tests.emulator.conftest import RunningEmulator, emulator, emulator_settings, org
 from tests.emulator.sfclient import OrgClient, control
 from tests.integration.streaming_rig import make_streaming_rig
@@ -467,3 +468,15 @@ async def test_streaming_survives_a_token_outage_during_its_relogin(
 def test_unavailable_is_a_salesforce_error() -> None:
     assert issubclass(SalesforceUnavailable, SalesforceError)
     assert issubclass(MalformedAnswerError, SalesforceError)
+
+
+async def test_a_wildcard_record_id_is_refused_before_any_call(
+    scripted: ScriptedOrg, http: aiohttp.ClientSession
+) -> None:
+    # Salesforce sends `001*` in gap events after a field type change; the refusal is one of
+    # ours (a part catches SftriggerdError), not a bare ValueError that would end it.
+    client = make_client(http, scripted.url)
+    with pytest.raises(SoqlValueError, match="'001\\*' is not a Salesforce record id") as caught:
+        await client.get_record("Account", "001*")
+    assert isinstance(caught.value, SftriggerdError)
+    assert scripted.seen == []
