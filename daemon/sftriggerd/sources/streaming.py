@@ -376,7 +376,7 @@ class StreamingSource:
         await self._pause(stopping, "stream_relogin_backoff")
         try:
             await self._client.session.relogin(await self._client.session.token())
-        except SalesforceError as exc:
+        except SftriggerdError as exc:  # refused, or the token endpoint failed: back off
             self.status.state = "failed"
             self._fault("stream_login_failed", exc, level="error")
 
