@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     SecretStr,
     field_validator,
+    model_validator,
 )
 
 from .durations import parse_duration
@@ -42,7 +43,8 @@ def _http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"'{value}' is not an http(s) URL")
-    return value.rstrip("/")
+    # Kept exactly as written: `/hook/` and `/hook` may be different routes to the receiver.
+    return value
 
 
 def _optional_secret(value: object) -> object:
@@ -186,6 +188,25 @@ class RetrySettings(_Section):
         return value
 
 
+class BreakerSettings(_Section):
+    """When an endpoint's circuit breaker opens, and how long it stays open."""
+
+    # Consecutive failed attempts that open the breaker.
+    failure_threshold: int = Field(default=5, ge=1, le=1_000_000)
+    # How long the first opening lasts before one probe is let through.
+    cooldown: Duration = timedelta(seconds=30)
+    # Each failed probe doubles the cooldown, up to this.
+    max_cooldown: Duration = timedelta(minutes=5)
+
+    @model_validator(mode="after")
+    def _cooldowns_in_order(self) -> BreakerSettings:
+        if self.cooldown <= timedelta(0):
+            raise ValueError("cooldown must be longer than 0s")
+        if self.max_cooldown < self.cooldown:
+            raise ValueError("max_cooldown must be at least cooldown")
+        return self
+
+
 class EndpointSettings(_Section):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     url: HttpUrl
@@ -197,6 +218,7 @@ class EndpointSettings(_Section):
     max_in_flight: int = Field(default=8, ge=1, le=1000)
     ordering: Literal["per_record", "none"] = "per_record"
     retry: RetrySettings = RetrySettings()
+    breaker: BreakerSettings = BreakerSettings()
 
     @field_validator("secret")
     @classmethod

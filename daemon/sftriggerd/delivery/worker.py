@@ -46,6 +46,16 @@ def default_lease(timeout: timedelta) -> timedelta:
     return max(timedelta(seconds=30), 2 * timeout + timedelta(seconds=5))
 
 
+def endpoint_session(endpoint: EndpointSettings) -> aiohttp.ClientSession:
+    """An HTTP session with the endpoint's own connection pool, as large as its
+    `max_in_flight`: a hanging endpoint holds only its own connections, never a healthy
+    one's, and none of its sends waits for a connection (its timeout is the answer's)."""
+    connector = aiohttp.TCPConnector(
+        limit=endpoint.max_in_flight, limit_per_host=endpoint.max_in_flight
+    )
+    return aiohttp.ClientSession(connector=connector)
+
+
 async def wait_any(events: Sequence[asyncio.Event], timeout_s: float) -> None:
     """Returns when any event is set or after `timeout_s`."""
     waiters = [asyncio.ensure_future(event.wait()) for event in events]
@@ -63,7 +73,7 @@ class WorkerOptions:
     lease: timedelta | None
     clock: Callable[[], datetime]
     jitter: Callable[[], float]
-    breaker: BreakerPolicy
+    breaker: BreakerPolicy | None  # None: each endpoint's own `breaker` settings
     max_idle: timedelta
     on_outcome: Callable[[], None]
 
@@ -88,20 +98,20 @@ class EndpointWorker:
         self,
         endpoint: EndpointSettings,
         store: Store,
-        http: aiohttp.ClientSession,
         metrics: Metrics,
         options: WorkerOptions,
     ) -> None:
         self.endpoint = endpoint
         self.name = endpoint.name
         self.wake = asyncio.Event()
-        self.breaker = Breaker(options.breaker, options.clock)
+        policy = options.breaker or BreakerPolicy.from_settings(endpoint.breaker)
+        self.breaker = Breaker(policy, options.clock)
         self.lease = options.lease or default_lease(endpoint.timeout)
         if self.lease <= endpoint.timeout:
             # Every claim would lapse before its answer could come, and be given back forever.
             raise ValueError(f"endpoint {endpoint.name}: the lease must outlast the timeout")
         self._store = store
-        self._http = http
+        self._http: aiohttp.ClientSession | None = None  # the endpoint's own pool, in `run`
         self._options = options
         self._clock = options.clock
         self._signer = Signer(endpoint.secret_key, endpoint.headers)
@@ -134,7 +144,8 @@ class EndpointWorker:
         """Delivers until `stopping`; then lets sends finish for `grace`, cancels the rest
         and gives their claims back, so another run sends them without a lost attempt."""
         try:
-            async with asyncio.TaskGroup() as group:
+            async with endpoint_session(self.endpoint) as http, asyncio.TaskGroup() as group:
+                self._http = http
                 writer = group.create_task(self._write_loop())
                 senders = [
                     group.create_task(self._send_loop()) for _ in range(self.endpoint.max_in_flight)
@@ -265,6 +276,7 @@ class EndpointWorker:
             await self._release([claim])
             return
         headers = self._signer.headers(claim.event_id, int(now.timestamp()), claim.body)
+        assert self._http is not None, "senders run inside run()"
         result = await post_webhook(
             self._http, self.endpoint.url, headers, claim.body, self.endpoint.timeout
         )
