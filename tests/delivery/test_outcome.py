@@ -1,4 +1,4 @@
-"""Classification tables: what each answer means for the delivery (CONTRACT §3)."""
+"""Classification tables: what each answer means for the delivery."""
 
 from __future__ import annotations
 
