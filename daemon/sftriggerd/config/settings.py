@@ -10,7 +10,7 @@ import binascii
 import re
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -287,7 +287,8 @@ class Settings(_Section):
     logging: LoggingSettings = LoggingSettings()
 
     def secrets(self) -> list[str]:
-        """Every secret value in the settings, for the log redactor."""
+        """Every secret value in the settings, for the log redactor: credentials, tokens,
+        sensitive headers, and the passwords in URLs (proxy, store, endpoints)."""
         auth = self.salesforce.auth
         found = [
             auth.client_secret,
@@ -303,4 +304,23 @@ class Settings(_Section):
             values.extend(
                 value for name, value in endpoint.headers.items() if _SENSITIVE_HEADER.search(name)
             )
+        urls = [
+            self.salesforce.login_url,
+            self.salesforce.proxy,
+            self.store.url,
+            *(endpoint.url for endpoint in self.endpoints),
+        ]
+        values.extend(password for url in urls if url for password in url_passwords(url))
         return [value for value in values if len(value) >= 4]
+
+
+def url_passwords(url: str) -> list[str]:
+    """The password in a URL's user-info, as written and percent-decoded (error texts carry
+    either); none when it has no user-info or cannot be parsed."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return []
+    if not password:
+        return []
+    return list(dict.fromkeys((password, unquote(password))))
