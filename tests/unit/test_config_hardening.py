@@ -197,3 +197,9 @@ def test_url_passwords_are_secrets_for_the_redactor() -> None:
     text = text.replace("password: p}", "password: p}\n  proxy: http://u:proxy-pass-9@proxy:3128")
     secrets = parse_settings(text, environ={}).secrets()
     assert {"proxy-pass-9", "db-pass-1", "p%40ss-word", "p@ss-word"} <= set(secrets)
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:²", "127.0.0.1:" + "9" * 5000, "[::1]:-1"])
+def test_a_listen_port_is_ascii_digits(listen: str) -> None:
+    [problem] = problems_of(MINIMAL + f"server: {{listen: '{listen}'}}\n")
+    assert "is not host:port" in problem

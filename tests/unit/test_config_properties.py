@@ -148,7 +148,7 @@ def test_any_yaml_soup(text: str, env: dict[str, str]) -> None:
     only_config_errors(text, env)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(PLACES), values, environ)
 def test_any_value_anywhere(
     place: tuple[str | int, ...], value: object, env: dict[str, str]

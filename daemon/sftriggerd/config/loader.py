@@ -30,6 +30,7 @@ YamlPath = tuple[str | int, ...]
 # Far more than any real configuration holds, far less than an alias bomb expands to.
 MAX_VALUES = 100_000
 MAX_DEPTH = 64
+_FLOW_BRACKET = re.compile(r"[\[\]{}]")
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 # What PyYAML's scalar constructors raise on text their tag cannot build.
 _SCALAR_ERRORS = (yaml.YAMLError, ValueError, TypeError, IndexError, AttributeError, OverflowError)
@@ -65,6 +66,10 @@ def load_yaml(text: str, environ: Mapping[str, str] | None = None) -> LoadedYaml
     """Parses `text`; every fault is a problem in the result, never an exception."""
     env = os.environ if environ is None else environ
     loaded = LoadedYaml(data=None)
+    if _flow_depth(text) > MAX_DEPTH:
+        # PyYAML's scanner slows down with every open bracket (seconds for a thousand).
+        loaded.problems.append(((), f"not valid YAML: nested deeper than {MAX_DEPTH} levels"))
+        return loaded
     try:
         root = _compose(text)
     except yaml.YAMLError as exc:
@@ -83,6 +88,15 @@ def load_yaml(text: str, environ: Mapping[str, str] | None = None) -> LoadedYaml
             loaded.data = None
             loaded.problems[:] = [((), str(exc))]
     return loaded
+
+
+def _flow_depth(text: str) -> int:
+    """How deep `[` and `{` nest, counted as if none were quoted: an upper bound."""
+    depth = deepest = 0
+    for match in _FLOW_BRACKET.finditer(text):
+        depth = depth + 1 if match.group() in "[{" else max(depth - 1, 0)
+        deepest = max(deepest, depth)
+    return deepest
 
 
 def _compose(text: str) -> yaml.Node | None:

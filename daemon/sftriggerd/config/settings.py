@@ -268,7 +268,9 @@ def split_listen(value: str) -> tuple[str, int]:
     """`127.0.0.1:8080` or `[::1]:8080` -> (host, port)."""
     host, sep, port_text = value.rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
-    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+    # isdigit() alone lets `²` through to int(); a port is at most five ASCII digits.
+    digits = port_text.isascii() and port_text.isdigit() and len(port_text) <= 5
+    if not sep or not host or not digits or not 0 <= int(port_text) <= 65535:
         raise ValueError(f"'{value}' is not host:port, e.g. 127.0.0.1:8080")
     return host, int(port_text)
 
