@@ -241,14 +241,29 @@ async def test_a_slow_drip_answer_times_out(store: SqliteStore) -> None:
     """Headers that trickle in a byte at a time: the attempt ends at the endpoint's timeout
     (a timeout for the whole answer, not per read), and is retried."""
 
+    dripping: list[asyncio.Task[None]] = []
+    closed: list[asyncio.Event] = []
+
+    async def drip(writer: asyncio.StreamWriter) -> None:
+        for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 1000:
+            writer.write(bytes([byte]))
+            await writer.drain()
+            await asyncio.sleep(0.05)
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):
+        try:
+            done = asyncio.Event()
+            closed.append(done)
             await reader.readuntil(b"\r\n\r\n")
-            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 1000:
-                writer.write(bytes([byte]))
-                await writer.drain()
-                await asyncio.sleep(0.05)
-        writer.close()
+            task = asyncio.create_task(drip(writer))
+            dripping.append(task)
+            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+                await task
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+            done.set()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -262,6 +277,10 @@ async def test_a_slow_drip_answer_times_out(store: SqliteStore) -> None:
             took_s = time.monotonic() - started
         [row] = await rows(store, "hook")
     finally:
+        for task in dripping:
+            task.cancel()
+        for done in closed:  # each handler closes its connection
+            await asyncio.wait_for(done.wait(), timeout=2)
         server.close()
         await server.wait_closed()
     assert 0.4 < took_s < 1.5
