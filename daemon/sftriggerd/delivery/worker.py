@@ -12,12 +12,10 @@ import asyncio
 import contextlib
 import heapq
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import aiohttp
-from prometheus_client.metrics import Counter, Histogram
 
 from ..config.settings import EndpointSettings
 from ..errors import StoreError
@@ -30,6 +28,9 @@ from .breaker import Breaker, BreakerPolicy, Transition
 from .outcome import classify
 from .sender import post_webhook
 from .signing import Signer
+from .worker_parts import Meters, WorkerOptions, default_lease, endpoint_session, wait_any
+
+__all__ = ["EndpointWorker", "WorkerOptions", "default_lease", "wait_any"]
 
 log = get_logger(__name__)
 # For a cheap level check before a per-delivery debug line.
@@ -39,54 +40,6 @@ _stdlib_log = logging.getLogger(__name__)
 # older change of its record (per-record ordering), and nothing announces when that clears
 # unless this worker itself scheduled the older change's retry.
 BLOCKED_POLL_S = 1.0
-
-
-def default_lease(timeout: timedelta) -> timedelta:
-    """Long enough for the POST twice over plus the outcome write; at least 30 s."""
-    return max(timedelta(seconds=30), 2 * timeout + timedelta(seconds=5))
-
-
-def endpoint_session(endpoint: EndpointSettings) -> aiohttp.ClientSession:
-    """An HTTP session with the endpoint's own connection pool, as large as its
-    `max_in_flight`: a hanging endpoint holds only its own connections, never a healthy
-    one's, and none of its sends waits for a connection (its timeout is the answer's)."""
-    connector = aiohttp.TCPConnector(
-        limit=endpoint.max_in_flight, limit_per_host=endpoint.max_in_flight
-    )
-    return aiohttp.ClientSession(connector=connector)
-
-
-async def wait_any(events: Sequence[asyncio.Event], timeout_s: float) -> None:
-    """Returns when any event is set or after `timeout_s`."""
-    waiters = [asyncio.ensure_future(event.wait()) for event in events]
-    try:
-        await asyncio.wait(
-            waiters, timeout=max(timeout_s, 0.0), return_when=asyncio.FIRST_COMPLETED
-        )
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-
-
-@dataclass(frozen=True)
-class WorkerOptions:
-    lease: timedelta | None
-    clock: Callable[[], datetime]
-    jitter: Callable[[], float]
-    breaker: BreakerPolicy | None  # None: each endpoint's own `breaker` settings
-    max_idle: timedelta
-    on_outcome: Callable[[], None]
-
-
-class _Meters:
-    """One endpoint's metric children, looked up once rather than per delivery."""
-
-    def __init__(self, metrics: Metrics, endpoint: str) -> None:
-        self.attempt_seconds: Histogram = metrics.delivery_attempt_seconds.labels(endpoint=endpoint)
-        self.end_to_end_seconds: Histogram = metrics.end_to_end_seconds.labels(endpoint=endpoint)
-        self.delivered: Counter = metrics.deliveries.labels(endpoint=endpoint, outcome="delivered")
-        self.retried: Counter = metrics.deliveries.labels(endpoint=endpoint, outcome="retry")
-        self.dead: Counter = metrics.deliveries.labels(endpoint=endpoint, outcome="dead")
 
 
 class EndpointWorker:
@@ -118,7 +71,7 @@ class EndpointWorker:
         secret = endpoint.secret.get_secret_value()
         self._secrets = (secret, secret.removeprefix("whsec_"), *endpoint.headers.values())
         self._log = log.bind(endpoint=endpoint.name)
-        self._meters = _Meters(metrics, endpoint.name)
+        self._meters = Meters(metrics, endpoint.name)
         limit = endpoint.max_in_flight
         # Claimed ahead up to one more round of sends, claimed in batches of at least a
         # quarter round: one claim transaction serves many deliveries.
