@@ -318,3 +318,25 @@ async def _attempts(store: SqliteStore, endpoint_name: str, wanted: int) -> bool
 async def _attempted_each(store: SqliteStore, endpoint_name: str, wanted: int) -> bool:
     found = await rows(store, endpoint_name)
     return bool(found) and all(r.attempts >= wanted or r.status == "delivered" for r in found)
+
+
+async def test_a_store_failure_during_the_sweep_is_retried_by_the_next(
+    store: SqliteStore,
+) -> None:
+    """The sweep meets a store that cannot answer: nothing is lost and nothing raises; the
+    next sweep, once the store is back, expires what is overdue; a quiet sweep after it
+    finds nothing."""
+    hook = endpoint("http://127.0.0.1:9/hook", max_age=timedelta(milliseconds=1))
+    dispatcher = Dispatcher(store, [hook], Metrics())
+    await enqueue(store, "hook", "old")
+    await store.close()
+    assert await dispatcher.expire_overdue("hook") == 0
+    await store.open()
+    assert await count(store, "hook", "pending") == 1
+    assert await dispatcher.expire_overdue("hook") == 1
+    [row] = await rows(store, "hook")
+    assert (row.status, row.last_error) == (
+        "dead",
+        "expired after max_age 1ms without a final attempt",
+    )
+    assert await dispatcher.expire_overdue("hook") == 0

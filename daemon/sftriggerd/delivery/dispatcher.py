@@ -113,12 +113,14 @@ class Dispatcher:
 
     async def _expire_loop(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
-            for worker in self._workers.values():
-                await self.expire_overdue(worker)
+            for name in self._workers:
+                await self.expire_overdue(name)
             await wait_any((stopping,), self._expiry_interval.total_seconds())
 
-    async def expire_overdue(self, worker: EndpointWorker) -> int:
-        """Makes the endpoint's deliveries past max_age dead, whatever its breaker does."""
+    async def expire_overdue(self, endpoint_name: str) -> int:
+        """Makes the endpoint's deliveries past max_age dead, whatever its breaker does;
+        returns how many (0 when the store fails: the next sweep tries again)."""
+        worker = self._workers[endpoint_name]
         endpoint = worker.endpoint
         now = self._clock()
         reason = expiry_reason(endpoint, worker.breaker.state)
