@@ -42,6 +42,7 @@ class Backfill:
         self._client = context.client
         self._ingest = context.ingest
         self._store = context.store
+        self.batch_size: int | None = None  # rows per page; None: Salesforce's default
 
     async def fill_range(self, start: datetime, end: datetime) -> int:
         """Ingests every change stamped in [start, end]; returns how many were new.
@@ -50,7 +51,8 @@ class Backfill:
         fill reached once the whole range is stored, so a failed page loses nothing."""
         query = range_query(self.object_name, self.trigger.fields, self.trigger.where, start, end)
         new = 0
-        async for page in self._client.query_pages(query, include_deleted=True):
+        pages = self._client.query_pages(query, include_deleted=True, batch_size=self.batch_size)
+        async for page in pages:
             events, poison = await self._events(page.records, Watermark(start))
             new += (await self._ingest(self.trigger.name, events, None, poison)).new_events
         return new

@@ -1,0 +1,346 @@
+"""Every resume path of the streaming source keeps what was made while it was down: through
+the real emulator over HTTP and a real SQLite store, with faults injected on the fill's pages,
+restarts right after a fill, during a quiet period and in the middle of a fill."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from sftriggerd.emulator.context import EmulatorSettings
+from sftriggerd.events.model import Event
+from sftriggerd.events.payload import format_time
+from sftriggerd.sources.position import ReplayPosition, WatermarkPosition, decode, encode
+from sftriggerd.store.records import Checkpoint, IngestResult, PoisonEvent
+from sftriggerd.store.sqlite import SqliteStore
+from tests.emulator.conftest import RunningEmulator, emulator, http, org
+from tests.emulator.sfclient import OrgClient, control
+from tests.integration.polling_rig import RecordingIngest
+from tests.integration.streaming_rig import StreamingRig, make_streaming_rig
+
+CHANNEL = "/data/AccountChangeEvent"
+__all__ = ["emulator", "http", "org"]  # the emulator's fixtures, used here
+
+
+@pytest.fixture
+def emulator_settings(tmp_path: Path) -> EmulatorSettings:
+    return EmulatorSettings(state_dir=tmp_path / "org", cometd_timeout_ms=1000)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    opened = SqliteStore(tmp_path / "state.db")
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+class Harness:
+    def __init__(
+        self, emulator: RunningEmulator, http: aiohttp.ClientSession, tmp: Path, store: SqliteStore
+    ) -> None:
+        self.emulator, self.http, self.tmp, self.store = emulator, http, tmp, store
+
+    async def start(self, batch_size: int | None = None, **trigger: Any) -> StreamingRig:
+        rig = await make_streaming_rig(
+            self.emulator.url, self.http, self.tmp, store=self.store, **trigger
+        )
+        if rig.source.backfill is not None:
+            rig.source.backfill.batch_size = batch_size
+        rig.start()
+        return rig
+
+    async def control(self, path: str, body: dict[str, Any]) -> None:
+        answer = await control(self.http, self.emulator.url, path, body)
+        assert answer.status == 200, answer.body
+
+    async def expire_replay_ids(self) -> None:
+        await self.control("retention", {"drop_before_replay_id": 10**12})
+
+    async def position(self) -> ReplayPosition | WatermarkPosition:
+        saved = await self.store.checkpoint("accounts")
+        assert saved is not None
+        return decode("accounts", saved.position, saved.event_time)
+
+
+@pytest.fixture
+def harness(
+    emulator: RunningEmulator, http: aiohttp.ClientSession, tmp_path: Path, store: SqliteStore
+) -> Harness:
+    return Harness(emulator, http, tmp_path, store)
+
+
+def ids(rig: StreamingRig) -> list[str | None]:
+    return [record for _, record in rig.changes()]
+
+
+async def test_a_quiet_channel_after_a_back_fill_resumes_from_the_time_it_reached(
+    harness: Harness, org: OrgClient
+) -> None:
+    """The reproduction: back-fill, quiet, stop, 3 creates, start: all 3 arrive."""
+    rig = await harness.start()
+    await rig.connected()
+    await org.create("Account", {"Name": "Seen"})
+    await rig.wait_events(1)
+    await rig.stop()
+    missed = await org.create_many("Account", [{"Name": f"Missed {i}"} for i in range(2)])
+    await harness.expire_replay_ids()
+    filled = await harness.start()
+    await filled.wait_events(2)
+    await filled.connected()
+    await filled.stop()  # quiet: no streamed event after the fill
+    position = await harness.position()
+    assert isinstance(position, ReplayPosition) and position.reached is not None
+    while_down = await org.create_many("Account", [{"Name": f"Down {i}"} for i in range(3)])
+    again = await harness.start()
+    await again.wait_events(3)
+    await again.stop()
+    assert ids(filled) == missed
+    assert ids(again) == while_down
+
+
+async def test_a_new_trigger_stopped_before_its_first_event_loses_nothing(
+    harness: Harness, org: OrgClient
+) -> None:
+    rig = await harness.start()
+    await rig.connected()
+    await rig.stop()
+    while_down = await org.create_many("Account", [{"Name": f"Down {i}"} for i in range(3)])
+    again = await harness.start()
+    await again.wait_events(3)
+    streamed = await org.create("Account", {"Name": "Live"})
+    await again.wait_events(4)
+    await again.stop()
+    assert ids(again) == [*while_down, streamed]
+
+
+async def test_a_hand_over_from_polling_then_a_quiet_restart_loses_nothing(
+    harness: Harness, org: OrgClient
+) -> None:
+    polled = await org.create("Account", {"Name": "Polled"})
+    now = datetime.now(UTC).replace(microsecond=0)
+    watermark = WatermarkPosition(now, polled, now - timedelta(minutes=5))
+    await harness.store.ingest("accounts", [], Checkpoint("accounts", encode(watermark)))
+    rig = await harness.start(poll_lookback="0s")
+    await rig.connected()
+    await rig.stop()
+    after = await harness.position()
+    assert isinstance(after, ReplayPosition) and after.reached is not None
+    while_down = await org.create_many("Account", [{"Name": f"Down {i}"} for i in range(3)])
+    again = await harness.start()
+    await again.wait_events(3)
+    await again.stop()
+    assert ids(again) == while_down
+
+
+async def test_an_expired_replay_id_is_filled_from_the_time_reached_not_from_now(
+    harness: Harness, org: OrgClient
+) -> None:
+    """Records made 20 minutes ago, while down since 30 minutes: a fill from "now" misses them."""
+    reached = datetime.now(UTC) - timedelta(minutes=30)
+    stored = ReplayPosition(CHANNEL, 1, reached)
+    await harness.store.ingest("accounts", [], Checkpoint("accounts", encode(stored)))
+    await harness.control("modstamp", {"freeze_at": format_time(reached + timedelta(minutes=10))})
+    old = await org.create_many("Account", [{"Name": f"Old {i}"} for i in range(3)])
+    await harness.control("modstamp", {"freeze_at": None})
+    await harness.expire_replay_ids()
+    rig = await harness.start()
+    await rig.wait_events(3)
+    await rig.stop()
+    assert ids(rig) == old
+    assert rig.faults("replay_expired") == 1
+
+
+async def test_a_record_updated_while_down_is_back_filled_as_updated(
+    harness: Harness, org: OrgClient
+) -> None:
+    rig = await harness.start()
+    await rig.connected()
+    record = await org.create("Account", {"Name": "Before"})
+    await rig.wait_events(1)
+    await rig.stop()
+    # Stamps have whole seconds: the update is a change only if it lands in a later one.
+    await asyncio.sleep(1.01 - datetime.now(UTC).microsecond / 1e6)
+    await org.call("PATCH", f"sobjects/Account/{record}", json={"Name": "During the gap"})
+    await harness.expire_replay_ids()
+    again = await harness.start()
+    await again.wait_events(1)
+    await again.stop()
+    assert again.changes() == [("updated", record)]
+    assert again.ingest.new[0].record["Name"] == "During the gap"
+
+
+class HookAfterPage(RecordingIngest):
+    """Runs `hook` once `pages` fill pages are stored (a fill stores its pages without a
+    checkpoint), so a fault lands on the next page's call."""
+
+    def __init__(self, hook: Callable[[], Awaitable[None]], pages: int, *args: Any) -> None:
+        super().__init__(*args)
+        self._hook, self._pages = hook, pages
+        self.fired = asyncio.Event()
+
+    async def __call__(
+        self,
+        trigger: str,
+        events: Sequence[Event],
+        checkpoint: Checkpoint | None,
+        poison: Sequence[PoisonEvent] = (),
+    ) -> IngestResult:
+        result = await super().__call__(trigger, events, checkpoint, poison)
+        if checkpoint is None and events and not self.fired.is_set():
+            self._pages -= 1
+            if self._pages == 0:
+                await self._hook()
+                self.fired.set()
+        return result
+
+
+def hook_after_page(
+    rig: StreamingRig, pages: int, hook: Callable[[], Awaitable[None]]
+) -> HookAfterPage:
+    hooked = HookAfterPage(hook, pages, rig.store, rig.ingest._endpoints, rig.metrics)
+    rig.ingest = hooked
+    rig.source._ingest = hooked
+    rig.source.positions._ingest = hooked
+    assert rig.source.backfill is not None
+    rig.source.backfill._ingest = hooked
+    rig.source.backfill.batch_size = 2
+    return hooked
+
+
+def fail_fill_after(rig: StreamingRig, harness: Harness, pages: int) -> HookAfterPage:
+    async def arm() -> None:
+        # The test client tries a call 3 times: make every try of the next call fail.
+        await harness.control("fail", {"surface": "rest", "count": 3, "status": 503})
+
+    return hook_after_page(rig, pages, arm)
+
+
+@pytest.mark.parametrize("page", [1, 2])
+async def test_a_rest_error_on_page_k_of_a_fill_loses_nothing(
+    harness: Harness, org: OrgClient, page: int
+) -> None:
+    rig = await harness.start()
+    await rig.connected()
+    await org.create("Account", {"Name": "Seen"})
+    await rig.wait_events(1)
+    await rig.stop()
+    missed = await org.create_many("Account", [{"Name": f"Missed {i}"} for i in range(6)])
+    await harness.expire_replay_ids()
+    again = await make_streaming_rig(
+        harness.emulator.url, harness.http, harness.tmp, store=harness.store
+    )
+    fail_fill_after(again, harness, page)
+    again.start()
+    await again.wait_events(6, timeout_s=15)
+    assert sorted(ids(again)) == sorted(missed)  # type: ignore[type-var]
+    assert again.faults("error") >= 1  # the fill failed once and was done again
+    await again.stop()
+    # The next fault after the recovery: restart during a quiet period, then creates.
+    while_down = await org.create_many("Account", [{"Name": f"Down {i}"} for i in range(2)])
+    last = await harness.start()
+    await last.wait_events(2)
+    await last.stop()
+    assert ids(last) == while_down
+
+
+async def test_a_restart_in_the_middle_of_a_fill_fills_the_whole_gap(
+    harness: Harness, org: OrgClient
+) -> None:
+    rig = await harness.start()
+    await rig.connected()
+    await org.create("Account", {"Name": "Seen"})
+    await rig.wait_events(1)
+    await rig.stop()
+    before = await harness.position()
+    missed = await org.create_many("Account", [{"Name": f"Missed {i}"} for i in range(6)])
+    await harness.expire_replay_ids()
+    cut = await make_streaming_rig(
+        harness.emulator.url, harness.http, harness.tmp, store=harness.store
+    )
+
+    async def hold_the_next_page() -> None:
+        await harness.control("delay", {"surface": "rest", "seconds": 5, "count": 1})
+
+    hooked = hook_after_page(cut, 1, hold_the_next_page)
+    cut.start()
+    await asyncio.wait_for(hooked.fired.wait(), 10)
+    assert cut.task is not None
+    cut.task.cancel()  # killed mid-fill: the pages stored so far did not move the position
+    with pytest.raises(asyncio.CancelledError):
+        await cut.task
+    assert await harness.position() == before
+    again = await harness.start(batch_size=2)
+    await again.wait_events(4, timeout_s=15)
+    await again.stop()
+    assert sorted([*ids(cut), *ids(again)]) == sorted(missed)  # type: ignore[type-var]
+    assert 0 < len(ids(cut)) < len(missed)
+
+
+@pytest.mark.parametrize(
+    ("change_type", "change"),
+    [("GAP_CREATE", "created"), ("GAP_UPDATE", "updated"), ("GAP_UNDELETE", "undeleted")],
+)
+async def test_gap_notices_keep_their_change_type(
+    harness: Harness, org: OrgClient, change_type: str, change: str
+) -> None:
+    rig = await harness.start(events=["created", "updated", "deleted", "undeleted"])
+    await rig.connected()
+    record = await org.create("Account", {"Name": "Gappy"})
+    await rig.wait_events(1)
+    gap = {"object": "Account", "record_ids": [record], "change_type": change_type}
+    await harness.control("gap", gap)
+    await rig.wait_events(2)
+    await rig.stop()
+    reread = rig.ingest.new[1]
+    assert (reread.change, reread.record_id) == (change, record)
+    assert reread.source.get("gap_fill") is True
+
+
+async def test_a_gap_delete_reads_the_deleted_record_with_query_all(
+    harness: Harness, org: OrgClient
+) -> None:
+    rig = await harness.start(events=["created", "deleted"])
+    await rig.connected()
+    record = await org.create("Account", {"Name": "Doomed"})
+    await rig.wait_events(1)
+    await harness.control("cometd/starve", {"channel": CHANNEL, "enabled": True})
+    await org.call("DELETE", f"sobjects/Account/{record}")
+    await harness.control("retention", {"drop_before_replay_id": 10**12})
+    await harness.control("cometd/starve", {"channel": CHANNEL, "enabled": False})
+    gap = {"object": "Account", "record_ids": [record], "change_type": "GAP_DELETE"}
+    await harness.control("gap", gap)
+    await rig.wait_events(2)
+    await rig.stop()
+    deleted = rig.ingest.new[1]
+    assert (deleted.change, deleted.record_id) == ("deleted", record)
+    assert deleted.record.get("IsDeleted") is True and deleted.record["Name"] == "Doomed"
+
+
+async def test_a_gap_overflow_fill_that_fails_on_a_later_page_loses_nothing(
+    harness: Harness, org: OrgClient
+) -> None:
+    rig = await make_streaming_rig(
+        harness.emulator.url, harness.http, harness.tmp, store=harness.store
+    )
+    fail_fill_after(rig, harness, 1)
+    rig.start()
+    await rig.connected()
+    await org.create("Account", {"Name": "Seen"})
+    await rig.wait_events(1)
+    # Changes whose events never reach the bus, then the notice that says so.
+    await harness.control("cometd/starve", {"channel": CHANNEL, "enabled": True})
+    missed = await org.create_many("Account", [{"Name": f"Missed {i}"} for i in range(6)])
+    await harness.expire_replay_ids()
+    await harness.control("cometd/starve", {"channel": CHANNEL, "enabled": False})
+    await harness.control("gap", {"object": "Account", "change_type": "GAP_OVERFLOW"})
+    await rig.wait_events(7, timeout_s=15)
+    await rig.stop()
+    assert sorted(ids(rig)[1:]) == sorted(missed)  # type: ignore[type-var]
+    assert rig.faults("gap_overflow") == 1 and rig.faults("error") == 1
