@@ -177,8 +177,7 @@ async def test_a_record_updated_while_down_is_back_filled_as_updated(
 
 
 class HookAfterPage(RecordingIngest):
-    """Runs `hook` once `pages` fill pages are stored (a fill stores its pages without a
-    checkpoint), so a fault lands on the next page's call."""
+    """Runs `hook` once `pages` fill pages are stored, so a fault lands on the next page."""
 
     def __init__(self, hook: Callable[[], Awaitable[None]], pages: int, *args: Any) -> None:
         super().__init__(*args)
@@ -193,7 +192,8 @@ class HookAfterPage(RecordingIngest):
         poison: Sequence[PoisonEvent] = (),
     ) -> IngestResult:
         result = await super().__call__(trigger, events, checkpoint, poison)
-        if checkpoint is None and events and not self.fired.is_set():
+        fill_page = any(event.source.get("gap_fill") for event in events)
+        if fill_page and not self.fired.is_set():
             self._pages -= 1
             if self._pages == 0:
                 await self._hook()
