@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..errors import SftriggerdError
-from ..events.payload import format_time
 from ..salesforce.soql import parse_datetime
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -63,6 +62,11 @@ class WatermarkPosition:
 
 
 Position = ReplayPosition | WatermarkPosition
+
+
+def format_time(value: datetime) -> str:
+    """ISO 8601 in UTC with microseconds: exact, and padded for every year (unlike %Y)."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def encode(position: Position) -> dict[str, Any]:
@@ -166,7 +170,7 @@ def stream_resume(position: Position | None, lookback: timedelta) -> StreamResum
     if position is None:
         return None
     if isinstance(position, WatermarkPosition):  # polling ran last: fill from its watermark
-        return StreamResume(None, max(position.time - lookback, EPOCH))
+        return StreamResume(None, _minus(position.time, lookback))
     if position.replay_id is not None:
         return StreamResume(position.replay_id, None)
     if position.reached is None:
@@ -193,7 +197,8 @@ def poll_resume(position: Position | None, lookback: timedelta) -> WatermarkPosi
 
 
 def _minus(time: datetime, delta: timedelta) -> datetime:
+    """`time - delta`, never before 1970 (nothing in an org is older)."""
     try:
-        return time - delta
+        return max(time - delta, EPOCH)
     except OverflowError:
         return EPOCH
