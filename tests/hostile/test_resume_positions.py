@@ -344,3 +344,18 @@ async def test_a_gap_overflow_fill_that_fails_on_a_later_page_loses_nothing(
     await rig.stop()
     assert sorted(ids(rig)[1:]) == sorted(missed)  # type: ignore[type-var]
     assert rig.faults("gap_overflow") == 1 and rig.faults("error") == 1
+
+
+async def test_an_unreadable_stored_position_is_reported_and_the_source_keeps_trying(
+    harness: Harness,
+) -> None:
+    garbage = Checkpoint("accounts", {"replay_id": "not a number", "channel": CHANNEL})
+    await harness.store.ingest("accounts", [], garbage)
+    rig = await harness.start()
+    async with asyncio.timeout(10):
+        while rig.faults("error") < 2:  # failed, backed off, and tried again
+            await asyncio.sleep(0.02)
+    assert rig.task is not None and not rig.task.done()
+    assert "'accounts'" in (rig.source.status.last_error or "")
+    assert "not a number" in (rig.source.status.last_error or "")
+    await rig.stop()
