@@ -28,7 +28,7 @@ from tests.emulator.conftest import start_emulator
 from tests.emulator.sfclient import OrgClient, control
 
 SEED = int(os.environ.get("SFTRIGGERD_BACKFILL_CRASH_SEED", "20261203"))
-KILLS = 6
+KILLS = 4
 
 
 async def start(store: Path, emulator_url: str, log: Path) -> Life:

@@ -16,6 +16,9 @@ import pytest
 from sftriggerd.emulator.context import EmulatorSettings
 from sftriggerd.events.model import Event
 from sftriggerd.events.payload import format_time
+from sftriggerd.sources.auto import AutoSource
+from sftriggerd.sources.context import SourceContext
+from sftriggerd.sources.polling import PollingSource
 from sftriggerd.sources.position import ReplayPosition, WatermarkPosition, decode, encode
 from sftriggerd.store.records import Checkpoint, IngestResult, PoisonEvent
 from sftriggerd.store.sqlite import SqliteStore
@@ -359,3 +362,40 @@ async def test_an_unreadable_stored_position_is_reported_and_the_source_keeps_tr
     assert "'accounts'" in (rig.source.status.last_error or "")
     assert "not a number" in (rig.source.status.last_error or "")
     await rig.stop()
+
+
+async def test_auto_mode_goes_back_to_polling_when_the_retry_finds_its_watermark(
+    harness: Harness, org: OrgClient
+) -> None:
+    """Polling ran (its watermark is stored); the retried subscription still fails: the
+    hand-over must read that as "unavailable" and poll again, not retry streaming forever."""
+    rig = await make_streaming_rig(
+        harness.emulator.url,
+        harness.http,
+        harness.tmp,
+        store=harness.store,
+        mode="auto",
+        channel="/topic/NotDefined",
+        poll_interval="100ms",
+        poll_delay="0s",
+        start_from="earliest",
+    )
+    context = SourceContext(
+        client=rig.client, ingest=rig.ingest, store=rig.store, metrics=rig.metrics
+    )
+    polling = PollingSource(rig.source.trigger, context, rig.source.status)
+    auto = AutoSource(rig.source, polling, rig.source.status, timedelta(milliseconds=300))
+    stopping = asyncio.Event()
+    task = asyncio.create_task(auto.run(stopping))
+    first = await org.create("Account", {"Name": "Polled first"})
+    await rig.wait_events(1)
+    assert isinstance(await harness.position(), WatermarkPosition)
+    async with asyncio.timeout(10):  # streaming was tried again, after polling stored
+        while harness.emulator.ctx.stats["subscribes"] < 2:
+            await asyncio.sleep(0.02)
+    second = await org.create("Account", {"Name": "Polled after the retry"})
+    await rig.wait_events(2)
+    stopping.set()
+    await asyncio.wait_for(task, 5)
+    assert rig.changes() == [("created", first), ("created", second)]
+    assert rig.faults("error") == 0

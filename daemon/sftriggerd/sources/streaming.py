@@ -149,10 +149,9 @@ class StreamingSource:
 
     async def _subscribe(self, bayeux: BayeuxClient) -> None:
         resume = await self.positions.resume()
-        if resume is not None and resume.fill_from is not None and self.backfill is not None:
-            await self._resume_from_time(bayeux, resume.fill_from)
-            return
-        replay = self._replay_from(resume)
+        fill_from = resume.fill_from if resume is not None and self.backfill else None
+        replay = _REPLAY_NEW if fill_from is not None else self._replay_from(resume)
+        subscribed_at = self._clock()
         try:
             await bayeux.subscribe(self.channel, {"replay": {self.channel: replay}})
         except BayeuxError as exc:
@@ -163,9 +162,11 @@ class StreamingSource:
             await self._resume_after_expiry(bayeux, replay, exc)
         if self.channel not in bayeux.subscriptions:
             raise BayeuxError("/meta/subscribe", f"{self.channel} is not subscribed")
+        if fill_from is not None:
+            await self._resume_from_time(fill_from)
+        elif resume is None and replay == _REPLAY_NEW:
+            await self.positions.save_start(subscribed_at - timedelta(seconds=1))
         self._set_connected(True)
-        if resume is None and replay == _REPLAY_NEW:
-            await self.positions.save_start(self._clock() - timedelta(seconds=1))
         log.info(
             "stream_subscribed", trigger=self.trigger.name, channel=self.channel, replay_id=replay
         )
@@ -197,13 +198,11 @@ class StreamingSource:
             error=exc.error,
         )
 
-    async def _resume_from_time(self, bayeux: BayeuxClient, since: datetime) -> None:
+    async def _resume_from_time(self, since: datetime) -> None:
         """No usable replay id (the poller ran last, or a fill saved the time it reached):
-        subscribe for new events, then back-fill from that time."""
+        subscribed for new events, now back-fill from that time."""
         assert self.backfill is not None
-        await bayeux.subscribe(self.channel, {"replay": {self.channel: _REPLAY_NEW}})
         filled = await self.positions.fill(self.backfill, since, save=True)
-        self._set_connected(True)
         log.info("stream_resumed_from_time", trigger=self.trigger.name, events=filled)
 
     async def _listen(self, bayeux: BayeuxClient, stopping: asyncio.Event) -> None:
