@@ -399,3 +399,29 @@ async def test_auto_mode_goes_back_to_polling_when_the_retry_finds_its_watermark
     await asyncio.wait_for(task, 5)
     assert rig.changes() == [("created", first), ("created", second)]
     assert rig.faults("error") == 0
+
+
+async def test_a_local_clock_ahead_of_salesforce_drops_nothing(
+    harness: Harness, org: OrgClient
+) -> None:
+    """What is kept is decided on Salesforce's stamps, not on this host's clock."""
+
+    def ahead() -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=30)
+
+    rig = await make_streaming_rig(
+        harness.emulator.url, harness.http, harness.tmp, store=harness.store
+    )
+    rig.source._clock = ahead
+    rig.source.positions._clock = ahead
+    rig.start()
+    await rig.connected()
+    first = await org.create("Account", {"Name": "Right after the start"})
+    await rig.wait_events(1)
+    await rig.stop()
+    while_down = await org.create_many("Account", [{"Name": f"Down {i}"} for i in range(2)])
+    again = await harness.start()
+    await again.wait_events(2)
+    await again.stop()
+    assert ids(rig) == [first]
+    assert ids(again) == while_down

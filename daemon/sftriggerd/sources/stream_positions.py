@@ -52,7 +52,11 @@ class StreamPositions:
         return position
 
     async def resume(self) -> StreamResume | None:
-        return stream_resume(await self.load(), self.trigger.poll_lookback)
+        position = await self.load()
+        if isinstance(position, ReplayPosition) and isinstance(position.replay_id, bytes):
+            # An opaque (Pub/Sub API) replay id means nothing to CometD: resume by time.
+            position = ReplayPosition(position.channel, None, position.reached)
+        return stream_resume(position, self.trigger.poll_lookback)
 
     async def expired_fill_from(self) -> datetime:
         return expired_fill_from(await self.load(), self._clock())
