@@ -269,7 +269,7 @@ async def test_a_restart_in_the_middle_of_a_fill_fills_the_whole_gap(
     )
 
     async def hold_the_next_page() -> None:
-        await harness.control("delay", {"surface": "rest", "seconds": 5, "count": 1})
+        await harness.control("delay", {"surface": "rest", "seconds": 1, "count": 1})
 
     hooked = hook_after_page(cut, 1, hold_the_next_page)
     cut.start()
