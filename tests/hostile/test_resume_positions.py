@@ -5,82 +5,32 @@ restarts right after a fill, during a quiet period and in the middle of a fill."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
 
-from sftriggerd.emulator.context import EmulatorSettings
-from sftriggerd.events.model import Event
 from sftriggerd.events.payload import format_time
 from sftriggerd.sources.auto import AutoSource
 from sftriggerd.sources.context import SourceContext
 from sftriggerd.sources.polling import PollingSource
-from sftriggerd.sources.position import ReplayPosition, WatermarkPosition, decode, encode
-from sftriggerd.store.records import Checkpoint, IngestResult, PoisonEvent
-from sftriggerd.store.sqlite import SqliteStore
-from tests.emulator.conftest import RunningEmulator, emulator, http, org
-from tests.emulator.sfclient import OrgClient, control
-from tests.integration.polling_rig import RecordingIngest
-from tests.integration.streaming_rig import StreamingRig, make_streaming_rig
+from sftriggerd.sources.position import ReplayPosition, WatermarkPosition, encode
+from sftriggerd.store.records import Checkpoint
+from tests.emulator.conftest import emulator, http, org
+from tests.emulator.sfclient import OrgClient
+from tests.hostile.resume_rig import (
+    CHANNEL,
+    Harness,
+    emulator_settings,
+    fail_fill_after,
+    harness,
+    hook_after_page,
+    ids,
+    store,
+)
+from tests.integration.streaming_rig import make_streaming_rig
 
-CHANNEL = "/data/AccountChangeEvent"
-__all__ = ["emulator", "http", "org"]  # the emulator's fixtures, used here
-
-
-@pytest.fixture
-def emulator_settings(tmp_path: Path) -> EmulatorSettings:
-    return EmulatorSettings(state_dir=tmp_path / "org", cometd_timeout_ms=1000)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = SqliteStore(tmp_path / "state.db")
-    await opened.open()
-    yield opened
-    await opened.close()
-
-
-class Harness:
-    def __init__(
-        self, emulator: RunningEmulator, http: aiohttp.ClientSession, tmp: Path, store: SqliteStore
-    ) -> None:
-        self.emulator, self.http, self.tmp, self.store = emulator, http, tmp, store
-
-    async def start(self, batch_size: int | None = None, **trigger: Any) -> StreamingRig:
-        rig = await make_streaming_rig(
-            self.emulator.url, self.http, self.tmp, store=self.store, **trigger
-        )
-        if rig.source.backfill is not None:
-            rig.source.backfill.batch_size = batch_size
-        rig.start()
-        return rig
-
-    async def control(self, path: str, body: dict[str, Any]) -> None:
-        answer = await control(self.http, self.emulator.url, path, body)
-        assert answer.status == 200, answer.body
-
-    async def expire_replay_ids(self) -> None:
-        await self.control("retention", {"drop_before_replay_id": 10**12})
-
-    async def position(self) -> ReplayPosition | WatermarkPosition:
-        saved = await self.store.checkpoint("accounts")
-        assert saved is not None
-        return decode("accounts", saved.position, saved.event_time)
-
-
-@pytest.fixture
-def harness(
-    emulator: RunningEmulator, http: aiohttp.ClientSession, tmp_path: Path, store: SqliteStore
-) -> Harness:
-    return Harness(emulator, http, tmp_path, store)
-
-
-def ids(rig: StreamingRig) -> list[str | None]:
-    return [record for _, record in rig.changes()]
+# The fixtures used here, from the emulator's tests and the shared rig.
+__all__ = ["emulator", "emulator_settings", "harness", "http", "org", "store"]
 
 
 async def test_a_quiet_channel_after_a_back_fill_resumes_from_the_time_it_reached(
@@ -179,52 +129,6 @@ async def test_a_record_updated_while_down_is_back_filled_as_updated(
     assert again.ingest.new[0].record["Name"] == "During the gap"
 
 
-class HookAfterPage(RecordingIngest):
-    """Runs `hook` once `pages` fill pages are stored, so a fault lands on the next page."""
-
-    def __init__(self, hook: Callable[[], Awaitable[None]], pages: int, *args: Any) -> None:
-        super().__init__(*args)
-        self._hook, self._pages = hook, pages
-        self.fired = asyncio.Event()
-
-    async def __call__(
-        self,
-        trigger: str,
-        events: Sequence[Event],
-        checkpoint: Checkpoint | None,
-        poison: Sequence[PoisonEvent] = (),
-    ) -> IngestResult:
-        result = await super().__call__(trigger, events, checkpoint, poison)
-        fill_page = any(event.source.get("gap_fill") for event in events)
-        if fill_page and not self.fired.is_set():
-            self._pages -= 1
-            if self._pages == 0:
-                await self._hook()
-                self.fired.set()
-        return result
-
-
-def hook_after_page(
-    rig: StreamingRig, pages: int, hook: Callable[[], Awaitable[None]]
-) -> HookAfterPage:
-    hooked = HookAfterPage(hook, pages, rig.store, rig.ingest._endpoints, rig.metrics)
-    rig.ingest = hooked
-    rig.source._ingest = hooked
-    rig.source.positions._ingest = hooked
-    assert rig.source.backfill is not None
-    rig.source.backfill._ingest = hooked
-    rig.source.backfill.batch_size = 2
-    return hooked
-
-
-def fail_fill_after(rig: StreamingRig, harness: Harness, pages: int) -> HookAfterPage:
-    async def arm() -> None:
-        # The test client tries a call 3 times: make every try of the next call fail.
-        await harness.control("fail", {"surface": "rest", "count": 3, "status": 503})
-
-    return hook_after_page(rig, pages, arm)
-
-
 @pytest.mark.parametrize("page", [1, 2])
 async def test_a_rest_error_on_page_k_of_a_fill_loses_nothing(
     harness: Harness, org: OrgClient, page: int
@@ -284,69 +188,6 @@ async def test_a_restart_in_the_middle_of_a_fill_fills_the_whole_gap(
     await again.stop()
     assert sorted([*ids(cut), *ids(again)]) == sorted(missed)  # type: ignore[type-var]
     assert 0 < len(ids(cut)) < len(missed)
-
-
-@pytest.mark.parametrize(
-    ("change_type", "change"),
-    [("GAP_CREATE", "created"), ("GAP_UPDATE", "updated"), ("GAP_UNDELETE", "undeleted")],
-)
-async def test_gap_notices_keep_their_change_type(
-    harness: Harness, org: OrgClient, change_type: str, change: str
-) -> None:
-    rig = await harness.start(events=["created", "updated", "deleted", "undeleted"])
-    await rig.connected()
-    record = await org.create("Account", {"Name": "Gappy"})
-    await rig.wait_events(1)
-    gap = {"object": "Account", "record_ids": [record], "change_type": change_type}
-    await harness.control("gap", gap)
-    await rig.wait_events(2)
-    await rig.stop()
-    reread = rig.ingest.new[1]
-    assert (reread.change, reread.record_id) == (change, record)
-    assert reread.source.get("gap_fill") is True
-
-
-async def test_a_gap_delete_reads_the_deleted_record_with_query_all(
-    harness: Harness, org: OrgClient
-) -> None:
-    rig = await harness.start(events=["created", "deleted"])
-    await rig.connected()
-    record = await org.create("Account", {"Name": "Doomed"})
-    await rig.wait_events(1)
-    await harness.control("cometd/starve", {"channel": CHANNEL, "enabled": True})
-    await org.call("DELETE", f"sobjects/Account/{record}")
-    await harness.control("retention", {"drop_before_replay_id": 10**12})
-    await harness.control("cometd/starve", {"channel": CHANNEL, "enabled": False})
-    gap = {"object": "Account", "record_ids": [record], "change_type": "GAP_DELETE"}
-    await harness.control("gap", gap)
-    await rig.wait_events(2)
-    await rig.stop()
-    deleted = rig.ingest.new[1]
-    assert (deleted.change, deleted.record_id) == ("deleted", record)
-    assert deleted.record.get("IsDeleted") is True and deleted.record["Name"] == "Doomed"
-
-
-async def test_a_gap_overflow_fill_that_fails_on_a_later_page_loses_nothing(
-    harness: Harness, org: OrgClient
-) -> None:
-    rig = await make_streaming_rig(
-        harness.emulator.url, harness.http, harness.tmp, store=harness.store
-    )
-    fail_fill_after(rig, harness, 1)
-    rig.start()
-    await rig.connected()
-    await org.create("Account", {"Name": "Seen"})
-    await rig.wait_events(1)
-    # Changes whose events never reach the bus, then the notice that says so.
-    await harness.control("cometd/starve", {"channel": CHANNEL, "enabled": True})
-    missed = await org.create_many("Account", [{"Name": f"Missed {i}"} for i in range(6)])
-    await harness.expire_replay_ids()
-    await harness.control("cometd/starve", {"channel": CHANNEL, "enabled": False})
-    await harness.control("gap", {"object": "Account", "change_type": "GAP_OVERFLOW"})
-    await rig.wait_events(7, timeout_s=15)
-    await rig.stop()
-    assert sorted(ids(rig)[1:]) == sorted(missed)  # type: ignore[type-var]
-    assert rig.faults("gap_overflow") == 1 and rig.faults("error") == 1
 
 
 async def test_an_unreadable_stored_position_is_reported_and_the_source_keeps_trying(
