@@ -4,6 +4,7 @@ window that ends `poll_delay` before now."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -96,4 +97,23 @@ async def test_the_window_ends_poll_delay_before_now(
     rig.now_offset = timedelta(seconds=31)  # the delay has passed: now it is read
     await rig.source.poll_once()
     assert rig.changes() == [("created", settled), ("created", fresh)]
+    await rig.store.close()
+
+
+async def test_an_unreadable_stored_position_fails_the_cycle_with_the_trigger_named(
+    emulator: RunningEmulator, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    rig = await make_rig(emulator.url, http, tmp_path)
+    garbage = Checkpoint("accounts", {"watermark": "the day before yesterday", "id": ""})
+    await rig.store.ingest("accounts", [], garbage)
+    stopping = asyncio.Event()
+    runner = asyncio.create_task(rig.source.run(stopping))
+    async with asyncio.timeout(5):
+        while rig.source.status.state != "failed":
+            await asyncio.sleep(0.02)
+    assert not runner.done()  # the poller goes on trying; it does not end the part
+    assert "'accounts'" in (rig.source.status.last_error or "")
+    assert "the day before yesterday" in (rig.source.status.last_error or "")
+    stopping.set()
+    await asyncio.wait_for(runner, 5)
     await rig.store.close()
