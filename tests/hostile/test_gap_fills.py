@@ -84,3 +84,20 @@ async def test_a_gap_overflow_fill_that_fails_on_a_later_page_loses_nothing(
     await rig.stop()
     assert sorted(ids(rig)[1:]) == sorted(missed)  # type: ignore[type-var]
     assert rig.faults("gap_overflow") == 1 and rig.faults("error") == 1
+
+
+async def test_a_gap_delete_of_a_record_gone_for_good_still_reports_its_delete(
+    harness: Harness, org: OrgClient
+) -> None:
+    rig = await harness.start(events=["created", "deleted"])
+    await rig.connected()
+    record = await org.create("Account", {"Name": "Seen"})
+    await rig.wait_events(1)
+    purged = "001EM00000PURGEDAAA"  # no longer in the org, not even with queryAll
+    gap = {"object": "Account", "record_ids": [purged], "change_type": "GAP_DELETE"}
+    await harness.control("gap", gap)
+    await rig.wait_events(2)
+    await rig.stop()
+    assert rig.changes() == [("created", record), ("deleted", purged)]
+    deleted = rig.ingest.new[1]
+    assert deleted.record["Id"] == purged and deleted.source.get("gap_fill") is True
