@@ -260,6 +260,11 @@ async def test_a_local_clock_ahead_of_salesforce_drops_nothing(
     first = await org.create("Account", {"Name": "Right after the start"})
     await rig.wait_events(1)
     await rig.stop()
+    # The time reached never goes back: the (skewed) start stays, the older stamp does not
+    # replace it.
+    position = await harness.position()
+    assert isinstance(position, ReplayPosition) and position.reached is not None
+    assert position.reached > rig.ingest.new[0].occurred_at + timedelta(seconds=20)
     while_down = await org.create_many("Account", [{"Name": f"Down {i}"} for i in range(2)])
     again = await harness.start()
     await again.wait_events(2)
