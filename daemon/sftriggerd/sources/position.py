@@ -47,7 +47,7 @@ class ReplayPosition:
 
     def __str__(self) -> str:
         shown = self.replay_id.hex() if isinstance(self.replay_id, bytes) else self.replay_id
-        reached = f" reached {format_time(self.reached)}" if self.reached else ""
+        reached = f" reached {_shown(self.reached)}" if self.reached else ""
         return f"replay_id {shown}{reached}"
 
 
@@ -58,7 +58,7 @@ class WatermarkPosition:
     floor: datetime = EPOCH
 
     def __str__(self) -> str:
-        return f"{format_time(self.time)} {self.record_id}".strip()
+        return f"{_shown(self.time)} {self.record_id}".strip()
 
 
 Position = ReplayPosition | WatermarkPosition
@@ -67,6 +67,11 @@ Position = ReplayPosition | WatermarkPosition
 def format_time(value: datetime) -> str:
     """ISO 8601 in UTC with microseconds: exact, and padded for every year (unlike %Y)."""
     return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _shown(value: datetime) -> str:
+    """For people: milliseconds, as Salesforce shows times."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def encode(position: Position) -> dict[str, Any]:
