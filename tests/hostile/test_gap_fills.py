@@ -93,7 +93,7 @@ async def test_a_gap_delete_of_a_record_gone_for_good_still_reports_its_delete(
     await rig.connected()
     record = await org.create("Account", {"Name": "Seen"})
     await rig.wait_events(1)
-    purged = "001EM00000PURGEDAAA"  # no longer in the org, not even with queryAll
+    purged = "001EM0000PURGEDAAA"  # no longer in the org, not even with queryAll
     gap = {"object": "Account", "record_ids": [purged], "change_type": "GAP_DELETE"}
     await harness.control("gap", gap)
     await rig.wait_events(2)
@@ -101,3 +101,25 @@ async def test_a_gap_delete_of_a_record_gone_for_good_still_reports_its_delete(
     assert rig.changes() == [("created", record), ("deleted", purged)]
     deleted = rig.ingest.new[1]
     assert deleted.record["Id"] == purged and deleted.source.get("gap_fill") is True
+
+
+async def test_a_gap_notice_naming_no_readable_record_id_is_filled_by_time(
+    harness: Harness, org: OrgClient
+) -> None:
+    rig = await harness.start()
+    await rig.connected()
+    await org.create("Account", {"Name": "Seen"})
+    await rig.wait_events(1)
+    await harness.control("cometd/starve", {"channel": CHANNEL, "enabled": True})
+    missed = await org.create("Account", {"Name": "Missed"})
+    await harness.expire_replay_ids()
+    await harness.control("cometd/starve", {"channel": CHANNEL, "enabled": False})
+    hostile = ["001'; DELETE", "x" * 5000, "001EM\x00000001YAA"]
+    gap = {"object": "Account", "record_ids": hostile, "change_type": "GAP_UPDATE"}
+    await harness.control("gap", gap)
+    await rig.wait_events(2)
+    after = await org.create("Account", {"Name": "After"})
+    await rig.wait_events(3)
+    await rig.stop()
+    assert ids(rig)[1:] == [missed, after]
+    assert rig.faults("error") == 0

@@ -3,6 +3,7 @@ re-read records a gap notice names, and count what a silent stream may have miss
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -26,6 +27,8 @@ from .watermark import (
     split_rows,
 )
 
+# A Salesforce record id: 15 characters, or 18 with the case-safe suffix.
+_RECORD_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 # SOQL statements have a length limit: name at most this many ids in one `IN (...)`.
 _IDS_PER_QUERY = 200
 
@@ -73,6 +76,11 @@ class Backfill:
                     polled_event(self.trigger.name, self.object_name, row, change, gap_fill=True)
                 )
         return events, poison
+
+    @staticmethod
+    def can_reread(gap: Gap) -> bool:
+        """False when a notice names something other than record ids: fill its time range."""
+        return bool(gap.record_ids) and all(_RECORD_ID.fullmatch(r) for r in gap.record_ids)
 
     async def reread(self, gap: Gap) -> list[Event]:
         """The records a gap notice names, as they are now (deleted ones too, by queryAll),

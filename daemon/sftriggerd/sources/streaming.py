@@ -300,7 +300,8 @@ class StreamingSource:
         )
         if self.backfill is None:
             return []
-        if gap.overflow:  # saved with this batch's position, once the whole fill is stored
+        if gap.overflow or not self.backfill.can_reread(gap):  # saved with this batch's
+            # position, once the whole fill is stored
             since = gap.commit_time - RESUME_OVERLAP
             await self.positions.fill(self.backfill, since, save=False)
             return []
