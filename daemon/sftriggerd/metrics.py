@@ -77,6 +77,12 @@ class Metrics:
             ["trigger"],
             registry=reg,
         )
+        self.part_restarts = Counter(
+            "sftriggerd_part_restarts",
+            "Parts of the daemon (a source, the dispatcher, ...) restarted after a failure",
+            ["part"],
+            registry=reg,
+        )
         self.salesforce_api_calls = Counter(
             "sftriggerd_salesforce_api_calls",
             "REST and OAuth calls made to Salesforce",
