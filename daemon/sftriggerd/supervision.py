@@ -144,7 +144,7 @@ class Supervisor:
                     return
                 error = "stopped on its own"
                 log.error("part_exited", part=part.name)
-            delay_s = self._failed(part, health, error, self.clock() - started_s)
+            delay_s = self.record_failure(part, health, error, self.clock() - started_s)
             if await _stopped_within(stopping, delay_s):
                 return
             health.state = "running"
@@ -152,7 +152,10 @@ class Supervisor:
             self.metrics.part_restarts.labels(part=part.name).inc()
             log.warning("part_restarting", part=part.name, restarts=health.restarts)
 
-    def _failed(self, part: Supervised, health: PartHealth, error: str, ran_s: float) -> float:
+    def record_failure(
+        self, part: Supervised, health: PartHealth, error: str, ran_s: float
+    ) -> float:
+        """Marks the part restarting after a failure that came after `ran_s`; the delay."""
         health.failures_in_a_row = failures_in_a_row(health.failures_in_a_row, ran_s, self.policy)
         delay_s = restart_delay_s(health.failures_in_a_row, self.policy)
         now = self.now()
