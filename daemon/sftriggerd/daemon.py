@@ -64,6 +64,8 @@ async def run_daemon(
 ) -> None:
     """Opens the store (migrating it), runs every part until `stopping`, closes the store."""
     metrics = Metrics()
+    for trigger in settings.triggers:  # from zero, so that the alert sees the first poison
+        metrics.poison_events.labels(trigger=trigger.name)
     store = store_from_settings(settings.store)
     await store.open()
     try:

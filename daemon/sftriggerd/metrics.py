@@ -1,4 +1,4 @@
-"""The metrics of CONTRACT §5, on a registry of their own so that each app (and each test)
+"""Every metric sftriggerd exposes, on a registry of their own so that each app (and each test)
 counts from zero."""
 
 from __future__ import annotations

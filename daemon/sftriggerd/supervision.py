@@ -127,6 +127,8 @@ class Supervisor:
     async def run(self, part: Supervised, stopping: asyncio.Event) -> None:
         """Runs `part` until `stopping`, restarting it after each failure."""
         health = self.health.setdefault(part.name, PartHealth(part.name))
+        # The series exists from zero, so that `increase()` in the alert sees the first restart.
+        self.metrics.part_restarts.labels(part=part.name)
         while not stopping.is_set():
             started_s = self.clock()
             try:

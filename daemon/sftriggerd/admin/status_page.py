@@ -1,4 +1,4 @@
-"""The human status page at `GET /` (CONTRACT §4): triggers, endpoints, backlog, failures.
+"""The human status page at `GET /`: triggers, endpoints, backlog, failures, poison, parts.
 
 The server renders everything, escaping every value: trigger and endpoint names come from the
 config, errors from Salesforce and from webhook answers, and none of them may become markup.
