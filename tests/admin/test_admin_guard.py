@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from sftriggerd.admin.guard import is_loopback_host, mutations_open
+from sftriggerd.admin.guard import host_of, is_loopback_host, mutations_open
 from sftriggerd.admin.state import AdminState
 from sftriggerd.config import parse_settings
 from sftriggerd.metrics import Metrics
@@ -111,3 +111,32 @@ def test_mutations_are_open_only_beyond_loopback_without_token() -> None:
     assert mutations_open(server("0.0.0.0:1"))
     assert not mutations_open(server("0.0.0.0:1", "t0ken-long"))
     assert not mutations_open(server("127.0.0.1:1"))
+
+
+async def test_a_rebound_name_cannot_mutate_without_a_token(store: Store, admin_for: Any) -> None:
+    """A page at evil.example whose name now resolves to 127.0.0.1 is same-origin to the
+    browser, JSON and all; only the Host it sends gives it away."""
+    _, dead_id = await seed(store)
+    admin = await admin_for(state_for(store, "127.0.0.1:8080"))
+    path = f"{admin.base}/api/deliveries/{dead_id}/redrive"
+    headers = {"Content-Type": "application/json", "Host": "evil.example:8080"}
+    async with admin.http.post(path, headers=headers, data=b"{}") as response:
+        assert response.status == 403 and "Host" in (await response.json())["error"]
+    row = await store.get_delivery(dead_id)
+    assert row is not None and row.status == "dead"
+    headers["Host"] = "localhost:8080"
+    async with admin.http.post(path, headers=headers, data=b"{}") as response:
+        assert response.status == 202
+
+
+def test_host_headers() -> None:
+    assert host_of("127.0.0.1:8080") == "127.0.0.1"
+    assert host_of("[::1]:8080") == "::1"
+    assert host_of("localhost") == "localhost"
+    assert host_of("evil.example:80") == "evil.example"
+    assert host_of("::1") == "::1"
+
+
+@given(header=st.text(max_size=40))
+def test_any_host_header_is_read_without_error(header: str) -> None:
+    assert isinstance(is_loopback_host(host_of(header)), bool)

@@ -5,7 +5,8 @@ A mutation (redrive) needs `Content-Type: application/json`: a web page in an op
 browser can send a cross-site POST without asking only with a form's content types, so this
 makes the browser ask first (a CORS preflight, which this server never grants). When the
 server listens beyond loopback without `server.admin_token`, anyone who reaches the port could
-mutate: such mutations are refused with 403 until a token is set.
+mutate: such mutations are refused with 403 until a token is set. On loopback without a token,
+the Host header must name loopback too, so a DNS-rebinding page cannot pass as local.
 """
 
 from __future__ import annotations
@@ -94,11 +95,23 @@ def _refuse_mutation(request: web.Request) -> web.Response | None:
             "mutations are refused: this server listens beyond loopback without an admin"
             " token; set server.admin_token (or SFTRIGGERD_ADMIN_TOKEN) and restart",
         )
+    if server.admin_token is None and not is_loopback_host(host_of(request.host)):
+        # Loopback without a token: a web page whose name was rebound to 127.0.0.1 is
+        # same-origin to the browser, but still sends its own name as Host.
+        return error(403, "mutations without an admin token are taken only for a loopback Host")
     if server.admin_token is not None and not _token_matches(request, server):
         response = error(401, "this call needs Authorization: Bearer <server.admin_token>")
         response.headers["WWW-Authenticate"] = 'Bearer realm="sftriggerd"'
         return response
     return None
+
+
+def host_of(header: str) -> str:
+    """The host of a Host header: `127.0.0.1:8080` -> `127.0.0.1`, `[::1]:8080` -> `::1`."""
+    if header.startswith("["):
+        return header[1:].partition("]")[0]
+    host, _, port = header.rpartition(":")
+    return host if host and ":" not in host and port.isascii() and port.isdigit() else header
 
 
 def _token_matches(request: web.Request, server: ServerSettings) -> bool:
