@@ -86,6 +86,7 @@ class Flaky(Sleeper):
         self.quit_instead = quit_instead
         self.runs = 0
         self.running = asyncio.Event()
+        self.relapse = asyncio.Event()
 
     async def run(self, stopping: asyncio.Event) -> None:
         self.runs += 1
@@ -120,3 +121,45 @@ async def test_a_failing_part_is_restarted_and_the_others_keep_running(quit_inst
     stopping.set()
     await asyncio.wait_for(runner, 2)
     assert steady.drained
+
+
+async def test_stopping_during_the_back_off_ends_at_once_without_a_restart() -> None:
+    flaky = Flaky("flaky", failures=1)
+    slow = RestartPolicy(first_delay_s=30, max_delay_s=30)
+    app = App(settings=SETTINGS, parts=[flaky], restart_policy=slow)
+    stopping = asyncio.Event()
+    runner = asyncio.create_task(app.run(stopping))
+    async with asyncio.timeout(2):
+        while not app.supervisor.not_ready_reasons():
+            await asyncio.sleep(0.01)
+    stopping.set()
+    await asyncio.wait_for(runner, 2)
+    assert flaky.runs == 1
+
+
+async def test_a_part_that_fails_again_after_recovering_is_restarted_again() -> None:
+    class Relapsing(Flaky):
+        async def run(self, stopping: asyncio.Event) -> None:
+            self.runs += 1
+            if self.runs in (1, 3):
+                raise RuntimeError(f"boom {self.runs}")
+            self.running.set()
+            if self.runs == 2:
+                await self.relapse.wait()
+                raise RuntimeError("boom again")
+            await stopping.wait()
+
+    part = Relapsing("relapsing", failures=0)
+    app = App(settings=SETTINGS, parts=[part], restart_policy=FAST)
+    stopping = asyncio.Event()
+    runner = asyncio.create_task(app.run(stopping))
+    await asyncio.wait_for(part.running.wait(), 2)
+    part.running.clear()
+    part.relapse.set()  # it worked for a while, then fails twice more
+    await asyncio.wait_for(part.running.wait(), 2)
+    (health,) = app.supervisor.parts()
+    assert part.runs == 4 and health.restarts == 3 and health.state == "running"
+    # Not five minutes of running in between: the back-off went on doubling (0.01, 0.02, 0.04).
+    assert health.failures_in_a_row == 3
+    stopping.set()
+    await asyncio.wait_for(runner, 2)
