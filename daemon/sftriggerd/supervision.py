@@ -66,6 +66,12 @@ def is_incurable(exc: BaseException) -> bool:
     return isinstance(exc, _INCURABLE)
 
 
+def _exit_code_of(exc: BaseException) -> int:
+    if isinstance(exc, BaseExceptionGroup):
+        return max((_exit_code_of(inner) for inner in exc.exceptions), default=1)
+    return exc.exit_code if isinstance(exc, ConfigError) else 1
+
+
 def describe_error(exc: BaseException) -> str:
     """One line for people: the class when the message is empty, no user-info, bounded."""
     text = strip_userinfo(str(exc)) or type(exc).__name__
@@ -138,7 +144,9 @@ class Supervisor:
             except Exception as exc:
                 if is_incurable(exc):
                     log.error("part_failed", part=part.name, error=str(exc), restart=False)
-                    raise PartFailedError(f"{part.name} failed: {exc}") from exc
+                    failed = PartFailedError(f"{part.name} failed: {exc}")
+                    failed.exit_code = _exit_code_of(exc)  # 2: systemd does not restart it
+                    raise failed from exc
                 error = describe_error(exc)
                 log.error("part_failed", part=part.name, error=error, exc_info=True)
             else:

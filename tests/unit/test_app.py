@@ -72,9 +72,10 @@ async def test_a_config_error_in_a_part_stops_the_others_and_raises() -> None:
 
     steady = Sleeper("steady")
     app = App(settings=SETTINGS, parts=[steady, Misconfigured("fragile")])
-    with pytest.raises(PartFailedError, match="fragile failed: 1 configuration problem"):
+    with pytest.raises(PartFailedError, match="fragile failed: 1 configuration problem") as info:
         await asyncio.wait_for(app.run(asyncio.Event()), 2)
     assert steady.cancelled
+    assert info.value.exit_code == 2  # as for a bad file at start: systemd does not restart it
 
 
 class Flaky(Sleeper):
