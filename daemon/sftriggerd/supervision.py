@@ -143,7 +143,7 @@ class Supervisor:
                 raise
             except Exception as exc:
                 if is_incurable(exc):
-                    log.error("part_failed", part=part.name, error=str(exc), restart=False)
+                    log.error("part_failed", part=part.name, error=describe_error(exc), restart=False)
                     failed = PartFailedError(f"{part.name} failed: {exc}")
                     failed.exit_code = _exit_code_of(exc)  # 2: systemd does not restart it
                     raise failed from exc
