@@ -143,8 +143,9 @@ class Supervisor:
                 raise
             except Exception as exc:
                 if is_incurable(exc):
-                    log.error("part_failed", part=part.name, error=describe_error(exc), restart=False)
-                    failed = PartFailedError(f"{part.name} failed: {exc}")
+                    error = describe_error(exc)
+                    log.error("part_failed", part=part.name, error=error, restart=False)
+                    failed = PartFailedError(f"{part.name} failed: {error}")
                     failed.exit_code = _exit_code_of(exc)  # 2: systemd does not restart it
                     raise failed from exc
                 error = describe_error(exc)
