@@ -71,18 +71,17 @@ def test_errors_are_described_in_one_bounded_line_without_passwords() -> None:
 
 
 class FlakySource:
-    """A trigger's source that fails `failures` times before it runs."""
+    """A trigger's source that fails at once on every run until `cured` is set."""
 
-    def __init__(self, failures: int) -> None:
+    def __init__(self) -> None:
         self.name = "polling:accounts"
         self.status = TriggerStatus("accounts", "polling", "configured: mode polling")
-        self.failures = failures
         self.runs = 0
-        self.release = asyncio.Event()
+        self.cured = asyncio.Event()
 
     async def run(self, stopping: asyncio.Event) -> None:
         self.runs += 1
-        if self.runs <= self.failures:
+        if not self.cured.is_set():
             raise ValueError(f"invalid literal for int() with base 10: '²' (run {self.runs})")
         self.status.state = "running"
         self.status.last_error = None
@@ -110,11 +109,11 @@ class Steady:
 
 
 async def test_a_restarting_source_is_failed_in_the_api_and_not_ready() -> None:
-    source, steady = FlakySource(failures=2), Steady()
+    source, steady = FlakySource(), Steady()
     app = App(
         settings=SETTINGS,
         parts=[source, steady],
-        restart_policy=RestartPolicy(first_delay_s=0.5, max_delay_s=0.5),
+        restart_policy=RestartPolicy(first_delay_s=0.02, max_delay_s=0.05),
     )
     app.admin_state().trigger_status = lambda: [source.status.as_json()]
     stopping = asyncio.Event()
@@ -126,7 +125,8 @@ async def test_a_restarting_source_is_failed_in_the_api_and_not_ready() -> None:
                 return response.status, await response.json()
 
         async with asyncio.timeout(4):
-            while app.admin_port is None or source.runs < 1:
+            # Two restarts, each failing again before the loop turns: restarting all along.
+            while app.admin_port is None or source.runs < 3:
                 await asyncio.sleep(0.01)
             status, ready = await get("/readyz")
             assert status == 503 and ready["failing_parts"] == ["polling:accounts"]
@@ -138,14 +138,17 @@ async def test_a_restarting_source_is_failed_in_the_api_and_not_ready() -> None:
                 "polling:accounts": "restarting",
                 "dispatcher": "running",
             }
+            source.cured.set()
             while (await get("/readyz"))[0] != 200:
                 assert not runner.done()
                 await asyncio.sleep(0.02)
         _, (trigger,) = await get("/api/triggers")
         assert trigger["state"] == "running" and trigger["last_error"] is None
         _, parts = await get("/api/parts")
-        assert [part["restarts"] for part in parts if part["name"] == "polling:accounts"] == [2]
-    assert not steady.cancelled and source.runs == 3
+        (restarted,) = [part for part in parts if part["name"] == "polling:accounts"]
+        assert restarted["restarts"] == source.runs - 1 >= 2
+        assert restarted["state"] == "running" and "'²'" in restarted["last_error"]
+    assert not steady.cancelled
     stopping.set()
     await asyncio.wait_for(runner, 3)
 
@@ -158,6 +161,6 @@ def test_the_supervisor_counts_failures_from_the_clock(ran_s: float) -> None:
     now = [0.0]
     supervisor = Supervisor(Metrics(), POLICY, clock=lambda: now[0])
     health = PartHealth("p", failures_in_a_row=4)
-    delay_s = supervisor.record_failure(FlakySource(0), health, "boom", ran_s)
+    delay_s = supervisor.record_failure(FlakySource(), health, "boom", ran_s)
     assert delay_s == (16.0 if ran_s == 0.0 else 1.0)
     assert health.state == "restarting" and health.last_error == "boom"
