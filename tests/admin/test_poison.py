@@ -62,3 +62,20 @@ async def test_no_poison_says_so(store: Store, page_for: Callable) -> None:
     fetch = await page_for(page_state(store))
     _, body = await fetch("/?fragment=1")
     assert 'id="poison"' in body and "No poison events" in body
+
+
+async def test_the_page_shows_restarting_parts_escaped(store: Store, page_for: Callable) -> None:
+    from sftriggerd.supervision import PartHealth
+
+    state = page_state(store)
+    restarting = PartHealth("pruner", state="restarting", restarts=3, last_error=NASTY)
+    state.part_health = lambda: [restarting, PartHealth("dispatcher")]
+    fetch = await page_for(state)
+    _, body = await fetch("/?fragment=1")
+    cells = row(body, "data-part", "pruner")
+    assert "restarting" in cells and ">3<" in cells and "&lt;script&gt;" in cells
+    assert NASTY not in body
+    assert 'data-part="dispatcher"' not in body  # never failed: not listed
+    restarting.state = "running"
+    _, body = await fetch("/?fragment=1")
+    assert "running" in row(body, "data-part", "pruner")  # restarted once: still listed
