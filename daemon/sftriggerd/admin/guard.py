@@ -44,7 +44,7 @@ def is_loopback_host(host: str) -> bool:
 
 
 def mutations_open(server: ServerSettings) -> bool:
-    """Mutations are refused: no token, and the port is reachable from other machines."""
+    """Whether mutations must be refused: no token, and a port that other machines reach."""
     return server.admin_token is None and not is_loopback_host(server.host)
 
 
