@@ -1,28 +1,27 @@
 """A part that keeps failing is restarted inside the process, and nothing else stops (issue 13,
 item 4): the real daemon (`run_daemon`) on the emulator, a real receiver and a real SQLite file.
 
-The fault is real too: an SQL trigger in the store's own file makes the pruner's DELETE fail,
-so the pruner meets a `StoreError` on every run, as it would on a damaged or locked table.
+Every failure the sources and the pruner know of is handled where it happens, so what reaches
+the supervisor is by definition unforeseen: a bug. The test makes one by wrapping the real
+polling source of one trigger so that its runs fail at once until the test cures it; all the
+rest (the other trigger, the store, the dispatcher, the admin server) is the daemon's own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+import sftriggerd.daemon
 from sftriggerd.config import parse_settings
 from sftriggerd.daemon import run_daemon
-from sftriggerd.store.records import Checkpoint, Delivered, NewEvent
-from sftriggerd.store.sqlite import SqliteStore
 from sftriggerd.supervision import RestartPolicy
 from tests.acceptance.cli import free_port
 from tests.acceptance.harness import SECRET, Receiver, receiver
@@ -32,30 +31,25 @@ from tests.emulator.sfclient import OrgClient
 __all__ = ["emulator", "emulator_settings", "http", "org"]
 
 FAST = RestartPolicy(first_delay_s=0.2, max_delay_s=0.4)
-OLD_DELIVERIES = """
-SELECT count(*) FROM deliveries JOIN events ON events.seq = deliveries.event_seq
-WHERE events.event_id = 'evt_old'
-"""
-BREAK_PRUNE = """
-CREATE TRIGGER break_prune BEFORE DELETE ON deliveries
-BEGIN SELECT RAISE(ABORT, 'injected: the deliveries table refuses deletes'); END;
-"""
+FAILING = "polling:accounts"
 
 
-async def seed_prunable(path: Path) -> None:
-    """One delivery delivered a month ago, so the pruner has a row to delete at start."""
-    store = SqliteStore(path)
-    await store.open()
-    try:
-        month_ago = datetime.now(UTC) - timedelta(days=30)
-        old = NewEvent("evt_old", "001old", month_ago, b"{}", ("receiver",))
-        await store.ingest("accounts", [old], Checkpoint(trigger="old", position={}))
-        claim, *_ = await store.claim_due("receiver", 1, timedelta(seconds=30), datetime.now(UTC))
-        await store.record_outcome(claim, Delivered(status=204, at=month_ago))
-    finally:
-        await store.close()
-    with sqlite3.connect(path) as db:
-        db.executescript(BREAK_PRUNE)
+class FailsUntilCured:
+    """A real part whose runs raise at once until `cured` is set, then run as usual."""
+
+    def __init__(self, part: Any) -> None:
+        self.part = part
+        self.name = part.name
+        self.status = part.status
+        self.cured = asyncio.Event()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        if not self.cured.is_set():
+            raise KeyError("sobjects")  # what an unforeseen answer shape does to a dict
+        await self.part.run(stopping)
+
+    def not_ready_reasons(self) -> list[str]:
+        return list(self.part.not_ready_reasons())
 
 
 def settings_for(emulator_url: str, receiver_port: int, admin_port: int, db: Path) -> Any:
@@ -86,6 +80,7 @@ class Running:
     http: aiohttp.ClientSession
     hooks: Receiver
     task: asyncio.Task[None]
+    failing: FailsUntilCured
 
     async def get(self, path: str) -> tuple[int, Any]:
         async with self.http.get(self.admin + path) as response:
@@ -95,7 +90,7 @@ class Running:
     async def restarts(self) -> float:
         _, text = await self.get("/metrics")
         for line in str(text).splitlines():
-            if line.startswith('sftriggerd_part_restarts_total{part="pruner"}'):
+            if line.startswith(f'sftriggerd_part_restarts_total{{part="{FAILING}"}}'):
                 return float(line.split()[-1])
         return 0.0
 
@@ -108,79 +103,90 @@ class Running:
                         return
                 await asyncio.sleep(0.05)
 
+    def triggers_delivered(self) -> list[str]:
+        return sorted(body["trigger"] for body in self.hooks.bodies)
+
 
 @pytest.fixture
 async def daemon(
-    tmp_path: Path, emulator: RunningEmulator, http: aiohttp.ClientSession
+    tmp_path: Path,
+    emulator: RunningEmulator,
+    http: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Running]:
-    db = tmp_path / "state.db"
-    await seed_prunable(db)
+    build_sources = sftriggerd.daemon.build_sources
+    wrapped: list[FailsUntilCured] = []
+
+    def build_with_one_failing(*args: Any) -> Any:
+        parts, statuses = build_sources(*args)
+        wrapped.append(FailsUntilCured(next(p for p in parts if p.name == FAILING)))
+        return [wrapped[0] if part.name == FAILING else part for part in parts], statuses
+
+    monkeypatch.setattr(sftriggerd.daemon, "build_sources", build_with_one_failing)
     admin_port = free_port()
     async with receiver() as hooks:
-        settings = settings_for(emulator.url, hooks.port, admin_port, db)
+        settings = settings_for(emulator.url, hooks.port, admin_port, tmp_path / "state.db")
         stopping = asyncio.Event()
         task = asyncio.create_task(run_daemon(settings, stopping, restart_policy=FAST))
         try:
-            yield Running(f"http://127.0.0.1:{admin_port}", http, hooks, task)
+            async with asyncio.timeout(10):
+                while not wrapped:
+                    await asyncio.sleep(0.01)
+            yield Running(f"http://127.0.0.1:{admin_port}", http, hooks, task, wrapped[0])
         finally:
             stopping.set()
             await asyncio.wait_for(task, 10)
 
 
-async def test_a_failing_pruner_restarts_while_both_triggers_deliver(
-    daemon: Running, org: OrgClient, tmp_path: Path
+async def test_a_failing_source_restarts_while_the_other_trigger_delivers(
+    daemon: Running, org: OrgClient
 ) -> None:
     await org.create("Account", {"Name": "Before"})
     await org.create("Contact", {"LastName": "Before"})
-
     readiness: list[Any] = []
 
     async def failing_named() -> bool:
         status, body = await daemon.get("/readyz")
         readiness.append(body)
-        return status == 503 and body.get("failing_parts") == ["pruner"]
+        return status == 503 and body.get("failing_parts") == [FAILING]
 
     await daemon.until(failing_named)
-    reasons = readiness[-1]["reasons"]
-    assert any("pruner" in reason and "refuses deletes" in reason for reason in reasons)
-    await daemon.until(lambda: _at_least(daemon, 2))
+    assert any(f"{FAILING}: failed ('sobjects')" in r for r in readiness[-1]["reasons"])
+    _, triggers = await daemon.get("/api/triggers")
+    accounts = next(t for t in triggers if t["name"] == "accounts")
+    assert accounts["state"] == "failed" and "'sobjects'" in accounts["last_error"]
+    await daemon.until(lambda: _restarted(daemon, 3))
 
-    # Meanwhile, both triggers keep delivering, including changes made during the failures.
-    await org.create("Account", {"Name": "During"})
+    # Meanwhile the other trigger reads and delivers, changes made during the failures too.
     await org.create("Contact", {"LastName": "During"})
-    await daemon.hooks.wait_for(4, timeout_s=10)
-    assert sorted(body["trigger"] for body in daemon.hooks.bodies) == [
-        "accounts",
-        "accounts",
-        "contacts",
-        "contacts",
-    ]
+    await org.create("Account", {"Name": "During"})
+    await daemon.hooks.wait_for(2, timeout_s=10)
+    assert daemon.triggers_delivered() == ["contacts", "contacts"]
     status, page = await daemon.get("/?fragment=1")
-    assert status == 200 and 'data-part="pruner"' in page and "refuses deletes" in page
-    _, parts = await daemon.get("/api/parts")
-    (pruner,) = [part for part in parts if part["name"] == "pruner"]
-    assert pruner["restarts"] >= 2 and "refuses deletes" in pruner["last_error"]
+    assert status == 200 and f'data-part="{FAILING}"' in page and "sobjects" in page
 
-    # The fault goes away: the next restart prunes, the daemon is ready, and stays so.
-    with sqlite3.connect(tmp_path / "state.db") as db:
-        db.execute("DROP TRIGGER break_prune")
+    # Cured: the next restart runs, the trigger catches up on what it missed, all is ready.
+    daemon.failing.cured.set()
+    await daemon.hooks.wait_for(4, timeout_s=10)
+    assert daemon.triggers_delivered() == ["accounts", "accounts", "contacts", "contacts"]
 
-    async def pruned_and_ready() -> bool:
-        with sqlite3.connect(tmp_path / "state.db") as db:
-            (old,) = db.execute(OLD_DELIVERIES).fetchone()
-        return old == 0 and (await daemon.get("/readyz"))[0] == 200
+    async def ready() -> bool:
+        return (await daemon.get("/readyz"))[0] == 200
 
-    # Once the pruner has pruned, it sleeps for an hour: no failure can follow.
-    await daemon.until(pruned_and_ready)
+    await daemon.until(ready)
+    _, triggers = await daemon.get("/api/triggers")
+    assert {t["name"]: (t["state"], t["last_error"]) for t in triggers} == {
+        "accounts": ("running", None),
+        "contacts": ("running", None),
+    }
+    # A quiet period after it: no more restarts, and the next change arrives as usual.
     settled = await daemon.restarts()
     await org.create("Account", {"Name": "After"})
     await daemon.hooks.wait_for(5, timeout_s=10)
     assert await daemon.restarts() == settled
     assert (await daemon.get("/readyz"))[0] == 200
-    with sqlite3.connect(tmp_path / "state.db") as db:
-        (remaining,) = db.execute("SELECT count(*) FROM deliveries").fetchone()
-    assert remaining == 5  # all but the month-old delivery
+    assert daemon.hooks.unique() == len(daemon.hooks.ids) == 5
 
 
-async def _at_least(daemon: Running, count: int) -> bool:
+async def _restarted(daemon: Running, count: int) -> bool:
     return await daemon.restarts() >= count
