@@ -1,7 +1,8 @@
 """Builds the daemon's parts from settings and runs them until asked to stop.
 
-Every part runs in one TaskGroup: a part that dies stops the whole process, loudly. Stopping
-is an event; each part drains on its own, and whatever has not finished when
+Every part runs in one TaskGroup under the supervisor: a part that fails is restarted with
+back-off (`supervision`), and only what a restart cannot cure stops the process. Stopping is an
+event; each part drains on its own, and whatever has not finished when
 `server.shutdown_grace` runs out is cancelled.
 """
 
@@ -19,6 +20,7 @@ from .logs import get_logger
 from .metrics import Metrics
 from .sdnotify import notify
 from .store.base import Store
+from .supervision import RestartPolicy, Supervisor
 
 log = get_logger(__name__)
 
@@ -45,11 +47,20 @@ class App:
     store: Store | None = None
     admin: AdminState | None = None
     admin_port: int | None = None
+    restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
+    supervisor: Supervisor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.supervisor = Supervisor(self.metrics, self.restart_policy)
 
     def admin_state(self) -> AdminState:
         if self.admin is None:
             self.admin = AdminState(settings=self.settings, metrics=self.metrics, store=self.store)
-        self.admin.readiness = [part.not_ready_reasons for part in self.parts]
+        self.admin.readiness = [
+            self.supervisor.not_ready_reasons,
+            *(part.not_ready_reasons for part in self.parts),
+        ]
+        self.admin.part_health = self.supervisor.parts
         return self.admin
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -67,24 +78,12 @@ class App:
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [
-                    group.create_task(self._supervise(part, stopping), name=part.name)
+                    group.create_task(self.supervisor.run(part, stopping), name=part.name)
                     for part in self.parts
                 ]
                 group.create_task(self._enforce_grace(tasks, stopping, grace_s))
         except* PartFailedError as failed:
             raise failed.exceptions[0] from None
-
-    async def _supervise(self, part: Part, stopping: asyncio.Event) -> None:
-        try:
-            await part.run(stopping)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.error("part_failed", part=part.name, error=exc, exc_info=True)
-            raise PartFailedError(f"{part.name} failed: {exc}") from exc
-        if not stopping.is_set():
-            log.error("part_exited", part=part.name)
-            raise PartFailedError(f"{part.name} stopped on its own")
 
     async def _enforce_grace(
         self, tasks: list[asyncio.Task[None]], stopping: asyncio.Event, grace_s: float

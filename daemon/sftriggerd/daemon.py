@@ -25,6 +25,7 @@ from .sources.status import Mode, TriggerStatus
 from .sources.streaming import StreamingSource
 from .store import store_from_settings
 from .store.base import Store
+from .supervision import RestartPolicy
 
 # Builds the delivery part and returns it with its "new work" callback.
 # (Each endpoint's HTTP connections are its own: the dispatcher makes their pools.)
@@ -60,9 +61,12 @@ async def run_daemon(
     settings: Settings,
     stopping: asyncio.Event,
     dispatcher_factory: DispatcherFactory | None = build_dispatcher,
+    restart_policy: RestartPolicy | None = None,
 ) -> None:
     """Opens the store (migrating it), runs every part until `stopping`, closes the store."""
     metrics = Metrics()
+    for trigger in settings.triggers:  # from zero, so that the alert sees the first poison
+        metrics.poison_events.labels(trigger=trigger.name)
     store = store_from_settings(settings.store)
     await store.open()
     try:
@@ -85,6 +89,7 @@ async def run_daemon(
                 breakers=next((p.breakers for p in parts if isinstance(p, Dispatcher)), None),
             )
             app = App(settings=settings, metrics=metrics, parts=[*sources, *parts], store=store)
+            app.supervisor.policy = restart_policy or RestartPolicy()
             app.admin = admin
             await app.run(stopping)
     finally:

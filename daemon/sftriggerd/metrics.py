@@ -1,4 +1,4 @@
-"""The metrics of CONTRACT §5, on a registry of their own so that each app (and each test)
+"""Every metric sftriggerd exposes, on a registry of their own so that each app (and each test)
 counts from zero."""
 
 from __future__ import annotations
@@ -75,6 +75,12 @@ class Metrics:
             "sftriggerd_poison_events",
             "Messages from Salesforce that could not be turned into events, kept as poison",
             ["trigger"],
+            registry=reg,
+        )
+        self.part_restarts = Counter(
+            "sftriggerd_part_restarts",
+            "Parts of the daemon (a source, the dispatcher, ...) restarted after a failure",
+            ["part"],
             registry=reg,
         )
         self.salesforce_api_calls = Counter(

@@ -54,9 +54,12 @@ class Admin:
         async with self.http.get(self.base + path) as response:
             return response.status, await response.json()
 
-    async def post(self, path: str, token: str | None = None) -> tuple[int, Any]:
+    async def post(
+        self, path: str, token: str | None = None, content_type: str = "application/json"
+    ) -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        async with self.http.post(self.base + path, headers=headers) as response:
+        headers["Content-Type"] = content_type
+        async with self.http.post(self.base + path, headers=headers, data=b"{}") as response:
             return response.status, await response.json()
 
 

@@ -1,24 +1,22 @@
-"""The JSON API of CONTRACT §4: reads are open, mutations need the admin token when set."""
+"""The admin JSON API: reads are open; mutations go through `guard` (JSON content type, the
+admin token, refused beyond loopback without one). Parameters are read by `params`."""
 
 from __future__ import annotations
 
-import hmac
 from datetime import UTC, datetime
 from typing import Any, get_args
 
 from aiohttp import web
 
 from ..events.payload import format_time
-from ..store.records import DeliveryRow, DeliveryStatus
-from .state import AdminState
+from ..store.records import DeliveryRow, DeliveryStatus, PoisonEvent
+from .guard import error
+from .params import parse_choice, parse_id, parse_limit, parse_name
+from .state import STATE_KEY
 
-STATE_KEY = web.AppKey("admin_state", AdminState)
-_STATUSES = get_args(DeliveryStatus)
-_MAX_LIMIT = 1000
+__all__ = ["STATE_KEY", "add_api_routes", "delivery_json", "error", "poison_json"]
 
-
-def error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+_STATUSES: tuple[str, ...] = get_args(DeliveryStatus)
 
 
 def delivery_json(row: DeliveryRow) -> dict[str, Any]:
@@ -36,50 +34,45 @@ def delivery_json(row: DeliveryRow) -> dict[str, Any]:
     }
 
 
-def authorized(request: web.Request) -> bool:
-    token = request.app[STATE_KEY].settings.server.admin_token
-    if token is None:
-        return True
-    header = request.headers.get("Authorization", "")
-    scheme, _, given = header.partition(" ")
-    expected = token.get_secret_value().encode()
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected)
-
-
-def unauthorized() -> web.Response:
-    response = error(401, "this call needs Authorization: Bearer <server.admin_token>")
-    response.headers["WWW-Authenticate"] = 'Bearer realm="sftriggerd"'
-    return response
+def poison_json(event: PoisonEvent) -> dict[str, Any]:
+    return {
+        "trigger": event.trigger,
+        "reason": event.reason,
+        "received_at": format_time(event.received_at) if event.received_at else None,
+        "message": event.message,
+    }
 
 
 async def list_deliveries(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
+    status = parse_choice(request.query.get("status"), _STATUSES, "status")
+    endpoint = parse_name(request.query.get("endpoint"), "endpoint")
+    limit = parse_limit(request.query.get("limit"))
     if state.store is None:
         return error(503, "the store is not open")
-    status = request.query.get("status") or None
-    if status is not None and status not in _STATUSES:
-        return error(400, f"status must be one of {', '.join(_STATUSES)}")
-    limit_text = request.query.get("limit", "100")
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= _MAX_LIMIT:
-        return error(400, f"limit must be a whole number from 1 to {_MAX_LIMIT}")
     rows = await state.store.list_deliveries(
-        status=status,  # type: ignore[arg-type]  # checked against _STATUSES above
-        endpoint=request.query.get("endpoint") or None,
-        limit=int(limit_text),
+        status=status,  # type: ignore[arg-type]  # one of _STATUSES, checked above
+        endpoint=endpoint,
+        limit=limit,
     )
     return web.json_response([delivery_json(row) for row in rows])
 
 
-async def redrive_delivery(request: web.Request) -> web.Response:
+async def list_poison(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
-    if not authorized(request):
-        return unauthorized()
+    trigger = parse_name(request.query.get("trigger"), "trigger")
+    limit = parse_limit(request.query.get("limit"))
     if state.store is None:
         return error(503, "the store is not open")
-    id_text = request.match_info["id"]
-    if not id_text.isdigit():
-        return error(400, f"'{id_text}' is not a delivery id")
-    delivery_id = int(id_text)
+    events = await state.store.list_poison(trigger=trigger, limit=limit)
+    return web.json_response([poison_json(event) for event in events])
+
+
+async def redrive_delivery(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    delivery_id = parse_id(request.match_info["id"])
+    if state.store is None:
+        return error(503, "the store is not open")
     row = await state.store.get_delivery(delivery_id)
     if row is None:
         return error(404, f"no delivery {delivery_id}")
@@ -96,7 +89,15 @@ async def list_triggers(request: web.Request) -> web.Response:
     return web.json_response(triggers)
 
 
+async def list_parts(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    parts = state.part_health() if state.part_health is not None else []
+    return web.json_response([part.as_json() for part in parts])
+
+
 def add_api_routes(app: web.Application) -> None:
     app.router.add_get("/api/triggers", list_triggers)
+    app.router.add_get("/api/parts", list_parts)
     app.router.add_get("/api/deliveries", list_deliveries)
+    app.router.add_get("/api/poison", list_poison)
     app.router.add_post("/api/deliveries/{id}/redrive", redrive_delivery)

@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from ..errors import SftriggerdError
 from ..logs import get_logger
 from .api import STATE_KEY, add_api_routes
+from .guard import admin_guard, warn_if_open
 from .state import AdminState
 from .status_page import add_status_page
 
@@ -26,8 +27,11 @@ async def readyz(request: web.Request) -> web.Response:
     reasons = [reason for check in state.readiness for reason in check()]
     if state.store is not None and not await state.store.ping():
         reasons.insert(0, "store: not reachable")
+    parts = state.part_health() if state.part_health is not None else []
+    failing = [part.name for part in parts if part.state != "running"]
     if reasons:
-        return web.json_response({"status": "not_ready", "reasons": reasons}, status=503)
+        answer = {"status": "not_ready", "reasons": reasons, "failing_parts": failing}
+        return web.json_response(answer, status=503)
     return web.json_response({"status": "ready"})
 
 
@@ -39,8 +43,9 @@ async def metrics_view(request: web.Request) -> web.Response:
 
 
 def build_admin_app(state: AdminState) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[admin_guard])
     app[STATE_KEY] = state
+    warn_if_open(state.settings.server)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)

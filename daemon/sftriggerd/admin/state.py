@@ -6,10 +6,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiohttp import web
+
 from ..config.settings import Settings
 from ..delivery.breaker import BreakerSnapshot
 from ..metrics import Metrics
 from ..store.base import Store
+from ..supervision import PartHealth
 
 # Returns the reasons a part is not ready; an empty list means ready.
 ReadinessCheck = Callable[[], list[str]]
@@ -27,3 +30,8 @@ class AdminState:
     trigger_status: Callable[[], list[dict[str, Any]]] | None = None
     # Each endpoint's circuit breaker, for the status page (set when this process delivers).
     breakers: Callable[[], Mapping[str, BreakerSnapshot]] | None = None
+    # How each part fares under the supervisor (restarts, the last failure).
+    part_health: Callable[[], list[PartHealth]] | None = None
+
+
+STATE_KEY = web.AppKey("admin_state", AdminState)

@@ -1,4 +1,4 @@
-"""The human status page at `GET /` (CONTRACT §4): triggers, endpoints, backlog, failures.
+"""The human status page at `GET /`: triggers, endpoints, backlog, failures, poison, parts.
 
 The server renders everything, escaping every value: trigger and endpoint names come from the
 config, errors from Salesforce and from webhook answers, and none of them may become markup.
@@ -21,7 +21,8 @@ from aiohttp import web
 
 from ..delivery.breaker import BreakerSnapshot
 from ..events.payload import format_time
-from ..store.records import DeliveryRow
+from ..store.records import DeliveryRow, PoisonEvent
+from ..supervision import PartHealth
 from .api import STATE_KEY
 from .status_view import DeliveryRate, EndpointView, StatusView, delivered_totals, gather_status
 
@@ -48,6 +49,8 @@ _HEADERS = {
 }
 
 _ERROR_CHARS = 300
+# A poison message can be megabytes of someone else's JSON: the page shows its start.
+_MESSAGE_CHARS = 200
 
 
 # --- rendering: pure functions of the view; every value goes through `_e` ----------------
@@ -203,6 +206,41 @@ def _failure_row(row: DeliveryRow, view: StatusView) -> str:
     )
 
 
+def _poison_row(event: PoisonEvent, view: StatusView) -> str:
+    message = event.message
+    shown = message if len(message) <= _MESSAGE_CHARS else message[: _MESSAGE_CHARS - 1] + "…"
+    when = _when(event.received_at, view.now) if event.received_at else "—"
+    return _row(
+        "data-poison",
+        event.trigger,
+        [
+            ("Reason", _error(event.reason)),
+            ("Trigger", _e(event.trigger)),
+            ("Received", when),
+            ("Message", f"<code>{_e(shown)}</code>"),
+        ],
+    )
+
+
+def _part_row(part: PartHealth, view: StatusView) -> str:
+    if part.state == "restarting":
+        at = part.restart_at
+        when = f"<small>{_when(at, view.now)}</small>" if at else ""
+        state = _badge("restarting", "bad") + when
+    else:
+        state = _badge("running", "ok")
+    return _row(
+        "data-part",
+        part.name,
+        [
+            ("Part", f"<strong>{_e(part.name)}</strong>"),
+            ("State", state),
+            ("Restarts", _e(part.restarts)),
+            ("Last error", _error(part.last_error)),
+        ],
+    )
+
+
 def _summary(view: StatusView) -> str:
     pending = sum(endpoint.counts.pending for endpoint in view.endpoints)
     dead = sum(endpoint.counts.dead for endpoint in view.endpoints)
@@ -244,13 +282,27 @@ def render_sections(view: StatusView) -> str:
         [_failure_row(row, view) for row in view.failures],
         "No delivery is failing.",
     )
+    poison = _table(
+        ["Reason", "Trigger", "Received", "Message"],
+        [_poison_row(event, view) for event in view.poison],
+        "No poison events: every message from Salesforce could be read.",
+    )
+    parts = ""
+    if view.troubled_parts:
+        rows = [_part_row(part, view) for part in view.troubled_parts]
+        table = _table(["Part", "State", "Restarts", "Last error"], rows, "")
+        parts = f'<section id="parts"><h2>Restarted parts</h2>{table}</section>'
     return (
         _summary(view)
+        + parts
         + f'<section id="triggers"><h2>Triggers</h2>{triggers}</section>'
         + f'<section id="endpoints"><h2>Endpoints</h2>{endpoints}'
         + f'<p class="muted">Delivered/min: by this process, {_e(span)}.</p>'
         + "</section>"
         + f'<section id="failures"><h2>Recent failures</h2>{failures}</section>'
+        + f'<section id="poison"><h2>Poison events</h2>{poison}'
+        + '<p class="muted">Messages that could not be turned into events; the source moved'
+        + " past them. All of them: <code>GET /api/poison</code>.</p></section>"
     )
 
 

@@ -4,7 +4,7 @@ failures, trigger states and the delivery rate. Rendering is `status_page`'s job
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from time import monotonic
 from typing import Any
@@ -13,7 +13,8 @@ from ..delivery.breaker import BreakerSnapshot
 from ..errors import StoreError
 from ..metrics import Metrics
 from ..store.base import Store
-from ..store.records import DeliveryRow, DeliveryStatus, OutboxCounts
+from ..store.records import DeliveryRow, DeliveryStatus, OutboxCounts, PoisonEvent
+from ..supervision import PartHealth
 from .state import AdminState
 
 _FAILURES_SHOWN = 50
@@ -21,6 +22,7 @@ _FAILURES_SHOWN = 50
 # can hide older ones, which the endpoint counts still include.
 _RETRYING_SCANNED = 200
 _RATE_WINDOW_S = 300.0
+_POISON_SHOWN = 20
 
 
 class DeliveryRate:
@@ -85,6 +87,10 @@ class StatusView:
     failures: list[DeliveryRow]
     rate_span_s: float
     token_required: bool
+    # Newest first; the whole list is GET /api/poison.
+    poison: list[PoisonEvent] = field(default_factory=list)
+    # Parts that are restarting or have been restarted by this process.
+    troubled_parts: list[PartHealth] = field(default_factory=list)
 
 
 async def _failures(store: Store) -> list[DeliveryRow]:
@@ -100,11 +106,13 @@ async def gather_status(state: AdminState, rate: DeliveryRate) -> StatusView:
     """Reads everything the page shows; a store that fails is shown, not raised."""
     counts: dict[str, OutboxCounts] = {}
     failures: list[DeliveryRow] = []
+    poison: list[PoisonEvent] = []
     store_problem = "the store is not open" if state.store is None else None
     if state.store is not None:
         try:
             counts = await state.store.outbox_counts()
             failures = await _failures(state.store)
+            poison = await state.store.list_poison(limit=_POISON_SHOWN)
         except StoreError as exc:
             store_problem = f"the store is not reachable: {exc}"
     triggers = state.trigger_status() if state.trigger_status is not None else []
@@ -140,4 +148,10 @@ async def gather_status(state: AdminState, rate: DeliveryRate) -> StatusView:
         failures=failures[:_FAILURES_SHOWN],
         rate_span_s=span_s,
         token_required=state.settings.server.admin_token is not None,
+        poison=poison,
+        troubled_parts=[
+            part
+            for part in (state.part_health() if state.part_health is not None else [])
+            if part.state != "running" or part.restarts
+        ],
     )

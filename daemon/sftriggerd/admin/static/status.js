@@ -44,13 +44,16 @@
   async function redrive(button) {
     const id = button.dataset.redrive;
     const token = sessionStorage.getItem(TOKEN_KEY);
-    const headers = token ? { Authorization: `Bearer ${token}` } : {};
+    // A JSON body: the server refuses mutations of any other content type (cross-site forms).
+    const headers = { "Content-Type": "application/json" };
+    if (token) headers.Authorization = `Bearer ${token}`;
     button.disabled = true;
     let response;
     try {
       response = await fetch(`api/deliveries/${encodeURIComponent(id)}/redrive`, {
         method: "POST",
         headers,
+        body: "{}",
       });
     } catch (err) {
       button.disabled = false;
@@ -68,6 +71,8 @@
         "bad",
       );
       tokenInput?.focus();
+    } else if (response.status === 403) {
+      say(`Redrive refused: ${body.error ?? "this server allows no mutations"}.`, "bad");
     } else if (response.status === 409) {
       say(`Delivery ${id} was not redriven: ${body.error ?? "it is no longer dead"}.`, "warn");
     } else {
