@@ -67,7 +67,9 @@ def _answer_query(request: web.Request, *, include_deleted: bool) -> web.Respons
         schema = parts.org.schema(parsed.object_name)
         if schema is None:
             raise unknown_object_error(parsed)
-        stored = parts.org.rows(schema.name, include_deleted=include_deleted)
+        stored = parts.cursors.tie_ordered(
+            parts.org.rows(schema.name, include_deleted=include_deleted)
+        )
         rows = run_query(_selecting_id(parsed), _typed(schema, stored), schema.field_names())
     except SoqlError as exc:
         raise ApiError(400, exc.error_code, exc.message) from exc
