@@ -113,7 +113,8 @@ class StreamingHub:
             if not isinstance(raw.get("event"), dict):
                 raw["event"] = {}
             raw["event"]["replayId"] = replay_id
-        position = replay_id if type(replay_id) is int else None
+        # Only what SQLite can keep as a replay id becomes the event's place in the stream.
+        position = replay_id if type(replay_id) is int and replay_id < 2**63 else None
         stream = self.stream(stream_name)
         event = stream.append(
             self.ctx.clock.now(), entity, raw, fill_replay_id=False, replay_id=position
