@@ -173,7 +173,16 @@ def _usage(parts: EmulatorParts) -> Body:
 
 
 # Shown as 0 before they first happen, so a test can subtract a before from an after.
-_BASE_COUNTERS = ("logins", "login_failures", "api_calls", "queries", "query_more")
+_BASE_COUNTERS = (
+    "logins",
+    "login_failures",
+    "api_calls",
+    "queries",
+    "query_more",
+    "handshakes",
+    "connects",
+    "unknown_client_refusals",
+)
 
 
 def stats(parts: EmulatorParts, body: Body, request: web.Request) -> Body:
