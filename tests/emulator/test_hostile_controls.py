@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from sftriggerd.emulator.context import EmulatorSettings
-from tests.emulator.conftest import RunningEmulator
+from tests.emulator.conftest import RunningEmulator, start_emulator
 from tests.emulator.sfclient import OrgClient, control, token_request
 from tests.emulator.streaming_helpers import Bayeux, cookie_jar
 
@@ -286,10 +286,12 @@ async def test_get_fail_lists_pending_faults(
 ) -> None:
     await control(http, emulator.url, "fail", {"surface": "cometd", "count": -1, "status": 502})
     await control(http, emulator.url, "delay", {"surface": "token", "seconds": 0.5})
+    async with http.post(f"{emulator.url}/cometd/60.0", json=[]) as refused:
+        assert refused.status == 502
     listed = await control(http, emulator.url, "fail")
     assert listed.body == {
         "armed": {
-            "cometd": {"fail_count": -1, "fail_status": 502},
+            "cometd": {"fail_count": -1, "fail_status": 502, "fail_given": 1},
             "token": {"delay_count": 1, "delay_s": 0.5},
         }
     }
@@ -320,3 +322,19 @@ async def test_reversed_ties_come_in_reversed_id_order_unless_the_query_breaks_t
     assert [row["Id"] for row in plain.body["records"]] == ids
     bad = await control(http, emulator.url, "query", {"ties": "random"})
     assert bad.status == 400
+
+
+async def test_query_batch_size_setting_makes_small_pages_without_asking(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    settings = EmulatorSettings(state_dir=tmp_path / "small", query_batch_size=2)
+    small, runner = await start_emulator(settings)
+    try:
+        org = await OrgClient.login(http, small.url)
+        await org.create_many("Account", [{"Name": f"P{i}"} for i in range(3)])
+        first = await org.query("SELECT Id FROM Account")
+        assert len(first.body["records"]) == 2 and first.body["done"] is False
+        asked = await org.query("SELECT Id FROM Account", batch_size=5)
+        assert len(asked.body["records"]) == 3
+    finally:
+        await runner.cleanup()

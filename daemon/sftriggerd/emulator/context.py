@@ -98,6 +98,9 @@ class EmulatorSettings:
     jwt_public_key_pem: str | None = None
     blocked_grants: tuple[str, ...] = ()  # "password", "jwt", "client_credentials", ...
     api_daily_max: int = 15_000
+    # Rows per query page when the client sends no `Sforce-Query-Options: batchSize` (an org
+    # may also answer smaller pages than asked); tests set a few rows to make many pages.
+    query_batch_size: int = 2000
     limit_info_style: str = "alternate"  # "alternate" | "plain" | "bursts"
 
 

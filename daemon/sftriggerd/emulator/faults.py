@@ -45,6 +45,7 @@ class _ArmedFailure:
     failure: Failure
     pass_first: int = 0  # matching requests still let through before the first failure
     match: str = ""
+    given: int = 0  # failures answered so far
 
     def consume(self, target: str) -> Failure | None:
         if self.remaining == 0 or self.match not in target:
@@ -54,6 +55,7 @@ class _ArmedFailure:
             return None
         if self.remaining > 0:
             self.remaining -= 1
+        self.given += 1
         return self.failure
 
 
@@ -111,6 +113,8 @@ class FaultRegistry:
                     entry["fail_after"] = failure.pass_first + 1
                 if failure.match:
                     entry["fail_match"] = failure.match
+                if failure.given:
+                    entry["fail_given"] = failure.given
                 if failure.failure.retry_after is not None:
                     entry["retry_after"] = failure.failure.retry_after
             if delay is not None and delay.remaining:
