@@ -156,6 +156,8 @@ async def test_advice_goes_on_the_next_count_connect_answers(
     for _ in range(2):
         replies = await bayeux.replies(answered_at_once(bayeux))
         assert replies[-1]["advice"] == hostile
+    shown = await control(http, emulator.url, "cometd/advice")
+    assert shown.body["advice"] == {"count": 0}
     replies = await bayeux.replies(answered_at_once(bayeux))
     assert replies[-1]["successful"] is True and "advice" not in replies[-1]
 

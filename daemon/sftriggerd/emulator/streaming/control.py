@@ -203,6 +203,11 @@ def unknown_client(hub: StreamingHub, body: Body, request: web.Request) -> Body:
     return hub.hostile.shown()
 
 
+def show_hostile(hub: StreamingHub, body: Body, request: web.Request) -> Body:
+    """What is still armed of the advice and unknown-client controls."""
+    return hub.hostile.shown()
+
+
 def _json_handler(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
         try:
@@ -268,5 +273,7 @@ def add_routes(app: web.Application) -> None:
     for path, handler in posts.items():
         app.router.add_post(f"/_emulator/{path}", _json_handler(handler))
     app.router.add_get("/_emulator/channels", _json_handler(list_channels))
+    for path in ("cometd/advice", "cometd/unknown-client"):
+        app.router.add_get(f"/_emulator/{path}", _json_handler(show_hostile))
     push = r"/services/data/v{version:\d+\.\d}/sobjects/StreamingChannel/{channel}/push"
     app.router.add_post(push, rest_push)
