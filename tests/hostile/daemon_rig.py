@@ -277,6 +277,10 @@ logging: {{level: info, format: json}}
         body: dict[str, Any] = await self.control("stats")
         return body
 
+    async def relogin(self) -> None:
+        """A new session for the test's own REST calls (after `sessions/expire`)."""
+        self.org = await OrgClient.login(self.http, self.emulator.url)
+
     async def create(self, object_name: str, fields: dict[str, Any]) -> str:
         return await self.org.create(object_name, fields)
 
