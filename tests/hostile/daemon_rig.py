@@ -295,11 +295,15 @@ logging: {{level: info, format: json}}
         """Waits until every receiver (both by default) has each record at least once."""
         wanted = set(record_ids)
         targets = receivers or (self.alpha, self.beta)
-        await self.eventually(
-            lambda: all(wanted <= receiver.record_ids() for receiver in targets),
-            f"{sorted(wanted)} delivered to {[r.name for r in targets]}",
-            timeout_s,
-        )
+        try:
+            await self.eventually(
+                lambda: all(wanted <= receiver.record_ids() for receiver in targets),
+                f"{len(wanted)} records delivered to {[r.name for r in targets]}",
+                timeout_s,
+            )
+        except AssertionError as exc:
+            missing = {r.name: sorted(wanted - r.record_ids()) for r in targets}
+            raise AssertionError(f"missing {missing}\n{exc}") from None
 
     async def others_still_deliver(
         self, receivers: tuple[Receiver, ...] | None = None, *, accounts: bool = True
