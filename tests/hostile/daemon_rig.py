@@ -128,8 +128,9 @@ class DaemonRig:
     alpha: Receiver
     beta: Receiver
     triggers: str = TRIGGERS
-    alpha_options: str = ""
-    beta_options: str = ""
+    # Settings of each endpoint over the defaults of `_endpoint`, e.g. {"max_in_flight": 150}.
+    alpha_options: dict[str, Any] = field(default_factory=dict)
+    beta_options: dict[str, Any] = field(default_factory=dict)
     server: str = ""
     admin_port: int = field(default_factory=free_port)
     process: Process | None = None
@@ -146,16 +147,8 @@ class DaemonRig:
 
     def write_config(self) -> Path:
         config = self.tmp_path / "sftriggerd.yaml"
-        endpoint = (
-            "{{name: {name}, url: '{url}', secret: {secret}, timeout: 5s, max_in_flight: 16,"
-            " retry: {{schedule: [200ms, 1s], max_age: 10m}}{extra}}}"
-        )
-        alpha = endpoint.format(
-            name="alpha", url=self.alpha.url, secret=SECRET, extra=_extra(self.alpha_options)
-        )
-        beta = endpoint.format(
-            name="beta", url=self.beta.url, secret=SECRET, extra=_extra(self.beta_options)
-        )
+        alpha = json.dumps(_endpoint(self.alpha) | self.alpha_options)
+        beta = json.dumps(_endpoint(self.beta) | self.beta_options)
         server = self.server or f'{{listen: "127.0.0.1:{self.admin_port}", shutdown_grace: 2s}}'
         config.write_text(f"""
 salesforce:
@@ -320,8 +313,15 @@ logging: {{level: info, format: json}}
         self.assert_running()
 
 
-def _extra(options: str) -> str:
-    return f", {options}" if options else ""
+def _endpoint(receiver: Receiver) -> dict[str, Any]:
+    return {
+        "name": receiver.name,
+        "url": receiver.url,
+        "secret": SECRET,
+        "timeout": "5s",
+        "max_in_flight": 16,
+        "retry": {"schedule": ["200ms", "1s"], "max_age": "10m"},
+    }
 
 
 @contextlib.asynccontextmanager
