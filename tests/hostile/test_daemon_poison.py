@@ -89,12 +89,11 @@ async def test_messages_without_a_replay_id_are_delivered_not_poison(tmp_path: P
         await rig.delivered([record])
         now_ms = int(time.time() * 1000)
         for offset, name in enumerate(("First", "Second")):
-            # No replayId and no transactionKey: only the content tells them apart.
+            # Well-formed change events, each with its own transaction, but no replayId.
             data = cdc_data(
                 "UPDATE",
                 [record],
                 {"Name": name},
-                transactionKey=None,
                 commitTimestamp=now_ms + offset * 1000,
                 changedFields=["Name"],
             )
