@@ -15,13 +15,18 @@ from .errors import UsageError
 from .store import store_from_settings
 from .store.base import Store
 from .store.records import DeliveryRow, DeliveryStatus
+from .urls import strip_userinfo
 
 T = TypeVar("T")
 
 
-async def with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+async def with_store(
+    settings: Settings, work: Callable[[Store], Awaitable[T]], create: bool = False
+) -> T:
+    """Inspection commands open an existing store only: a mistyped path is an error, not a
+    new empty store that answers "no deliveries"."""
     store = store_from_settings(settings.store)
-    await store.open()
+    await store.open(create=create)
     try:
         return await work(store)
     finally:
@@ -29,8 +34,8 @@ async def with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) 
 
 
 async def migrate(settings: Settings) -> str:
-    version = await with_store(settings, lambda store: store.schema_version())
-    return f"store {settings.store.url}: schema at version {version}"
+    version = await with_store(settings, lambda store: store.schema_version(), create=True)
+    return strip_userinfo(f"store {settings.store.url}: schema at version {version}")
 
 
 async def list_deliveries(

@@ -1,21 +1,42 @@
 """The one way events enter the store: routed, encoded, committed with the checkpoint, and
-announced to the dispatcher after the commit."""
+announced to the dispatcher after the commit.
+
+A large batch (a merged CDC event for thousands of records) is encoded and stored in parts
+of at most `CHUNK_EVENTS` events and about `CHUNK_BYTES` of bodies, so memory stays bounded
+whatever the batch size. Every part but the last is stored without a checkpoint; the last
+carries the checkpoint and the poison. A crash between parts moves nothing: the source
+resumes from the previous checkpoint, and the parts already stored come back as duplicates.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 from .config.settings import EndpointSettings
 from .events.model import Event
-from .events.payload import encode_body
+from .events.payload import UnencodableEvent, encode_body, poison_text, storable_text
 from .metrics import Metrics
 from .routing import endpoints_for, ordered_endpoints
 from .store.base import Store
 from .store.records import Checkpoint, IngestResult, NewEvent, PoisonEvent
 
+CHUNK_EVENTS = 500
+CHUNK_BYTES = 4 * 1024 * 1024
+
 
 def _ignore(endpoints: Iterable[str]) -> None:
     return None
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One store transaction's worth of a batch: the encoded events, and the events that
+    could not be encoded (kept as poison with the batch's last chunk)."""
+
+    events: list[NewEvent]
+    poison: list[PoisonEvent]
 
 
 class Ingest:
@@ -25,14 +46,20 @@ class Ingest:
         endpoints: Sequence[EndpointSettings],
         metrics: Metrics,
         notify: Callable[[Iterable[str]], None] = _ignore,
+        *,
+        chunk_events: int = CHUNK_EVENTS,
+        chunk_bytes: int = CHUNK_BYTES,
     ) -> None:
         self._store = store
         self._endpoints = tuple(endpoints)
         self._ordered = ordered_endpoints(endpoints)
         self._metrics = metrics
         self.notify = notify
+        self._chunk_events = max(1, chunk_events)
+        self._chunk_bytes = max(1, chunk_bytes)
 
     def prepare(self, event: Event) -> NewEvent:
+        """The event routed and encoded; raises `UnencodableEvent` when it cannot be."""
         targets = endpoints_for(event, self._endpoints)
         return NewEvent(
             event_id=event.id,
@@ -44,6 +71,24 @@ class Ingest:
             change=event.change,
         )
 
+    def chunks(self, trigger: str, events: Iterable[Event]) -> Iterator[Chunk]:
+        """The events encoded part by part (lazily: one part's bodies in memory at a time)."""
+        prepared: list[NewEvent] = []
+        poison: list[PoisonEvent] = []
+        size = 0
+        for event in events:
+            try:
+                item = self.prepare(event)
+            except UnencodableEvent as exc:
+                poison.append(unencodable_poison(trigger, event, exc))
+                continue
+            prepared.append(item)
+            size += len(item.body)
+            if len(prepared) >= self._chunk_events or size >= self._chunk_bytes:
+                yield Chunk(prepared, [])
+                prepared, size = [], 0
+        yield Chunk(prepared, poison)
+
     async def __call__(
         self,
         trigger: str,
@@ -51,16 +96,51 @@ class Ingest:
         checkpoint: Checkpoint | None,
         poison: Sequence[PoisonEvent] = (),
     ) -> IngestResult:
-        """Commits the events (and any poison) with the checkpoint; a crash before it commits
-        loses nothing, because the source then resumes from the previous checkpoint."""
-        prepared = [self.prepare(event) for event in events]
-        result = await self._store.ingest(trigger, prepared, checkpoint, poison)
-        if poison:
-            self._metrics.poison_events.labels(trigger=trigger).inc(len(poison))
-        for event in events:
-            source = str(event.source.get("kind", "unknown"))
-            self._metrics.events_received.labels(trigger=trigger, source=source).inc()
+        """Commits the events (and any poison) with the checkpoint; a crash before the last
+        part commits loses nothing, because the source then resumes from the previous
+        checkpoint. An event that cannot be encoded is stored as poison instead."""
+        new = duplicates = deliveries = 0
+        pending: Chunk | None = None
+        for chunk in self.chunks(trigger, events):
+            # One part behind, so the last one (with the poison) carries the checkpoint.
+            if pending is not None:
+                result = await self._store_chunk(trigger, pending, None, ())
+                new, duplicates = new + result.new_events, duplicates + result.duplicate_events
+                deliveries += result.deliveries
+            pending = chunk
+        assert pending is not None, "chunks always yields a last part"
+        all_poison = [*poison, *pending.poison]
+        result = await self._store_chunk(trigger, pending, checkpoint, all_poison)
+        if all_poison:
+            self._metrics.poison_events.labels(trigger=trigger).inc(len(all_poison))
+        received = Counter(str(event.source.get("kind", "unknown")) for event in events)
+        for source, count in received.items():
+            self._metrics.events_received.labels(trigger=trigger, source=source).inc(count)
+        return IngestResult(
+            new_events=new + result.new_events,
+            duplicate_events=duplicates + result.duplicate_events,
+            deliveries=deliveries + result.deliveries,
+        )
+
+    async def _store_chunk(
+        self,
+        trigger: str,
+        chunk: Chunk,
+        checkpoint: Checkpoint | None,
+        poison: Sequence[PoisonEvent],
+    ) -> IngestResult:
+        result = await self._store.ingest(trigger, chunk.events, checkpoint, poison)
         self._metrics.events_enqueued.labels(trigger=trigger).inc(result.new_events)
         if result.deliveries:
-            self.notify({name for item in prepared for name in item.endpoints})
+            # Each part is announced as it commits, so delivery starts before the last.
+            self.notify({name for item in chunk.events for name in item.endpoints})
         return result
+
+
+def unencodable_poison(trigger: str, event: Event, exc: UnencodableEvent) -> PoisonEvent:
+    """The poison event kept for an event whose body cannot be written."""
+    return PoisonEvent(
+        trigger=trigger,
+        reason=storable_text(str(exc), limit=1000),
+        message=poison_text(event.raw or event.record),
+    )

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from sftriggerd.events.model import event_id
 from sftriggerd.events.normalise import (
     Gap,
     MalformedMessage,
@@ -11,34 +12,9 @@ from sftriggerd.events.normalise import (
     from_generic,
     from_platform_event,
     from_pushtopic,
+    replay_id,
 )
-
-
-def cdc(change_type: str, record_ids: list[str], **fields: object) -> dict[str, object]:
-    return {
-        "channel": "/data/AccountChangeEvent",
-        "data": {
-            "schema": "idzQ0I-adgCfqNzILegnJg",
-            "payload": {
-                "ChangeEventHeader": {
-                    "entityName": "Account",
-                    "recordIds": record_ids,
-                    "changeType": change_type,
-                    "changeOrigin": "com/salesforce/api/rest/60.0;client=x",
-                    "transactionKey": "000c6c88-b097-f5fb-0005-65d83dc022e5",
-                    "sequenceNumber": 1,
-                    "commitTimestamp": 1569407548000,
-                    "commitNumber": 10583584855437,
-                    "commitUser": "0054J000000g1dGQAQ",
-                    "changedFields": ["Name", "LastModifiedDate"],
-                    "diffFields": [],
-                    "nulledFields": [],
-                },
-                **fields,
-            },
-            "event": {"replayId": 103773372},
-        },
-    }
+from tests.salesforce_messages import cdc, generic, platform_event, pushtopic
 
 
 def test_cdc_update() -> None:
@@ -146,3 +122,118 @@ def test_generic() -> None:
 def test_malformed_messages_are_clear_errors(message: dict[str, object]) -> None:
     with pytest.raises(MalformedMessage):
         from_cdc("t", "/data/AccountChangeEvent", message)
+
+
+# --- issue 13: gaps that name no record, merged events, messages without a replay id --------
+
+
+@pytest.mark.parametrize("change_type", ["GAP_UPDATE", "GAP_CREATE", "GAP_DELETE", "UPDATE"])
+def test_a_wildcard_record_id_is_filled_like_an_overflow(change_type: str) -> None:
+    # Salesforce sends `001*` after a custom field type change: no record can be re-read.
+    gap = from_cdc("t", "/data/AccountChangeEvent", cdc(change_type, ["001*"]))
+    assert isinstance(gap, Gap)
+    assert gap.wildcard and gap.overflow
+    assert gap.change_type == change_type and gap.record_ids == ("001*",)
+
+
+@pytest.mark.parametrize("record_ids", [[], None, 5, "001A", [1, 2], ["001A", None], [""]])
+def test_a_gap_without_usable_record_ids_is_filled_like_an_overflow(record_ids: object) -> None:
+    message = cdc("GAP_UPDATE", [])
+    message["data"]["payload"]["ChangeEventHeader"]["recordIds"] = record_ids
+    gap = from_cdc("t", "/data/AccountChangeEvent", message)
+    assert isinstance(gap, Gap) and gap.overflow and gap.wildcard
+    assert gap.change_type == "GAP_UPDATE" and gap.replay_id == 103773372
+
+
+def test_a_gap_naming_records_is_not_an_overflow() -> None:
+    gap = from_cdc("t", "/data/AccountChangeEvent", cdc("GAP_UPDATE", ["001A"]))
+    assert isinstance(gap, Gap) and not gap.overflow and not gap.wildcard
+    overflow = from_cdc("t", "/data/AccountChangeEvent", cdc("GAP_OVERFLOW", []))
+    assert isinstance(overflow, Gap) and overflow.overflow and not overflow.wildcard
+
+
+def test_each_record_of_a_merged_event_carries_only_its_own_record_in_raw() -> None:
+    ids = [f"001{n:015d}" for n in range(50)]
+    message = cdc("UPDATE", ids, Name="Bulk")
+    events = from_cdc("t", "/data/AccountChangeEvent", message)
+    assert isinstance(events, list) and len(events) == 50
+    for event, record in zip(events, ids, strict=True):
+        header = event.raw["data"]["payload"]["ChangeEventHeader"]
+        assert header["recordIds"] == [record]
+        assert header["changeType"] == "UPDATE" and header["transactionKey"]
+        assert event.raw["data"]["payload"]["Name"] == "Bulk"
+        assert event.raw["data"]["event"] == {"replayId": 103773372}
+        assert event.raw["channel"] == "/data/AccountChangeEvent"
+    # The received message itself is left as it was.
+    assert message["data"]["payload"]["ChangeEventHeader"]["recordIds"] == ids
+
+
+def test_a_single_record_event_keeps_its_message_as_raw() -> None:
+    message = cdc("UPDATE", ["001A"], Name="Acme")
+    [event] = from_cdc("t", "/data/AccountChangeEvent", message)
+    assert event.raw == message
+
+
+def test_event_ids_of_messages_with_a_replay_id_are_unchanged() -> None:
+    # Ids are stored: a new version must give a replayed change the id it had before.
+    [change] = from_cdc("t", "/data/AccountChangeEvent", cdc("UPDATE", ["001A"]))
+    assert change.id == event_id(
+        "cdc", "Account", "000c6c88-b097-f5fb-0005-65d83dc022e5", 1, "001A"
+    )
+    assert from_pushtopic("t", "Inv", "/topic/Inv", pushtopic()).id == event_id(
+        "topic", "/topic/Inv", 13
+    )
+    assert from_generic("t", "/u/Notes", generic()).id == event_id("generic", "/u/Notes", 55)
+    no_uuid = platform_event()
+    del no_uuid["data"]["event"]["EventUuid"]
+    assert from_platform_event("t", "/event/Low_Ink__e", no_uuid).id == event_id(
+        "pe-replay", "/event/Low_Ink__e", 2112
+    )
+    keyless = cdc("UPDATE", ["001A"])
+    del keyless["data"]["payload"]["ChangeEventHeader"]["transactionKey"]
+    [change] = from_cdc("t", "/data/AccountChangeEvent", keyless)
+    assert change.id == event_id("cdc-replay", "/data/AccountChangeEvent", 103773372, "001A")
+
+
+def test_messages_without_a_replay_id_get_distinct_ids_by_content() -> None:
+    first = from_pushtopic("t", "Inv", "/topic/Inv", pushtopic(replay=None, name="INV-1"))
+    second = from_pushtopic("t", "Inv", "/topic/Inv", pushtopic(replay=None, name="INV-2"))
+    again = from_pushtopic("t", "Inv", "/topic/Inv", pushtopic(replay=None, name="INV-1"))
+    assert first.id != second.id and first.id == again.id
+    notes = [from_generic("t", "/u/Notes", generic(None, text)) for text in ("a", "b", "a")]
+    assert notes[0].id != notes[1].id and notes[0].id == notes[2].id
+
+
+def test_cdc_and_platform_events_without_any_key_get_ids_by_content() -> None:
+    def keyless(name: str) -> dict[str, object]:
+        message = cdc("UPDATE", ["001A"], replay=None, Name=name)
+        del message["data"]["payload"]["ChangeEventHeader"]["transactionKey"]
+        return message
+
+    ids = [from_cdc("t", "/data/AccountChangeEvent", keyless(n))[0].id for n in "aba"]  # type: ignore[index]
+    assert ids[0] != ids[1] and ids[0] == ids[2]
+    events = []
+    for printer in ("A", "B", "A"):
+        message = platform_event(replay=None, Printer_Model__c=printer)
+        del message["data"]["event"]["EventUuid"]
+        events.append(from_platform_event("t", "/event/Low_Ink__e", message))
+    assert events[0].id != events[1].id and events[0].id == events[2].id
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ({"data": {"event": {"replayId": 7}}}, 7),
+        ({"data": {"event": {"replayId": True}}}, None),
+        ({"data": {"event": {"replayId": "7"}}}, None),
+        ({"data": {"event": {"replayId": 7.0}}}, None),
+        ({"data": {"event": []}}, None),
+        ({"data": 1}, None),
+        ({}, None),
+        ([], None),
+        ("text", None),
+        (None, None),
+    ],
+)
+def test_replay_id_is_an_int_or_none_and_never_raises(message: object, expected: object) -> None:
+    assert replay_id(message) == expected

@@ -1,39 +1,28 @@
-"""The four OAuth flows of CONTRACT §2, each turning settings into one token request.
+"""The four OAuth flows, each turning settings into one token request.
 
-Salesforce answers every flow with the same body (research §1.2): an access token and the
-org's instance URL, no expiry. Failures become AuthenticationError naming the cause and never
-carrying a secret.
+Salesforce answers every flow with the same body: an access token and the org's instance URL,
+no expiry. What an answer means is read in `answers.classify_token`: a refusal becomes
+AuthenticationError naming the cause and never carrying a secret; a failure on Salesforce's
+side (5xx, 429, `unknown_error`) or on the way (connection, proxy) SalesforceUnavailable.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import aiohttp
 import jwt
 
 from ..config.settings import AuthSettings
-from ..errors import AuthenticationError, SalesforceError
+from ..errors import AuthenticationError
+from .answers import RetryLater, SalesforceUnavailable, Token, classify_token, describe_exception
+
+__all__ = ["SalesforceUnavailable", "Token", "jwt_audience", "request_token", "token_form"]
 
 # Salesforce accepts a JWT for a few minutes; 3 minutes is what its own samples use.
 _JWT_LIFETIME_S = 180
-
-
-@dataclass(frozen=True)
-class Token:
-    access_token: str
-    instance_url: str
-    issued_at_ms: int
-
-    def __repr__(self) -> str:
-        return f"Token(instance_url={self.instance_url!r}, issued_at_ms={self.issued_at_ms})"
-
-
-class SalesforceUnavailable(SalesforceError):
-    """The token endpoint could not be reached or failed on its side; worth retrying."""
 
 
 def jwt_audience(login_url: str) -> str:
@@ -102,58 +91,22 @@ async def request_token(
     proxy: str | None = None,
     timeout_s: float = 30.0,
 ) -> Token:
-    """One login; AuthenticationError for a refusal, SalesforceUnavailable for a failure."""
+    """One login: AuthenticationError for a refusal, SalesforceUnavailable for a failure on
+    the way or on Salesforce's side, MalformedAnswerError for a grant we cannot use."""
     url = f"{login_url.rstrip('/')}/services/oauth2/token"
     form = token_form(auth, login_url)
     try:
         async with http.post(
             url, data=form, proxy=proxy, timeout=aiohttp.ClientTimeout(total=timeout_s)
         ) as response:
-            body = await _json_or_none(response)
-            status = response.status
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise SalesforceUnavailable(f"cannot reach {url}: {type(exc).__name__}") from exc
-    if status == 200 and isinstance(body, dict) and "access_token" in body:
-        return Token(
-            access_token=str(body["access_token"]),
-            instance_url=str(body["instance_url"]).rstrip("/"),
-            issued_at_ms=int(body.get("issued_at") or time.time() * 1000),
-        )
-    if status >= 500 or status == 429:
-        raise SalesforceUnavailable(f"token endpoint answered HTTP {status}")
-    raise AuthenticationError(_describe_refusal(auth.flow, status, body))
-
-
-def _describe_refusal(flow: str, status: int, body: Any) -> str:
-    if isinstance(body, dict) and "error" in body:
-        error = str(body.get("error"))
-        description = str(body.get("error_description", ""))
-        hint = _HINTS.get((error, description), "")
-        return f"Salesforce rejected the {flow} login: {error}: {description}{hint}"
-    return f"Salesforce rejected the {flow} login with HTTP {status}"
-
-
-_HINTS = {
-    ("invalid_grant", "authentication failure"): (
-        " (wrong username, password or security token, an IP restriction, or the flow is"
-        " blocked for this org)"
-    ),
-    ("invalid_client_id", "client identifier invalid"): " (check salesforce.auth.client_id)",
-    ("invalid_client", "invalid client credentials"): " (check salesforce.auth.client_secret)",
-    ("unsupported_grant_type", "grant type not supported"): (
-        " (enable this flow on the connected app)"
-    ),
-    ("invalid_grant", "request not supported on this domain"): (
-        " (client_credentials needs the My Domain URL as salesforce.login_url)"
-    ),
-    ("invalid_grant", "user hasn't approved this consumer"): (
-        " (pre-authorize the user's profile or permission set on the connected app)"
-    ),
-}
-
-
-async def _json_or_none(response: aiohttp.ClientResponse) -> Any:
-    try:
-        return await response.json(content_type=None)
-    except ValueError:
-        return None
+            body = await response.read()
+            status, headers = response.status, response.headers
+    except (aiohttp.ClientError, OSError) as exc:
+        # `from None`: the cause's repr carries the proxy URL and its Proxy-Authorization.
+        raise SalesforceUnavailable(f"cannot reach {url}: {describe_exception(exc)}") from None
+    verdict = classify_token(status, headers, body, auth.flow, datetime.now(UTC))
+    if isinstance(verdict, Token):
+        return verdict
+    if isinstance(verdict, RetryLater):
+        raise SalesforceUnavailable(verdict.reason, verdict.after_s)
+    raise verdict.error

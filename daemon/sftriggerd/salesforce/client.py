@@ -1,23 +1,37 @@
-"""The REST client: every call retried where retrying can help, re-logged in on 401,
-counted, and its `Sforce-Limit-Info` fed to the budget."""
+"""The REST client: every call retried where retrying can help (waiting at least what
+`Retry-After` asks), re-logged in on 401, counted, and its `Sforce-Limit-Info` fed to the
+budget. What an answer means is decided in `answers`; this module only does the I/O."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 
 from ..config.settings import SalesforceSettings
-from ..errors import SalesforceError
 from ..logs import get_logger
 from ..metrics import Metrics
-from .auth import Token
+from .answers import (
+    MalformedAnswerError,
+    Ok,
+    QueryPage,
+    Refused,
+    Relogin,
+    RetryLater,
+    SalesforceApiError,
+    SalesforceUnavailable,
+    Token,
+    Verdict,
+    classify,
+    connection_failed,
+    expect_object,
+    query_page,
+)
 from .limits import ApiBudget, parse_limit_info
 from .session import SalesforceSession
 from .soql import identifier
@@ -25,17 +39,14 @@ from .soql import record_id as checked_id
 
 log = get_logger(__name__)
 
-_RETRYABLE_CODES = frozenset({"REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE", "UNKNOWN_EXCEPTION"})
-
-
-class SalesforceApiError(SalesforceError):
-    """Salesforce refused a call; `error_code` is its code (MALFORMED_QUERY, ...)."""
-
-    def __init__(self, status: int, error_code: str, message: str) -> None:
-        self.status = status
-        self.error_code = error_code
-        self.sf_message = message
-        super().__init__(f"Salesforce answered HTTP {status} {error_code}: {message.strip()}")
+__all__ = [
+    "MalformedAnswerError",
+    "QueryPage",
+    "RetryPolicy",
+    "SalesforceApiError",
+    "SalesforceClient",
+    "SalesforceUnavailable",
+]
 
 
 @dataclass(frozen=True)
@@ -44,23 +55,17 @@ class RetryPolicy:
     base_s: float = 0.5
     cap_s: float = 30.0
     timeout_s: float = 60.0
+    # The longest wait a Retry-After may impose on one call; beyond it the call fails and
+    # the caller's own back-off takes over.
+    max_wait_s: float = 300.0
 
     def delay_s(self, attempt: int) -> float:
         # Full jitter: spreads many clients' retries instead of synchronising them.
         return random.uniform(0, min(self.cap_s, self.base_s * 2 ** (attempt - 1)))
 
-
-@dataclass(frozen=True)
-class QueryPage:
-    records: list[dict[str, Any]]
-    total_size: int
-    done: bool
-
-
-@dataclass(frozen=True)
-class _Answer:
-    status: int
-    body: Any
+    def wait_s(self, attempt: int, asked_s: float | None) -> float:
+        """The wait before the next attempt: never sooner than the answer asked."""
+        return min(max(self.delay_s(attempt), asked_s or 0.0), self.max_wait_s)
 
 
 class SalesforceClient:
@@ -101,41 +106,65 @@ class SalesforceClient:
         json_body: Any = None,
         headers: Mapping[str, str] | None = None,
     ) -> Any:
-        """The JSON answer of a 2xx; raises SalesforceApiError or SalesforceError otherwise."""
+        """The JSON answer of a 2xx. Raises SalesforceApiError for a refusal,
+        MalformedAnswerError for a 2xx we cannot read, SalesforceUnavailable when every
+        attempt failed on Salesforce's side or on the way, AuthenticationError when a
+        needed login is refused."""
         full_path = path if path.startswith("/services/") else self.data_path(path)
-        token = await self.session.token()
-        relogged = False
+        # The token a 401 refused: later attempts ask the session for a token newer than
+        # it, so a re-login that failed on the way is tried again and one that another
+        # caller already made is shared.
+        refused: Token | None = None
         attempt = 1
         while True:
-            try:
-                answer = await self._send(
-                    token, method, full_path, kind, params, json_body, headers
-                )
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                failure: str = f"{type(exc).__name__} {exc}".strip()
-            else:
-                if answer.status == 401 and not relogged:
-                    token = await self.session.relogin(token)
-                    relogged = True
-                    continue
-                if 200 <= answer.status < 300:
-                    return answer.body
-                error = _api_error(answer)
-                if not _retryable(error):
-                    raise error
-                failure = str(error)
+            verdict, used = await self._attempt(
+                refused, method, full_path, kind, params, json_body, headers
+            )
+            if isinstance(verdict, Ok):
+                return verdict.body
+            if isinstance(verdict, Refused):
+                raise verdict.error
+            if isinstance(verdict, Relogin):
+                if refused is not None and used is not refused:
+                    raise verdict.error  # a fresh login did not help
+                refused = used
+                continue
             if attempt >= self._retry.attempts:
-                raise SalesforceError(f"{method} {full_path} failed {attempt} times: {failure}")
-            delay_s = self._retry.delay_s(attempt)
+                raise SalesforceUnavailable(
+                    f"{method} {full_path} failed {attempt} times: {verdict.reason}"
+                )
+            delay_s = self._retry.wait_s(attempt, verdict.after_s)
             log.warning(
                 "salesforce_retry",
                 kind=kind,
                 attempt=attempt,
-                error=failure,
+                error=verdict.reason,
                 delay_s=round(delay_s, 3),
             )
             await asyncio.sleep(delay_s)
             attempt += 1
+
+    async def _attempt(
+        self,
+        refused: Token | None,
+        method: str,
+        path: str,
+        kind: str,
+        params: Mapping[str, str] | None,
+        json_body: Any,
+        headers: Mapping[str, str] | None,
+    ) -> tuple[Verdict, Token | None]:
+        """One try: a token (re-logged in past `refused`), one request, its verdict."""
+        try:
+            token = await (
+                self.session.relogin(refused) if refused is not None else self.session.token()
+            )
+        except SalesforceUnavailable as exc:
+            return RetryLater(str(exc), exc.retry_after_s), None
+        try:
+            return await self._send(token, method, path, kind, params, json_body, headers), token
+        except (aiohttp.ClientError, OSError) as exc:
+            return connection_failed(exc), token
 
     async def _send(
         self,
@@ -146,7 +175,7 @@ class SalesforceClient:
         params: Mapping[str, str] | None,
         json_body: Any,
         headers: Mapping[str, str] | None,
-    ) -> _Answer:
+    ) -> Verdict:
         self.metrics.salesforce_api_calls.labels(kind=kind).inc()
         self.budget.record_call()
         all_headers = {"Authorization": f"Bearer {token.access_token}", **(headers or {})}
@@ -163,16 +192,8 @@ class SalesforceClient:
             if usage is not None:
                 self.budget.update(usage)
                 self.metrics.salesforce_api_usage_ratio.set(usage.ratio)
-            if response.status == 204:
-                return _Answer(204, None)
-            text = await response.text()
-        try:
-            body = _parse_json(text)
-        except ValueError:
-            if 200 <= response.status < 300:
-                raise SalesforceError(f"{method} {path}: answer is not JSON") from None
-            body = None
-        return _Answer(response.status, body)
+            body = await response.read()
+            return classify(response.status, response.headers, body, datetime.now(UTC))
 
     async def query_pages(
         self, soql: str, *, include_deleted: bool = False, batch_size: int | None = None
@@ -184,7 +205,7 @@ class SalesforceClient:
             "GET", resource, kind="query", params={"q": soql}, headers=headers
         )
         while True:
-            page, next_url = _parse_page(body)
+            page, next_url = query_page(body)
             yield page
             if next_url is None:
                 return
@@ -200,7 +221,7 @@ class SalesforceClient:
     async def count(self, soql: str) -> int:
         """`SELECT COUNT() FROM ...`: the number of matching rows, in one call."""
         body = await self.request_json("GET", "query", kind="query", params={"q": soql})
-        page, _ = _parse_page(body)
+        page, _ = query_page(body)
         return page.total_size
 
     async def get_record(
@@ -215,11 +236,11 @@ class SalesforceClient:
             if exc.status == 404:
                 return None
             raise
-        return _expect_dict(body, path)
+        return expect_object(body, path)
 
     async def describe(self, object_name: str) -> dict[str, Any]:
         path = f"sobjects/{identifier(object_name)}/describe"
-        return _expect_dict(await self.request_json("GET", path, kind="describe"), path)
+        return expect_object(await self.request_json("GET", path, kind="describe"), path)
 
     async def get_updated(self, object_name: str, start: datetime, end: datetime) -> dict[str, Any]:
         return await self._changed("updated", object_name, start, end)
@@ -235,47 +256,7 @@ class SalesforceClient:
             "start": start.isoformat(timespec="seconds"),
             "end": end.isoformat(timespec="seconds"),
         }
-        return _expect_dict(await self.request_json("GET", path, kind=which, params=params), path)
+        return expect_object(await self.request_json("GET", path, kind=which, params=params), path)
 
     async def limits(self) -> dict[str, Any]:
-        return _expect_dict(await self.request_json("GET", "limits", kind="limits"), "limits")
-
-
-def _parse_json(text: str) -> Any:
-    return json.loads(text) if text else None
-
-
-def _api_error(answer: _Answer) -> SalesforceApiError:
-    body = answer.body
-    first = body[0] if isinstance(body, list) and body and isinstance(body[0], dict) else {}
-    if isinstance(body, dict):
-        first = body
-    code = str(first.get("errorCode") or first.get("error") or f"HTTP_{answer.status}")
-    message = str(first.get("message") or first.get("error_description") or "")
-    return SalesforceApiError(answer.status, code, message)
-
-
-def _retryable(error: SalesforceApiError) -> bool:
-    # REQUEST_LIMIT_EXCEEDED arrives as a 403, so the code decides, not the status alone.
-    return error.status >= 500 or error.status == 429 or error.error_code in _RETRYABLE_CODES
-
-
-def _parse_page(body: Any) -> tuple[QueryPage, str | None]:
-    if not isinstance(body, dict) or not isinstance(body.get("records"), list):
-        raise SalesforceError("query answer has no records list")
-    done = bool(body.get("done", True))
-    next_url = body.get("nextRecordsUrl")
-    if not done and not isinstance(next_url, str):
-        raise SalesforceError("query answer is not done but has no nextRecordsUrl")
-    page = QueryPage(
-        records=[r for r in body["records"] if isinstance(r, dict)],
-        total_size=int(body.get("totalSize", 0)),
-        done=done,
-    )
-    return page, None if done else next_url
-
-
-def _expect_dict(body: Any, what: str) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise SalesforceError(f"{what}: expected a JSON object from Salesforce")
-    return body
+        return expect_object(await self.request_json("GET", "limits", kind="limits"), "limits")

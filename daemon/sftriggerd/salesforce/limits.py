@@ -6,7 +6,9 @@ import re
 from dataclasses import dataclass
 
 # Both forms: `api-usage=10018/100000` and `api-usage=10018/100000; api-bursts=1/750`.
-_API_USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
+# ASCII digits, at most 18: `\d` would take other scripts' digits, and int() refuses more
+# than 4,300 digits, so a hostile header could otherwise fail the call that carried it.
+_API_USAGE = re.compile(r"api-usage=([0-9]{1,18})/([0-9]{1,18})(?![0-9])")
 
 
 @dataclass(frozen=True)
@@ -19,8 +21,9 @@ class ApiUsage:
         return self.used / self.limit if self.limit else 1.0
 
 
-def parse_limit_info(header: str | None) -> ApiUsage | None:
-    if not header:
+def parse_limit_info(header: object) -> ApiUsage | None:
+    """The org's API usage from `Sforce-Limit-Info`; None when absent or unreadable."""
+    if not isinstance(header, str) or not header:
         return None
     match = _API_USAGE.search(header)
     if match is None:

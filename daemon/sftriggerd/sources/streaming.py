@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 
 from ..config.settings import TriggerSettings
-from ..errors import AuthenticationError, SftriggerdError
+from ..errors import SftriggerdError
 from ..events.model import Event
 from ..events.normalise import (
     Gap,
@@ -353,7 +353,7 @@ class StreamingSource:
     async def _relogin(self, stopping: asyncio.Event) -> None:
         try:
             await self._client.session.relogin(await self._client.session.token())
-        except AuthenticationError as exc:
+        except SftriggerdError as exc:  # refused, or the token endpoint failed: back off
             self.status.state = "failed"
             self.status.last_error = str(exc)
             await self._back_off(stopping)

@@ -30,8 +30,10 @@ from .records import (
 
 class Store(abc.ABC):
     @abc.abstractmethod
-    async def open(self) -> None:
-        """Connects and brings the schema to the current version (`migrate`)."""
+    async def open(self, create: bool = True) -> None:
+        """Connects and brings the schema to the current version (`migrate`). With
+        `create=False` a store that does not exist yet is an error (`StoreError`), not made.
+        A schema newer than this version knows is refused (`StoreError`)."""
 
     @abc.abstractmethod
     async def close(self) -> None: ...

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,7 @@ from typing import TypeVar
 from ..errors import StoreError
 from . import sqlite_leases as leases
 from . import sqlite_ops as ops
+from . import sqlite_prune as pruning
 from .base import Store
 from .records import (
     Checkpoint,
@@ -46,6 +48,28 @@ from .records import (
 )
 
 T = TypeVar("T")
+
+# How long a statement waits for another process's write lock before it fails.
+BUSY_TIMEOUT_MS = 5000
+
+
+def _enter_wal(db: sqlite3.Connection) -> None:
+    """Switches a file to WAL. On a new file that needs the file to itself, and SQLite answers
+    SQLITE_BUSY at once, without waiting, while another process opens it too: two services
+    started together would see one fail. So wait here, as long as the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            (mode,) = db.execute("PRAGMA journal_mode=WAL").fetchone()
+        except sqlite3.OperationalError as exc:
+            busy = (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+            continue
+        if str(mode).lower() != "wal":
+            raise sqlite3.OperationalError(f"the file stays in journal mode {mode}, not WAL")
+        return
 
 
 class SqliteStore(Store):
@@ -70,24 +94,42 @@ class SqliteStore(Store):
             return await asyncio.get_running_loop().run_in_executor(self._executor, on_thread)
         except sqlite3.Error as exc:
             raise StoreError(f"sqlite store {self.path}: {exc}") from exc
+        except StoreError as exc:
+            # Raised on the thread by the engine's own checks (a schema too new): name the file.
+            raise StoreError(f"sqlite store {self.path}: {exc}") from exc
 
-    async def open(self) -> None:
-        def connect() -> None:
+    async def open(self, create: bool = True) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._executor, partial(self._connect, create))
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open sqlite store {self.path}: {exc}") from exc
+        try:
+            await self._run(partial(ops.migrate, create=create))
+        except StoreError:
+            await self.close()
+            raise
+
+    def _connect(self, create: bool) -> None:
+        if self.path == ":memory:" or create:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(f"PRAGMA synchronous={ops.DURABLE_SYNCHRONOUS}")
-            db.execute("PRAGMA foreign_keys=ON")
-            db.execute("PRAGMA busy_timeout=5000")
-            self._db = db
-
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.run_in_executor(self._executor, connect)
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"cannot open sqlite store {self.path}: {exc}") from exc
-        await self._run(ops.migrate)
+        else:
+            # mode=rw: SQLite itself refuses to make the file, so a mistyped path is an error.
+            if not Path(self.path).is_file():
+                raise StoreError(
+                    f"no sqlite store at {self.path} (check store.url; `sftriggerd migrate`"
+                    " or `run` creates it)"
+                )
+            uri = Path(self.path).resolve().as_uri() + "?mode=rw"
+            db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        if self.path != ":memory:":
+            _enter_wal(db)
+        db.execute(f"PRAGMA synchronous={ops.DURABLE_SYNCHRONOUS}")
+        db.execute("PRAGMA foreign_keys=ON")
+        self._db = db
 
     async def close(self) -> None:
         if self._db is None:
@@ -197,4 +239,27 @@ class SqliteStore(Store):
         return await self._run(ops.outbox_counts)
 
     async def prune(self, delivered_before: datetime) -> int:
-        return await self._run(lambda db: ops.prune(db, delivered_before))
+        # Bounded steps, each its own transaction: other work runs between them.
+        removed = 0
+        while True:
+            step = await self._run(
+                partial(
+                    pruning.prune_delivered,
+                    delivered_before=delivered_before,
+                    limit=pruning.BATCH_ROWS,
+                )
+            )
+            removed += step
+            if step < pruning.BATCH_ROWS:
+                break
+        after_seq: int | None = 0
+        while after_seq is not None:
+            after_seq = await self._run(
+                partial(
+                    pruning.prune_undelivered_events,
+                    delivered_before=delivered_before,
+                    after_seq=after_seq,
+                    window=pruning.BATCH_ROWS,
+                )
+            )
+        return removed

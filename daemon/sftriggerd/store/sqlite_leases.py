@@ -35,16 +35,26 @@ _LAPSED_LEASES = """
     WHERE endpoint = ? AND status = 'in_flight' AND next_attempt_at <= ? AND finished_at IS NULL
     ORDER BY id LIMIT ?
 """
+# Records with a delivery in flight under a live lease. Read from the open-deliveries index
+# by (endpoint, status, lease end): as many rows as deliveries are in flight, a few hundred
+# at most, however long the backlog.
+_RECORDS_IN_FLIGHT = """
+    SELECT order_key FROM deliveries
+    WHERE endpoint = :endpoint AND status = 'in_flight' AND next_attempt_at > :now
+      AND finished_at IS NULL AND order_key IS NOT NULL
+"""
 # Due pending deliveries after a given id that no older unfinished change of their record
-# holds back: the check runs for every due row, which only pays when most are held back.
-_CLAIMABLE_AFTER = """
+# holds back, nor any change of it in flight: the check runs for every due row, which only
+# pays when most are held back.
+_CLAIMABLE_AFTER = f"""
     SELECT d.id FROM deliveries d INDEXED BY deliveries_pending
     WHERE d.endpoint = :endpoint AND d.status = 'pending'
       AND d.next_attempt_at <= :now AND d.id > :after
-      AND (d.order_key IS NULL OR NOT EXISTS (
+      AND (d.order_key IS NULL OR (NOT EXISTS (
           SELECT 1 FROM deliveries older
           WHERE older.endpoint = d.endpoint AND older.order_key = d.order_key
-            AND older.id < d.id AND older.finished_at IS NULL))
+            AND older.id < d.id AND older.finished_at IS NULL)
+        AND d.order_key NOT IN ({_RECORDS_IN_FLIGHT})))
     ORDER BY d.id LIMIT :limit
 """
 _CLAIMED = """
@@ -85,7 +95,7 @@ def claimable_ids(db: sqlite3.Connection, endpoint: str, limit: int, now: dateti
         db.execute(_OLDEST_PENDING, (endpoint, at, limit)).fetchall()
         + db.execute(_LAPSED_LEASES, (endpoint, at, limit)).fetchall()
     )[:limit]
-    ids = _not_held_back(db, endpoint, oldest_due)
+    ids = _not_held_back(db, endpoint, oldest_due, at)
     if len(oldest_due) == limit and len(ids) < limit:
         after = {"endpoint": endpoint, "now": at, "after": oldest_due[-1][0]}
         ids += [
@@ -95,11 +105,17 @@ def claimable_ids(db: sqlite3.Connection, endpoint: str, limit: int, now: dateti
 
 
 def _not_held_back(
-    db: sqlite3.Connection, endpoint: str, due: list[tuple[int, str | None]]
+    db: sqlite3.Connection, endpoint: str, due: list[tuple[int, str | None]], at: float
 ) -> list[int]:
     """Of these due deliveries (oldest first), those whose record has no older unfinished
-    change: not an earlier one of these, and none not due yet or in flight."""
-    records: set[str] = set()
+    change (not an earlier one of these, and none not due yet or in flight) and no change in
+    flight at all: a redriven old change is the oldest open one of its record, but must
+    still wait for a newer one that is being sent, so that one record never has two
+    deliveries in flight at once."""
+    in_flight = {
+        row[0] for row in db.execute(_RECORDS_IN_FLIGHT, {"endpoint": endpoint, "now": at})
+    }
+    records: set[str] = set(in_flight)
     candidates: list[tuple[int, str | None]] = []
     for delivery_id, key in due:
         if key in records:

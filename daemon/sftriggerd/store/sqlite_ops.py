@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
+from ..errors import StoreError
 from .migrations.sqlite import MIGRATIONS
 from .records import (
     Checkpoint,
@@ -55,16 +56,29 @@ def dt_required(value: float) -> datetime:
     return datetime.fromtimestamp(value, UTC)
 
 
-def migrate(db: sqlite3.Connection) -> int:
-    db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-    row = db.execute("SELECT max(version) FROM schema_version").fetchone()
-    current = row[0] or 0
-    for version in range(current + 1, len(MIGRATIONS) + 1):
+def migrate(db: sqlite3.Connection, create: bool = True) -> int:
+    """Brings the schema to the current version, one transaction per version.
+
+    Each step reads the version under the write lock (BEGIN IMMEDIATE), so two processes
+    opening one new file at once migrate it once: the second waits, then finds it done. A
+    schema newer than this code knows is refused rather than written to by older SQL."""
+    supported = len(MIGRATIONS)
+    while True:
         with transaction(db):
-            for statement in _statements(MIGRATIONS[version - 1]):
+            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            current = schema_version(db)
+            if current > supported:
+                raise StoreError(
+                    f"store schema {current} is newer than this sftriggerd supports"
+                    f" ({supported}); upgrade sftriggerd"
+                )
+            if current == 0 and not create:
+                raise StoreError("the file holds no sftriggerd store")
+            if current == supported:
+                return supported
+            for statement in _statements(MIGRATIONS[current]):
                 db.execute(statement)
-            db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
-    return len(MIGRATIONS)
+            db.execute("INSERT INTO schema_version (version) VALUES (?)", (current + 1,))
 
 
 def _statements(script: str) -> list[str]:
@@ -310,20 +324,6 @@ def outbox_counts(db: sqlite3.Connection) -> dict[str, OutboxCounts]:
         endpoint: OutboxCounts(pending=pending.get(endpoint, 0), dead=dead.get(endpoint, 0))
         for endpoint in pending.keys() | dead.keys()
     }
-
-
-def prune(db: sqlite3.Connection, delivered_before: datetime) -> int:
-    with transaction(db):
-        cursor = db.execute(
-            "DELETE FROM deliveries WHERE status = 'delivered' AND finished_at < ?",
-            (ts(delivered_before),),
-        )
-        db.execute(
-            "DELETE FROM events WHERE created_at < ? AND NOT EXISTS"
-            " (SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq)",
-            (ts(delivered_before),),
-        )
-    return cursor.rowcount
 
 
 def last_changes(
