@@ -299,18 +299,23 @@ logging: {{level: info, format: json}}
             raise AssertionError(f"missing {missing}\n{exc}") from None
 
     async def others_still_deliver(
-        self, receivers: tuple[Receiver, ...] | None = None, *, accounts: bool = True
+        self,
+        receivers: tuple[Receiver, ...] | None = None,
+        *,
+        accounts: bool = True,
+        leads: bool = True,
     ) -> None:
-        """A new change of every trigger (accounts optional) reaches the receivers, and the
-        daemon is still the same running process."""
-        created = [
-            await self.create("Contact", {"LastName": "Still here"}),
-            await self.create("Lead", {"LastName": "Still here", "Company": "Acme"}),
-        ]
+        """A new change of every trigger (accounts and leads optional) reaches the receivers;
+        the daemon is the same running process and no part of it ended."""
+        created = [await self.create("Contact", {"LastName": "Still here"})]
+        if leads:
+            created.append(await self.create("Lead", {"LastName": "Still here", "Company": "A"}))
         if accounts:
             created.append(await self.create("Account", {"Name": "Still here"}))
         await self.delivered(created, receivers)
         self.assert_running()
+        ended = [r for r in self.log_records() if r.get("event") in ("part_failed", "part_exited")]
+        assert not ended, ended
 
 
 def _endpoint(receiver: Receiver) -> dict[str, Any]:

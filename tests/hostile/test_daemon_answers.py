@@ -33,7 +33,8 @@ async def test_salesforce_retry_after_that_is_no_number(tmp_path: Path) -> None:
             await rig.eventually(
                 lambda surface=surface: fault_spent(rig, surface), f"{surface} {status} answered"
             )
-        await rig.others_still_deliver()
+        # The poller may honour a huge Retry-After (capped) and wait: not the streams.
+        await rig.others_still_deliver(leads=False)
 
 
 async def test_receiver_retry_after_that_is_no_number(tmp_path: Path) -> None:
