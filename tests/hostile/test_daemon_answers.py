@@ -44,8 +44,9 @@ async def test_receiver_retry_after_that_is_no_number(tmp_path: Path) -> None:
             (503, {"Retry-After": FIVE_THOUSAND_DIGITS}),
             (429, {"Retry-After": "-5"}),
         ]
-        record = await rig.create("Account", {"Name": "Retried"})
-        await rig.delivered([record], (rig.beta,))
+        # Three changes: their first attempts to alpha meet the three answers.
+        records = [await rig.create("Account", {"Name": f"Retried {i}"}) for i in range(3)]
+        await rig.delivered(records, (rig.beta,))
         await rig.eventually(lambda: not rig.alpha.script, "the receiver's refusals were read")
         # A 5,000-digit Retry-After may push that one delivery far out; the other endpoint
         # and every new change to this one must not wait for it.

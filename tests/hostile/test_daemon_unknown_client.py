@@ -13,9 +13,10 @@ from pathlib import Path
 from tests.hostile.daemon_rig import DaemonRig, daemon_rig
 
 REFUSAL_S = 3
-# Two streamed triggers over 3 s: an immediate re-handshake each, then back-off. A tight
-# loop makes hundreds (until the emulator's 20-client limit refuses the handshakes).
-MAX_HANDSHAKES = 16
+# Two streamed triggers over 3 s: an immediate re-handshake each, then back-off, then one
+# each to recover. A tight loop reaches the org's concurrent-client limit (20 in the
+# emulator, as on many orgs) within milliseconds, and then every integration is refused.
+MAX_HANDSHAKES = 20
 MAX_LINGERING_CLIENTS = 4
 
 
