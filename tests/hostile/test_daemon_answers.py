@@ -4,6 +4,7 @@ the daemon or the other triggers and endpoints (issue 13, item 4)."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 from pathlib import Path
 
@@ -31,7 +32,7 @@ async def test_salesforce_retry_after_that_is_no_number(tmp_path: Path) -> None:
                 # Cut the held connects, so the next Bayeux request meets the fault now.
                 await rig.control("cometd/cut", {"mode": "drop"})
             await rig.eventually(
-                lambda surface=surface: fault_spent(rig, surface), f"{surface} {status} answered"
+                functools.partial(fault_spent, rig, surface), f"{surface} {status} answered"
             )
         # The poller may honour a huge Retry-After (capped) and wait: not the streams.
         await rig.others_still_deliver(leads=False)

@@ -13,16 +13,10 @@ HANGING_IN_FLIGHT = 150
 
 
 async def test_a_hanging_endpoint_does_not_stop_a_healthy_one(tmp_path: Path) -> None:
-    options = {
-        # beta hangs and takes only contacts; alpha is healthy and takes the other triggers.
-        "beta_options": {
-            "triggers": ["contacts"],
-            "max_in_flight": HANGING_IN_FLIGHT,
-            "timeout": "60s",
-        },
-        "alpha_options": {"triggers": ["accounts", "leads"]},
-    }
-    async with daemon_rig(tmp_path, **options) as rig:
+    # beta hangs and takes only contacts; alpha is healthy and takes the other triggers.
+    beta = {"triggers": ["contacts"], "max_in_flight": HANGING_IN_FLIGHT, "timeout": "60s"}
+    alpha = {"triggers": ["accounts", "leads"]}
+    async with daemon_rig(tmp_path, alpha_options=alpha, beta_options=beta) as rig:
         rig.beta.hanging = True
         await rig.org.create_many(
             "Contact", [{"LastName": f"Hung {i}"} for i in range(HANGING_IN_FLIGHT)]
