@@ -20,6 +20,7 @@ from sftriggerd.emulator.context import EmulatorSettings
 from sftriggerd.events.payload import format_time
 from tests.emulator.conftest import RunningEmulator, start_emulator
 from tests.emulator.sfclient import OrgClient, control
+from tests.hostile.daemon_rig import daemon_rig
 from tests.integration.polling_rig import PollingRig, make_rig
 
 
@@ -92,3 +93,19 @@ async def test_a_tie_that_grows_between_polls_is_read_once(
     await world.control("modstamp", {"freeze_at": None})
     await rig.source.poll_once()
     assert [record for _, record in rig.changes()] == sorted(before) + sorted(after)
+
+
+async def test_the_running_daemon_delivers_reversed_ties_in_order(tmp_path: Path) -> None:
+    """The same through `sftriggerd run`: one delivery at a time to alpha, so alpha sees the
+    order the poller stored them in."""
+    async with daemon_rig(tmp_path, alpha_options={"max_in_flight": 1}) as rig:
+        await rig.control("query", {"ties": "reversed"})
+        second = datetime.now(UTC).replace(microsecond=0)
+        await rig.control("modstamp", {"freeze_at": format_time(second)})
+        leads = await rig.org.create_many(
+            "Lead", [{"LastName": f"Tied {i}", "Company": "Acme"} for i in range(12)]
+        )
+        await rig.control("modstamp", {"freeze_at": None})
+        await rig.delivered(leads)
+        order = [d.record_id for d in rig.alpha.deliveries if d.body["trigger"] == "leads"]
+        assert order == sorted(leads)
