@@ -265,20 +265,19 @@ async def durable(
     hook = endpoint_settings(url, args)
     stopping = asyncio.Event()
     try:
-        async with aiohttp.ClientSession() as http:
-            dispatcher = Dispatcher(store, [hook], http, metrics)
-            ingest = Ingest(store, [hook], metrics, notify=dispatcher.notify)
-            ingest_s = await feed(ingest, events, args) if backlog else 0.0
-            started, cpu = time.perf_counter(), time.process_time()
-            running = asyncio.create_task(dispatcher.run(stopping))
-            if not backlog:
-                ingest_s = await feed(ingest, events, args)
-            await delivered(metrics, len(events))
-            while (await store.outbox_counts()).get(ENDPOINT):
-                await asyncio.sleep(0.001)  # the last outcomes' commit
-            elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu
-            stopping.set()
-            await running
+        dispatcher = Dispatcher(store, [hook], metrics)
+        ingest = Ingest(store, [hook], metrics, notify=dispatcher.notify)
+        ingest_s = await feed(ingest, events, args) if backlog else 0.0
+        started, cpu = time.perf_counter(), time.process_time()
+        running = asyncio.create_task(dispatcher.run(stopping))
+        if not backlog:
+            ingest_s = await feed(ingest, events, args)
+        await delivered(metrics, len(events))
+        while (await store.outbox_counts()).get(ENDPOINT):
+            await asyncio.sleep(0.001)  # the last outcomes' commit
+        elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu
+        stopping.set()
+        await running
     finally:
         await store.close()
     with sqlite3.connect(path) as db:
@@ -352,14 +351,13 @@ async def dispatcher_alone(
     await store.open()
     stopping = asyncio.Event()
     try:
-        async with aiohttp.ClientSession() as http:
-            dispatcher = Dispatcher(store, [endpoint_settings(url, args)], http, Metrics())
-            started, cpu = time.perf_counter(), time.process_time()
-            running = asyncio.create_task(dispatcher.run(stopping))
-            await store.all_recorded.wait()
-            elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu
-            stopping.set()
-            await running
+        dispatcher = Dispatcher(store, [endpoint_settings(url, args)], Metrics())
+        started, cpu = time.perf_counter(), time.process_time()
+        running = asyncio.create_task(dispatcher.run(stopping))
+        await store.all_recorded.wait()
+        elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu
+        stopping.set()
+        await running
     finally:
         await store.close()
     return Figures(len(events), elapsed, [0.0], cpu_s)

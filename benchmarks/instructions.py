@@ -33,8 +33,6 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-import aiohttp
-
 from delivery import (
     MemoryOutbox,
     bench_event,
@@ -83,12 +81,11 @@ async def _deliver_all(
     store: MemoryOutbox | _CountedSqlite, url: str, args: argparse.Namespace
 ) -> None:
     stopping = asyncio.Event()
-    async with aiohttp.ClientSession() as http:
-        dispatcher = Dispatcher(store, [endpoint_settings(url, args)], http, Metrics())
-        running = asyncio.create_task(dispatcher.run(stopping))
-        await store.all_recorded.wait()
-        stopping.set()
-        await running
+    dispatcher = Dispatcher(store, [endpoint_settings(url, args)], Metrics())
+    running = asyncio.create_task(dispatcher.run(stopping))
+    await store.all_recorded.wait()
+    stopping.set()
+    await running
 
 
 async def run_leg(leg: str, url: str, events: list[Event], args: argparse.Namespace) -> None:

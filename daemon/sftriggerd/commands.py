@@ -12,6 +12,7 @@ import aiohttp
 from .admin.api import delivery_json
 from .config import Settings
 from .errors import UsageError
+from .sources.position import PositionError, decode
 from .store import store_from_settings
 from .store.base import Store
 from .store.records import DeliveryRow, DeliveryStatus
@@ -160,7 +161,9 @@ async def _stored_triggers(settings: Settings) -> list[dict[str, Any]]:
                 "mode": trigger.mode,
                 "mode_reason": "daemon not running: configured mode",
                 "state": "stopped",
-                "checkpoint": _position_text(checkpoint.position) if checkpoint else None,
+                "checkpoint": _position_text(trigger.name, checkpoint.position)
+                if checkpoint
+                else None,
                 "lag_s": lag,
                 "last_error": None,
             }
@@ -168,9 +171,8 @@ async def _stored_triggers(settings: Settings) -> list[dict[str, Any]]:
     return rows
 
 
-def _position_text(position: dict[str, Any]) -> str:
-    if "watermark" in position:
-        return f"{position['watermark']} {position.get('id', '')}".strip()
-    if "replay_id" in position:
-        return f"replay_id {position['replay_id']}"
-    return json.dumps(position)
+def _position_text(trigger: str, position: dict[str, Any]) -> str:
+    try:
+        return str(decode(trigger, position))
+    except PositionError:
+        return json.dumps(position)

@@ -27,8 +27,9 @@ from .store import store_from_settings
 from .store.base import Store
 
 # Builds the delivery part and returns it with its "new work" callback.
+# (Each endpoint's HTTP connections are its own: the dispatcher makes their pools.)
 DispatcherFactory = Callable[
-    [Store, Settings, aiohttp.ClientSession, Metrics], tuple[Part, Callable[[Iterable[str]], None]]
+    [Store, Settings, Metrics], tuple[Part, Callable[[Iterable[str]], None]]
 ]
 
 
@@ -65,11 +66,11 @@ async def run_daemon(
     store = store_from_settings(settings.store)
     await store.open()
     try:
-        async with aiohttp.ClientSession() as salesforce_http, aiohttp.ClientSession() as hooks:
+        async with aiohttp.ClientSession() as salesforce_http:
             parts: list[Part] = [Pruner(store, settings.store.retention)]
             notify: Callable[[Iterable[str]], None] = lambda names: None  # noqa: E731
             if dispatcher_factory is not None:
-                dispatcher, notify = dispatcher_factory(store, settings, hooks, metrics)
+                dispatcher, notify = dispatcher_factory(store, settings, metrics)
                 parts.append(dispatcher)
             client = SalesforceClient(settings.salesforce, salesforce_http, metrics)
             ingest = Ingest(store, settings.endpoints, metrics, notify=notify)

@@ -2,7 +2,8 @@
 
 The redactor runs last before rendering, on every log line including those of the standard
 library (aiohttp's), so a secret is caught wherever it appears: under a sensitive key, inside
-a string, or as a value we know from the configuration.
+a string, as the user-info of a URL, or as a value we know from the configuration (including
+the passwords of the configured URLs, percent-decoded too).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any, TextIO
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
+
+from .urls import strip_userinfo
 
 REDACTED = "[redacted]"
 
@@ -58,7 +61,9 @@ class SecretRedactor:
         return value
 
     def scrub(self, text: str) -> str:
-        # Longest first, so a secret that contains another is replaced whole.
+        # A URL's user-info goes first and whole (proxy and database URLs carry passwords);
+        # then known secrets, longest first, so one that contains another is replaced whole.
+        text = strip_userinfo(text)
         for secret in sorted(self._known, key=len, reverse=True):
             if secret in text:
                 text = text.replace(secret, REDACTED)

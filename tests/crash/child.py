@@ -22,8 +22,6 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import aiohttp
-
 from sftriggerd.config.settings import EndpointSettings, RetrySettings
 from sftriggerd.delivery import Dispatcher
 from sftriggerd.events.model import Event, event_id
@@ -122,9 +120,9 @@ async def main(args: argparse.Namespace) -> None:
     metrics = Metrics()
     stopping = asyncio.Event()
     try:
-        async with aiohttp.ClientSession() as http, asyncio.TaskGroup() as group:
+        async with asyncio.TaskGroup() as group:
             dispatcher = Dispatcher(
-                store, [hook], http, metrics, lease=LEASE, shutdown_grace=timedelta(seconds=5)
+                store, [hook], metrics, lease=LEASE, shutdown_grace=timedelta(seconds=5)
             )
             ingest = Ingest(store, [hook], metrics, notify=dispatcher.notify)
             group.create_task(dispatcher.run(stopping))

@@ -35,7 +35,7 @@ HOUR = timedelta(hours=1)
 def dispatcher(
     store: SqliteStore, http: aiohttp.ClientSession, metrics: Metrics, hook: EndpointSettings
 ) -> Dispatcher:
-    return Dispatcher(store, [hook], http, metrics, jitter=lambda: 0.5)
+    return Dispatcher(store, [hook], metrics, jitter=lambda: 0.5)
 
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float:
@@ -71,7 +71,7 @@ async def test_notify_wakes_the_worker_at_once(
     store: SqliteStore, http: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
     hook = endpoint(receiver.url)
-    sender = Dispatcher(store, [hook], http, Metrics(), max_idle=timedelta(seconds=30))
+    sender = Dispatcher(store, [hook], Metrics(), max_idle=timedelta(seconds=30))
     async with running(sender):
         await enqueue(store, new_event("evt_1"))
         sender.notify(["hook"])

@@ -44,7 +44,7 @@ async def test_per_record_order_holds_across_a_retry(
 
     receiver.respond = fail_a1_once
     hook = endpoint(receiver.url, ordering="per_record")
-    async with running(Dispatcher(store, [hook], http, Metrics(), jitter=lambda: 0.5)):
+    async with running(Dispatcher(store, [hook], Metrics(), jitter=lambda: 0.5)):
         await enqueue(store, new_event("a1", "A"), new_event("a2", "A"), new_event("b1", "B"))
         await eventually(lambda: all_delivered(store, 3))
     ids = receiver.ids()
@@ -66,7 +66,7 @@ async def test_max_in_flight_bounds_concurrent_sends(
 
     receiver.respond = slow
     hook = endpoint(receiver.url, max_in_flight=3, ordering="none")
-    async with running(Dispatcher(store, [hook], http, Metrics())):
+    async with running(Dispatcher(store, [hook], Metrics())):
         await enqueue(store, *(new_event(f"e{n}") for n in range(10)))
         await eventually(lambda: all_delivered(store, 10))
     assert receiver.most_in_flight == 3
@@ -84,7 +84,7 @@ async def test_the_breaker_opens_after_n_failures_and_probes(
     receiver.respond = flaky
     hook = endpoint(receiver.url, max_in_flight=1, ordering="none", schedule=(50 * MS,))
     policy = BreakerPolicy(failure_threshold=3, cooldown=300 * MS, max_cooldown=timedelta(1))
-    sender = Dispatcher(store, [hook], http, Metrics(), jitter=lambda: 0.5, breaker=policy)
+    sender = Dispatcher(store, [hook], Metrics(), jitter=lambda: 0.5, breaker=policy)
     async with running(sender):
         await enqueue(store, *(new_event(f"e{n}") for n in range(4)))
         await eventually(lambda: _arrived(receiver, 3))
@@ -115,7 +115,7 @@ async def test_shutdown_records_a_2xx_and_releases_unfinished_claims(
 
     receiver.respond = slow_or_hang
     hook = endpoint(receiver.url, ordering="none", timeout=timedelta(seconds=10))
-    sender = Dispatcher(store, [hook], http, Metrics(), shutdown_grace=400 * MS)
+    sender = Dispatcher(store, [hook], Metrics(), shutdown_grace=400 * MS)
     stopping = asyncio.Event()
     task = asyncio.create_task(sender.run(stopping))
     await enqueue(store, new_event("slow"), new_event("hang1"), new_event("hang2"))
@@ -157,7 +157,7 @@ async def test_a_shutdown_during_the_outcome_write_still_records_it(
             return web.Response(status=200)
 
         receiver.respond = answer_and_stop
-        sender = Dispatcher(store, [endpoint(receiver.url)], http, Metrics(), shutdown_grace=MS)
+        sender = Dispatcher(store, [endpoint(receiver.url)], Metrics(), shutdown_grace=MS)
         task = asyncio.create_task(sender.run(stopping))
         await enqueue(store, new_event("evt_1"))
         await asyncio.wait_for(task, timeout=5)
@@ -193,7 +193,7 @@ async def test_a_claim_whose_lease_ran_short_is_given_back_not_sent(
     await store.open()
     try:
         hook = endpoint(receiver.url, timeout=200 * MS)
-        sender = Dispatcher(store, [hook], http, Metrics(), lease=500 * MS)
+        sender = Dispatcher(store, [hook], Metrics(), lease=500 * MS)
         async with running(sender):
             await enqueue(store, new_event("evt_1"))
             await eventually(lambda: all_delivered(store, 1))
@@ -229,7 +229,7 @@ async def test_sends_go_on_while_outcomes_wait_and_a_slow_store_holds_claiming_b
     await store.open()
     try:
         hook = endpoint(receiver.url, max_in_flight=2, ordering="none")
-        async with running(Dispatcher(store, [hook], http, Metrics())):
+        async with running(Dispatcher(store, [hook], Metrics())):
             await enqueue(store, *(new_event(f"e{n}") for n in range(30)))
             # Nothing is recorded yet, yet the two send slots keep going...
             await eventually(lambda: _arrived(receiver, 8))
@@ -257,7 +257,7 @@ async def test_a_breaker_opening_during_shutdown_does_not_hold_it_for_the_grace(
     policy = BreakerPolicy(failure_threshold=1, cooldown=timedelta(seconds=30))
     hook = endpoint(receiver.url, max_in_flight=2, ordering="none")
     sender = Dispatcher(
-        store, [hook], http, Metrics(), shutdown_grace=timedelta(seconds=3), breaker=policy
+        store, [hook], Metrics(), shutdown_grace=timedelta(seconds=3), breaker=policy
     )
     stopping = asyncio.Event()
     task = asyncio.create_task(sender.run(stopping))

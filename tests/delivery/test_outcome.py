@@ -1,4 +1,4 @@
-"""Classification tables: what each answer means for the delivery (CONTRACT §3)."""
+"""Classification tables: what each answer means for the delivery."""
 
 from __future__ import annotations
 
@@ -143,3 +143,15 @@ def test_retry_after_parsing() -> None:
     assert parse_retry_after("Sat, 28 Nov 2026 10:05:00", NOW) == T0 + timedelta(minutes=5)
     assert parse_retry_after("tomorrow", NOW) is None
     assert parse_retry_after(None, NOW) is None
+
+
+def test_url_user_info_never_reaches_last_error() -> None:
+    """Issue 13, item 10: `last_error` is shown by the admin API and the status page."""
+    failure = Failure("connection", "proxy http://sync:pr0xy@proxy:3128 refused", 0.1)
+    retried = classify(failure, claim(), RETRY, NOW, 0.5)
+    assert isinstance(retried, Retry) and retried.error == "proxy http://proxy:3128 refused"
+    echoed = classify(
+        answer(500, b"bad upstream https://u:pw@db.internal/x"), claim(), RETRY, NOW, 0.5
+    )
+    assert isinstance(echoed, Retry)
+    assert echoed.error == "HTTP 500: bad upstream https://db.internal/x"

@@ -193,11 +193,16 @@ async def test_budget_throttles_and_resumes(
     await rig.client.limits()  # learn the usage
     stopping = asyncio.Event()
     runner = asyncio.create_task(rig.source.run(stopping))
-    await asyncio.sleep(0.5)
-    throttled = rig.metrics.registry.get_sample_value(
-        "sftriggerd_poll_throttled_total", {"trigger": "accounts"}
-    )
-    assert throttled is not None and throttled >= 1
+
+    def throttled() -> float:
+        value = rig.metrics.registry.get_sample_value(
+            "sftriggerd_poll_throttled_total", {"trigger": "accounts"}
+        )
+        return value or 0.0
+
+    async with asyncio.timeout(5):  # the positive signal first: a cycle was throttled
+        while throttled() < 1:
+            await asyncio.sleep(0.02)
     assert rig.changes() == []
     assert rig.source.not_ready_reasons() == ["accounts: first polling cycle not done"]
     await control(http, emulator.url, "limits", {"max": 1000, "used": 100})
@@ -220,8 +225,9 @@ async def test_salesforce_errors_mark_the_trigger_failed_and_polling_goes_on(
     rig = await make_rig(emulator.url, http, tmp_path, where="Nope__c = 1")
     stopping = asyncio.Event()
     runner = asyncio.create_task(rig.source.run(stopping))
-    await asyncio.sleep(0.3)
-    assert rig.source.status.state == "failed"
+    async with asyncio.timeout(5):
+        while rig.source.status.state != "failed":
+            await asyncio.sleep(0.02)
     assert "INVALID_FIELD" in (rig.source.status.last_error or "")
     stopping.set()
     await asyncio.wait_for(runner, 5)

@@ -86,3 +86,33 @@ def test_console_format_renders_the_event(captured: io.StringIO) -> None:
     output = stream.getvalue()
     assert "daemon_started" in output
     assert "password=[redacted]" in output
+
+
+def test_url_user_info_is_stripped_from_every_line(captured: io.StringIO) -> None:
+    """An aiohttp proxy error carries the proxy URL with its password (issue 13, item 10)."""
+    error = OSError("Cannot connect to host via http://sync:pr0xy-Pass@proxy.corp:3128 [refused]")
+    get_logger("t").warning("login_failed", error=str(error))
+    logging.getLogger("aiohttp.client").error("proxy %s", "https://u:p4ss@proxy:8443/x")
+    text = captured.getvalue()
+    assert "pr0xy-Pass" not in text and "p4ss" not in text and "sync:" not in text
+    first, second = lines(captured)
+    assert first["error"] == "Cannot connect to host via http://proxy.corp:3128 [refused]"
+    assert second["event"] == "proxy https://proxy:8443/x"
+
+
+def test_url_passwords_from_the_config_are_redacted_wherever_they_appear(
+    captured: io.StringIO,
+) -> None:
+    from sftriggerd.config import parse_settings
+    from sftriggerd.logs import redactor
+
+    settings = parse_settings(
+        "salesforce:\n"
+        "  auth: {client_id: c, client_secret: cs, username: u, password: p}\n"
+        "  proxy: http://sync:pr%2Fxy-pass@proxy:3128\n",
+        environ={},
+    )
+    redactor.remember(settings.secrets())
+    get_logger("t").error("odd", detail="the password pr/xy-pass was refused (pr%2Fxy-pass)")
+    [line] = lines(captured)
+    assert line["detail"] == f"the password {REDACTED} was refused ({REDACTED})"

@@ -10,7 +10,8 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from ..errors import ConfigError
-from .loader import LoadedYaml, YamlPath, format_path, load_yaml
+from .files import read_small_text
+from .loader import LoadedYaml, YamlPath, format_path, load_yaml, printable
 from .rules import cross_field_problems
 from .settings import Settings
 
@@ -20,9 +21,9 @@ __all__ = ["Settings", "load_settings", "parse_settings"]
 def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
     """Reads and validates the file; raises ConfigError listing every problem found."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([f"cannot read {path}: {exc.strerror}"]) from exc
+        text = read_small_text(path)
+    except ValueError as exc:
+        raise ConfigError([printable(f"cannot read {path}: {exc}")]) from exc
     return parse_settings(text, source=str(path), environ=environ)
 
 

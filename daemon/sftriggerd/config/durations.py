@@ -8,6 +8,8 @@ from datetime import timedelta
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _WHOLE = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+")
+# Longer is a typo, and would overflow the time arithmetic it takes part in (now + max_age).
+MAX_DURATION = timedelta(days=100 * 365)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -16,6 +18,8 @@ def parse_duration(text: str) -> timedelta:
     if not _WHOLE.fullmatch(compact):
         raise ValueError(f"'{text}' is not a duration; write it like 500ms, 30s, 5m, 2h or 3d")
     seconds = sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _PART.findall(compact))
+    if not seconds <= MAX_DURATION.total_seconds():  # also catches inf from 400 digits
+        raise ValueError(f"'{text[:40]}' is longer than {MAX_DURATION.days // 365} years")
     return timedelta(seconds=seconds)
 
 

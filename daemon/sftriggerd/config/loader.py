@@ -2,6 +2,11 @@
 
 Every value is built from PyYAML's node tree rather than `safe_load`, so each YAML path knows
 its line (for messages) and duplicate keys are caught instead of silently overwritten.
+
+The text is outside input, and whatever it holds becomes a problem, never an exception: a
+syntax error, a scalar its tag cannot build (`2001-13-45`, `!!int`), a lone surrogate, an
+alias bomb (anchors that expand to billions of values are refused after MAX_VALUES), an alias
+to itself or nesting deeper than MAX_DEPTH.
 """
 
 from __future__ import annotations
@@ -10,16 +15,25 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
+
+from .files import read_small_text
 
 # `$${...}` is a literal `${...}`; `${NAME}`, `${NAME:-default}` and `${file:/path}` expand.
 _REFERENCE = re.compile(r"\$(\$)?\{([^}]*)\}")
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 YamlPath = tuple[str | int, ...]
+
+# Far more than any real configuration holds, far less than an alias bomb expands to.
+MAX_VALUES = 100_000
+MAX_DEPTH = 64
+_FLOW_BRACKET = re.compile(r"[\[\]{}]")
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+# What PyYAML's scalar constructors raise on text their tag cannot build.
+_SCALAR_ERRORS = (yaml.YAMLError, ValueError, TypeError, IndexError, AttributeError, OverflowError)
 
 
 def format_path(path: YamlPath) -> str:
@@ -49,25 +63,66 @@ class LoadedYaml:
 
 
 def load_yaml(text: str, environ: Mapping[str, str] | None = None) -> LoadedYaml:
-    """Parses `text`; syntax errors become a problem at the top level, never an exception."""
+    """Parses `text`; every fault is a problem in the result, never an exception."""
     env = os.environ if environ is None else environ
+    loaded = LoadedYaml(data=None)
+    if _flow_depth(text) > MAX_DEPTH:
+        # PyYAML's scanner slows down with every open bracket (seconds for a thousand).
+        loaded.problems.append(((), f"not valid YAML: nested deeper than {MAX_DEPTH} levels"))
+        return loaded
     try:
-        loader = yaml.SafeLoader(text)
-        try:
-            root = loader.get_single_node()
-        finally:
-            loader.dispose()
+        root = _compose(text)
     except yaml.YAMLError as exc:
-        loaded = LoadedYaml(data=None)
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        loaded.problems.append(((), f"not valid YAML: {problem}{where}"))
+        loaded.problems.append(((), printable(f"not valid YAML: {problem}{where}")))
         return loaded
-    loaded = LoadedYaml(data=None)
+    except RecursionError:
+        loaded.problems.append(((), f"not valid YAML: nested deeper than {MAX_DEPTH} levels"))
+        return loaded
     if root is not None:
-        loaded.data = _Builder(loaded, env).build(root, ())
+        try:
+            loaded.data = _Builder(loaded, env).build(root, (), 0)
+        except _TooLarge as exc:
+            loaded.data = None
+            loaded.problems[:] = [((), str(exc))]
     return loaded
+
+
+def _flow_depth(text: str) -> int:
+    """How deep `[` and `{` nest, counted as if none were quoted: an upper bound."""
+    depth = deepest = 0
+    for match in _FLOW_BRACKET.finditer(text):
+        depth = depth + 1 if match.group() in "[{" else max(depth - 1, 0)
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _compose(text: str) -> yaml.Node | None:
+    loader = yaml.SafeLoader(text)
+    try:
+        node: yaml.Node | None = loader.get_single_node()
+        return node
+    finally:
+        loader.dispose()
+
+
+class _TooLarge(Exception):
+    """The document expands past MAX_VALUES or MAX_DEPTH: nothing of it is used."""
+
+
+def printable(text: str) -> str:
+    """`text` with anything that cannot be written as UTF-8 (lone surrogates) escaped."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class _Builder:
@@ -75,30 +130,89 @@ class _Builder:
         self._loaded = loaded
         self._env = env
         self._constructor = yaml.constructor.SafeConstructor()
+        self._values = 0
 
-    def build(self, node: yaml.Node, path: YamlPath) -> Any:
+    def build(self, node: yaml.Node, path: YamlPath, depth: int) -> Any:
+        self._values += 1
+        if self._values > MAX_VALUES:
+            raise _TooLarge(
+                f"the file expands to more than {MAX_VALUES} values"
+                " (anchors and aliases repeat what they point to)"
+            )
+        if depth > MAX_DEPTH:
+            raise _TooLarge(f"the file nests deeper than {MAX_DEPTH} levels (or an alias loops)")
         self._loaded.lines.setdefault(path, node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
-            return self._build_mapping(node, path)
+            return self._build_mapping(node, path, depth)
         if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        value = self._constructor.construct_object(node)  # int, float, bool, null, str, ...
-        if isinstance(value, str) and "$" in value:
-            return self._expand(value, path)
+            return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+        return self._build_scalar(node, path)
+
+    def _build_scalar(self, node: yaml.Node, path: YamlPath) -> Any:
+        try:
+            value = self._constructor.construct_object(node)  # int, float, bool, null, str...
+        except _SCALAR_ERRORS:
+            shown = str(node.value)[:40]
+            self._problem(path, f"'{shown}' is not a valid {node.tag.rpartition(':')[2]}")
+            return None
+        if isinstance(value, str):
+            if not _is_utf8(value):
+                self._problem(path, "holds a lone surrogate, which is not text")
+                return None
+            if "$" in value:
+                return self._expand(value, path)
         return value
 
-    def _build_mapping(self, node: yaml.MappingNode, path: YamlPath) -> dict[str, Any]:
-        self._constructor.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
+    def _build_mapping(self, node: yaml.MappingNode, path: YamlPath, depth: int) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = self._constructor.construct_object(key_node)
-            child = (*path, key if isinstance(key, str) else str(key))
-            self._loaded.lines[child] = key_node.start_mark.line + 1
-            if child[-1] in result:
-                self._loaded.problems.append((child, "duplicate key"))
+            if key_node.tag == _MERGE_TAG:
+                merged = {**self._merge(value_node, path, depth), **merged}
                 continue
-            result[str(child[-1])] = self.build(value_node, child)
-        return result
+            key = self._key(key_node, path)
+            if key is None:
+                continue
+            child = (*path, key)
+            self._loaded.lines[child] = key_node.start_mark.line + 1
+            if key in result:
+                self._problem(child, "duplicate key")
+                continue
+            result[key] = self.build(value_node, child, depth + 1)
+        return {**merged, **result}
+
+    def _merge(self, node: yaml.Node, path: YamlPath, depth: int) -> dict[str, Any]:
+        """`<<: *base` or `<<: [*a, *b]`: the mappings' keys, the first one's winning."""
+        sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        merged: dict[str, Any] = {}
+        for source in sources:
+            built = (
+                self.build(source, path, depth + 1)
+                if isinstance(source, yaml.MappingNode)
+                else None
+            )
+            if not isinstance(built, dict):
+                self._problem(path, "a merge key (<<) takes a mapping or a list of mappings")
+                continue
+            merged = {**built, **merged}
+        return merged
+
+    def _key(self, node: yaml.Node, path: YamlPath) -> str | None:
+        if not isinstance(node, yaml.ScalarNode):
+            self._problem(path, "a key must be plain text, not a list or mapping")
+            return None
+        try:
+            key = self._constructor.construct_object(node)
+        except _SCALAR_ERRORS:
+            key = node.value
+        text = key if isinstance(key, str) else str(key)
+        if not _is_utf8(text):
+            self._problem(path, "a key holds a lone surrogate, which is not text")
+            return None
+        return text
+
+    def _problem(self, path: YamlPath, message: str) -> None:
+        self._loaded.problems.append((path, printable(message)))
 
     def _expand(self, value: str, path: YamlPath) -> str:
         def replace(match: re.Match[str]) -> str:
@@ -107,21 +221,24 @@ class _Builder:
             try:
                 return resolve_reference(match.group(2), self._env)
             except ValueError as exc:
-                self._loaded.problems.append((path, str(exc)))
+                self._problem(path, str(exc))
                 return ""
 
-        return _REFERENCE.sub(replace, value)
+        expanded = _REFERENCE.sub(replace, value)
+        if not _is_utf8(expanded):
+            self._problem(path, "a reference expands to a lone surrogate, which is not text")
+            return ""
+        return expanded
 
 
 def resolve_reference(reference: str, env: Mapping[str, str]) -> str:
     """The text a `${reference}` stands for; ValueError names what is missing."""
     if reference.startswith("file:"):
-        file_path = Path(reference.removeprefix("file:"))
         try:
             # Secret files often end in a newline that is not part of the secret.
-            return file_path.read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            raise ValueError(f"cannot read ${{{reference}}}: {exc.strerror}") from exc
+            return read_small_text(reference.removeprefix("file:")).rstrip("\r\n")
+        except ValueError as exc:
+            raise ValueError(f"cannot read ${{{reference}}}: {exc}") from exc
     name, has_default, default = reference.partition(":-")
     if not _VARIABLE.fullmatch(name):
         raise ValueError(f"${{{reference}}} is not a valid reference")

@@ -10,7 +10,7 @@ import binascii
 import re
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     SecretStr,
     field_validator,
+    model_validator,
 )
 
 from .durations import parse_duration
@@ -42,7 +43,8 @@ def _http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"'{value}' is not an http(s) URL")
-    return value.rstrip("/")
+    # Kept exactly as written: `/hook/` and `/hook` may be different routes to the receiver.
+    return value
 
 
 def _optional_secret(value: object) -> object:
@@ -186,6 +188,25 @@ class RetrySettings(_Section):
         return value
 
 
+class BreakerSettings(_Section):
+    """When an endpoint's circuit breaker opens, and how long it stays open."""
+
+    # Consecutive failed attempts that open the breaker.
+    failure_threshold: int = Field(default=5, ge=1, le=1_000_000)
+    # How long the first opening lasts before one probe is let through.
+    cooldown: Duration = timedelta(seconds=30)
+    # Each failed probe doubles the cooldown, up to this.
+    max_cooldown: Duration = timedelta(minutes=5)
+
+    @model_validator(mode="after")
+    def _cooldowns_in_order(self) -> BreakerSettings:
+        if self.cooldown <= timedelta(0):
+            raise ValueError("cooldown must be longer than 0s")
+        if self.max_cooldown < self.cooldown:
+            raise ValueError("max_cooldown must be at least cooldown")
+        return self
+
+
 class EndpointSettings(_Section):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     url: HttpUrl
@@ -197,6 +218,7 @@ class EndpointSettings(_Section):
     max_in_flight: int = Field(default=8, ge=1, le=1000)
     ordering: Literal["per_record", "none"] = "per_record"
     retry: RetrySettings = RetrySettings()
+    breaker: BreakerSettings = BreakerSettings()
 
     @field_validator("secret")
     @classmethod
@@ -246,7 +268,9 @@ def split_listen(value: str) -> tuple[str, int]:
     """`127.0.0.1:8080` or `[::1]:8080` -> (host, port)."""
     host, sep, port_text = value.rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
-    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+    # isdigit() alone lets `²` through to int(); a port is at most five ASCII digits.
+    digits = port_text.isascii() and port_text.isdigit() and len(port_text) <= 5
+    if not sep or not host or not digits or not 0 <= int(port_text) <= 65535:
         raise ValueError(f"'{value}' is not host:port, e.g. 127.0.0.1:8080")
     return host, int(port_text)
 
@@ -265,7 +289,8 @@ class Settings(_Section):
     logging: LoggingSettings = LoggingSettings()
 
     def secrets(self) -> list[str]:
-        """Every secret value in the settings, for the log redactor."""
+        """Every secret value in the settings, for the log redactor: credentials, tokens,
+        sensitive headers, and the passwords in URLs (proxy, store, endpoints)."""
         auth = self.salesforce.auth
         found = [
             auth.client_secret,
@@ -281,4 +306,23 @@ class Settings(_Section):
             values.extend(
                 value for name, value in endpoint.headers.items() if _SENSITIVE_HEADER.search(name)
             )
+        urls = [
+            self.salesforce.login_url,
+            self.salesforce.proxy,
+            self.store.url,
+            *(endpoint.url for endpoint in self.endpoints),
+        ]
+        values.extend(password for url in urls if url for password in url_passwords(url))
         return [value for value in values if len(value) >= 4]
+
+
+def url_passwords(url: str) -> list[str]:
+    """The password in a URL's user-info, as written and percent-decoded (error texts carry
+    either); none when it has no user-info or cannot be parsed."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return []
+    if not password:
+        return []
+    return list(dict.fromkeys((password, unquote(password))))

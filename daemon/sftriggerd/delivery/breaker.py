@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from ..config.settings import BreakerSettings
+
 BreakerState = Literal["closed", "open", "half_open"]
 Transition = Literal["opened", "reopened", "closed"]
 
@@ -32,6 +34,10 @@ class BreakerPolicy:
             raise ValueError("failure_threshold must be at least 1")
         if self.cooldown <= timedelta(0) or self.max_cooldown < self.cooldown:
             raise ValueError("need 0 < cooldown <= max_cooldown")
+
+    @classmethod
+    def from_settings(cls, settings: BreakerSettings) -> BreakerPolicy:
+        return cls(settings.failure_threshold, settings.cooldown, settings.max_cooldown)
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,13 @@ import random
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
-import aiohttp
-
 from ..config.settings import EndpointSettings, Settings
 from ..errors import StoreError
 from ..logs import get_logger
 from ..metrics import Metrics
 from ..store.base import Store
 from .breaker import BreakerPolicy, BreakerSnapshot
+from .expiry import EXPIRE_BATCH, expiry_cutoff, expiry_reason
 from .worker import EndpointWorker, WorkerOptions, wait_any
 
 log = get_logger(__name__)
@@ -41,7 +40,6 @@ class Dispatcher:
         self,
         store: Store,
         endpoints: Sequence[EndpointSettings],
-        http: aiohttp.ClientSession,
         metrics: Metrics,
         *,
         shutdown_grace: timedelta = timedelta(seconds=20),
@@ -51,12 +49,17 @@ class Dispatcher:
         breaker: BreakerPolicy | None = None,
         max_idle: timedelta = timedelta(seconds=5),
         counts_interval: timedelta = timedelta(seconds=5),
+        expiry_interval: timedelta = timedelta(seconds=30),
     ) -> None:
         """`lease` overrides the per-endpoint default (2 x timeout + 5 s, at least 30 s);
-        `jitter` returns a float in [0, 1) (see backoff.jittered); `max_idle` caps how long
-        a worker sleeps without news, so leases other processes let lapse are noticed."""
+        `jitter` returns a float in [0, 1) (see backoff.jittered); `breaker` overrides every
+        endpoint's own `breaker` settings; `max_idle` caps how long a worker sleeps without
+        news, so leases other processes let lapse are noticed; every `expiry_interval`,
+        deliveries past their endpoint's max_age go dead (see expiry)."""
         self._store = store
         self._metrics = metrics
+        self._clock = clock
+        self._expiry_interval = expiry_interval
         self._grace = shutdown_grace
         self._counts_interval = counts_interval
         self._counts_due = asyncio.Event()
@@ -64,12 +67,12 @@ class Dispatcher:
             lease=lease,
             clock=clock,
             jitter=jitter,
-            breaker=breaker or BreakerPolicy(),
+            breaker=breaker,
             max_idle=max_idle,
             on_outcome=self._counts_due.set,
         )
         self._workers = {
-            endpoint.name: EndpointWorker(endpoint, store, http, metrics, options)
+            endpoint.name: EndpointWorker(endpoint, store, metrics, options)
             for endpoint in endpoints
         }
 
@@ -95,6 +98,7 @@ class Dispatcher:
             for name, worker in self._workers.items():
                 group.create_task(worker.run(stopping, self._grace), name=f"delivery:{name}")
             group.create_task(self._refresh_counts_loop(stopping), name="delivery:counts")
+            group.create_task(self._expire_loop(stopping), name="delivery:expiry")
         await self._refresh_counts()
         log.info("dispatcher_stopped")
 
@@ -106,6 +110,38 @@ class Dispatcher:
             # Outcomes arriving meanwhile are counted by the next refresh, one query a burst.
             await wait_any((stopping,), _COUNTS_MIN_SPACING_S)
             await wait_any((stopping, self._counts_due), interval_s - _COUNTS_MIN_SPACING_S)
+
+    async def _expire_loop(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            for name in self._workers:
+                await self.expire_overdue(name)
+            await wait_any((stopping,), self._expiry_interval.total_seconds())
+
+    async def expire_overdue(self, endpoint_name: str) -> int:
+        """Makes the endpoint's deliveries past max_age dead, whatever its breaker does;
+        returns how many (0 when the store fails: the next sweep tries again)."""
+        worker = self._workers[endpoint_name]
+        endpoint = worker.endpoint
+        now = self._clock()
+        reason = expiry_reason(endpoint, worker.breaker.state)
+        expired = 0
+        while True:
+            try:
+                count = await self._store.expire_overdue(
+                    endpoint.name, expiry_cutoff(endpoint, now), reason, now, EXPIRE_BATCH
+                )
+            except StoreError as exc:
+                log.warning("expire_overdue_failed", endpoint=endpoint.name, error=str(exc))
+                break
+            expired += count
+            if count < EXPIRE_BATCH:
+                break
+        if expired:
+            self._metrics.deliveries.labels(endpoint=endpoint.name, outcome="dead").inc(expired)
+            log.warning("deliveries_expired", endpoint=endpoint.name, count=expired, error=reason)
+            self._counts_due.set()
+            worker.wake.set()  # newer changes of their records may be claimable now
+        return expired
 
     async def _refresh_counts(self) -> None:
         try:
@@ -121,13 +157,12 @@ class Dispatcher:
 
 
 def build_dispatcher(
-    store: Store, settings: Settings, http: aiohttp.ClientSession, metrics: Metrics
+    store: Store, settings: Settings, metrics: Metrics
 ) -> tuple[Dispatcher, Callable[[Iterable[str]], None]]:
     """The dispatcher as the daemon builds it (matches `daemon.DispatcherFactory`)."""
     dispatcher = Dispatcher(
         store,
         settings.endpoints,
-        http,
         metrics,
         shutdown_grace=settings.server.shutdown_grace,
     )

@@ -1,4 +1,4 @@
-"""From what an attempt came back with to the outcome the store records (CONTRACT §3):
+"""From what an attempt came back with to the outcome the store records:
 
 - 2xx: delivered;
 - 410 Gone: dead at once (the receiver says this will never work);
@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 
 from ..config.settings import RetrySettings
 from ..store.records import Claim, Dead, Delivered, Outcome, Retry
+from ..urls import strip_userinfo
 from .answers import Answer, Failure, Result
 from .backoff import honour_retry_after, next_attempt_at
+from .retry_after import parse_retry_after
 
 SNIPPET_CHARS = 200
 REDACTED = "[redacted]"
 _HONOURS_RETRY_AFTER = frozenset({429, 503})
-# Ten years: a larger Retry-After means "not soon", and max_age bounds it anyway.
-_MAX_RETRY_AFTER_S = 10 * 365 * 86400
 _WHSEC = re.compile(r"whsec_[A-Za-z0-9+/=]+")
 _WHITESPACE = re.compile(r"\s+")
 
@@ -38,7 +37,7 @@ def classify(
     """The outcome of one attempt. `secrets` are scrubbed from the answer's snippet, since
     a receiver may echo our headers back and `last_error` is shown by the admin API."""
     if isinstance(result, Failure):
-        return _retry_or_dead(claim, retry, now, jitter, None, result.error)
+        return _retry_or_dead(claim, retry, now, jitter, None, strip_userinfo(result.error))
     if result.ok:
         return Delivered(status=result.status, at=now)
     error = answer_error(result, secrets)
@@ -84,26 +83,10 @@ def answer_error(answer: Answer, secrets: Sequence[str] = ()) -> str:
 def snippet(body: bytes, secrets: Sequence[str] = ()) -> str:
     """The answer body on one line, secrets removed, at most SNIPPET_CHARS characters."""
     text = _WHITESPACE.sub(" ", body.decode("utf-8", errors="replace")).strip()
+    text = strip_userinfo(text)
     for secret in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
         text = text.replace(secret, REDACTED)
     text = _WHSEC.sub(REDACTED, text)
     if len(text) > SNIPPET_CHARS:
         text = text[: SNIPPET_CHARS - 1] + "…"
     return text
-
-
-def parse_retry_after(value: str | None, now: datetime) -> datetime | None:
-    """`Retry-After` as a time: delay-seconds or an HTTP-date; None when absent or unusable.
-
-    A time in the past is returned as is; the caller never schedules before now."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return now + timedelta(seconds=min(int(value), _MAX_RETRY_AFTER_S))
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    # RFC 9110 dates are GMT; a date without a zone is read the same way.
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""The headers of one webhook attempt: Standard Webhooks signature plus our own (CONTRACT §3).
+"""The headers of one webhook attempt: Standard Webhooks signature plus our own.
 
 Receivers verify with an off-the-shelf Standard Webhooks library, so the signed content is
 exactly `{webhook-id}.{webhook-timestamp}.{body}` and the body bytes sent are the ones signed.

@@ -12,12 +12,10 @@ import asyncio
 import contextlib
 import heapq
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import aiohttp
-from prometheus_client.metrics import Counter, Histogram
 
 from ..config.settings import EndpointSettings
 from ..errors import StoreError
@@ -30,6 +28,9 @@ from .breaker import Breaker, BreakerPolicy, Transition
 from .outcome import classify
 from .sender import post_webhook
 from .signing import Signer
+from .worker_parts import Meters, WorkerOptions, default_lease, endpoint_session, wait_any
+
+__all__ = ["EndpointWorker", "WorkerOptions", "default_lease", "wait_any"]
 
 log = get_logger(__name__)
 # For a cheap level check before a per-delivery debug line.
@@ -41,44 +42,6 @@ _stdlib_log = logging.getLogger(__name__)
 BLOCKED_POLL_S = 1.0
 
 
-def default_lease(timeout: timedelta) -> timedelta:
-    """Long enough for the POST twice over plus the outcome write; at least 30 s."""
-    return max(timedelta(seconds=30), 2 * timeout + timedelta(seconds=5))
-
-
-async def wait_any(events: Sequence[asyncio.Event], timeout_s: float) -> None:
-    """Returns when any event is set or after `timeout_s`."""
-    waiters = [asyncio.ensure_future(event.wait()) for event in events]
-    try:
-        await asyncio.wait(
-            waiters, timeout=max(timeout_s, 0.0), return_when=asyncio.FIRST_COMPLETED
-        )
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-
-
-@dataclass(frozen=True)
-class WorkerOptions:
-    lease: timedelta | None
-    clock: Callable[[], datetime]
-    jitter: Callable[[], float]
-    breaker: BreakerPolicy
-    max_idle: timedelta
-    on_outcome: Callable[[], None]
-
-
-class _Meters:
-    """One endpoint's metric children, looked up once rather than per delivery."""
-
-    def __init__(self, metrics: Metrics, endpoint: str) -> None:
-        self.attempt_seconds: Histogram = metrics.delivery_attempt_seconds.labels(endpoint=endpoint)
-        self.end_to_end_seconds: Histogram = metrics.end_to_end_seconds.labels(endpoint=endpoint)
-        self.delivered: Counter = metrics.deliveries.labels(endpoint=endpoint, outcome="delivered")
-        self.retried: Counter = metrics.deliveries.labels(endpoint=endpoint, outcome="retry")
-        self.dead: Counter = metrics.deliveries.labels(endpoint=endpoint, outcome="dead")
-
-
 class EndpointWorker:
     """Claims deliveries in batches into a queue that `max_in_flight` long-lived senders
     take from; their outcomes go to the store in batches by one writer. Nothing is created
@@ -88,27 +51,27 @@ class EndpointWorker:
         self,
         endpoint: EndpointSettings,
         store: Store,
-        http: aiohttp.ClientSession,
         metrics: Metrics,
         options: WorkerOptions,
     ) -> None:
         self.endpoint = endpoint
         self.name = endpoint.name
         self.wake = asyncio.Event()
-        self.breaker = Breaker(options.breaker, options.clock)
+        policy = options.breaker or BreakerPolicy.from_settings(endpoint.breaker)
+        self.breaker = Breaker(policy, options.clock)
         self.lease = options.lease or default_lease(endpoint.timeout)
         if self.lease <= endpoint.timeout:
             # Every claim would lapse before its answer could come, and be given back forever.
             raise ValueError(f"endpoint {endpoint.name}: the lease must outlast the timeout")
         self._store = store
-        self._http = http
+        self._http: aiohttp.ClientSession | None = None  # the endpoint's own pool, in `run`
         self._options = options
         self._clock = options.clock
         self._signer = Signer(endpoint.secret_key, endpoint.headers)
         secret = endpoint.secret.get_secret_value()
         self._secrets = (secret, secret.removeprefix("whsec_"), *endpoint.headers.values())
         self._log = log.bind(endpoint=endpoint.name)
-        self._meters = _Meters(metrics, endpoint.name)
+        self._meters = Meters(metrics, endpoint.name)
         limit = endpoint.max_in_flight
         # Claimed ahead up to one more round of sends, claimed in batches of at least a
         # quarter round: one claim transaction serves many deliveries.
@@ -134,7 +97,8 @@ class EndpointWorker:
         """Delivers until `stopping`; then lets sends finish for `grace`, cancels the rest
         and gives their claims back, so another run sends them without a lost attempt."""
         try:
-            async with asyncio.TaskGroup() as group:
+            async with endpoint_session(self.endpoint) as http, asyncio.TaskGroup() as group:
+                self._http = http
                 writer = group.create_task(self._write_loop())
                 senders = [
                     group.create_task(self._send_loop()) for _ in range(self.endpoint.max_in_flight)
@@ -265,6 +229,7 @@ class EndpointWorker:
             await self._release([claim])
             return
         headers = self._signer.headers(claim.event_id, int(now.timestamp()), claim.body)
+        assert self._http is not None, "senders run inside run()"
         result = await post_webhook(
             self._http, self.endpoint.url, headers, claim.body, self.endpoint.timeout
         )

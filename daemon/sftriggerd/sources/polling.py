@@ -18,21 +18,23 @@ from typing import Any
 from ..config.settings import TriggerSettings
 from ..errors import SftriggerdError
 from ..events.model import Event
-from ..events.payload import format_time
 from ..logs import get_logger
-from ..salesforce.soql import parse_datetime
-from ..store.records import Checkpoint
+from ..store.records import Checkpoint, PoisonEvent
 from .context import SourceContext
+from .position import WatermarkPosition, decode, encode, poll_resume
 from .status import TriggerStatus
 from .watermark import (
     EPOCH,
+    MalformedRow,
     Watermark,
     after_query,
     classify,
     initial_watermark,
     lookback_query,
     polled_event,
+    record_id_of,
     row_watermark,
+    split_rows,
     window_end,
 )
 
@@ -40,7 +42,16 @@ log = get_logger(__name__)
 
 # Never poll more often than this, however small the headroom makes the stretch.
 _MAX_STRETCH = 20.0
-EPOCH_TEXT = "1970-01-01T00:00:00.000Z"
+
+
+def _last_watermark(rows: Sequence[dict[str, Any]], current: Watermark) -> Watermark:
+    """The watermark of the page's last readable row (poison rows are passed over)."""
+    for row in reversed(rows):
+        try:
+            return row_watermark(row)
+        except MalformedRow:
+            continue
+    return current
 
 
 class PollingSource:
@@ -113,40 +124,49 @@ class PollingSource:
         async for page in self._client.query_pages(
             query, include_deleted=include_deleted, batch_size=self._batch_size
         ):
-            events = await self._events(page.records, read_from)
+            events, poison = await self._events(page.records, read_from)
             current = self.watermark or read_from
-            last = row_watermark(page.records[-1]) if page.records and advance else current
-            result = await self._ingest(self.trigger.name, events, self._checkpoint(last))
+            # Only the forward read moves the watermark; look-back rows lie behind it.
+            last = _last_watermark(page.records, current) if advance else current
+            result = await self._ingest(self.trigger.name, events, self._checkpoint(last), poison)
             self.watermark = last
             new += result.new_events
         return new
 
-    async def _events(self, rows: Sequence[dict[str, Any]], read_from: Watermark) -> list[Event]:
+    async def _events(
+        self, rows: Sequence[dict[str, Any]], read_from: Watermark
+    ) -> tuple[list[Event], list[PoisonEvent]]:
+        good, poison = split_rows(self.trigger.name, rows)
         last_changes = await self._store.last_changes(
-            self.trigger.name, [str(row["Id"]) for row in rows]
+            self.trigger.name, [record_id_of(row) for row in good]
         )
         events = []
-        for row in rows:
-            last = last_changes.get(str(row["Id"]))
+        for row in good:
+            last = last_changes.get(record_id_of(row))
             change = classify(row, read_from, last.change if last else None)
             if change in self.trigger.events:
                 events.append(polled_event(self.trigger.name, self.object_name, row, change))
-        return events
+        return events, poison
 
     def _checkpoint(self, watermark: Watermark) -> Checkpoint:
-        position = {**watermark.position(), "floor": format_time(self._floor)}
-        return Checkpoint(trigger=self.trigger.name, position=position, event_time=watermark.time)
+        position = WatermarkPosition(watermark.time, watermark.record_id, self._floor)
+        return Checkpoint(
+            trigger=self.trigger.name, position=encode(position), event_time=watermark.time
+        )
 
     async def _load_watermark(self) -> Watermark:
         if self.watermark is None:
             saved = await self._store.checkpoint(self.trigger.name)
-            if saved is not None and "watermark" in saved.position:
-                self.watermark = Watermark.from_position(saved.position)
-                self._floor = parse_datetime(str(saved.position.get("floor", EPOCH_TEXT)))
-            elif saved is not None and saved.event_time is not None:
-                # Taking over from the streaming source: poll from its newest change on.
-                self.watermark = Watermark(saved.event_time.replace(microsecond=0), "")
-                self._floor = self.watermark.time - self.trigger.poll_lookback
+            stored = (
+                decode(self.trigger.name, saved.position, saved.event_time)
+                if saved is not None
+                else None
+            )
+            # From a streaming position: poll from the time the stream reached.
+            resumed = poll_resume(stored, self.trigger.poll_lookback)
+            if resumed is not None:
+                self.watermark = Watermark(resumed.time, resumed.record_id)
+                self._floor = resumed.floor
             else:
                 start = initial_watermark(self.trigger.start_from, self._clock())
                 self.watermark = Watermark(window_end(start.time, timedelta(0)), "")

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from ..urls import strip_userinfo
+
 Mode = Literal["streaming", "polling"]
 State = Literal["starting", "running", "failed"]
 
@@ -37,5 +39,6 @@ class TriggerStatus:
             "state": self.state,
             "checkpoint": self.checkpoint,
             "lag_s": None if lag is None else round(lag, 3),
-            "last_error": self.last_error,
+            # Shown without a token: a proxy error's URL must not carry its password.
+            "last_error": None if self.last_error is None else strip_userinfo(self.last_error),
         }

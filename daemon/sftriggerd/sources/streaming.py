@@ -39,11 +39,11 @@ from ..salesforce.cometd import (
     TransportError,
     UnknownClientError,
 )
-from ..salesforce.soql import parse_datetime
-from ..store.records import Checkpoint
 from .backfill import Backfill
 from .context import SourceContext
+from .position import RESUME_OVERLAP, StreamResume
 from .status import TriggerStatus
+from .stream_positions import StreamPositions
 
 log = get_logger(__name__)
 
@@ -88,6 +88,7 @@ class StreamingSource:
             trigger.start_from if isinstance(trigger.start_from, datetime) else None
         )
         self.backfill = Backfill(trigger, context) if trigger.object else None
+        self.positions = StreamPositions(trigger, channel, context)
 
     def not_ready_reasons(self) -> list[str]:
         if not self.status.connected:
@@ -147,11 +148,10 @@ class StreamingSource:
         return bayeux
 
     async def _subscribe(self, bayeux: BayeuxClient) -> None:
-        saved = await self._store.checkpoint(self.trigger.name)
-        if saved is not None and "watermark" in saved.position and self.backfill is not None:
-            await self._take_over_from_polling(bayeux, saved.position)
-            return
-        replay = await self._replay_from()
+        resume = await self.positions.resume()
+        fill_from = resume.fill_from if resume is not None and self.backfill else None
+        replay = _REPLAY_NEW if fill_from is not None else self._replay_from(resume)
+        subscribed_at = self._clock()
         try:
             await bayeux.subscribe(self.channel, {"replay": {self.channel: replay}})
         except BayeuxError as exc:
@@ -162,6 +162,10 @@ class StreamingSource:
             await self._resume_after_expiry(bayeux, replay, exc)
         if self.channel not in bayeux.subscriptions:
             raise BayeuxError("/meta/subscribe", f"{self.channel} is not subscribed")
+        if fill_from is not None:
+            await self._resume_from_time(fill_from)
+        elif resume is None and replay == _REPLAY_NEW:
+            await self.positions.save_start(subscribed_at - timedelta(seconds=1))
         self._set_connected(True)
         log.info(
             "stream_subscribed", trigger=self.trigger.name, channel=self.channel, replay_id=replay
@@ -183,11 +187,8 @@ class StreamingSource:
             return
         # Subscribe first, so nothing after this moment is missed, then poll the gap.
         await bayeux.subscribe(self.channel, {"replay": {self.channel: _REPLAY_NEW}})
-        saved = await self._store.checkpoint(self.trigger.name)
-        since = saved.event_time if saved and saved.event_time else self._clock()
-        filled = await self.backfill.fill_range(
-            since - timedelta(minutes=1), self._clock(), position=self._position(None)
-        )
+        since = await self.positions.expired_fill_from()  # the time reached, never "now"
+        filled = await self.positions.fill(self.backfill, since, save=True)
         log.warning(
             "stream_gap_filled",
             trigger=self.trigger.name,
@@ -197,16 +198,12 @@ class StreamingSource:
             error=exc.error,
         )
 
-    async def _take_over_from_polling(self, bayeux: BayeuxClient, position: dict[str, Any]) -> None:
-        """The poller ran last: subscribe for new events, then poll from its watermark."""
+    async def _resume_from_time(self, since: datetime) -> None:
+        """No usable replay id (the poller ran last, or a fill saved the time it reached):
+        subscribed for new events, now back-fill from that time."""
         assert self.backfill is not None
-        await bayeux.subscribe(self.channel, {"replay": {self.channel: _REPLAY_NEW}})
-        since = parse_datetime(str(position["watermark"]))
-        filled = await self.backfill.fill_range(
-            since - self.trigger.poll_lookback, self._clock(), position=self._position(None)
-        )
-        self._set_connected(True)
-        log.info("stream_took_over_from_polling", trigger=self.trigger.name, events=filled)
+        filled = await self.positions.fill(self.backfill, since, save=True)
+        log.info("stream_resumed_from_time", trigger=self.trigger.name, events=filled)
 
     async def _listen(self, bayeux: BayeuxClient, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
@@ -249,7 +246,8 @@ class StreamingSource:
         if self._not_before is not None:
             events = [e for e in events if e.occurred_at >= self._not_before]
         newest = max((e.occurred_at for e in events), default=None)
-        await self._ingest(self.trigger.name, events, self._checkpoint(last_replay, newest))
+        checkpoint = self.positions.checkpoint(last_replay, newest)
+        await self._ingest(self.trigger.name, events, checkpoint)
         self._last_event_at = self._clock()
         self.status.checkpoint = f"replay_id {last_replay}"
         self.status.caught_up_to = self._clock()
@@ -302,14 +300,12 @@ class StreamingSource:
         )
         if self.backfill is None:
             return []
-        if gap.overflow:
-            await self.backfill.fill_range(
-                gap.commit_time - timedelta(minutes=1),
-                self._clock(),
-                position=self._position(gap.replay_id),
-            )
+        if gap.overflow or not self.backfill.can_reread(gap):  # saved with this batch's
+            # position, once the whole fill is stored
+            since = gap.commit_time - RESUME_OVERLAP
+            await self.positions.fill(self.backfill, since, save=False)
             return []
-        return await self.backfill.reread(gap.object_name, gap.record_ids, gap.commit_time)
+        return await self.backfill.reread(gap)
 
     async def _verify_if_silent(self) -> None:
         threshold = self.trigger.verify_after
@@ -323,32 +319,21 @@ class StreamingSource:
         log.info("stream_verified", trigger=self.trigger.name, missed=missed)
         if missed:
             self._count_fault("silence_missed")
-            await self.backfill.fill_range(
-                since - timedelta(minutes=1), self._clock(), position=await self._current_position()
-            )
+            await self.positions.fill(self.backfill, since - RESUME_OVERLAP, save=False)
 
-    async def _replay_from(self) -> int:
-        saved = await self._store.checkpoint(self.trigger.name)
-        if saved is not None and isinstance(saved.position.get("replay_id"), int):
-            return int(saved.position["replay_id"])
-        if self.trigger.start_from == "latest" and self._not_before is None:
-            # From now on; a later re-subscribe before any event arrived replays everything
-            # retained and drops what is older, so the reconnect window loses nothing.
-            self._not_before = self._clock() - timedelta(seconds=1)
+    def _replay_from(self, resume: StreamResume | None) -> int:
+        if resume is not None and isinstance(resume.replay_id, int):
+            return resume.replay_id
+        if resume is not None and resume.fill_from is not None:
+            # Nothing to back-fill from (platform events): replay what is retained and drop
+            # what is older than the time the stream had reached (by Salesforce's stamps).
+            self._not_before = resume.fill_from
+            return _REPLAY_ALL
+        if self.trigger.start_from == "latest":
+            # From now on; the start is saved as the time reached, so a restart or re-subscribe
+            # before the first event resumes from it.
             return _REPLAY_NEW
         return _REPLAY_ALL
-
-    async def _current_position(self) -> dict[str, Any]:
-        saved = await self._store.checkpoint(self.trigger.name)
-        return dict(saved.position) if saved else self._position(None)
-
-    def _position(self, replay: int | None) -> dict[str, Any]:
-        return {"replay_id": replay, "channel": self.channel}
-
-    def _checkpoint(self, replay: int, newest: datetime | None) -> Checkpoint:
-        return Checkpoint(
-            trigger=self.trigger.name, position=self._position(replay), event_time=newest
-        )
 
     async def _relogin(self, stopping: asyncio.Event) -> None:
         try:

@@ -6,31 +6,80 @@ second are never skipped: the next read starts strictly after that pair in the s
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ..errors import SftriggerdError
 from ..events.model import Change, Event, event_id
 from ..events.payload import format_time
 from ..salesforce.soql import identifier, literal, parse_datetime
-from ..store.records import RecordState
+from ..store.records import PoisonEvent, RecordState
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SYSTEM_FIELDS = ("Id", "CreatedDate", "SystemModstamp", "IsDeleted")
+_POISON_TEXT = 4000
+_GAP_CHANGES: dict[str, Change] = {
+    "GAP_CREATE": "created",
+    "GAP_UPDATE": "updated",
+    "GAP_DELETE": "deleted",
+    "GAP_UNDELETE": "undeleted",
+}
+
+
+class MalformedRow(SftriggerdError):
+    """A queried row lacks a field the watermark needs (Id, CreatedDate, SystemModstamp) or
+    holds one that cannot be read; the row is kept as poison and the read moves on."""
+
+
+def record_id_of(row: Mapping[str, Any]) -> str:
+    value = row.get("Id")
+    if not isinstance(value, str) or not value:
+        raise MalformedRow(f"row has no Id: {value!r:.80}")
+    return value
+
+
+def row_time(row: Mapping[str, Any], field: str) -> datetime:
+    value = row.get(field)
+    if not isinstance(value, str):
+        raise MalformedRow(f"row {row.get('Id')!r:.40} has no {field}: {value!r:.80}")
+    try:
+        return parse_datetime(value)
+    except (ValueError, OverflowError) as exc:
+        problem = f"row {row.get('Id')!r:.40}: {field} {value!r:.80} is not a time"
+        raise MalformedRow(problem) from exc
+
+
+def split_rows(
+    trigger: str, rows: Iterable[Mapping[str, Any]]
+) -> tuple[list[dict[str, Any]], list[PoisonEvent]]:
+    """The rows a watermark can be read from, and the others as poison (kept, passed over)."""
+    good: list[dict[str, Any]] = []
+    poison: list[PoisonEvent] = []
+    for row in rows:
+        try:
+            record_id_of(row)
+            row_time(row, "SystemModstamp")
+            row_time(row, "CreatedDate")
+        except MalformedRow as exc:
+            text = json.dumps(row, default=str, ensure_ascii=True)[:_POISON_TEXT]
+            poison.append(PoisonEvent(trigger=trigger, reason=str(exc), message=text))
+            continue
+        good.append(dict(row))
+    return good, poison
+
+
+def gap_change(change_type: str) -> Change:
+    """The change a CDC gap notice reports for its records (GAP_UPDATE and unknown: updated)."""
+    return _GAP_CHANGES.get(change_type, "updated")
 
 
 @dataclass(frozen=True)
 class Watermark:
     time: datetime
     record_id: str = ""
-
-    def position(self) -> dict[str, str]:
-        return {"watermark": format_time(self.time), "id": self.record_id}
-
-    @classmethod
-    def from_position(cls, position: Mapping[str, Any]) -> Watermark:
-        return cls(parse_datetime(str(position["watermark"])), str(position.get("id", "")))
 
     def __str__(self) -> str:
         return f"{format_time(self.time)} {self.record_id}".strip()
@@ -85,6 +134,12 @@ def range_query(
     return _query(object_name, fields, where, condition)
 
 
+def ids_query(object_name: str, fields: Iterable[str], record_ids: Iterable[str]) -> str:
+    """The named records (with queryAll, deleted ones too): for a gap notice."""
+    condition = f"Id IN ({', '.join(literal(r) for r in record_ids)})"
+    return _query(object_name, fields, None, condition)
+
+
 def _query(object_name: str, fields: Iterable[str], where: str | None, condition: str) -> str:
     extra = f" AND ({where})" if where else ""
     return (
@@ -94,7 +149,7 @@ def _query(object_name: str, fields: Iterable[str], where: str | None, condition
 
 
 def row_watermark(row: Mapping[str, Any]) -> Watermark:
-    return Watermark(parse_datetime(str(row["SystemModstamp"])), str(row["Id"]))
+    return Watermark(row_time(row, "SystemModstamp"), record_id_of(row))
 
 
 def already_seen(row: Mapping[str, Any], last: RecordState | None) -> bool:
@@ -102,24 +157,28 @@ def already_seen(row: Mapping[str, Any], last: RecordState | None) -> bool:
     a streamed change that a gap fill reads again under another event id)."""
     if last is None:
         return False
-    stamp = parse_datetime(str(row["SystemModstamp"]))
+    stamp = row_time(row, "SystemModstamp")
     return last.occurred_at.replace(microsecond=0) >= stamp and last.change != "deleted"
 
 
 def classify(row: Mapping[str, Any], read_from: Watermark, last_change: str | None) -> Change:
     """created, updated, deleted or undeleted, from the row and what was last stored.
 
-    A record whose creation lies after where this read started was never seen, so it is
-    `created` even if it changed again since (one event, as CONTRACT §3 asks).
+    A record with a stored event was seen: `updated` (a back-fill that starts before its
+    creation must not report it as created a second time). A record whose creation lies
+    after where this read started was never seen, so it is `created` even if it changed
+    again since (one event for both).
     """
     if row.get("IsDeleted") is True:
         return "deleted"
     if last_change == "deleted":
         return "undeleted"
-    created_at = parse_datetime(str(row["CreatedDate"]))
-    if created_at == parse_datetime(str(row["SystemModstamp"])):
+    if last_change is not None:
+        return "updated"
+    created_at = row_time(row, "CreatedDate")
+    if created_at == row_time(row, "SystemModstamp"):
         return "created"  # includes inserts that committed late, found by the look-back
-    if (created_at, str(row["Id"])) > (read_from.time, read_from.record_id):
+    if (created_at, record_id_of(row)) > (read_from.time, read_from.record_id):
         return "created"
     return "updated"
 
@@ -127,17 +186,18 @@ def classify(row: Mapping[str, Any], read_from: Watermark, last_change: str | No
 def polled_event(
     trigger: str, object_name: str, row: Mapping[str, Any], change: Change, gap_fill: bool = False
 ) -> Event:
-    stamp = parse_datetime(str(row["SystemModstamp"]))
+    stamp = row_time(row, "SystemModstamp")
+    record_id = record_id_of(row)
     source: dict[str, Any] = {"kind": "polling", "watermark": format_time(stamp)}
     if gap_fill:
         source["gap_fill"] = True
     return Event(
         # Id + stamp: the same row read twice (look-back, gap fill) is the same event.
-        id=event_id("poll", object_name, row["Id"], format_time(stamp)),
+        id=event_id("poll", object_name, record_id, format_time(stamp)),
         trigger=trigger,
         object=object_name,
         change=change,
-        record_id=str(row["Id"]),
+        record_id=record_id,
         occurred_at=stamp,
         source=source,
         record={k: v for k, v in row.items() if k != "attributes"},

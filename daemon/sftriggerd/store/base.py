@@ -99,6 +99,14 @@ class Store(abc.ABC):
         """Gives unfinished claims back as due now, without counting an attempt (shutdown)."""
 
     @abc.abstractmethod
+    async def expire_overdue(
+        self, endpoint: str, started_before: datetime, error: str, now: datetime, limit: int
+    ) -> int:
+        """Makes up to `limit` of the endpoint's pending deliveries (and in-flight ones whose
+        lease ran out) dead with `error` when their max_age clock (`retry_since`) started at
+        or before `started_before`, oldest first; returns how many. Not attempted first."""
+
+    @abc.abstractmethod
     async def next_due_at(self, endpoint: str) -> datetime | None:
         """When the endpoint's earliest pending delivery or lease comes due."""
 

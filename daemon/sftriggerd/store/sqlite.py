@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..errors import StoreError
+from . import sqlite_expiry as expiry
 from . import sqlite_leases as leases
 from . import sqlite_ops as ops
 from . import sqlite_prune as pruning
@@ -214,6 +215,13 @@ class SqliteStore(Store):
     async def release(self, claims: Sequence[Claim], now: datetime) -> None:
         if claims:
             await self._run(lambda db: leases.release(db, claims, now))
+
+    async def expire_overdue(
+        self, endpoint: str, started_before: datetime, error: str, now: datetime, limit: int
+    ) -> int:
+        return await self._run(
+            lambda db: expiry.expire_overdue(db, endpoint, started_before, error, now, limit)
+        )
 
     async def next_due_at(self, endpoint: str) -> datetime | None:
         return await self._run(lambda db: ops.next_due_at(db, endpoint))
