@@ -13,6 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from sftriggerd.emulator.faults import Failure
+
 ChangeType = Literal["CREATE", "UPDATE", "DELETE", "UNDELETE"]
 
 
@@ -57,8 +59,14 @@ class Sessions(Protocol):
 
 
 class Faults(Protocol):
-    def take(self, surface: Literal["rest", "cometd", "token"]) -> int | None:
+    def take(self, surface: Literal["rest", "cometd", "token"], target: str = "") -> int | None:
         """The HTTP status to fail this call with, consuming one injected failure, or None."""
+        ...
+
+    def take_failure(
+        self, surface: Literal["rest", "cometd", "token"], target: str = ""
+    ) -> Failure | None:
+        """How to fail this call (path and query `target`), consuming one failure, or None."""
         ...
 
     def delay_s(self, surface: Literal["rest", "cometd", "token"]) -> float:
@@ -82,7 +90,7 @@ class EmulatorSettings:
     # Salesforce refuses connects without the BAYEUX_BROWSER cookie set at handshake; a client
     # on aiohttp needs CookieJar(unsafe=True) to keep cookies from an IP host like 127.0.0.1.
     cometd_require_browser_cookie: bool = True
-    # Logins and API allocation (OAuth/REST side); the defaults are CONTRACT §6's login.
+    # Logins and API allocation (OAuth/REST side); the defaults are the documented login.
     users_file: Path | None = None
     client_id: str = "emulator-client"
     client_secret: str = "emulator-secret"
@@ -90,6 +98,9 @@ class EmulatorSettings:
     jwt_public_key_pem: str | None = None
     blocked_grants: tuple[str, ...] = ()  # "password", "jwt", "client_credentials", ...
     api_daily_max: int = 15_000
+    # Rows per query page when the client sends no `Sforce-Query-Options: batchSize` (an org
+    # may also answer smaller pages than asked); tests set a few rows to make many pages.
+    query_batch_size: int = 2000
     limit_info_style: str = "alternate"  # "alternate" | "plain" | "bursts"
 
 

@@ -8,7 +8,7 @@ call with its request and answer. The streaming side registers its own calls
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from sftriggerd.emulator.changes import Writer
 from sftriggerd.emulator.clock import format_datetime, parse_datetime
 from sftriggerd.emulator.control_body import ControlError, read_object
+from sftriggerd.emulator.cursors import TIE_ORDERS, TieOrder
 from sftriggerd.emulator.errors import ApiError
 from sftriggerd.emulator.faults import SURFACES, Surface
 from sftriggerd.emulator.identity import UserSpec
@@ -76,8 +77,34 @@ def fail(parts: EmulatorParts, body: Body, request: web.Request) -> Body:
     status = _field(body, "status", (int,), default=503)
     if not 100 <= status <= 599:
         raise ControlError("'status' must be an HTTP status")
-    parts.faults.fail(surface, _field(body, "count", (int,), default=1), status)
+    retry_after = _field(body, "retry_after", (str,), default=None)
+    if retry_after is not None and any(char in retry_after for char in "\r\n\0"):
+        raise ControlError("'retry_after' must not contain line breaks or NUL")
+    after = _field(body, "after", (int,), default=1)
+    if after < 1:
+        raise ControlError("'after' counts from 1 (the next matching request)")
+    parts.faults.fail(
+        surface,
+        _field(body, "count", (int,), default=1),
+        status,
+        retry_after=retry_after,
+        after=after,
+        match=_field(body, "match", (str,), default=""),
+    )
     return {"armed": parts.faults.pending()}
+
+
+def show_faults(parts: EmulatorParts, body: Body, request: web.Request) -> Body:
+    return {"armed": parts.faults.pending()}
+
+
+def query_order(parts: EmulatorParts, body: Body, request: web.Request) -> Body:
+    """How query answers order rows that the query's ORDER BY leaves tied."""
+    ties = _field(body, "ties", (str,), default=parts.cursors.ties)
+    if ties not in TIE_ORDERS:
+        raise ControlError(f"'ties' must be one of {', '.join(TIE_ORDERS)}")
+    parts.cursors.ties = cast(TieOrder, ties)
+    return {"ties": ties}
 
 
 def delay(parts: EmulatorParts, body: Body, request: web.Request) -> Body:
@@ -146,7 +173,16 @@ def _usage(parts: EmulatorParts) -> Body:
 
 
 # Shown as 0 before they first happen, so a test can subtract a before from an after.
-_BASE_COUNTERS = ("logins", "login_failures", "api_calls", "queries", "query_more")
+_BASE_COUNTERS = (
+    "logins",
+    "login_failures",
+    "api_calls",
+    "queries",
+    "query_more",
+    "handshakes",
+    "connects",
+    "unknown_client_refusals",
+)
 
 
 def stats(parts: EmulatorParts, body: Body, request: web.Request) -> Body:
@@ -218,9 +254,12 @@ def add_routes(app: web.Application) -> None:
         "clock": clock,
         "grants": grants,
         "users": add_user,
+        "query": query_order,
     }
     for path, handler in posts.items():
         app.router.add_post(f"/_emulator/{path}", _json_handler(handler))
     app.router.add_get("/_emulator/stats", _json_handler(stats))
     app.router.add_get("/_emulator/clock", _json_handler(clock))
     app.router.add_get("/_emulator/limits", _json_handler(show_limits))
+    app.router.add_get("/_emulator/fail", _json_handler(show_faults))
+    app.router.add_get("/_emulator/query", _json_handler(query_order))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sftriggerd.emulator.errors import ApiError
 from sftriggerd.emulator.ids import make_id
@@ -18,6 +18,11 @@ from sftriggerd.emulator.ids import make_id
 CURSOR_LIFETIME = timedelta(days=2)
 # Old cursors are dropped past this many, so a long test run cannot grow memory without end.
 MAX_OPEN_CURSORS = 500
+
+# How rows the ORDER BY leaves tied come out: as written (ascending Id), or in reversed Id
+# order, which catches a client that forgets its tie-breaker (`ORDER BY SystemModstamp, Id`).
+TieOrder = Literal["insertion", "reversed"]
+TIE_ORDERS: tuple[str, ...] = get_args(TieOrder)
 
 
 @dataclass
@@ -42,6 +47,14 @@ class QueryCursors:
     def __init__(self) -> None:
         self._cursors: dict[str, _Cursor] = {}
         self._numbers = itertools.count(1)
+        # Set by `POST /_emulator/query`; every query that runs after it follows it.
+        self.ties: TieOrder = "insertion"
+
+    def tie_ordered(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rows in the order a stable sort by the query's ORDER BY keeps for ties."""
+        if self.ties == "reversed":
+            return sorted(rows, key=lambda row: str(row.get("Id", "")), reverse=True)
+        return rows
 
     def first_page(
         self, rows: list[dict[str, Any]], batch_size: int, now: datetime

@@ -1,6 +1,6 @@
 """Who may log in (the org id, its users, the one connected app, refresh tokens) and who is.
 
-The default user and app are fixed by CONTRACT §6 so the demo and every test can log in
+The default user and app are fixed (docs/emulator.md) so the demo and every test can log in
 without configuration; `--users FILE` adds users from YAML or JSON.
 
 An access token carries no lifetime: its session dies after `session_idle_s` without use

@@ -133,10 +133,13 @@ async def token_endpoint(request: web.Request) -> web.Response:
     delay_s = parts.faults.delay_s("token")
     if delay_s:
         await asyncio.sleep(delay_s)
-    status = parts.faults.take("token")
-    if status is not None:
-        failure = OAuthError("unknown_error", "retry your request")
-        return web.json_response(failure.body(), status=status)
+    failure = parts.faults.take_failure("token", request.path_qs)
+    if failure is not None:
+        refusal = OAuthError("unknown_error", "retry your request")
+        response = web.json_response(refusal.body(), status=failure.status)
+        if failure.retry_after is not None:
+            response.headers["Retry-After"] = failure.retry_after
+        return response
     try:
         grant = await _grant(parts, request)
     except OAuthError as exc:

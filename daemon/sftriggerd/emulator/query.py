@@ -31,12 +31,11 @@ MAX_BATCH_SIZE = 2000
 _BATCH_OPTION = re.compile(r"batchSize\s*=\s*(\d+)", re.IGNORECASE)
 
 
-def batch_size(header: str | None) -> int:
+def batch_size(header: str | None, default: int = DEFAULT_BATCH_SIZE) -> int:
     """The page size asked for in `Sforce-Query-Options`, within what the emulator allows."""
     match = _BATCH_OPTION.search(header or "")
-    if match is None:
-        return DEFAULT_BATCH_SIZE
-    return max(MIN_BATCH_SIZE, min(MAX_BATCH_SIZE, int(match.group(1))))
+    asked = default if match is None else int(match.group(1))
+    return max(MIN_BATCH_SIZE, min(MAX_BATCH_SIZE, asked))
 
 
 async def query(request: web.Request) -> web.Response:
@@ -67,7 +66,9 @@ def _answer_query(request: web.Request, *, include_deleted: bool) -> web.Respons
         schema = parts.org.schema(parsed.object_name)
         if schema is None:
             raise unknown_object_error(parsed)
-        stored = parts.org.rows(schema.name, include_deleted=include_deleted)
+        stored = parts.cursors.tie_ordered(
+            parts.org.rows(schema.name, include_deleted=include_deleted)
+        )
         rows = run_query(_selecting_id(parsed), _typed(schema, stored), schema.field_names())
     except SoqlError as exc:
         raise ApiError(400, exc.error_code, exc.message) from exc
@@ -76,7 +77,9 @@ def _answer_query(request: web.Request, *, include_deleted: bool) -> web.Respons
         return web.json_response({"totalSize": len(rows), "done": True, "records": []})
     version = api_version(request)
     records = [_shown(schema.name, parsed, row, version) for row in rows]
-    size = batch_size(request.headers.get("Sforce-Query-Options"))
+    size = batch_size(
+        request.headers.get("Sforce-Query-Options"), parts.ctx.settings.query_batch_size
+    )
     page, locator = parts.cursors.first_page(records, size, parts.clock.now())
     return web.json_response(_page_body(page, locator, version))
 

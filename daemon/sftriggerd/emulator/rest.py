@@ -1,10 +1,10 @@
 """What every call under `/services/data/vXX.X/` goes through, in Salesforce's order.
 
-Injected delay and failure first (they stand for the network and the load balancer), then the
-session (401 INVALID_SESSION_ID), then the daily allocation (403 REQUEST_LIMIT_EXCEEDED), then
-the handler. Every answer, error or not, carries `Sforce-Limit-Info`, and every error is
-Salesforce's JSON array. The version list at `/services/data/` is outside all of this, as on
-a real org.
+Injected delay and failure first (they stand for the network and the load balancer; a
+failure may carry any `Retry-After` text), then the session (401 INVALID_SESSION_ID), then
+the daily allocation (403 REQUEST_LIMIT_EXCEEDED), then the handler. Every answer, error or
+not, carries `Sforce-Limit-Info`, and every error is Salesforce's JSON array. The version
+list at `/services/data/` is outside all of this, as on a real org.
 """
 
 from __future__ import annotations
@@ -37,7 +37,10 @@ async def rest_middleware(request: web.Request, handler: Handler) -> web.StreamR
     delay_s = parts.faults.delay_s("rest")
     if delay_s:
         await asyncio.sleep(delay_s)
+    failure = parts.faults.take_failure("rest", request.path_qs)
     try:
+        if failure is not None:
+            raise injected_failure(failure.status)
         request[WRITER] = _admit(request, match.group(1))
         response = await handler(request)
     except ApiError as exc:
@@ -54,15 +57,14 @@ async def rest_middleware(request: web.Request, handler: Handler) -> web.StreamR
         refusal = ApiError(404, "NOT_FOUND", "The requested resource does not exist")
         response = web.json_response(refusal.body(), status=404)
     response.headers["Sforce-Limit-Info"] = parts.usage.header()
+    if failure is not None and failure.retry_after is not None:
+        response.headers["Retry-After"] = failure.retry_after
     return response
 
 
 def _admit(request: web.Request, version: str) -> Writer:
-    """Checks fault, session and allocation; counts the call; says who is calling."""
+    """Checks session and allocation; counts the call; says who is calling."""
     parts = parts_of(request)
-    status = parts.faults.take("rest")
-    if status is not None:
-        raise injected_failure(status)
     token = bearer_token(request)
     user_id = None if token is None else parts.sessions.user_for_token(token)
     if token is None or user_id is None:

@@ -175,13 +175,17 @@ class Exchange:
                 self.hub.clients.remove(client)
             return _failure(message, AUTH_INVALID, **echoed, advice=dict(_ADVICE_NONE))
         if client is None:
-            # Salesforce's reply to an unknown client names no client id.
-            return _failure(message, UNKNOWN_CLIENT, advice=dict(_ADVICE_HANDSHAKE))
+            return self._unknown_client(message)
         if client.user_id != self.user_id:
             return _failure(message, USER_MISMATCH, **echoed, advice=dict(_ADVICE_NONE))
         if self.ctx.settings.cometd_require_browser_cookie and self.browser_id is None:
             return _failure(message, missing_cookie(client.client_id), **echoed)
         return client
+
+    def _unknown_client(self, message: Message) -> Message:
+        """Salesforce's reply to an unknown client, which names no client id."""
+        self.ctx.stats["unknown_client_refusals"] += 1
+        return _failure(message, UNKNOWN_CLIENT, advice=dict(_ADVICE_HANDSHAKE))
 
     # -- subscribe / unsubscribe / disconnect ----------------------------------------------
 
@@ -239,6 +243,8 @@ class Exchange:
         client = self._client_for(message)
         if not isinstance(client, Client):
             return [client]
+        if self.hub.hostile.take_refusal():
+            return [self._unknown_client(message)]
         connection_type = message.get("connectionType")
         if connection_type != "long-polling":
             error = f"400::Invalid connection type {{{connection_type}}}"
@@ -249,6 +255,9 @@ class Exchange:
             client.connected = True
             ack["advice"] = {"interval": 0, "timeout": timeout_ms, "reconnect": "retry"}
             may_hold = False
+        armed, armed_advice = self.hub.hostile.next_advice()
+        if armed:
+            ack["advice"] = armed_advice
         advice = message.get("advice")
         if isinstance(advice, dict) and advice.get("timeout") == 0:
             may_hold = False
@@ -263,12 +272,14 @@ class Exchange:
         if reason is WakeReason.CUT_500:
             raise CutConnection(500)
         if reason is WakeReason.GONE:
-            return [_failure(message, UNKNOWN_CLIENT, advice=dict(_ADVICE_HANDSHAKE))]
+            return [self._unknown_client(message)]
+        if reason is WakeReason.REFUSED and self.hub.hostile.take_refusal():
+            return [self._unknown_client(message)]
         if reason is WakeReason.SESSION_ENDED:
             self.hub.clients.remove(client)
             fields = {"clientId": client.client_id, "advice": dict(_ADVICE_NONE)}
             return [_failure(message, AUTH_INVALID, **fields)]
-        if reason is not None or self._transport_closing():
+        if reason not in (None, WakeReason.REFUSED) or self._transport_closing():
             # Superseded, shutting down, or nobody left to read it: keep the events queued.
             return [ack]
         return [*self.hub.take_messages(client), ack]

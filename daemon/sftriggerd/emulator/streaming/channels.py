@@ -60,7 +60,9 @@ class ChannelView:
     def admits(self, event: StoredEvent) -> bool:
         if self.entities is not None and event.entity not in self.entities:
             return False
-        sobject = event.data.get("sobject") or {}
+        sobject = event.data.get("sobject")
+        if not isinstance(sobject, dict):
+            sobject = {}  # a raw message (`/_emulator/publish`) may have anything here
         return all(_filter_text(sobject.get(name)) == value for name, value in self.filters)
 
 

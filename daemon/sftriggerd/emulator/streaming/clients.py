@@ -39,6 +39,7 @@ class WakeReason(Enum):
     GONE = "gone"  # the client was forgotten or disconnected
     SHUTDOWN = "shutdown"
     SESSION_ENDED = "session_ended"  # the caller's token was revoked or expired meanwhile
+    REFUSED = "refused"  # /_emulator/cometd/unknown-client armed: answer 403::Unknown client
 
 
 @dataclass

@@ -14,10 +14,14 @@ from aiohttp import web
 
 from sftriggerd.emulator.control_body import ControlError, read_object
 from sftriggerd.emulator.schema import NAME_PATTERN
-from sftriggerd.emulator.streaming.channels import change_channel_of, is_platform_event
+from sftriggerd.emulator.streaming.channels import (
+    ChannelView,
+    change_channel_of,
+    is_platform_event,
+)
 from sftriggerd.emulator.streaming.clients import WakeReason
 from sftriggerd.emulator.streaming.endpoint import HUB
-from sftriggerd.emulator.streaming.hub import ADMIN_USER_ID, StreamingHub
+from sftriggerd.emulator.streaming.hub import ADMIN_USER_ID, FILL_REPLAY_ID, StreamingHub
 
 Body = dict[str, Any]
 Handler = Callable[[StreamingHub, Body, web.Request], Body]
@@ -139,6 +143,71 @@ def push_generic(hub: StreamingHub, body: Body, request: web.Request) -> Body:
     return {"channel": channel, "replayId": hub.publish_generic(channel, payload).replay_id}
 
 
+def publish_raw(hub: StreamingHub, body: Body, request: web.Request) -> Body:
+    """Any message on any existing channel: how hostile or broken messages are made."""
+    channel = _required(body, "channel", str)
+    data = _required(body, "data", dict)
+    view = hub.channels.resolve(channel)
+    if view is None:
+        raise ControlError(f"no channel {channel!r}")
+    entity = body.get("entity")
+    if entity is None:
+        entity = _entity_of(view, data)
+    if not isinstance(entity, str):
+        raise ControlError("'entity' must be a string")
+    replay_id = body["replay_id"] if "replay_id" in body else FILL_REPLAY_ID
+    event = hub.publish_raw(view.stream, entity, data, replay_id)
+    return {"channel": channel, "position": event.replay_id, "data": event.data}
+
+
+def _entity_of(view: ChannelView, data: Body) -> str:
+    """Which object a raw change event belongs to, so the channel views admit it."""
+    if view.kind != "cdc":
+        return view.stream
+    if view.entities is not None and len(view.entities) == 1:
+        return next(iter(view.entities))
+    payload = data.get("payload")
+    header = payload.get("ChangeEventHeader") if isinstance(payload, dict) else None
+    name = header.get("entityName") if isinstance(header, dict) else None
+    if not isinstance(name, str):
+        raise ControlError("give 'entity': the channel and the header name no single object")
+    return name
+
+
+def _count_or_seconds(body: Body) -> tuple[int, float]:
+    count = body.get("count", 0)
+    seconds = body.get("seconds", 0)
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise ControlError("'count' must be an integer")
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        raise ControlError("'seconds' must be a number of seconds, not negative")
+    return count, float(seconds)
+
+
+def connect_advice(hub: StreamingHub, body: Body, request: web.Request) -> Body:
+    """Puts `advice` (any JSON) on the next `count` connect answers."""
+    if "advice" not in body:
+        raise ControlError("'advice' is required (any JSON value)")
+    count, _ = _count_or_seconds({"count": body.get("count", 1)})
+    hub.hostile.set_advice(body["advice"], count)
+    return hub.hostile.shown()
+
+
+def unknown_client(hub: StreamingHub, body: Body, request: web.Request) -> Body:
+    """Answers connects `403::Unknown client` for `count` connects or `seconds`; the
+    clients stay known. A connect held now is answered so at once."""
+    count, seconds = _count_or_seconds(body)
+    hub.hostile.refuse_unknown(count, seconds)
+    if count or seconds:
+        hub.clients.interrupt_holds(WakeReason.REFUSED)
+    return hub.hostile.shown()
+
+
+def show_hostile(hub: StreamingHub, body: Body, request: web.Request) -> Body:
+    """What is still armed of the advice and unknown-client controls."""
+    return hub.hostile.shown()
+
+
 def _json_handler(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
         try:
@@ -197,9 +266,14 @@ def add_routes(app: web.Application) -> None:
         "cometd/starve": starve,
         "channels": define_channel,
         "channels/push": push_generic,
+        "publish": publish_raw,
+        "cometd/advice": connect_advice,
+        "cometd/unknown-client": unknown_client,
     }
     for path, handler in posts.items():
         app.router.add_post(f"/_emulator/{path}", _json_handler(handler))
     app.router.add_get("/_emulator/channels", _json_handler(list_channels))
+    for path in ("cometd/advice", "cometd/unknown-client"):
+        app.router.add_get(f"/_emulator/{path}", _json_handler(show_hostile))
     push = r"/services/data/v{version:\d+\.\d}/sobjects/StreamingChannel/{channel}/push"
     app.router.add_post(push, rest_push)

@@ -87,9 +87,12 @@ async def handle_cometd(request: web.Request) -> web.StreamResponse:
     delay_s = faults.delay_s("cometd")
     if delay_s:
         await asyncio.sleep(delay_s)
-    status = faults.take("cometd")
-    if status is not None:
-        return _fault_response(status)
+    failure = faults.take_failure("cometd", request.path_qs)
+    if failure is not None:
+        response = _fault_response(failure.status)
+        if failure.retry_after is not None:
+            response.headers["Retry-After"] = failure.retry_after
+        return response
     try:
         _check_version(request)
         messages = await _read_messages(request)

@@ -7,6 +7,7 @@ it. Delivery reads the streams through each client's subscription cursors.
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from sftriggerd.emulator.ids import make_id
 from sftriggerd.emulator.streaming import payloads
 from sftriggerd.emulator.streaming.channels import ChannelNames, StreamKind, stream_kind
 from sftriggerd.emulator.streaming.clients import Client, ClientRegistry
+from sftriggerd.emulator.streaming.hostile import HostileControls
 from sftriggerd.emulator.streaming.pushtopics import PUSHTOPIC_OBJECT, PushTopic, PushTopics
 from sftriggerd.emulator.streaming.store import StreamingStore
 from sftriggerd.emulator.streaming.streams import CDC_STREAM, StoredEvent, Stream
@@ -27,6 +29,8 @@ STREAMING_CHANNEL_OBJECT = "StreamingChannel"
 # Objects whose records are definitions or events, not data: no change events for them.
 _NOT_CHANGE_TRACKED = frozenset({PUSHTOPIC_OBJECT, STREAMING_CHANNEL_OBJECT})
 MAX_EVENTS_PER_ANSWER = 500
+# `publish_raw`'s default: the stream's next replay id goes into `event.replayId`.
+FILL_REPLAY_ID: Any = object()
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class StreamingHub:
         self.generic_ids: dict[str, str] = {}  # StreamingChannel id -> /u/ name
         self.streams: dict[str, Stream] = {}
         self.starved: set[str] = set()
+        self.hostile = HostileControls()
         self._transaction_key = ""
         self._sequence_number = 0
         self._commit_number = 0
@@ -90,6 +95,30 @@ class StreamingHub:
     def publish(self, stream_name: str, entity: str, data: dict[str, Any]) -> StoredEvent:
         stream = self.stream(stream_name)
         event = stream.append(self.ctx.clock.now(), entity, data)
+        if self.store is not None:
+            self.store.add_event(stream_name, event)
+        self.clients.nudge_all()
+        return event
+
+    def publish_raw(
+        self, stream_name: str, entity: str, data: dict[str, Any], replay_id: Any = FILL_REPLAY_ID
+    ) -> StoredEvent:
+        """Publishes `data` as given (`/_emulator/publish`): with the stream's next replay id
+        filled in (`FILL_REPLAY_ID`), without any (None), or with `replay_id` as written,
+        which also becomes the event's place in the stream when it is a larger integer."""
+        if replay_id is FILL_REPLAY_ID:
+            return self.publish(stream_name, entity, data)
+        raw = copy.deepcopy(data)
+        if replay_id is not None:
+            if not isinstance(raw.get("event"), dict):
+                raw["event"] = {}
+            raw["event"]["replayId"] = replay_id
+        # Only what SQLite can keep as a replay id becomes the event's place in the stream.
+        position = replay_id if type(replay_id) is int and replay_id < 2**63 else None
+        stream = self.stream(stream_name)
+        event = stream.append(
+            self.ctx.clock.now(), entity, raw, fill_replay_id=False, replay_id=position
+        )
         if self.store is not None:
             self.store.add_event(stream_name, event)
         self.clients.nudge_all()

@@ -80,19 +80,33 @@ class Stream:
     def oldest_replay_id(self) -> int | None:
         return self._ids[0] if self._ids else None
 
-    def append(self, time: datetime, entity: str, data: dict[str, Any]) -> StoredEvent:
-        """Stores `data` as the next event; its `event.replayId` is set to the new id."""
-        if self.last_replay_id == 0:
-            replay_id = first_replay_id(self.name)
-        else:
-            replay_id = self.last_replay_id + replay_step(self.name, self.last_replay_id)
+    def append(
+        self,
+        time: datetime,
+        entity: str,
+        data: dict[str, Any],
+        *,
+        fill_replay_id: bool = True,
+        replay_id: int | None = None,
+    ) -> StoredEvent:
+        """Stores `data` as the next event; its `event.replayId` is set to the new id unless
+        `fill_replay_id` is false (a raw message, sent as given). `replay_id`, when above
+        the last id, is the new id instead of the next one."""
+        if replay_id is None or replay_id <= self.last_replay_id:
+            replay_id = self._next_replay_id()
         filled = copy.deepcopy(data)
-        filled.setdefault("event", {})["replayId"] = replay_id
+        if fill_replay_id:
+            filled.setdefault("event", {})["replayId"] = replay_id
         event = StoredEvent(replay_id, time, entity, filled)
         self.last_replay_id = replay_id
         self._events.append(event)
         self._ids.append(replay_id)
         return event
+
+    def _next_replay_id(self) -> int:
+        if self.last_replay_id == 0:
+            return first_replay_id(self.name)
+        return self.last_replay_id + replay_step(self.name, self.last_replay_id)
 
     def purge(self, now: datetime) -> list[int]:
         """Drops events older than the retention window; returns their replay ids."""
