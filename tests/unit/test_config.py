@@ -94,7 +94,7 @@ endpoints:
 """
     )
     settings = parse_settings(text, environ={})
-    assert settings.endpoints[0].secret.get_secret_value() == SECRET
+    assert [s.get_secret_value() for s in settings.endpoints[0].secret] == [SECRET]
 
 
 def test_missing_file_reference_names_the_path(tmp_path: Path) -> None:

@@ -51,7 +51,7 @@ def _collect_validation(loaded: LoadedYaml, problems: dict[YamlPath, list[str]])
         Settings.model_validate(loaded.data)
     except ValidationError as exc:
         for error in exc.errors(include_input=False, include_url=False):
-            path = tuple(error["loc"])
+            path = _written_path(loaded.data, tuple(error["loc"]))
             if path not in expanded_badly:
                 problems.setdefault(path, []).append(_message(error))
     for path, message in cross_field_problems(loaded.data):
@@ -61,6 +61,23 @@ def _collect_validation(loaded: LoadedYaml, problems: dict[YamlPath, list[str]])
     for messages in problems.values():
         if "field required" in messages and any(m.startswith("field required ") for m in messages):
             messages.remove("field required")
+
+
+def _written_path(data: object, path: YamlPath) -> YamlPath:
+    """`path` as the file wrote it: a value that may be one item or a list of them (an
+    endpoint's `secret`) is validated as a list, so a fault in the one-item form would
+    otherwise be reported at `[0]` of a scalar."""
+    node = data
+    for depth, part in enumerate(path):
+        if isinstance(node, str) and isinstance(part, int):
+            return path[:depth]
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            return path
+    return path
 
 
 def _message(error: ErrorDetails) -> str:

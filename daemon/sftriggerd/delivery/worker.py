@@ -67,9 +67,14 @@ class EndpointWorker:
         self._http: aiohttp.ClientSession | None = None  # the endpoint's own pool, in `run`
         self._options = options
         self._clock = options.clock
-        self._signer = Signer(endpoint.secret_key, endpoint.headers)
-        secret = endpoint.secret.get_secret_value()
-        self._secrets = (secret, secret.removeprefix("whsec_"), *endpoint.headers.values())
+        self._signer = Signer(endpoint.secret_keys, endpoint.headers)
+        # Every listed secret, with and without its prefix, is scrubbed from answer snippets.
+        secrets = [secret.get_secret_value() for secret in endpoint.secret]
+        self._secrets = (
+            *secrets,
+            *(secret.removeprefix("whsec_") for secret in secrets),
+            *endpoint.headers.values(),
+        )
         self._log = log.bind(endpoint=endpoint.name)
         self._meters = Meters(metrics, endpoint.name)
         limit = endpoint.max_in_flight
