@@ -116,6 +116,13 @@ def _check_config(args: argparse.Namespace) -> int:
         f"{args.config}: ok ({len(settings.triggers)} triggers, "
         f"{len(settings.endpoints)} endpoints, store {settings.store.engine})"
     )
+    for endpoint in settings.endpoints:
+        if len(endpoint.secret) > 1:
+            # A rollover left half done keeps signing with the old secret for ever.
+            print(
+                f"endpoint {endpoint.name}: signs with {len(endpoint.secret)} secrets; remove "
+                "the old one once every receiver verifies with the new (docs/secret-rotation.md)"
+            )
     return 0
 
 

@@ -56,8 +56,8 @@ def test_secrets_come_from_references_item_by_item() -> None:
         (f"[{OLD}, {NEW}, {OLD}]", "endpoints[0].secret: [2] is the same secret as [0]"),
         ("whsec_AAAA", "endpoints[0].secret: the key after whsec_ must decode to at least 16"),
         ("plain", "c.yaml:6: endpoints[0].secret: must be a Standard Webhooks secret"),
-        ("{a: b}", "endpoints[0].secret"),
-        ("null", "endpoints[0].secret"),
+        ("{a: b}", "endpoints[0].secret: must be a whsec_ secret or a list of them"),
+        ("null", "endpoints[0].secret: must be a whsec_ secret or a list of them"),
     ],
 )
 def test_a_bad_secret_is_named_by_its_path(secret_yaml: str, expected: str) -> None:

@@ -209,7 +209,11 @@ class BreakerSettings(_Section):
 
 def _one_or_more(value: object) -> object:
     # `secret: whsec_...` is the common form; a list is the rollover form.
-    return [value] if isinstance(value, str | SecretStr) else value
+    if isinstance(value, str | SecretStr):
+        return [value]
+    if not isinstance(value, list | tuple):
+        raise ValueError("must be a whsec_ secret or a list of them")
+    return value
 
 
 def _checked_secret(value: SecretStr) -> SecretStr:
