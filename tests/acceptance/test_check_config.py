@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from tests.acceptance.cli import run_cli
-from tests.unit.test_config import EXAMPLE, EXAMPLE_ENV
+from tests.unit.test_config import EXAMPLE, EXAMPLE_ENV, example_config
 
 HEAD = """salesforce:
   auth: {client_id: c, client_secret: s, username: u, password: p}
@@ -86,9 +86,15 @@ def test_malformed_file_exits_2_with_its_path(tmp_path: Path, content: str, expe
 
 
 def test_the_example_file_passes(tmp_path: Path) -> None:
-    result = run_cli("check-config", "--config", str(EXAMPLE), env=EXAMPLE_ENV)
+    result = run_cli("check-config", "--config", str(example_config(tmp_path)), env=EXAMPLE_ENV)
     assert result.returncode == 0, result.stderr
     assert "ok (2 triggers, 1 endpoints, store sqlite)" in result.stdout
+
+
+def test_the_example_without_its_key_file_names_the_path(tmp_path: Path) -> None:
+    result = run_cli("check-config", "--config", str(EXAMPLE), env=EXAMPLE_ENV)
+    assert result.returncode == 2
+    assert "salesforce.auth.private_key: cannot read ${file:/run/credentials/" in result.stderr
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
