@@ -21,13 +21,13 @@ EXAMPLE_ENV = {
     "CRM_TOKEN": "crm-token-9",
 }
 
-# Where the example reads the JWT flow's private key (systemd's LoadCredential= puts it there).
-EXAMPLE_KEY_PATH = "/run/credentials/sftriggerd.service/sf-jwt.key"
+# Where the example reads the JWT flow's private key (docs/operations.md installs it there).
+EXAMPLE_KEY_PATH = "/etc/sftriggerd/sf-jwt.key"
 
 
 def example_config(directory: Path) -> Path:
     """The example file as an operator installs it: with its private key file in place (a
-    throwaway key in `directory`, since the test cannot write to /run/credentials)."""
+    throwaway key in `directory`, since the test cannot write to /etc)."""
     text = EXAMPLE.read_text()
     assert "${file:" + EXAMPLE_KEY_PATH + "}" in text
     key = directory / "sf-jwt.key"
