@@ -4,6 +4,9 @@ fault is reported at the YAML path of the item that has it."""
 from __future__ import annotations
 
 import base64
+import re
+import textwrap
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -93,3 +96,19 @@ def test_a_list_parses_exactly_when_it_is_non_empty_and_distinct(secrets: list[s
     else:
         (problem,) = problems_of(text)
         assert problem.startswith("c.yaml:6: endpoints[0].secret: ")
+
+
+def test_the_rollover_procedure_steps_are_valid_configuration() -> None:
+    """docs/secret-rotation.md: each step's endpoints block, under a minimal salesforce
+    section, is accepted, and the steps go one secret -> two -> the new one."""
+    doc = (Path(__file__).parents[2] / "docs" / "secret-rotation.md").read_text()
+    blocks = [textwrap.dedent(block) for block in re.findall(r"```yaml\n(.*?)```", doc, re.S)]
+    env = {"CRM_SYNC_SECRET": OLD, "CRM_SYNC_SECRET_NEW": NEW}
+    head = "salesforce:\n  auth: {client_id: c, client_secret: s, username: u, password: p}\n"
+    keys = [parse_settings(head + block, environ=env).endpoints[0].secret for block in blocks]
+    assert [[s.get_secret_value() for s in secrets] for secrets in keys] == [[OLD, NEW], [NEW]]
+    # The quoted one-line form the text gives parses the same way.
+    (one_line,) = re.findall(r'`(secret: \["\$\{CRM_SYNC_SECRET\}",\s+"[^`]+)`', doc)
+    text = config(" ".join(one_line.split()).removeprefix("secret: "))
+    (endpoint,) = parse_settings(text, environ=env).endpoints
+    assert [secret.get_secret_value() for secret in endpoint.secret] == [OLD, NEW]
