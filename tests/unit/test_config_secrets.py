@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from sftriggerd.config import parse_settings
 from sftriggerd.errors import ConfigError
+from sftriggerd.logs import SecretRedactor
 
 OLD = "whsec_" + base64.b64encode(b"the old secret, 32 bytes long!!!").decode()
 NEW = "whsec_" + base64.b64encode(b"the new secret, 32 bytes long!!!").decode()
@@ -112,3 +113,13 @@ def test_the_rollover_procedure_steps_are_valid_configuration() -> None:
     text = config(" ".join(one_line.split()).removeprefix("secret: "))
     (endpoint,) = parse_settings(text, environ=env).endpoints
     assert [secret.get_secret_value() for secret in endpoint.secret] == [OLD, NEW]
+
+
+def test_the_log_redactor_removes_every_listed_secret_with_or_without_its_prefix() -> None:
+    redactor = SecretRedactor()
+    redactor.remember(parse_settings(config(f"[{OLD}, {NEW}]"), environ={}).secrets())
+    line = f"receiver said: expected {OLD[6:]} or {NEW[6:]}, and {NEW} is configured"
+    scrubbed = redactor.scrub(line)
+    assert scrubbed.startswith("receiver said: expected ")
+    for secret in (OLD, NEW):
+        assert secret.removeprefix("whsec_") not in scrubbed
