@@ -94,7 +94,8 @@ def test_the_example_file_passes(tmp_path: Path) -> None:
 def test_the_example_without_its_key_file_names_the_path(tmp_path: Path) -> None:
     result = run_cli("check-config", "--config", str(EXAMPLE), env=EXAMPLE_ENV)
     assert result.returncode == 2
-    assert "salesforce.auth.private_key: cannot read ${file:/etc/sftriggerd/sf-jwt.key}" in result.stderr
+    expected = "salesforce.auth.private_key: cannot read ${file:/etc/sftriggerd/sf-jwt.key}"
+    assert expected in result.stderr
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
