@@ -45,3 +45,33 @@ async def test_a_future_commit_time_does_not_skip_what_a_back_fill_must_read(
             await asyncio.sleep(0.02)
     await again.stop()
     assert set(while_down) <= set(ids(again))
+
+
+async def test_an_update_in_the_same_second_as_a_streamed_change_survives_a_back_fill(
+    harness: Harness, org: OrgClient
+) -> None:
+    """Salesforce stamps SystemModstamp to the second, change events to the millisecond. A
+    record streamed as created, then updated within the same second while the daemon was
+    down (its replay id expired meanwhile): the back-fill must not take the update for the
+    change already stored. (Frozen stamps make "within the same second" deterministic.)"""
+    frozen = datetime.now(UTC).replace(microsecond=0)
+    await harness.control("modstamp", {"freeze_at": frozen.isoformat().replace("+00:00", "Z")})
+    rig = await harness.start()
+    await rig.connected()
+    record = await org.create("Account", {"Name": "First"})
+    await rig.wait_events(1)
+    await rig.stop()
+    answer = await org.call("PATCH", f"sobjects/Account/{record}", json={"Name": "Second"})
+    assert answer.status == 204, answer.body
+    await harness.control("modstamp", {"freeze_at": None})
+    await harness.expire_replay_ids()
+    again = await harness.start()
+    await again.connected()
+    live = await org.create("Account", {"Name": "Live"})
+    async with asyncio.timeout(10):
+        while live not in ids(again):
+            await asyncio.sleep(0.02)
+    await again.stop()
+    updates = [e for e in again.ingest.new if e.record_id == record]
+    assert [e.change for e in updates] == ["updated"]
+    assert updates[0].record["Name"] == "Second"
