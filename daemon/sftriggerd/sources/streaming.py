@@ -38,6 +38,7 @@ from ..salesforce.cometd import (
     TransportError,
     UnknownClientError,
 )
+from ..salesforce.soql import SoqlValueError
 from ..store.records import PoisonEvent
 from ..urls import strip_userinfo
 from .backfill import Backfill
@@ -249,7 +250,9 @@ class StreamingSource:
             replay = message_replay_id(message)
             try:
                 events.extend(await self._normalise(message))
-            except MalformedMessage as exc:
+            except (MalformedMessage, SoqlValueError) as exc:
+                # SoqlValueError: a name in the message (object, record id) that cannot go
+                # into a query or path; replaying the message would meet it again forever.
                 poison.append(poison_event(self.trigger.name, message, str(exc)))
                 self._count_fault("poison")
                 log.error(

@@ -1,0 +1,46 @@
+"""Hostile review: a change event whose names cannot go into a query (a gap notice naming a
+hostile object, an enriched update naming a hostile record id) is poison, not a fault the
+stream replays forever. Real emulator over HTTP, real SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.emulator.conftest import emulator, http, org
+from tests.emulator.sfclient import OrgClient
+from tests.hostile.resume_rig import CHANNEL, Harness, emulator_settings, harness, ids, store
+from tests.salesforce_messages import cdc
+
+__all__ = ["emulator", "emulator_settings", "harness", "http", "org", "store"]
+
+
+async def _after_hostile(harness: Harness, org: OrgClient, data: dict[str, object]) -> None:
+    rig = await harness.start(enrich=True)
+    await rig.connected()
+    seen = await org.create("Account", {"Name": "Seen"})
+    await rig.wait_events(1)
+    await harness.control("publish", {"channel": CHANNEL, "data": data})
+    after = await org.create("Account", {"Name": "After"})
+    try:
+        async with asyncio.timeout(10):
+            while after not in ids(rig):
+                await asyncio.sleep(0.02)
+    finally:
+        await rig.stop()
+    assert ids(rig) == [seen, after]
+    assert [p.trigger for p in await harness.store.list_poison()] == ["accounts"]
+
+
+async def test_a_gap_notice_naming_a_hostile_object_is_poison(
+    harness: Harness, org: OrgClient
+) -> None:
+    data = cdc("GAP_UPDATE", ["001EM0000000001YAA"])["data"]
+    data["payload"]["ChangeEventHeader"]["entityName"] = "Account WHERE Id != null"
+    await _after_hostile(harness, org, data)
+
+
+async def test_an_enriched_update_naming_a_hostile_record_id_is_poison(
+    harness: Harness, org: OrgClient
+) -> None:
+    data = cdc("UPDATE", ["../../limits"], Name="x")["data"]
+    await _after_hostile(harness, org, data)
