@@ -44,3 +44,13 @@ async def test_an_enriched_update_naming_a_hostile_record_id_is_poison(
 ) -> None:
     data = cdc("UPDATE", ["../../limits"], Name="x")["data"]
     await _after_hostile(harness, org, data)
+
+
+async def test_a_gap_notice_for_an_object_the_org_refuses_to_query_is_poison(
+    harness: Harness, org: OrgClient
+) -> None:
+    """A valid name of an object the user cannot query (400 INVALID_TYPE, a permanent
+    refusal): the stream moves past the notice instead of replaying it forever."""
+    data = cdc("GAP_UPDATE", ["a09EM0000000001YAA"])["data"]
+    data["payload"]["ChangeEventHeader"]["entityName"] = "Never_Written__c"
+    await _after_hostile(harness, org, data)
