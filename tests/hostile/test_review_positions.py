@@ -75,3 +75,27 @@ async def test_an_update_in_the_same_second_as_a_streamed_change_survives_a_back
     updates = [e for e in again.ingest.new if e.record_id == record]
     assert [e.change for e in updates] == ["updated"]
     assert updates[0].record["Name"] == "Second"
+
+
+async def test_a_gap_overflow_stamped_in_the_future_still_fills_the_gap(
+    harness: Harness, org: OrgClient
+) -> None:
+    """A GAP_OVERFLOW notice whose commit time lies in 2100: the fill starts no later than
+    now (minus the overlap), so the changes it announces are read."""
+    rig = await harness.start()
+    await rig.connected()
+    await org.create("Account", {"Name": "Seen"})
+    await rig.wait_events(1)
+    await harness.control("cometd/starve", {"channel": CHANNEL, "enabled": True})
+    missed = await org.create("Account", {"Name": "Missed"})
+    await harness.expire_replay_ids()
+    await harness.control("cometd/starve", {"channel": CHANNEL, "enabled": False})
+    data = cdc("GAP_OVERFLOW", [])["data"]
+    data["payload"]["ChangeEventHeader"]["commitTimestamp"] = FAR_FUTURE_MS
+    await harness.control("publish", {"channel": CHANNEL, "data": data})
+    after = await org.create("Account", {"Name": "After"})
+    async with asyncio.timeout(10):
+        while after not in ids(rig):
+            await asyncio.sleep(0.02)
+    await rig.stop()
+    assert missed in ids(rig)

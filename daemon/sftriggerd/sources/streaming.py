@@ -334,7 +334,8 @@ class StreamingSource:
             return []
         if gap.overflow or not self.backfill.can_reread(gap):  # saved with this batch's
             # position, once the whole fill is stored
-            since = gap.commit_time - RESUME_OVERLAP
+            # Never later than now: a notice stamped in the future would fill nothing.
+            since = min(gap.commit_time, self._clock()) - RESUME_OVERLAP
             await self.positions.fill(self.backfill, since, save=False)
             return []
         return await self.backfill.reread(gap)
