@@ -54,3 +54,11 @@ async def test_a_gap_notice_for_an_object_the_org_refuses_to_query_is_poison(
     data = cdc("GAP_UPDATE", ["a09EM0000000001YAA"])["data"]
     data["payload"]["ChangeEventHeader"]["entityName"] = "Never_Written__c"
     await _after_hostile(harness, org, data)
+
+
+async def test_a_record_id_with_a_lone_surrogate_is_poison(
+    harness: Harness, org: OrgClient
+) -> None:
+    """JSON can carry "\\ud800"; no event id, store key or body can be made of it."""
+    data = cdc("UPDATE", ["001EM\ud800000001YAA"], Name="x")["data"]
+    await _after_hostile(harness, org, data)

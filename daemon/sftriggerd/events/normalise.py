@@ -128,16 +128,30 @@ def _iso_time(value: object) -> datetime:
 
 def _text(header: dict[str, Any], name: str) -> str:
     value = header.get(name)
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not value or not _storable(value):
         raise MalformedMessage(f"ChangeEventHeader.{name} is not a non-empty string")
     return value
+
+
+def _storable(text: str) -> bool:
+    """Whether the text is valid Unicode: JSON can carry a lone surrogate ("\ud800"), which
+    no event id, store key or UTF-8 text can be made of."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _optional(header: dict[str, Any], name: str, kind: type) -> Any:
     value = header.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, kind):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, kind)
+        or (isinstance(value, str) and not _storable(value))
+    ):
         noun = "an integer" if kind is int else "a string"
         raise MalformedMessage(f"ChangeEventHeader.{name} is not {noun}")
     return value
@@ -145,7 +159,9 @@ def _optional(header: dict[str, Any], name: str, kind: type) -> Any:
 
 def _strings(value: object) -> tuple[str, ...] | None:
     """The value as a tuple of non-empty strings, or None when it is not one."""
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) and v and _storable(v) for v in value
+    ):
         return None
     return tuple(value)
 
