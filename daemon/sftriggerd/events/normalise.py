@@ -271,7 +271,7 @@ def from_platform_event(trigger: str, channel: str, message: object) -> Event:
     if not isinstance(payload, dict):
         raise MalformedMessage("platform event has no payload object")
     uuid = _event_part(data).get("EventUuid") or payload.get("EventUuid")
-    if uuid is not None and not isinstance(uuid, str):
+    if uuid is not None and (not isinstance(uuid, str) or not _storable(uuid)):
         raise MalformedMessage("EventUuid is not a string")
     assert isinstance(message, dict)  # _data checked it
     return Event(
@@ -294,7 +294,7 @@ def from_pushtopic(trigger: str, object_name: str, channel: str, message: object
     if not isinstance(event, dict) or not isinstance(sobject, dict):
         raise MalformedMessage("PushTopic message needs data.event and data.sobject objects")
     record_id = sobject.get("Id")
-    if not isinstance(record_id, str) or not record_id:
+    if not isinstance(record_id, str) or not record_id or not _storable(record_id):
         raise MalformedMessage("PushTopic data.sobject.Id is not a non-empty string")
     kind = event.get("type")
     change = _PUSHTOPIC_CHANGES.get(kind) if isinstance(kind, str) else None
