@@ -86,7 +86,7 @@ Outcome = Delivered | Retry | Dead
 
 @dataclass(frozen=True)
 class DeliveryRow:
-    """One delivery as the admin API and the CLI show it (CONTRACT §4)."""
+    """One delivery as the admin API and the CLI show it."""
 
     id: int
     event_id: str
