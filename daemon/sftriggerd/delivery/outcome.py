@@ -22,6 +22,8 @@ from .retry_after import parse_retry_after
 SNIPPET_CHARS = 200
 # How much of an answer's body the attempt history keeps.
 ANSWER_CHARS = 512
+# Shorter secret values (or cut-off parts of one) are not looked for: too many false hits.
+_SHORTEST_SECRET = 4
 REDACTED = "[redacted]"
 _HONOURS_RETRY_AFTER = frozenset({429, 503})
 _WHSEC = re.compile(r"whsec_[A-Za-z0-9+/=]+")
@@ -108,10 +110,22 @@ def answer_excerpt(body: bytes, secrets: Sequence[str] = ()) -> str:
     return text if len(text) <= ANSWER_CHARS else text[: ANSWER_CHARS - 1] + "…"
 
 
+def _without_cut_secret(text: str, secrets: Sequence[str]) -> str:
+    """Only the start of the answer is read: a secret the read limit cut in two ends the
+    text as a prefix of itself, which no whole-secret replace finds."""
+    for secret in secrets:
+        for length in range(len(secret) - 1, _SHORTEST_SECRET - 1, -1):
+            if text.endswith(secret[:length]):
+                return text[:-length] + REDACTED
+    return text
+
+
 def _redact(text: str, secrets: Sequence[str]) -> str:
     text = strip_userinfo(text)
-    for secret in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
+    known = sorted((s for s in secrets if len(s) >= _SHORTEST_SECRET), key=len, reverse=True)
+    for secret in known:
         text = text.replace(secret, REDACTED)
+    text = _without_cut_secret(text, known)
     return _WHSEC.sub(REDACTED, text)
 
 
