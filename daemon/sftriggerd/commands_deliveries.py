@@ -11,6 +11,7 @@ import argparse
 import json
 from collections.abc import Iterable
 
+from .admin import params
 from .admin.delivery_view import detail_json
 from .admin.params import BadRequestError, parse_id, parse_limit
 from .commands import with_store
@@ -41,10 +42,10 @@ def delivery_id_arg(text: str) -> int:
 
 def require_known(kind: str, name: str | None, known: Iterable[str]) -> None:
     """A name the configuration does not define is a usage error naming those it does."""
-    names = sorted(known)
-    if name is not None and name not in names:
-        listed = ", ".join(names) if names else f"no {kind}s are configured"
-        raise UsageError(f"no {kind} named {name!r} in the configuration (known: {listed})")
+    try:
+        params.require_known(kind, name, known)
+    except BadRequestError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def require_endpoint(settings: Settings, name: str | None) -> None:
