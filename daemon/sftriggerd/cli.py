@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__, commands
+from . import commands_deliveries as delivery_commands
 from .config import Settings, load_settings
 from .daemon import run_daemon
 from .errors import ConfigError, NotAvailableError, SftriggerdError, UsageError
@@ -87,15 +88,24 @@ def _add_deliveries(commands: argparse._SubParsersAction[argparse.ArgumentParser
     listing = actions.add_parser("list", help="list deliveries")
     _config_option(listing)
     listing.add_argument("--status", choices=["pending", "in_flight", "delivered", "dead"])
-    listing.add_argument("--endpoint")
-    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--endpoint", help="one configured endpoint")
+    listing.add_argument(
+        "--limit", type=delivery_commands.limit_arg, default=100, help="1 to 1000, newest first"
+    )
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.set_defaults(handler=_deliveries_list)
+    show = actions.add_parser("show", help="one delivery: its event and every attempt")
+    show.add_argument("id", type=delivery_commands.delivery_id_arg, metavar="ID")
+    _config_option(show)
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.set_defaults(handler=_deliveries_show)
     redrive = actions.add_parser("redrive", help="put dead deliveries back in the queue")
     _config_option(redrive)
-    redrive.add_argument("--id", type=int)
+    redrive.add_argument("--id", type=delivery_commands.delivery_id_arg)
     redrive.add_argument("--endpoint")
-    redrive.add_argument("--status", choices=["dead"])
+    redrive.add_argument(
+        "--status", choices=["dead"], help="with --endpoint: dead, the only kind that redrives"
+    )
     redrive.set_defaults(handler=_deliveries_redrive)
 
 
@@ -152,7 +162,8 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _deliveries_list(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
+    settings = load_settings(args.config, inspect_only=True)
+    delivery_commands.require_endpoint(settings, args.endpoint)
     print(
         asyncio.run(
             commands.list_deliveries(settings, args.status, args.endpoint, args.json, args.limit)
@@ -161,12 +172,21 @@ def _deliveries_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _deliveries_show(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config, inspect_only=True)
+    print(asyncio.run(delivery_commands.show_delivery(settings, args.id, args.json)))
+    return 0
+
+
 def _deliveries_redrive(args: argparse.Namespace) -> int:
     if (args.id is None) == (args.endpoint is None):
         raise UsageError("give either --id ID or --endpoint NAME --status dead")
     if args.endpoint is not None and args.status != "dead":
         raise UsageError("redrive by endpoint needs --status dead")
+    if args.id is not None and args.status is not None:
+        raise UsageError("--status goes with --endpoint; --id redrives that one delivery")
     settings = load_settings(args.config)
+    delivery_commands.require_endpoint(settings, args.endpoint)
     print(asyncio.run(commands.redrive(settings, args.id, args.endpoint)))
     return 0
 
@@ -201,7 +221,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _triggers_status(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
+    settings = load_settings(args.config, inspect_only=True)
     print(asyncio.run(commands.trigger_status(settings, args.json)))
     return 0
 

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from ..errors import ConfigError
+from . import inspection
 from .files import read_small_text
 from .loader import LoadedYaml, YamlPath, format_path, load_yaml, printable
 from .rules import cross_field_problems
@@ -18,19 +19,28 @@ from .settings import Settings
 __all__ = ["Settings", "load_settings", "parse_settings"]
 
 
-def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
-    """Reads and validates the file; raises ConfigError listing every problem found."""
+def load_settings(
+    path: Path, environ: Mapping[str, str] | None = None, inspect_only: bool = False
+) -> Settings:
+    """Reads and validates the file; raises ConfigError listing every problem found.
+    `inspect_only`: for commands that read the store only, which need no secrets
+    (`inspection` says which references may stay unresolved)."""
     try:
         text = read_small_text(path)
     except ValueError as exc:
         raise ConfigError([printable(f"cannot read {path}: {exc}")]) from exc
-    return parse_settings(text, source=str(path), environ=environ)
+    return parse_settings(text, source=str(path), environ=environ, inspect_only=inspect_only)
 
 
 def parse_settings(
-    text: str, source: str = "<config>", environ: Mapping[str, str] | None = None
+    text: str,
+    source: str = "<config>",
+    environ: Mapping[str, str] | None = None,
+    inspect_only: bool = False,
 ) -> Settings:
-    loaded = load_yaml(text, os.environ if environ is None else environ)
+    stand_in = inspection.stand_in if inspect_only else None
+    loaded = load_yaml(text, os.environ if environ is None else environ, stand_in)
+    inspection.settle(loaded.data, loaded.stood_in)
     problems: dict[YamlPath, list[str]] = {}
     for path, message in loaded.problems:
         problems.setdefault(path, []).append(message)

@@ -25,7 +25,7 @@ from ..store.base import Store
 from ..store.records import Claim, Dead, Delivered, Outcome, Retry
 from .answers import Result
 from .breaker import Breaker, BreakerPolicy, Transition
-from .outcome import classify
+from .outcome import classify, traced
 from .sender import post_webhook
 from .signing import Signer
 from .worker_parts import Meters, WorkerOptions, default_lease, endpoint_session, wait_any
@@ -239,8 +239,13 @@ class EndpointWorker:
             self._http, self.endpoint.url, headers, claim.body, self.endpoint.timeout
         )
         done_at = self._clock()
-        outcome = classify(
-            result, claim, self.endpoint.retry, done_at, self._options.jitter(), self._secrets
+        outcome = traced(
+            classify(
+                result, claim, self.endpoint.retry, done_at, self._options.jitter(), self._secrets
+            ),
+            result,
+            now,
+            self._secrets,
         )
         # From here the writer owns the claim: it is never released, even at shutdown.
         self._unfinished.pop(claim.delivery_id, None)

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from .records import (
     Checkpoint,
     Claim,
+    DeliveryDetail,
     DeliveryRow,
     DeliveryStatus,
     IngestResult,
@@ -122,6 +123,10 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def get_delivery(self, delivery_id: int) -> DeliveryRow | None: ...
+
+    @abc.abstractmethod
+    async def get_delivery_detail(self, delivery_id: int) -> DeliveryDetail | None:
+        """The delivery, its stored webhook body and every attempt, oldest first."""
 
     @abc.abstractmethod
     async def redrive(self, delivery_id: int, now: datetime) -> bool:

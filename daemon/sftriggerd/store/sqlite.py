@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..errors import StoreError
+from . import sqlite_attempts as attempts
 from . import sqlite_expiry as expiry
 from . import sqlite_leases as leases
 from . import sqlite_ops as ops
@@ -38,6 +39,7 @@ from .base import Store
 from .records import (
     Checkpoint,
     Claim,
+    DeliveryDetail,
     DeliveryRow,
     DeliveryStatus,
     IngestResult,
@@ -236,6 +238,13 @@ class SqliteStore(Store):
 
     async def get_delivery(self, delivery_id: int) -> DeliveryRow | None:
         return await self._run(lambda db: ops.get_delivery(db, delivery_id))
+
+    async def get_delivery_detail(self, delivery_id: int) -> DeliveryDetail | None:
+        def read(db: sqlite3.Connection) -> DeliveryDetail | None:
+            row = ops.get_delivery(db, delivery_id)
+            return None if row is None else attempts.delivery_detail(db, row)
+
+        return await self._run(read)
 
     async def redrive(self, delivery_id: int, now: datetime) -> bool:
         return await self._run(lambda db: ops.redrive(db, delivery_id, now))
