@@ -44,7 +44,7 @@ def test_unset_secrets_are_problems_for_run_and_stand_ins_for_inspection() -> No
     assert loaded.store.url == "sqlite:///state.db"
     assert [t.name for t in loaded.triggers] == ["accounts"]
     assert [e.name for e in loaded.endpoints] == ["hook"]
-    assert loaded.endpoints[0].secret.get_secret_value() == STAND_IN_SECRET
+    assert loaded.endpoints[0].secret[0].get_secret_value() == STAND_IN_SECRET
     assert loaded.server.port == 8181 and loaded.server.admin_token is None
     assert loaded.salesforce.auth.client_id.startswith("(not resolved")
 
@@ -94,3 +94,15 @@ def test_a_file_valid_for_run_loads_the_same_for_inspection(
         return
     # Stand-ins replace only what could not be resolved: a file that resolves is unchanged.
     assert loaded == strict
+
+
+def test_a_secret_list_in_rollover_loads_for_inspection_with_each_secret_unset() -> None:
+    rollover = BY_REFERENCE.replace(
+        "secret: ${WEBHOOK_SECRET}", 'secret: ["${OLD_SECRET}", "${NEW_SECRET}"]'
+    )
+    with pytest.raises(ConfigError) as raised:
+        parse_settings(rollover, "c.yaml", {})
+    assert "OLD_SECRET" in "\n".join(raised.value.problems)
+    loaded = parse_settings(rollover, "c.yaml", {}, inspect_only=True)
+    assert len(loaded.endpoints[0].secret) == 2
+    assert loaded.endpoints[0].secret[0].get_secret_value() == STAND_IN_SECRET

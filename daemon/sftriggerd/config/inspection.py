@@ -24,6 +24,12 @@ _PLACEHOLDER_SALESFORCE: dict[str, Any] = {
 }
 
 
+def _stand_in_secret(index: object) -> str:
+    # Each item of a secret list gets its own stand-in: the settings refuse two equal secrets.
+    first = index % 256 if isinstance(index, int) else 0
+    return "whsec_" + base64.b64encode(bytes([first]) + bytes(15)).decode()
+
+
 def stand_in(path: YamlPath) -> str | None:
     """The text an unresolvable reference at `path` becomes; None where it is a problem."""
     if not path:
@@ -34,7 +40,7 @@ def stand_in(path: YamlPath) -> str | None:
         return ""  # an empty token means none, which reading needs
     if path[0] == "endpoints" and len(path) >= 3:
         if path[2] == "secret":
-            return STAND_IN_SECRET
+            return _stand_in_secret(path[3] if len(path) > 3 else 0)
         if path[2] == "headers":
             return STAND_IN_TEXT
     return None
