@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import __version__, commands
+from . import __version__, cli_replay, commands
 from .config import Settings, load_settings
 from .daemon import run_daemon
 from .errors import ConfigError, NotAvailableError, SftriggerdError, UsageError
@@ -74,6 +74,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _config_option(status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(handler=_triggers_status)
+    cli_replay.add_trigger_commands(triggers_commands)
 
     migrate = commands.add_parser("migrate", help="create or upgrade the store schema")
     _config_option(migrate)
@@ -97,6 +98,7 @@ def _add_deliveries(commands: argparse._SubParsersAction[argparse.ArgumentParser
     redrive.add_argument("--endpoint")
     redrive.add_argument("--status", choices=["dead"])
     redrive.set_defaults(handler=_deliveries_redrive)
+    cli_replay.add_delivery_commands(actions, redrive)  # resend; redrive by time range
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:

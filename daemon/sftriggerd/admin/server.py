@@ -11,6 +11,7 @@ from ..errors import SftriggerdError
 from ..logs import get_logger
 from .api import STATE_KEY, add_api_routes
 from .guard import admin_guard, warn_if_open
+from .replay_api import add_replay_routes
 from .state import AdminState
 from .status_page import add_status_page
 
@@ -50,6 +51,7 @@ def build_admin_app(state: AdminState) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)
     add_api_routes(app)
+    add_replay_routes(app)
     add_status_page(app)
     return app
 
