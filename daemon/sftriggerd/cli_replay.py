@@ -84,7 +84,8 @@ async def _bulk(settings: Settings, operation: replay.Operation, args: argparse.
         settings, operation, args.endpoint, args.status, args.since, args.until, now
     )
     done = await commands.with_store(settings, lambda store: store.requeue(selection, now))
-    return replay.requeued_text(done, f"deliveries of {selection.endpoint}")
+    what = "dead deliveries" if operation == "redrive" else "deliveries"
+    return replay.requeued_text(done, f"{what} of {selection.endpoint} are")
 
 
 async def _resend_one(settings: Settings, delivery_id: int) -> str:

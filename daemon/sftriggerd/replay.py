@@ -119,7 +119,7 @@ def requeued_text(done: Requeued, what: str) -> str:
 def rewind_text(done: RewindDone) -> str:
     text = f"trigger {done.trigger} rewound to {done.point}"
     if done.resent is not None:
-        text += "; " + requeued_text(done.resent, "stored deliveries from there")
+        text += "; " + requeued_text(done.resent, "stored deliveries from there are")
     else:
         text += "; events already stored will not be sent again (use --resend for that)"
     return text
