@@ -28,7 +28,8 @@ server: {{listen: "127.0.0.1:0", admin_token: "{TOKEN}"}}
 triggers:
   - {{name: accounts, object: Account, mode: streaming}}
   - {{name: polled, object: Contact, mode: polling}}
-endpoints: [{{name: hook, url: "http://127.0.0.1:9/h", secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}}]
+endpoints:
+  - {{name: hook, url: "http://127.0.0.1:9/h", secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}}
 """
 
 
