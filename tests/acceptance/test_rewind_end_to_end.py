@@ -69,7 +69,9 @@ async def test_rewind_a_running_stream_to_a_replay_id(tmp_path: Path) -> None:
                 await org.call("POST", "sobjects/Account", {"Name": f"A{n}"})
             await hooks.wait_for(5)
             replay_ids = sorted(b["source"]["replay_id"] for b in hooks.bodies)
-            webhook_ids = {b["source"]["replay_id"]: i for b, i in zip(hooks.bodies, hooks.ids)}
+            webhook_ids = {
+                b["source"]["replay_id"]: i for b, i in zip(hooks.bodies, hooks.ids, strict=True)
+            }
             await wait_replay_id(state, replay_ids[-1])
 
             # Without resend: re-read from after the second change, none sent again.
