@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from sftriggerd.store.sqlite import SqliteStore
-from tests.acceptance.cli import free_port
+from tests.acceptance.cli import free_port, run_cli
 from tests.acceptance.harness import Org, Process, daemon_config, receiver, start, wait_http
 from tests.acceptance.test_streaming_end_to_end import ready
 
@@ -99,6 +99,27 @@ async def test_rewind_a_running_stream_to_a_replay_id(tmp_path: Path) -> None:
             assert again == {webhook_ids[r] for r in replay_ids[2:]} | {hooks.ids[5]}
             assert len(hooks.ids) == 11 and max(counts.values()) == 2
             assert hooks.bad_signatures == 0
+            await wait_replay_id(state, max(b["source"]["replay_id"] for b in hooks.bodies))
+            assert await daemon.stop() == 0
+
+            # Stopped: the CLI rewinds; the next start re-reads and resends from there.
+            done = run_cli(
+                "triggers", "rewind", "accounts", "--to", str(replay_ids[3]), "--resend",
+                "--config", str(config),
+            )  # fmt: skip
+            assert done.returncode == 0 and "3 stored deliveries" in done.stdout, done.stderr
+            daemon = await start(["run", "--config", str(config)], tmp_path / "daemon.log")
+            async with asyncio.timeout(30):
+                while len(hooks.ids) < 14:
+                    await asyncio.sleep(0.1)
+            last = next(
+                i
+                for b, i in zip(hooks.bodies, hooks.ids, strict=True)
+                if b["record"]["Name"] == "last"
+            )
+            assert set(hooks.ids[11:]) == {webhook_ids[replay_ids[4]], hooks.ids[5], last}
+            await wait_replay_id(state, max(b["source"]["replay_id"] for b in hooks.bodies))
+            assert len(hooks.ids) == 14
             assert await daemon.stop() == 0
             daemon = None
     finally:
