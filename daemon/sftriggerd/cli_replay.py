@@ -60,6 +60,8 @@ def _by_id_or_endpoint(args: argparse.Namespace, operation: str) -> None:
 
 def _redrive(args: argparse.Namespace) -> int:
     _by_id_or_endpoint(args, "redrive")
+    if args.endpoint is not None and args.status != "dead":
+        raise UsageError("redrive by endpoint needs --status dead")
     settings = load_settings(args.config)
     if args.id is not None:
         print(asyncio.run(commands.redrive(settings, args.id, None)))

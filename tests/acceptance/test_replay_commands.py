@@ -64,10 +64,14 @@ def test_bulk_redrive_by_time_range(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     _, dead = asyncio.run(seeded(tmp_path / "state.db"))
     future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-    code, text = cli(config, "deliveries", "redrive", "--endpoint", "hook", "--since", future)
+    code, text = cli(
+        config, "deliveries", "redrive", "--endpoint", "hook", "--status", "dead", "--since", future
+    )
     assert (code, text) == (0, "0 dead deliveries of hook are pending again")
     code, text = cli(
-        config, "deliveries", "redrive", "--endpoint", "hook", "--since", "1h", "--until", future
+        config,
+        *("deliveries", "redrive", "--endpoint", "hook", "--status", "dead"),
+        *("--since", "1h", "--until", future),
     )
     assert (code, text) == (
         0,
@@ -94,7 +98,11 @@ def test_bulk_resend_takes_delivered_ones_and_is_idempotent(tmp_path: Path) -> N
         (("deliveries", "resend", "--id", "999"), "no delivery 999"),
         (("deliveries", "resend", "--endpoint", "nope"), "no endpoint named 'nope'"),
         (("deliveries", "resend", "--id", "1", "--since", "1h"), "takes no --status"),
-        (("deliveries", "redrive", "--endpoint", "hook", "--since", "then"), "is not a time"),
+        (("deliveries", "redrive", "--endpoint", "hook", "--since", "1h"), "needs --status dead"),
+        (
+            ("deliveries", "redrive", "--endpoint", "hook", "--status", "dead", "--since", "then"),
+            "is not a time",
+        ),
         (("triggers", "rewind", "nope", "--to", "1h"), "no trigger named 'nope'"),
         (("triggers", "rewind", "accounts", "--to", "4d"), "outside Salesforce's retention"),
         (("triggers", "rewind", "polled", "--to", "77"), "polling has no replay ids"),
