@@ -1,21 +1,28 @@
 """The CLI's resend, bulk redrive and rewind: `deliveries resend`, `deliveries redrive
---since/--until`, `triggers rewind`. They change an existing store (never create one); a
-rewind with the daemon running belongs to the admin API, which stops the trigger's source
-around it (the CLI's change would be overwritten by the source's next batch)."""
+--since/--until`, `triggers rewind`. They change an existing store (never create one).
+
+A rewind while the daemon runs must go through its admin API, which stops the trigger's
+source around the change (written to the store directly, it would be overwritten by the
+source's next batch): when the configured admin address answers, `triggers rewind` asks it
+to, with the configured admin token."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeAlias
+from urllib.parse import quote
+
+import aiohttp
 
 from . import commands, replay
 from .config import Settings, load_settings
-from .errors import UsageError
+from .errors import SftriggerdError, UsageError
 from .store.base import Store
-from .store.replay import Selection
+from .store.replay import Requeued, Selection
 
 Actions: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 _TIME_HELP = "a time with its zone (2026-12-01T10:00:00Z) or a duration ago (2h)"
@@ -105,9 +112,45 @@ async def _resend_one(settings: Settings, delivery_id: int) -> str:
 def _rewind(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     trigger = replay.trigger_named(settings, args.name)
+    through_daemon = asyncio.run(_rewind_running(settings, trigger.name, args.to, args.resend))
+    if through_daemon is not None:
+        print(through_daemon)
+        return 0
 
     async def work(store: Store) -> replay.RewindDone:
         return await replay.rewind(store, trigger, args.to, args.resend, datetime.now(UTC))
 
     print(replay.rewind_text(asyncio.run(commands.with_store(settings, work))))
     return 0
+
+
+async def _rewind_running(settings: Settings, name: str, to: str, resend: bool) -> str | None:
+    """The running daemon's answer to the rewind; None when no daemon answers."""
+    server = settings.server
+    host = f"[{server.host}]" if ":" in server.host else server.host
+    url = f"http://{host}:{server.port}/api/triggers/{quote(name, safe='')}/rewind"
+    headers = {"Content-Type": "application/json"}
+    if server.admin_token is not None:
+        headers["Authorization"] = f"Bearer {server.admin_token.get_secret_value()}"
+    body = json.dumps({"to": to, "resend": resend})
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http,
+            http.post(url, data=body, headers=headers) as response,
+        ):
+            answer = await response.json(content_type=None)
+    except (aiohttp.ClientConnectionError, TimeoutError):
+        return None  # nothing listens there: the daemon is stopped
+    except (aiohttp.ClientError, ValueError) as exc:
+        raise SftriggerdError(f"the daemon at {server.listen} answered oddly: {exc}") from exc
+    if response.status != 200 or not isinstance(answer, dict):
+        problem = answer.get("error") if isinstance(answer, dict) else None
+        raise UsageError(f"the running daemon refused: {problem or response.status}")
+    resent = answer.get("resent")
+    done = replay.RewindDone(
+        trigger=name,
+        point=str(answer.get("to")),
+        position=answer.get("position") or {},
+        resent=Requeued(resent["requeued"], resent["already_pending"]) if resent else None,
+    )
+    return replay.rewind_text(done) + " (through the running daemon, which re-reads at once)"

@@ -12,7 +12,7 @@ import pytest
 
 from sftriggerd.store.records import Checkpoint, Delivered, NewEvent
 from sftriggerd.store.sqlite import SqliteStore
-from tests.acceptance.cli import run_cli
+from tests.acceptance.cli import free_port, run_cli
 from tests.acceptance.test_store_commands import SECRET, seeded
 
 TRIGGERS = """
@@ -27,6 +27,7 @@ salesforce: {{auth: {{client_id: c, client_secret: s, username: u, password: p}}
 store: {{url: "sqlite:///{tmp_path}/state.db"}}
 triggers:{TRIGGERS}
 endpoints: [{{name: hook, url: "http://127.0.0.1:9/h", secret: {SECRET}}}]
+server: {{listen: "127.0.0.1:{free_port()}"}}
 """)
     return config
 

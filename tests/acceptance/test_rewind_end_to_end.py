@@ -99,8 +99,18 @@ async def test_rewind_a_running_stream_to_a_replay_id(tmp_path: Path) -> None:
             assert again == {webhook_ids[r] for r in replay_ids[2:]} | {hooks.ids[5]}
             assert len(hooks.ids) == 11 and max(counts.values()) == 2
             assert hooks.bad_signatures == 0
-            await wait_replay_id(state, max(b["source"]["replay_id"] for b in hooks.bodies))
+            newest = max(b["source"]["replay_id"] for b in hooks.bodies)
+            await wait_replay_id(state, newest)
+
+            # The CLI, while the daemon runs, asks it to rewind (a store write would be lost).
+            done = run_cli(
+                "triggers", "rewind", "accounts", "--to", str(replay_ids[0]),
+                "--config", str(config),
+            )  # fmt: skip
+            assert done.returncode == 0 and "through the running daemon" in done.stdout
+            await wait_replay_id(state, newest)
             assert await daemon.stop() == 0
+            assert len(hooks.ids) == 11
 
             # Stopped: the CLI rewinds; the next start re-reads and resends from there.
             done = run_cli(
