@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,6 +18,7 @@ from sftriggerd.metrics import Metrics
 from sftriggerd.sources.restartable import RestartableSource
 from sftriggerd.store.base import Store
 from sftriggerd.store.records import Checkpoint
+from sftriggerd.store.sqlite import SqliteStore
 from tests.admin.conftest import Serve
 from tests.admin.test_api import seed
 from tests.unit.test_restartable import Builds
@@ -175,3 +177,33 @@ async def test_rewind_while_running_restarts_the_source_around_the_change(
     assert saved is not None and saved.position["replay_id"] == 12
     stopping.set()
     await asyncio.wait_for(running, 5)
+
+
+async def test_a_store_failure_mid_rewind_is_503_and_the_source_runs_on(
+    tmp_path: Path, admin_for: Any
+) -> None:
+    store = SqliteStore(tmp_path / "state.db")
+    await store.open()
+    builds = Builds()
+    source = RestartableSource("accounts", builds)
+    stopping = asyncio.Event()
+    running = asyncio.create_task(source.run(stopping))
+    await builds.made[0].started.wait()
+    state = make_state(store)
+    state.sources = {"accounts": source}
+    admin = await admin_for(state)
+    await store.close()  # every store call now fails
+    status, body = await admin.post("/api/triggers/accounts/rewind", {"to": "1h", "resend": True})
+    assert status == 503 and body["error"]
+    # The same source (its position unchanged) runs again; the next rewind, with the store
+    # back, goes through.
+    async with asyncio.timeout(5):
+        while builds.log.count("start 0") < 2:
+            await asyncio.sleep(0.01)
+    await store.open()
+    status, body = await admin.post("/api/triggers/accounts/rewind", {"to": "1h"})
+    assert status == 200 and body["restarted"] is True
+    await asyncio.wait_for(builds.made[1].started.wait(), 5)
+    stopping.set()
+    await asyncio.wait_for(running, 5)
+    await store.close()
