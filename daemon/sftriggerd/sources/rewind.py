@@ -10,7 +10,8 @@
   (72 hours; change data capture keeps 3 days, the same span); the source resumes from it as
   after a switch from polling (back-fill from that time, then subscribe), or, for platform
   events, replays what is retained and drops what is older than the time.
-- A time on a polled trigger may be any time: the poller reads from it.
+- A time on a polled trigger may be any time: the poller reads from it, and its look-back
+  goes no further back than it (the floor, as `start_from` sets it for a new trigger).
 
 Events already stored are skipped when read again (ingest is idempotent on the event id, and
 a back-fill skips records already stored as new); `resend` says which stored events the
