@@ -9,6 +9,7 @@ import pytest
 
 from sftriggerd.metrics import Metrics
 from sftriggerd.sources.restartable import RestartableSource
+from sftriggerd.sources.status import TriggerStatus
 from sftriggerd.supervision import RestartPolicy, Supervisor
 
 
@@ -53,6 +54,8 @@ class Builds:
 async def test_a_restart_stops_the_source_runs_the_work_then_starts_a_new_one() -> None:
     builds = Builds()
     part = RestartableSource("t", builds)
+    status = TriggerStatus("t", "streaming", "configured", "running", "replay_id 9")
+    part.status = status
     stopping = asyncio.Event()
     running = asyncio.create_task(part.run(stopping))
     await builds.made[0].started.wait()
@@ -65,6 +68,7 @@ async def test_a_restart_stops_the_source_runs_the_work_then_starts_a_new_one() 
     await asyncio.wait_for(builds.made[1].started.wait(), 5)
     assert builds.log == ["start 0", "stop 0", "work", "start 1"]
     assert part.not_ready_reasons() == ["source 1"]
+    assert (status.checkpoint, status.state) == (None, "starting")
     stopping.set()
     await asyncio.wait_for(running, 5)
     assert builds.log[-1] == "stop 1"

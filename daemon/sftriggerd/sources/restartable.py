@@ -83,6 +83,9 @@ class RestartableSource:
                     await _finish(self._running, self._stop_timeout_s)
                 result = await work()
                 self._source = self._build()
+                if self.status is not None:  # the old position's text is no longer true
+                    self.status.checkpoint = None
+                    self.status.state = "starting"
                 log.info("source_restarted", part=self.name)
                 return result
             finally:
