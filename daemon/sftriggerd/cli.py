@@ -13,11 +13,11 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import __version__, commands
+from . import __version__, cli_replay, commands
 from . import commands_deliveries as delivery_commands
 from .config import Settings, load_settings
 from .daemon import run_daemon
-from .errors import ConfigError, NotAvailableError, SftriggerdError, UsageError
+from .errors import ConfigError, NotAvailableError, SftriggerdError
 from .logs import configure_logging, get_logger, redactor
 
 log = get_logger(__name__)
@@ -75,6 +75,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _config_option(status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(handler=_triggers_status)
+    cli_replay.add_trigger_commands(triggers_commands)
 
     migrate = commands.add_parser("migrate", help="create or upgrade the store schema")
     _config_option(migrate)
@@ -106,7 +107,7 @@ def _add_deliveries(commands: argparse._SubParsersAction[argparse.ArgumentParser
     redrive.add_argument(
         "--status", choices=["dead"], help="with --endpoint: dead, the only kind that redrives"
     )
-    redrive.set_defaults(handler=_deliveries_redrive)
+    cli_replay.add_delivery_commands(actions, redrive)  # resend; redrive by time range
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:
@@ -175,19 +176,6 @@ def _deliveries_list(args: argparse.Namespace) -> int:
 def _deliveries_show(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, inspect_only=True)
     print(asyncio.run(delivery_commands.show_delivery(settings, args.id, args.json)))
-    return 0
-
-
-def _deliveries_redrive(args: argparse.Namespace) -> int:
-    if (args.id is None) == (args.endpoint is None):
-        raise UsageError("give either --id ID or --endpoint NAME --status dead")
-    if args.endpoint is not None and args.status != "dead":
-        raise UsageError("redrive by endpoint needs --status dead")
-    if args.id is not None and args.status is not None:
-        raise UsageError("--status goes with --endpoint; --id redrives that one delivery")
-    settings = load_settings(args.config)
-    delivery_commands.require_endpoint(settings, args.endpoint)
-    print(asyncio.run(commands.redrive(settings, args.id, args.endpoint)))
     return 0
 
 

@@ -52,10 +52,6 @@ def require_endpoint(settings: Settings, name: str | None) -> None:
     require_known("endpoint", name, (endpoint.name for endpoint in settings.endpoints))
 
 
-def require_trigger(settings: Settings, name: str | None) -> None:
-    require_known("trigger", name, (trigger.name for trigger in settings.triggers))
-
-
 async def show_delivery(settings: Settings, delivery_id: int, as_json: bool) -> str:
     detail = await with_store(settings, lambda store: store.get_delivery_detail(delivery_id))
     if detail is None:

@@ -35,6 +35,7 @@ from . import sqlite_expiry as expiry
 from . import sqlite_leases as leases
 from . import sqlite_ops as ops
 from . import sqlite_prune as pruning
+from . import sqlite_replay as replay
 from .base import Store
 from .records import (
     Checkpoint,
@@ -49,6 +50,7 @@ from .records import (
     PoisonEvent,
     RecordState,
 )
+from .replay import Requeued, Selection
 
 T = TypeVar("T")
 
@@ -251,6 +253,13 @@ class SqliteStore(Store):
 
     async def redrive_endpoint(self, endpoint: str, now: datetime) -> int:
         return await self._run(lambda db: ops.redrive_endpoint(db, endpoint, now))
+
+    async def requeue(self, selection: Selection, now: datetime) -> Requeued:
+        return await self._run(lambda db: replay.requeue(db, selection, now))
+
+    async def rewind(self, trigger: str, checkpoint: Checkpoint) -> None:
+        now = datetime.now(UTC)
+        await self._run(lambda db: replay.rewind(db, trigger, checkpoint, now))
 
     async def outbox_counts(self) -> dict[str, OutboxCounts]:
         return await self._run(ops.outbox_counts)
