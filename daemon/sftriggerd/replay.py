@@ -27,8 +27,11 @@ class UnknownNameError(UsageError):
 
 
 def endpoint_named(settings: Settings, name: str) -> str:
-    if name not in {endpoint.name for endpoint in settings.endpoints}:
-        raise UnknownNameError(f"no endpoint named {name!r} in the configuration")
+    known = [endpoint.name for endpoint in settings.endpoints]
+    if name not in known:
+        raise UnknownNameError(
+            f"no endpoint named {name!r} in the configuration (known: {', '.join(known)})"
+        )
     return name
 
 
@@ -36,7 +39,8 @@ def trigger_named(settings: Settings, name: str) -> TriggerSettings:
     for trigger in settings.triggers:
         if trigger.name == name:
             return trigger
-    raise UnknownNameError(f"no trigger named {name!r} in the configuration")
+    known = ", ".join(trigger.name for trigger in settings.triggers)
+    raise UnknownNameError(f"no trigger named {name!r} in the configuration (known: {known})")
 
 
 def bulk_selection(

@@ -157,7 +157,7 @@ def test_redrive_status_goes_with_the_endpoint(tmp_path: Path) -> None:
         "--status",
         "dead",
     )
-    assert with_id.returncode == 2 and "--status goes with --endpoint" in with_id.stderr
+    assert with_id.returncode == 2 and "--id takes no --status" in with_id.stderr
     done = run_cli(
         "deliveries", "redrive", "--config", str(config), "--endpoint", "hook", "--status", "dead"
     )
