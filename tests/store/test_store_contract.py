@@ -316,3 +316,15 @@ async def test_counts_name_every_endpoint_with_open_or_dead_deliveries(store: St
         "c": (1, 0),
         "d": (0, 1),
     }
+
+
+async def test_a_claim_carries_what_the_sender_needs(store: Store) -> None:
+    before = now()
+    await store.ingest("t", [event(1, endpoints=("hook",))], checkpoint(1))
+    after = now()
+    [claim] = await store.claim_due("hook", 1, LEASE, now())
+    assert (claim.endpoint, claim.trigger, claim.event_id) == ("hook", "t", "evt_1")
+    assert (claim.body, claim.attempts) == (b'{"n":1}', 0)
+    assert claim.occurred_at == T0 + timedelta(seconds=1)
+    # Retry age counts from when the delivery was stored, not from when the change happened.
+    assert before - timedelta(seconds=1) <= claim.retry_since <= after + timedelta(seconds=1)
