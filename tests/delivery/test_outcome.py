@@ -181,3 +181,8 @@ def test_a_longer_secret_is_redacted_whole_before_a_shorter_one_inside_it() -> N
 def test_a_snippet_of_exactly_the_limit_is_not_cut() -> None:
     body = b"y" * SNIPPET_CHARS
     assert snippet(body) == "y" * SNIPPET_CHARS
+
+
+def test_secrets_are_redacted_longest_first_not_in_text_order() -> None:
+    # "zzzz" sorts after "aaaa-zzzz" but lies inside it: the long one must go first.
+    assert snippet(b"key=aaaa-zzzz", secrets=("zzzz", "aaaa-zzzz")) == "key=[redacted]"

@@ -328,3 +328,12 @@ async def test_a_claim_carries_what_the_sender_needs(store: Store) -> None:
     assert claim.occurred_at == T0 + timedelta(seconds=1)
     # Retry age counts from when the delivery was stored, not from when the change happened.
     assert before - timedelta(seconds=1) <= claim.retry_since <= after + timedelta(seconds=1)
+
+
+async def test_a_claim_that_looks_past_held_back_changes_still_takes_no_more_than_asked(
+    store: Store,
+) -> None:
+    records = ["001A", "001A", "001B", "001C", "001D"]
+    await store.ingest("t", [event(n, r) for n, r in enumerate(records, 1)], checkpoint(5))
+    claims = await store.claim_due("hook", 2, LEASE, now())
+    assert [c.event_id for c in claims] == ["evt_1", "evt_3"]

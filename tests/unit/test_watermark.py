@@ -147,16 +147,17 @@ def test_the_after_query_reads_strictly_after_the_time_and_id_up_to_the_window_e
 
 def test_the_lookback_query_reads_the_window_up_to_and_including_the_watermark() -> None:
     since = T - timedelta(minutes=5)
-    query = lookback_query("Account", ["Name"], None, Watermark(T, "001A"), since)
+    query = lookback_query("Account", ["Name"], "Type = 'X'", Watermark(T, "001A"), since)
     assert query == (
         f"{HEAD}SystemModstamp >= 2026-11-28T10:10:02Z AND (SystemModstamp < {T_SOQL}"
-        f" OR (SystemModstamp = {T_SOQL} AND Id <= '001A')){ORDER}"
+        f" OR (SystemModstamp = {T_SOQL} AND Id <= '001A')) AND (Type = 'X'){ORDER}"
     )
 
 
 def test_the_range_and_ids_queries() -> None:
-    assert range_query("Account", ["Name"], None, T, T + timedelta(seconds=1)) == (
-        f"{HEAD}SystemModstamp >= {T_SOQL} AND SystemModstamp <= 2026-11-28T10:15:03Z{ORDER}"
+    assert range_query("Account", ["Name"], "Type = 'X'", T, T + timedelta(seconds=1)) == (
+        f"{HEAD}SystemModstamp >= {T_SOQL} AND SystemModstamp <= 2026-11-28T10:15:03Z"
+        f" AND (Type = 'X'){ORDER}"
     )
     assert ids_query("Account", ["Name"], ["001A", "001B"]) == (
         f"{HEAD}Id IN ('001A', '001B'){ORDER}"
@@ -211,3 +212,10 @@ def test_an_empty_id_is_malformed_and_the_poison_keeps_the_row_and_the_reason() 
 
 def test_an_unknown_gap_type_is_an_update() -> None:
     assert gap_change("GAP_OVERFLOW") == "updated"
+
+
+def test_a_row_with_a_value_json_cannot_write_is_still_kept_as_poison() -> None:
+    odd = {"Id": "001C", "CreatedDate": STAMP, "SystemModstamp": T}  # not text: malformed
+    good, poison = split_rows("accounts", [odd])
+    assert good == [] and poison[0].message == json.dumps(odd, default=str)
+    assert poison[0].reason.startswith("row '001C' has no SystemModstamp: ")
