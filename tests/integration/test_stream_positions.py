@@ -9,9 +9,12 @@ from sftriggerd.sources.position import (
     RESUME_OVERLAP,
     ReplayPosition,
     StreamResume,
+    WatermarkPosition,
     decode,
+    encode,
 )
 from sftriggerd.sources.stream_positions import StreamPositions
+from sftriggerd.store.records import Checkpoint
 from tests.emulator.conftest import emulator, http, org
 from tests.emulator.sfclient import OrgClient
 from tests.hostile.resume_rig import CHANNEL, Harness, emulator_settings, harness, store
@@ -83,3 +86,65 @@ async def test_a_saved_fill_stores_its_end_and_an_unsaved_one_only_remembers_it(
     position = await stored(harness)
     assert isinstance(position, ReplayPosition) and position.replay_id == 4
     assert position.reached == positions.reached and position.channel == CHANNEL
+
+
+async def test_positions_are_read_and_written_per_trigger(harness: Harness) -> None:
+    other = Checkpoint(trigger="contacts", position={"replay_id": 99, "channel": CHANNEL})
+    await harness.store.ingest("contacts", [], other)
+    _, positions = await rig_positions(harness)
+    assert await positions.load() is None  # another trigger's position is not ours
+    await positions.save_start(T)
+    assert await stored(harness) == ReplayPosition(CHANNEL, None, T)
+
+
+async def test_an_old_position_takes_its_time_from_the_checkpoint_and_keeps_a_later_one(
+    harness: Harness,
+) -> None:
+    old = Checkpoint(trigger="accounts", position={"replay_id": 5}, event_time=T)
+    await harness.store.ingest("accounts", [], old)
+    _, positions = await rig_positions(harness)
+    assert await positions.load() == ReplayPosition(CHANNEL, 5, T)
+    assert positions.reached == T
+    positions.checkpoint(6, T + 60 * S)
+    await positions.load()
+    assert positions.reached == T + 60 * S
+
+
+async def test_after_polling_the_stream_resumes_the_look_back_before_the_watermark(
+    harness: Harness,
+) -> None:
+    polled = Checkpoint(trigger="accounts", position=encode(WatermarkPosition(T, "001A")))
+    await harness.store.ingest("accounts", [], polled)
+    rig, positions = await rig_positions(harness)
+    lookback = rig.source.trigger.poll_lookback
+    assert await positions.resume() == StreamResume(None, T - lookback)
+
+
+async def test_with_nothing_stored_an_expired_fill_starts_from_now(harness: Harness) -> None:
+    _, positions = await rig_positions(harness)
+    before = datetime.now(UTC)
+    start = await positions.expired_fill_from()
+    assert before - RESUME_OVERLAP <= start <= datetime.now(UTC) - RESUME_OVERLAP
+
+
+async def test_a_fill_never_moves_the_time_reached_back(harness: Harness) -> None:
+    rig, positions = await rig_positions(harness)
+    assert rig.source.backfill is not None
+    ahead = datetime.now(UTC) + 3600 * S
+    positions.checkpoint(3, ahead)
+    await positions.fill(rig.source.backfill, ahead - 7200 * S, save=False)
+    assert positions.reached == ahead
+    await positions.fill(rig.source.backfill, ahead - 7200 * S, save=True)
+    assert positions.reached == ahead
+    saved = await stored(harness)
+    assert isinstance(saved, ReplayPosition) and saved.reached == ahead
+
+
+async def test_a_saved_fill_reaches_its_own_end(harness: Harness) -> None:
+    rig, positions = await rig_positions(harness)
+    assert rig.source.backfill is not None
+    before = datetime.now(UTC)
+    await positions.fill(rig.source.backfill, before - 60 * S, save=True)
+    saved = await stored(harness)
+    assert isinstance(saved, ReplayPosition) and saved.reached is not None
+    assert saved.reached >= before
