@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from sftriggerd.sources.position import (
     RESUME_OVERLAP,
+    PositionError,
     ReplayPosition,
     StreamResume,
     WatermarkPosition,
@@ -148,3 +151,12 @@ async def test_a_saved_fill_reaches_its_own_end(harness: Harness) -> None:
     saved = await stored(harness)
     assert isinstance(saved, ReplayPosition) and saved.reached is not None
     assert saved.reached >= before
+
+
+async def test_an_unreadable_stored_position_names_the_trigger(harness: Harness) -> None:
+    broken = Checkpoint(trigger="accounts", position={"replay_id": 1.5})
+    await harness.store.ingest("accounts", [], broken)
+    _, positions = await rig_positions(harness)
+    with pytest.raises(PositionError) as raised:
+        await positions.load()
+    assert raised.value.trigger == "accounts"
