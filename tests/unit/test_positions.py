@@ -187,3 +187,8 @@ def test_without_a_stream_position_an_expired_fill_starts_from_now() -> None:
     now = T + timedelta(hours=3)
     assert expired_fill_from(None, now) == now - RESUME_OVERLAP
     assert expired_fill_from(WatermarkPosition(T, "001A"), now) == now - RESUME_OVERLAP
+
+
+def test_stored_times_are_utc_with_a_z() -> None:
+    stored = encode(ReplayPosition(CHANNEL, 5, T))
+    assert stored["reached"] == "2026-11-28T10:15:02.123000Z"

@@ -219,3 +219,9 @@ def test_a_row_with_a_value_json_cannot_write_is_still_kept_as_poison() -> None:
     good, poison = split_rows("accounts", [odd])
     assert good == [] and poison[0].message == json.dumps(odd, default=str)
     assert poison[0].reason.startswith("row '001C' has no SystemModstamp: ")
+
+
+def test_a_row_created_at_its_stamp_is_created_even_behind_the_read_start() -> None:
+    # A late-committing insert found by the look-back: created and stamped in one second.
+    late = row("001A", created=STAMP, stamp=STAMP)
+    assert classify(late, Watermark(T + timedelta(minutes=1), "001Z"), None) == "created"
