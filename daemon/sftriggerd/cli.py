@@ -1,4 +1,4 @@
-"""The `sftriggerd` command line (CONTRACT §1).
+"""The `sftriggerd` command line (the commands are listed in the README).
 
 Exit codes: 0 success, 2 bad configuration or usage, 1 runtime failure. Expected failures
 print one line each to stderr, never a traceback.

@@ -1,4 +1,4 @@
-"""The webhook headers verify with the public Standard Webhooks library (CONTRACT §3)."""
+"""The webhook headers verify with the public Standard Webhooks library."""
 
 from __future__ import annotations
 

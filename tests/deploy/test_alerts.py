@@ -80,7 +80,7 @@ def test_rule_reads_only_metrics_that_exist(rule: dict[str, Any]) -> None:
 
 
 def test_the_contract_metrics_are_all_watched() -> None:
-    """Each alert-worthy CONTRACT §5 metric has at least one rule."""
+    """Each alert-worthy metric of the operations guide has at least one rule."""
     used = set().union(*(selected_metrics(rule["expr"]) for rule in RULES))
     for name in (
         "sftriggerd_deliveries_total",

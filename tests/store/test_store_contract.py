@@ -1,4 +1,5 @@
-"""What every store engine must do; the one rule of DESIGN.md, tested at the interface."""
+"""What every store engine must do; the one rule (a position moves only with its events),
+tested at the interface."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""What the store does, shaped so the one rule of DESIGN.md cannot be broken:
+"""What the store does, shaped so the one rule (a position moves only with its events)
+cannot be broken:
 
 - a checkpoint moves only inside `ingest`, with the events and their deliveries, in one
   transaction, and ingestion is idempotent on (trigger, event id);

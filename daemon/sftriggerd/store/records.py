@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -85,7 +86,7 @@ Outcome = Delivered | Retry | Dead
 
 @dataclass(frozen=True)
 class DeliveryRow:
-    """One delivery as the admin API and the CLI show it (CONTRACT §4)."""
+    """One delivery as the admin API and the CLI show it."""
 
     id: int
     event_id: str
@@ -123,3 +124,6 @@ class RecordState:
 
     change: str
     occurred_at: datetime
+    # The record as that event carried it (None when unknown): tells whether a re-read row
+    # of the same second shows anything the event did not.
+    record: Mapping[str, Any] | None = None
