@@ -133,8 +133,10 @@ async def test_with_nothing_stored_an_expired_fill_starts_from_now(harness: Harn
 async def test_a_fill_never_moves_the_time_reached_back(harness: Harness) -> None:
     rig, positions = await rig_positions(harness)
     assert rig.source.backfill is not None
-    ahead = datetime.now(UTC) + 3600 * S
-    positions.checkpoint(3, ahead)
+    ahead = datetime.now(UTC) + 3600 * S  # stored by a host whose clock ran ahead
+    saved_ahead = Checkpoint(trigger="accounts", position=encode(ReplayPosition(CHANNEL, 3, ahead)))
+    await harness.store.ingest("accounts", [], saved_ahead)
+    await positions.load()
     await positions.fill(rig.source.backfill, ahead - 7200 * S, save=False)
     assert positions.reached == ahead
     await positions.fill(rig.source.backfill, ahead - 7200 * S, save=True)

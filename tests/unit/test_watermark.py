@@ -173,12 +173,16 @@ def test_the_initial_watermark_and_its_text() -> None:
 
 
 def test_a_row_is_already_seen_only_behind_a_stored_event_as_new_that_is_not_a_delete() -> None:
-    stamped = row("001A", stamp=STAMP)
+    stamped = row("001A", stamp=STAMP, Name="Acme")
     assert not already_seen(stamped, None)
-    # Stored times keep microseconds, row stamps are whole seconds.
-    assert already_seen(stamped, RecordState("updated", T.replace(microsecond=500)))
+    assert already_seen(stamped, RecordState("updated", T + timedelta(seconds=1)))
     assert not already_seen(stamped, RecordState("updated", T - timedelta(seconds=1)))
-    assert not already_seen(stamped, RecordState("deleted", T))
+    assert not already_seen(stamped, RecordState("deleted", T + timedelta(seconds=1)))
+    # The same second (stored times keep milliseconds): seen only if the row shows nothing new.
+    same = T.replace(microsecond=500)
+    assert already_seen(stamped, RecordState("updated", same, {"Name": "Acme"}))
+    assert not already_seen(stamped, RecordState("updated", same, {"Name": "Old"}))
+    assert not already_seen(stamped, RecordState("updated", same))
 
 
 def test_a_polled_event_carries_the_row_and_a_stable_id() -> None:
