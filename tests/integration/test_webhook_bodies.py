@@ -8,16 +8,13 @@ arrives is validated against the schema, and every kind of source must have sent
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from jsonschema import Draft202012Validator, FormatChecker
 
 from tests.hostile.daemon_rig import DaemonRig, daemon_rig
-
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "webhook.schema.json"
+from tests.webhook_schema import validator
 
 TRIGGERS = """
   - {name: accounts, object: Account, mode: streaming, fields: [Name], start_from: latest}
@@ -39,12 +36,6 @@ PUSH_TOPIC = {
     "NotifyForOperationUndelete": True,
     "NotifyForFields": "Referenced",
 }
-
-
-def validator() -> Draft202012Validator:
-    schema = json.loads(SCHEMA_PATH.read_text())
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema, format_checker=FormatChecker())
 
 
 def kind_of(body: dict[str, Any]) -> str:
