@@ -10,10 +10,13 @@ from __future__ import annotations
 import re
 import types
 import typing
+from datetime import timedelta
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
+from pydantic.fields import FieldInfo
 
+from sftriggerd.config.durations import format_duration, parse_duration
 from sftriggerd.config.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,6 +60,64 @@ def model_paths(model: type[BaseModel] = Settings, prefix: str = "") -> dict[str
         for section in models:
             paths.update(model_paths(section, f"{path}[]" if listed else path))
     return paths
+
+
+def model_fields(model: type[BaseModel] = Settings, prefix: str = "") -> dict[str, FieldInfo]:
+    """Every leaf key path of the model -> its pydantic field."""
+    fields: dict[str, FieldInfo] = {}
+    for name, field in model.model_fields.items():
+        path = f"{prefix}.{name}" if prefix else name
+        models, listed = _models_in(field.annotation)
+        if not models:
+            fields[path] = field
+        for section in models:
+            fields.update(model_fields(section, f"{path}[]" if listed else path))
+    return fields
+
+
+def render_default(value: object) -> str:
+    """A default as the doc writes it: `7d`, `[5s, 30s]`, `false`, `0.5`."""
+    if isinstance(value, timedelta):
+        return format_duration(value)
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(render_default(item) for item in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def doc_defaults(text: str) -> dict[str, str]:
+    """The default column of each table row that starts with a key path."""
+    rows = re.findall(r"^\| `([^`]+)` \| ([^|]*) \|", text, re.MULTILINE)
+    return {path: cell.strip() for path, cell in rows}
+
+
+def _canonical(shown: str) -> str:
+    """Durations as `render_default` writes them, so `60s` and `1m` compare equal."""
+
+    def one(token: str) -> str:
+        try:
+            return format_duration(parse_duration(token))
+        except ValueError:
+            return token
+
+    if shown.startswith("[") and shown.endswith("]"):
+        return "[" + ", ".join(one(item.strip()) for item in shown[1:-1].split(",")) + "]"
+    return one(shown)
+
+
+def default_problem(field: FieldInfo, cell: str) -> str | None:
+    if field.is_required():
+        return None if cell == "required" else f"is required, the doc says {cell!r}"
+    default = field.get_default(call_default_factory=True)
+    unset = default is None or default == () or default == {}
+    if cell.startswith(("none", "all ")):
+        return None if unset else f"defaults to {render_default(default)!r}, the doc says {cell!r}"
+    literal = re.search(r"`([^`]*)`", cell)
+    shown = _canonical(literal.group(1).strip('"') if literal else cell)
+    if isinstance(default, SecretStr) or render_default(default) != shown:
+        return f"defaults to {render_default(default)!r}, the doc says {cell!r}"
+    return None
 
 
 def doc_paths(text: str) -> set[str]:
@@ -128,6 +189,27 @@ def test_every_key_of_the_model_is_documented() -> None:
         path for path, leaf in model_paths().items() if leaf and path not in documented
     )
     assert not missing, f"docs/configuration.md does not describe: {missing}"
+
+
+def test_the_defaults_in_the_doc_are_the_models() -> None:
+    cells = doc_defaults(DOC.read_text())
+    problems = {
+        path: problem
+        for path, field in model_fields().items()
+        if path in cells and (problem := default_problem(field, cells[path])) is not None
+    }
+    assert problems == {}
+    assert len(cells) >= len(model_fields())  # every key has a row with its default
+
+
+def test_a_wrong_default_in_the_doc_is_caught() -> None:
+    fields = model_fields()
+    assert default_problem(fields["store.retention"], "`7d`") is None
+    assert default_problem(fields["store.retention"], "`8d`") is not None
+    assert default_problem(fields["store.retention"], "`168h`") is None
+    assert default_problem(fields["triggers[].verify_after"], "`30m`") is not None
+    assert default_problem(fields["triggers[].events"], "none") is not None
+    assert default_problem(fields["endpoints[].url"], "`x`") is not None
 
 
 def test_the_doc_names_no_key_the_model_lacks() -> None:
