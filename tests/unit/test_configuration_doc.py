@@ -24,7 +24,9 @@ DOC = ROOT / "docs" / "configuration.md"
 EXAMPLE = ROOT / "config" / "sftriggerd.example.yaml"
 
 # A key path as the doc writes it: `endpoints[].retry.schedule`, `salesforce.auth.flow`.
-_DOC_PATH = re.compile(r"`((?:salesforce|store|triggers|endpoints|server|logging)[a-z_.\[\]]*)`")
+# The sections come from the model, so a new section is looked for too.
+_SECTIONS = "|".join(Settings.model_fields)
+_DOC_PATH = re.compile(rf"`((?:{_SECTIONS})(?:\[\])?(?:\.[a-z_]+(?:\[\])?)*)`")
 # A YAML key at the start of a line, after an optional list dash: `  - name: x`, `url: y`.
 _YAML_KEY = re.compile(r"^(?P<indent> *)(?P<dash>- +)?(?P<key>[A-Za-z_][A-Za-z0-9_]*):(?: |$)")
 
@@ -121,7 +123,7 @@ def default_problem(field: FieldInfo, cell: str) -> str | None:
 
 
 def doc_paths(text: str) -> set[str]:
-    return {match.group(1).rstrip(".") for match in _DOC_PATH.finditer(text)}
+    return {match.group(1) for match in _DOC_PATH.finditer(text)}
 
 
 def yaml_paths(text: str, commented: bool = True) -> set[str]:
