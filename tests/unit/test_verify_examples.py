@@ -110,8 +110,11 @@ def run_example(
     language: str, vector_path: Path, java_classes: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     program, example = EXAMPLE_RUNNERS[language]
-    if shutil.which(program) is None:
-        pytest.skip(f"{program} is not installed: the {language} example cannot run here")
+    # `java Verify.java` compiles the source: it needs a JDK, not only a runtime.
+    needed = [program, "javac"] if language == "java" else [program]
+    for tool in needed:
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed: the {language} example cannot run here")
     command = [program, str(EXAMPLES / example), str(vector_path)]
     if language == "java" and java_classes is not None:
         command = [program, "-cp", str(java_classes), "Verify", str(vector_path)]
