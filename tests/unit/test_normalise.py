@@ -237,3 +237,19 @@ def test_cdc_and_platform_events_without_any_key_get_ids_by_content() -> None:
 )
 def test_replay_id_is_an_int_or_none_and_never_raises(message: object, expected: object) -> None:
     assert replay_id(message) == expected
+
+
+def test_review_lone_surrogates_in_ids_are_malformed_not_a_crash() -> None:
+    """Hostile review: JSON carries "\\ud800"; an id made of it can be neither hashed into an
+    event id nor stored, so the message is malformed (kept as poison by the source)."""
+    from sftriggerd.events.normalise import MalformedMessage, from_platform_event, from_pushtopic
+    from tests.salesforce_messages import platform_event, pushtopic
+
+    event = platform_event()
+    event["data"]["event"]["EventUuid"] = "\ud800"
+    topic = pushtopic()
+    topic["data"]["sobject"]["Id"] = "a00\ud800"
+    with pytest.raises(MalformedMessage):
+        from_platform_event("t", "/event/Low_Ink__e", event)
+    with pytest.raises(MalformedMessage):
+        from_pushtopic("t", "Invoice__c", "/topic/Inv", topic)

@@ -20,6 +20,8 @@ from .backoff import honour_retry_after, next_attempt_at
 from .retry_after import parse_retry_after
 
 SNIPPET_CHARS = 200
+# Shorter secret values (or cut-off parts of one) are not looked for: too many false hits.
+_SHORTEST_SECRET = 4
 REDACTED = "[redacted]"
 _HONOURS_RETRY_AFTER = frozenset({429, 503})
 _WHSEC = re.compile(r"whsec_[A-Za-z0-9+/=]+")
@@ -80,12 +82,24 @@ def answer_error(answer: Answer, secrets: Sequence[str] = ()) -> str:
     return f"HTTP {answer.status}: {text}" if text else f"HTTP {answer.status}"
 
 
+def _without_cut_secret(text: str, secrets: Sequence[str]) -> str:
+    """Only the start of the answer is read: a secret the read limit cut in two ends the
+    text as a prefix of itself, which no whole-secret replace finds."""
+    for secret in secrets:
+        for length in range(len(secret) - 1, _SHORTEST_SECRET - 1, -1):
+            if text.endswith(secret[:length]):
+                return text[:-length] + REDACTED
+    return text
+
+
 def snippet(body: bytes, secrets: Sequence[str] = ()) -> str:
     """The answer body on one line, secrets removed, at most SNIPPET_CHARS characters."""
     text = _WHITESPACE.sub(" ", body.decode("utf-8", errors="replace")).strip()
     text = strip_userinfo(text)
-    for secret in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
+    known = sorted((s for s in secrets if len(s) >= _SHORTEST_SECRET), key=len, reverse=True)
+    for secret in known:
         text = text.replace(secret, REDACTED)
+    text = _without_cut_secret(text, known)
     text = _WHSEC.sub(REDACTED, text)
     if len(text) > SNIPPET_CHARS:
         text = text[: SNIPPET_CHARS - 1] + "…"

@@ -128,16 +128,30 @@ def _iso_time(value: object) -> datetime:
 
 def _text(header: dict[str, Any], name: str) -> str:
     value = header.get(name)
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not value or not _storable(value):
         raise MalformedMessage(f"ChangeEventHeader.{name} is not a non-empty string")
     return value
+
+
+def _storable(text: str) -> bool:
+    """Whether the text is valid Unicode: JSON can carry a lone surrogate ("\ud800"), which
+    no event id, store key or UTF-8 text can be made of."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _optional(header: dict[str, Any], name: str, kind: type) -> Any:
     value = header.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, kind):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, kind)
+        or (isinstance(value, str) and not _storable(value))
+    ):
         noun = "an integer" if kind is int else "a string"
         raise MalformedMessage(f"ChangeEventHeader.{name} is not {noun}")
     return value
@@ -145,7 +159,9 @@ def _optional(header: dict[str, Any], name: str, kind: type) -> Any:
 
 def _strings(value: object) -> tuple[str, ...] | None:
     """The value as a tuple of non-empty strings, or None when it is not one."""
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) and v and _storable(v) for v in value
+    ):
         return None
     return tuple(value)
 
@@ -255,7 +271,7 @@ def from_platform_event(trigger: str, channel: str, message: object) -> Event:
     if not isinstance(payload, dict):
         raise MalformedMessage("platform event has no payload object")
     uuid = _event_part(data).get("EventUuid") or payload.get("EventUuid")
-    if uuid is not None and not isinstance(uuid, str):
+    if uuid is not None and (not isinstance(uuid, str) or not _storable(uuid)):
         raise MalformedMessage("EventUuid is not a string")
     assert isinstance(message, dict)  # _data checked it
     return Event(
@@ -278,7 +294,7 @@ def from_pushtopic(trigger: str, object_name: str, channel: str, message: object
     if not isinstance(event, dict) or not isinstance(sobject, dict):
         raise MalformedMessage("PushTopic message needs data.event and data.sobject objects")
     record_id = sobject.get("Id")
-    if not isinstance(record_id, str) or not record_id:
+    if not isinstance(record_id, str) or not record_id or not _storable(record_id):
         raise MalformedMessage("PushTopic data.sobject.Id is not a non-empty string")
     kind = event.get("type")
     change = _PUSHTOPIC_CHANGES.get(kind) if isinstance(kind, str) else None

@@ -62,7 +62,13 @@ class StreamPositions:
         return expired_fill_from(await self.load(), self._clock())
 
     def checkpoint(self, replay: ReplayId | None, newest: datetime | None) -> Checkpoint:
-        """The position after a batch of streamed events, the last with replay id `replay`."""
+        """The position after a batch of streamed events, the last with replay id `replay`.
+
+        An event's time comes from the message: one stamped in the future (a broken or
+        hostile header) must not carry the time reached past now, or a later resume by time
+        would skip everything made in between."""
+        if newest is not None:
+            newest = min(newest, self._clock())
         self.reached = _later(self.reached, newest)
         position = ReplayPosition(self.channel, replay, self.reached)
         return Checkpoint(trigger=self.trigger.name, position=encode(position), event_time=newest)

@@ -30,6 +30,7 @@ from ..events.normalise import (
     from_pushtopic,
 )
 from ..logs import get_logger
+from ..salesforce.answers import SalesforceApiError
 from ..salesforce.cometd import (
     STALL_MARGIN_S,
     AuthInvalidError,
@@ -38,6 +39,7 @@ from ..salesforce.cometd import (
     TransportError,
     UnknownClientError,
 )
+from ..salesforce.soql import SoqlValueError
 from ..store.records import PoisonEvent
 from ..urls import strip_userinfo
 from .backfill import Backfill
@@ -249,15 +251,16 @@ class StreamingSource:
             replay = message_replay_id(message)
             try:
                 events.extend(await self._normalise(message))
-            except MalformedMessage as exc:
-                poison.append(poison_event(self.trigger.name, message, str(exc)))
-                self._count_fault("poison")
-                log.error(
-                    "stream_message_poison",
-                    trigger=self.trigger.name,
-                    error=poison[-1].reason,
-                    replay_id=replay,
-                )
+            except (MalformedMessage, SoqlValueError) as exc:
+                # SoqlValueError: a name in the message (object, record id) that cannot go
+                # into a query or path; replaying the message would meet it again forever.
+                poison.append(self._poison(message, exc, replay))
+            except SalesforceApiError as exc:
+                if exc.status != 400:
+                    raise  # limits, permissions that may change: the batch is tried again
+                # A permanent refusal of what the message asks to read (INVALID_TYPE for an
+                # object the user cannot query): the same on every replay.
+                poison.append(self._poison(message, exc, replay))
             last_replay = replay if replay is not None else last_replay
         if not ours:
             return
@@ -272,6 +275,14 @@ class StreamingSource:
         if last_replay is not None:
             self.status.checkpoint = f"replay_id {last_replay}"
         self.status.caught_up_to = self._clock()
+
+    def _poison(self, message: dict[str, Any], exc: Exception, replay: int | None) -> PoisonEvent:
+        kept = poison_event(self.trigger.name, message, str(exc))
+        self._count_fault("poison")
+        log.error(
+            "stream_message_poison", trigger=self.trigger.name, error=kept.reason, replay_id=replay
+        )
+        return kept
 
     async def _normalise(self, message: dict[str, Any]) -> list[Event]:
         kind = self.trigger.channel_kind
@@ -323,7 +334,8 @@ class StreamingSource:
             return []
         if gap.overflow or not self.backfill.can_reread(gap):  # saved with this batch's
             # position, once the whole fill is stored
-            since = gap.commit_time - RESUME_OVERLAP
+            # Never later than now: a notice stamped in the future would fill nothing.
+            since = min(gap.commit_time, self._clock()) - RESUME_OVERLAP
             await self.positions.fill(self.backfill, since, save=False)
             return []
         return await self.backfill.reread(gap)

@@ -20,6 +20,8 @@ from ..store.records import PoisonEvent, RecordState
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SYSTEM_FIELDS = ("Id", "CreatedDate", "SystemModstamp", "IsDeleted")
+# Fields a re-read row is not compared on: system fields, read differently by each API.
+_NOT_COMPARED = frozenset({*SYSTEM_FIELDS, "attributes", "LastModifiedDate"})
 _POISON_TEXT = 4000
 _GAP_CHANGES: dict[str, Change] = {
     "GAP_CREATE": "created",
@@ -154,11 +156,26 @@ def row_watermark(row: Mapping[str, Any]) -> Watermark:
 
 def already_seen(row: Mapping[str, Any], last: RecordState | None) -> bool:
     """True when a stored event of the record is at least as new as this row (for example
-    a streamed change that a gap fill reads again under another event id)."""
-    if last is None:
+    a streamed change that a gap fill reads again under another event id).
+
+    SystemModstamp has whole seconds, a change event's time milliseconds: a stored event of
+    the row's own second may be an earlier change of that second, and the row a later one
+    never delivered. So within the same second the row counts as seen only when it shows
+    nothing the stored event did not (every selected field present there, equal); when in
+    doubt it is delivered (a possible duplicate, never a loss)."""
+    if last is None or last.change == "deleted":
         return False
     stamp = row_time(row, "SystemModstamp")
-    return last.occurred_at.replace(microsecond=0) >= stamp and last.change != "deleted"
+    stored = last.occurred_at.replace(microsecond=0)
+    if stored != stamp:
+        return stored > stamp
+    fields = [k for k in row if k not in _NOT_COMPARED]
+    record = last.record
+    return (
+        record is not None
+        and bool(fields)
+        and all(k in record and record[k] == row[k] for k in fields)
+    )
 
 
 def classify(row: Mapping[str, Any], read_from: Watermark, last_change: str | None) -> Change:

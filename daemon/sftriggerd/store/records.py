@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -123,3 +124,6 @@ class RecordState:
 
     change: str
     occurred_at: datetime
+    # The record as that event carried it (None when unknown): tells whether a re-read row
+    # of the same second shows anything the event did not.
+    record: Mapping[str, Any] | None = None

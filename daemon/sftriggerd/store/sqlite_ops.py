@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 from ..errors import StoreError
 from .migrations.sqlite import MIGRATIONS
@@ -332,10 +333,22 @@ def last_changes(
     found: dict[str, RecordState] = {}
     for record_id in record_ids:
         row = db.execute(
-            "SELECT change, occurred_at FROM events WHERE trigger = ? AND record_id = ?"
+            "SELECT change, occurred_at, body FROM events WHERE trigger = ? AND record_id = ?"
             " ORDER BY seq DESC LIMIT 1",
             (trigger, record_id),
         ).fetchone()
         if row is not None:
-            found[record_id] = RecordState(change=row[0], occurred_at=dt_required(row[1]))
+            found[record_id] = RecordState(
+                change=row[0], occurred_at=dt_required(row[1]), record=_body_record(row[2])
+            )
     return found
+
+
+def _body_record(body: bytes | str | None) -> dict[str, Any] | None:
+    """The `record` of a stored webhook body, or None when it cannot be read."""
+    try:
+        record = json.loads(body) if body is not None else None
+    except ValueError:
+        return None
+    found = record.get("record") if isinstance(record, dict) else None
+    return found if isinstance(found, dict) else None
