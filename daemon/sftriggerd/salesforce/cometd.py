@@ -5,9 +5,9 @@ advice and cookies, and turns every unsuccessful reply into an exception that sa
 caller must do next (`UnknownClientError`: handshake again; `AuthInvalidError`: log in
 again). It knows nothing of Salesforce triggers or replay storage; the streaming source does.
 
-Why not aiocometd/aiosfstream: see README ("Dependencies and why"). In short: they fail on
-current Python, read `advice.interval` (milliseconds) as seconds, and drop failed
-re-subscriptions silently.
+Why not aiocometd/aiosfstream: see docs/architecture.md ("Why not aiosfstream"). In short:
+they fail on current Python, read `advice.interval` (milliseconds) as seconds, and drop
+failed re-subscriptions silently.
 """
 
 from __future__ import annotations
