@@ -13,10 +13,11 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import __version__, commands
+from . import __version__, cli_replay, commands
+from . import commands_deliveries as delivery_commands
 from .config import Settings, load_settings
 from .daemon import run_daemon
-from .errors import ConfigError, NotAvailableError, SftriggerdError, UsageError
+from .errors import ConfigError, NotAvailableError, SftriggerdError
 from .logs import configure_logging, get_logger, redactor
 
 log = get_logger(__name__)
@@ -74,6 +75,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _config_option(status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(handler=_triggers_status)
+    cli_replay.add_trigger_commands(triggers_commands)
 
     migrate = commands.add_parser("migrate", help="create or upgrade the store schema")
     _config_option(migrate)
@@ -87,16 +89,25 @@ def _add_deliveries(commands: argparse._SubParsersAction[argparse.ArgumentParser
     listing = actions.add_parser("list", help="list deliveries")
     _config_option(listing)
     listing.add_argument("--status", choices=["pending", "in_flight", "delivered", "dead"])
-    listing.add_argument("--endpoint")
-    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--endpoint", help="one configured endpoint")
+    listing.add_argument(
+        "--limit", type=delivery_commands.limit_arg, default=100, help="1 to 1000, newest first"
+    )
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.set_defaults(handler=_deliveries_list)
+    show = actions.add_parser("show", help="one delivery: its event and every attempt")
+    show.add_argument("id", type=delivery_commands.delivery_id_arg, metavar="ID")
+    _config_option(show)
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.set_defaults(handler=_deliveries_show)
     redrive = actions.add_parser("redrive", help="put dead deliveries back in the queue")
     _config_option(redrive)
-    redrive.add_argument("--id", type=int)
+    redrive.add_argument("--id", type=delivery_commands.delivery_id_arg)
     redrive.add_argument("--endpoint")
-    redrive.add_argument("--status", choices=["dead"])
-    redrive.set_defaults(handler=_deliveries_redrive)
+    redrive.add_argument(
+        "--status", choices=["dead"], help="with --endpoint: dead, the only kind that redrives"
+    )
+    cli_replay.add_delivery_commands(actions, redrive)  # resend; redrive by time range
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:
@@ -116,6 +127,13 @@ def _check_config(args: argparse.Namespace) -> int:
         f"{args.config}: ok ({len(settings.triggers)} triggers, "
         f"{len(settings.endpoints)} endpoints, store {settings.store.engine})"
     )
+    for endpoint in settings.endpoints:
+        if len(endpoint.secret) > 1:
+            # A rollover left half done keeps signing with the old secret for ever.
+            print(
+                f"endpoint {endpoint.name}: signs with {len(endpoint.secret)} secrets; remove "
+                "the old one once every receiver verifies with the new (docs/secret-rotation.md)"
+            )
     return 0
 
 
@@ -145,7 +163,8 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _deliveries_list(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
+    settings = load_settings(args.config, inspect_only=True)
+    delivery_commands.require_endpoint(settings, args.endpoint)
     print(
         asyncio.run(
             commands.list_deliveries(settings, args.status, args.endpoint, args.json, args.limit)
@@ -154,13 +173,9 @@ def _deliveries_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _deliveries_redrive(args: argparse.Namespace) -> int:
-    if (args.id is None) == (args.endpoint is None):
-        raise UsageError("give either --id ID or --endpoint NAME --status dead")
-    if args.endpoint is not None and args.status != "dead":
-        raise UsageError("redrive by endpoint needs --status dead")
-    settings = load_settings(args.config)
-    print(asyncio.run(commands.redrive(settings, args.id, args.endpoint)))
+def _deliveries_show(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config, inspect_only=True)
+    print(asyncio.run(delivery_commands.show_delivery(settings, args.id, args.json)))
     return 0
 
 
@@ -194,7 +209,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _triggers_status(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
+    settings = load_settings(args.config, inspect_only=True)
     print(asyncio.run(commands.trigger_status(settings, args.json)))
     return 0
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
+from functools import partial
 
 import aiohttp
 
 from .admin.state import AdminState
 from .app import App, Part
 from .config import Settings
+from .config.settings import TriggerSettings
 from .delivery.dispatcher import Dispatcher, build_dispatcher
 from .ingest import Ingest
 from .metrics import Metrics
@@ -18,9 +20,10 @@ from .pruner import Pruner
 from .salesforce.client import SalesforceClient
 from .sources.auto import AutoSource
 from .sources.context import SourceContext
-from .sources.plan import plan_source
+from .sources.plan import Plan, plan_source
 from .sources.polling import PollingSource
 from .sources.reporter import StatusReporter
+from .sources.restartable import RestartableSource
 from .sources.status import Mode, TriggerStatus
 from .sources.streaming import StreamingSource
 from .store import store_from_settings
@@ -45,16 +48,21 @@ def build_sources(
         mode: Mode = "polling" if plan.plan == "polling" else "streaming"
         status = TriggerStatus(name=trigger.name, mode=mode, mode_reason=plan.reason)
         statuses.append(status)
-        if plan.plan == "polling":
-            parts.append(PollingSource(trigger, context, status))
-            continue
-        streaming = StreamingSource(trigger, context, status)
-        if plan.plan == "streaming":
-            parts.append(streaming)
-            continue
-        polling = PollingSource(trigger, context, status)
-        parts.append(AutoSource(streaming, polling, status))
+        # Rebuilt from the settings when a rewind restarts it (`restartable`).
+        build = partial(_source, trigger, plan.plan, context, status)
+        parts.append(RestartableSource(trigger.name, build))
     return parts, statuses
+
+
+def _source(
+    trigger: TriggerSettings, plan: Plan, context: SourceContext, status: TriggerStatus
+) -> Part:
+    if plan == "polling":
+        return PollingSource(trigger, context, status)
+    streaming = StreamingSource(trigger, context, status)
+    if plan == "streaming":
+        return streaming
+    return AutoSource(streaming, PollingSource(trigger, context, status), status)
 
 
 async def run_daemon(
@@ -87,6 +95,7 @@ async def run_daemon(
                 on_redrive=lambda endpoint: notify([endpoint]),
                 trigger_status=lambda: [status.as_json() for status in statuses],
                 breakers=next((p.breakers for p in parts if isinstance(p, Dispatcher)), None),
+                sources={s.trigger: s for s in sources if isinstance(s, RestartableSource)},
             )
             app = App(settings=settings, metrics=metrics, parts=[*sources, *parts], store=store)
             app.supervisor.policy = restart_policy or RestartPolicy()

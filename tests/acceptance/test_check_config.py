@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from tests.acceptance.cli import run_cli
-from tests.unit.test_config import EXAMPLE, EXAMPLE_ENV
+from tests.unit.test_config import EXAMPLE, EXAMPLE_ENV, example_config
 
 HEAD = """salesforce:
   auth: {client_id: c, client_secret: s, username: u, password: p}
@@ -62,6 +62,15 @@ MALFORMED = [
         "triggers[0].mode: channel /event/X__e cannot be polled",
     ),
     ("salesforce: [1, 2\n", "(top level): not valid YAML"),
+    (
+        HEAD + "endpoints:\n  - name: e\n    url: 'http://h/x'\n    secret:\n"
+        "      - whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n      - plain-text\n",
+        "bad.yaml:8: endpoints[0].secret[1]: must be a Standard Webhooks secret",
+    ),
+    (
+        HEAD + "endpoints: [{name: e, url: 'http://h/x', secret: []}]\n",
+        "endpoints[0].secret: needs at least one secret",
+    ),
 ]
 
 
@@ -77,9 +86,16 @@ def test_malformed_file_exits_2_with_its_path(tmp_path: Path, content: str, expe
 
 
 def test_the_example_file_passes(tmp_path: Path) -> None:
-    result = run_cli("check-config", "--config", str(EXAMPLE), env=EXAMPLE_ENV)
+    result = run_cli("check-config", "--config", str(example_config(tmp_path)), env=EXAMPLE_ENV)
     assert result.returncode == 0, result.stderr
     assert "ok (2 triggers, 1 endpoints, store sqlite)" in result.stdout
+
+
+def test_the_example_without_its_key_file_names_the_path(tmp_path: Path) -> None:
+    result = run_cli("check-config", "--config", str(EXAMPLE), env=EXAMPLE_ENV)
+    assert result.returncode == 2
+    expected = "salesforce.auth.private_key: cannot read ${file:/etc/sftriggerd/sf-jwt.key}"
+    assert expected in result.stderr
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
@@ -93,3 +109,20 @@ def test_usage_errors_exit_2() -> None:
     result = run_cli("check-config")
     assert result.returncode == 2
     assert "--config" in result.stderr
+
+
+def test_a_rollover_in_progress_passes_and_is_pointed_out(tmp_path: Path) -> None:
+    config = tmp_path / "rollover.yaml"
+    config.write_text(
+        HEAD
+        + 'endpoints:\n  - name: crm\n    url: \'http://h/x\'\n    secret: ["${OLD}", "${NEW}"]\n'
+        "  - name: quiet\n    url: 'http://h/y'\n    secret: ${OLD}\n"
+    )
+    old = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    new = "whsec_" + "Q" * 24
+    result = run_cli("check-config", "--config", str(config), env={"OLD": old, "NEW": new})
+    assert result.returncode == 0, result.stderr
+    assert "ok (0 triggers, 2 endpoints" in result.stdout
+    assert "endpoint crm: signs with 2 secrets" in result.stdout
+    assert "quiet" not in result.stdout
+    assert old not in result.stdout + result.stderr and new not in result.stdout + result.stderr

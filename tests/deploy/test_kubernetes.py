@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ from tests.deploy.manifests import (
     resources_under,
     yaml_documents,
 )
+from tests.keys import rsa_key_pair
 
 # The oldest and the newest Kubernetes whose schemas kubernetes-validate bundles.
 KUBERNETES_VERSIONS = ("1.25", latest_version())
@@ -37,6 +40,7 @@ OPERATOR_GROUP = "monitoring.coreos.com/"
 VARIANTS = ("sqlite", "postgresql")
 NOT_AVAILABLE_NOTE = "REQUIRES THE POSTGRESQL STORE, WHICH THIS VERSION DOES NOT HAVE"
 
+SECRET_EXAMPLE = KUBERNETES / "secret.example.yaml"
 ALL = resources_under(KUBERNETES)
 CORE = [(path, doc) for path, doc in ALL if not doc["apiVersion"].startswith(OPERATOR_GROUP)]
 OPERATOR = [(path, doc) for path, doc in ALL if doc["apiVersion"].startswith(OPERATOR_GROUP)]
@@ -176,11 +180,24 @@ def test_every_kind_of_resource_is_checked() -> None:
 # --- one variant's resources, tied together ---------------------------------------------------
 
 
+ENV_SECRET = "sftriggerd-secrets"
+KEY_SECRET = "sftriggerd-salesforce-key"
+
+
+def example_secrets() -> dict[str, Resource]:
+    """The example Secrets by name: the environment one (envFrom) and the JWT key (a volume)."""
+    secrets = {doc["metadata"]["name"]: doc for doc in yaml_documents(SECRET_EXAMPLE)}
+    assert set(secrets) == {ENV_SECRET, KEY_SECRET}
+    assert all(doc["kind"] == "Secret" for doc in secrets.values())
+    return secrets
+
+
 def variant(name: str) -> dict[str, Resource]:
     resources = by_kind(KUBERNETES / name)
     resources.update(by_kind(KUBERNETES / "monitoring"))
-    (secret,) = yaml_documents(KUBERNETES / "secret.example.yaml")
-    resources["Secret"] = secret
+    secrets = example_secrets()
+    resources["Secret"] = secrets[ENV_SECRET]
+    resources["KeySecret"] = secrets[KEY_SECRET]
     return resources
 
 
@@ -197,7 +214,40 @@ def mounted_settings(resources: dict[str, Resource]) -> Settings:
     env["CRM_SYNC_SECRET"] = "whsec_" + base64.b64encode(b"0123456789abcdef").decode()
     env["SFTRIGGERD_STORE_URL"] = "postgresql://sftriggerd:pw@db:5432/sftriggerd"
     text = resources["ConfigMap"]["data"]["config.yaml"]
-    return parse_settings(text, source="ConfigMap config.yaml", environ=env)
+    with tempfile.TemporaryDirectory() as pod_root:
+        # The mounted Secret volumes, written where the pod would see them (under pod_root).
+        for mount_path, files in secret_files(resources).items():
+            folder = Path(pod_root + mount_path)
+            folder.mkdir(parents=True)
+            for file_name, content in files.items():
+                (folder / file_name).write_text(content)
+            text = text.replace("${file:" + mount_path + "/", "${file:" + str(folder) + "/")
+        return parse_settings(text, source="ConfigMap config.yaml", environ=env)
+
+
+@functools.cache
+def throwaway_key() -> str:
+    """One key for the whole module, so both variants' settings compare equal."""
+    return rsa_key_pair()[0]
+
+
+def secret_files(resources: dict[str, Resource]) -> dict[str, dict[str, str]]:
+    """Each Secret volume's mount path and the files in it, from the example Secrets (a real
+    throwaway PEM key in place of the placeholder)."""
+    pod = resources["Deployment"]["spec"]["template"]["spec"]
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    secrets = example_secrets()
+    found: dict[str, dict[str, str]] = {}
+    for mount in container(resources)["volumeMounts"]:
+        source = volumes[mount["name"]].get("secret")
+        if source is None:
+            continue
+        data = secrets[source["secretName"]]["stringData"]
+        found[mount["mountPath"]] = {
+            name: throwaway_key() if "PRIVATE KEY" in value else value
+            for name, value in data.items()
+        }
+    return found
 
 
 def labels_match(selector: dict[str, str], labels: dict[str, str]) -> bool:
@@ -294,10 +344,35 @@ def test_the_config_and_secrets_are_where_the_command_reads_them(name: str) -> N
     assert mount["readOnly"] is True
     (source,) = main["envFrom"]
     assert source["secretRef"]["name"] == resources["Secret"]["metadata"]["name"]
-    assert all(
-        "REPLACE_ME" in str(value) or value == ""
-        for value in resources["Secret"]["stringData"].values()
-    ), "the example Secret holds a real value"
+    for secret in (resources["Secret"], resources["KeySecret"]):
+        assert all(
+            "REPLACE_ME" in str(value) or value == "" for value in secret["stringData"].values()
+        ), f"the example Secret {secret['metadata']['name']} holds a real value"
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_the_jwt_key_is_a_file_from_a_mounted_secret_not_the_environment(name: str) -> None:
+    resources = variant(name)
+    settings = mounted_settings(resources)
+    auth = settings.salesforce.auth
+    assert auth.flow == "jwt" and auth.password is None and auth.client_secret is None
+    assert auth.private_key is not None
+    assert auth.private_key.get_secret_value().startswith("-----BEGIN PRIVATE KEY-----")
+    config_text = resources["ConfigMap"]["data"]["config.yaml"]
+    (key_path,) = re.findall(r"private_key: \$\{file:([^}]+)\}", config_text)
+    mounted = {
+        f"{mount_path}/{file_name}"
+        for mount_path, files in secret_files(resources).items()
+        for file_name in files
+    }
+    assert key_path in mounted
+    pod = resources["Deployment"]["spec"]["template"]["spec"]
+    (key_volume,) = [v for v in pod["volumes"] if "secret" in v]
+    assert key_volume["secret"]["secretName"] == resources["KeySecret"]["metadata"]["name"]
+    # Readable by the pod's group (fsGroup), by nobody else, and never in the environment.
+    assert key_volume["secret"]["defaultMode"] == 0o440
+    assert "sf-jwt.key" not in resources["Secret"]["stringData"]
+    assert not any("PRIVATE KEY" in str(v) for v in resources["Secret"]["stringData"].values())
 
 
 def test_sqlite_is_one_replica_recreated_on_its_volume() -> None:

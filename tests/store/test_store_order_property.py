@@ -1,6 +1,7 @@
-"""Per-record order as a property: whatever mix of ingests, claims, outcomes, redrives and
-lapsed leases, a claim never puts a second delivery of a record in flight, always takes the
-oldest open change of the record, and nothing open stays stuck."""
+"""Per-record order as a property: whatever mix of ingests, claims, outcomes, redrives,
+resends (of delivered changes too) and lapsed leases, a claim never puts a second delivery of
+a record in flight, always takes the oldest open change of the record, and nothing open stays
+stuck."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sftriggerd.store.records import Claim, Dead, Delivered, Retry
+from sftriggerd.store.replay import Selection
 from sftriggerd.store.sqlite import SqliteStore
 from tests.store.test_store_contract import LEASE, checkpoint, event
 
@@ -23,6 +25,7 @@ steps = st.lists(
         st.tuples(st.just("claim"), st.integers(1, 4)),
         st.tuples(st.just("outcome"), st.integers(0, 9), st.sampled_from(["ok", "retry", "dead"])),
         st.tuples(st.just("redrive")),
+        st.tuples(st.just("resend"), st.integers(0, 9)),
         st.tuples(st.just("lapse")),
     ),
     max_size=40,
@@ -34,6 +37,7 @@ class Model:
     record: dict[int, str] = field(default_factory=dict)  # delivery id -> record
     open: set[int] = field(default_factory=set)
     dead: set[int] = field(default_factory=set)
+    delivered: set[int] = field(default_factory=set)
     held: list[Claim] = field(default_factory=list)  # claims not yet answered
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -84,6 +88,15 @@ async def apply(store: SqliteStore, model: Model, action: tuple[object, ...]) ->
         assert count == len(model.dead)
         model.open |= model.dead
         model.dead.clear()
+    elif action[0] == "resend" and model.record:
+        delivery_id = int(action[1]) % len(model.record) + 1  # type: ignore[call-overload]
+        done = await store.requeue(Selection(delivery_id=delivery_id), now)
+        finished = delivery_id in model.dead | model.delivered
+        assert (done.requeued, done.already_pending) == (int(finished), int(not finished))
+        if finished:
+            model.dead.discard(delivery_id)
+            model.delivered.discard(delivery_id)
+            model.open.add(delivery_id)
     elif action[0] == "lapse":
         model.now = now + LEASE + timedelta(seconds=1)
 
@@ -101,6 +114,7 @@ async def answer(store: SqliteStore, model: Model, claim: Claim, kind: str) -> N
         return  # its lease ran out and another claim took the delivery
     if kind == "ok":
         model.open.discard(claim.delivery_id)
+        model.delivered.add(claim.delivery_id)
     elif kind == "dead":
         model.open.discard(claim.delivery_id)
         model.dead.add(claim.delivery_id)
@@ -132,6 +146,21 @@ async def drain(store: SqliteStore, model: Model) -> None:
         ("outcome", 0, "dead"),
         ("claim", 4),
         ("redrive",),
+        ("claim", 4),
+    ]
+)
+# A delivered older change resent while a newer one of its record is in flight.
+@example(
+    [
+        ("ingest", "A"),
+        ("ingest", "A"),
+        ("claim", 4),
+        ("outcome", 0, "ok"),
+        ("claim", 4),
+        ("resend", 0),
+        ("ingest", "A"),
+        ("claim", 4),
+        ("outcome", 0, "ok"),
         ("claim", 4),
     ]
 )

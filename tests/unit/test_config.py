@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from sftriggerd.config import load_settings, parse_settings
 from sftriggerd.errors import ConfigError
+from tests.keys import rsa_key_pair
 
 EXAMPLE = Path(__file__).parents[2] / "config" / "sftriggerd.example.yaml"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -19,6 +20,22 @@ EXAMPLE_ENV = {
     "CRM_SYNC_SECRET": SECRET,
     "CRM_TOKEN": "crm-token-9",
 }
+
+# Where the example reads the JWT flow's private key (docs/operations.md installs it there).
+EXAMPLE_KEY_PATH = "/etc/sftriggerd/sf-jwt.key"
+
+
+def example_config(directory: Path) -> Path:
+    """The example file as an operator installs it: with its private key file in place (a
+    throwaway key in `directory`, since the test cannot write to /etc)."""
+    text = EXAMPLE.read_text()
+    assert "${file:" + EXAMPLE_KEY_PATH + "}" in text
+    key = directory / "sf-jwt.key"
+    key.write_text(rsa_key_pair()[0])
+    copy = directory / "sftriggerd.example.yaml"
+    copy.write_text(text.replace(EXAMPLE_KEY_PATH, str(key)))
+    return copy
+
 
 MINIMAL = """
 salesforce:
@@ -32,8 +49,17 @@ def problems_of(text: str, env: dict[str, str] | None = None) -> list[str]:
     return caught.value.problems
 
 
-def test_example_file_is_valid_and_complete() -> None:
-    settings = load_settings(EXAMPLE, EXAMPLE_ENV)
+def test_example_file_is_valid_and_complete(tmp_path: Path) -> None:
+    settings = load_settings(example_config(tmp_path), EXAMPLE_ENV)
+    auth = settings.salesforce.auth
+    assert (auth.flow, auth.client_id, auth.username) == (
+        "jwt",
+        "3MVG9-client",
+        EXAMPLE_ENV["SF_USERNAME"],
+    )
+    assert auth.private_key is not None
+    assert auth.private_key.get_secret_value().startswith("-----BEGIN PRIVATE KEY-----")
+    assert auth.password is None and auth.client_secret is None
     account, order = settings.triggers
     assert account.object == "Account"
     assert account.poll_interval == timedelta(seconds=60)
@@ -45,7 +71,6 @@ def test_example_file_is_valid_and_complete() -> None:
     assert endpoint.retry.max_age == timedelta(days=3)
     assert endpoint.headers == {"Authorization": "Bearer crm-token-9"}
     assert endpoint.secret_key.startswith(b"1\xf2")
-    assert settings.salesforce.auth.security_token is None  # ${SF_SECURITY_TOKEN:-} -> unset
     assert settings.server.admin_token is None
     assert (settings.server.host, settings.server.port) == ("127.0.0.1", 8080)
 
@@ -94,7 +119,7 @@ endpoints:
 """
     )
     settings = parse_settings(text, environ={})
-    assert settings.endpoints[0].secret.get_secret_value() == SECRET
+    assert [s.get_secret_value() for s in settings.endpoints[0].secret] == [SECRET]
 
 
 def test_missing_file_reference_names_the_path(tmp_path: Path) -> None:
@@ -219,7 +244,32 @@ def test_yaml_syntax_error_has_a_line() -> None:
     assert "(line " in problem
 
 
-def test_secrets_are_listed_for_the_redactor() -> None:
-    secrets = load_settings(EXAMPLE, EXAMPLE_ENV).secrets()
-    assert {"client-secret-1", "hunter2", SECRET, "Bearer crm-token-9"} <= set(secrets)
+def test_secrets_are_listed_for_the_redactor(tmp_path: Path) -> None:
+    settings = load_settings(example_config(tmp_path), EXAMPLE_ENV)
+    secrets = settings.secrets()
+    assert {SECRET, "Bearer crm-token-9"} <= set(secrets)
+    assert settings.salesforce.auth.private_key is not None
+    assert settings.salesforce.auth.private_key.get_secret_value() in secrets
     assert "integration@example.com" not in secrets
+
+
+def test_the_example_password_flow_works_when_uncommented() -> None:
+    """The commented alternative is a working block, not a sketch: swapped in for the JWT
+    block, the example validates with the password flow, and its secrets are redacted."""
+    lines = EXAMPLE.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "flow: jwt")
+    end = next(i for i, line in enumerate(lines) if line.strip() == "# flow: password")
+    indent = lines[start][: len(lines[start]) - len(lines[start].lstrip())]
+    alternative = []
+    for line in lines[end:]:
+        if not line.startswith(indent + "# "):
+            break
+        alternative.append(indent + line.removeprefix(indent + "# "))
+    text = "\n".join([*lines[:start], *alternative, *lines[end + len(alternative) :]])
+    env = {**EXAMPLE_ENV, "SF_REFRESH_TOKEN": "refresh-7"}
+    settings = parse_settings(text, "example", env)
+    auth = settings.salesforce.auth
+    assert auth.flow == "password" and auth.private_key is None
+    assert auth.password is not None and auth.password.get_secret_value() == "hunter2"
+    assert auth.security_token is None  # ${SF_SECURITY_TOKEN:-} -> unset
+    assert {"client-secret-1", "hunter2", "refresh-7"} <= set(settings.secrets())

@@ -8,7 +8,7 @@ store can hold (no lone surrogates) and of a sane length.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from ..errors import SftriggerdError
 
@@ -49,6 +49,17 @@ def parse_name(text: str | None, what: str) -> str | None:
     if len(text) > _NAME_CHARS or not _encodable(text):
         raise BadRequestError(f"{what} must be a name of at most {_NAME_CHARS} characters")
     return text
+
+
+def require_known(kind: str, name: str | None, known: Iterable[str]) -> None:
+    """A name the configuration does not define is refused, naming those it does: a typo
+    must not look like "nothing there"."""
+    names = sorted(known)
+    if name is not None and name not in names:
+        listed = ", ".join(names) if names else f"no {kind}s are configured"
+        raise BadRequestError(
+            f"no {kind} named {_quoted(name)} in the configuration (known: {listed})"
+        )
 
 
 def _encodable(text: str) -> bool:

@@ -10,7 +10,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from ..errors import SftriggerdError
 from ..logs import get_logger
 from .api import STATE_KEY, add_api_routes
+from .delivery_view import add_delivery_routes
 from .guard import admin_guard, warn_if_open
+from .replay_api import add_replay_routes
 from .state import AdminState
 from .status_page import add_status_page
 
@@ -50,6 +52,8 @@ def build_admin_app(state: AdminState) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)
     add_api_routes(app)
+    add_delivery_routes(app)
+    add_replay_routes(app)
     add_status_page(app)
     return app
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 
@@ -13,6 +13,15 @@ from ..delivery.breaker import BreakerSnapshot
 from ..metrics import Metrics
 from ..store.base import Store
 from ..supervision import PartHealth
+
+T = TypeVar("T")
+
+
+class RestartsSource(Protocol):
+    async def restart(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Stops the trigger's source, runs `work`, starts it afresh (a rewind)."""
+        ...
+
 
 # Returns the reasons a part is not ready; an empty list means ready.
 ReadinessCheck = Callable[[], list[str]]
@@ -32,6 +41,8 @@ class AdminState:
     breakers: Callable[[], Mapping[str, BreakerSnapshot]] | None = None
     # How each part fares under the supervisor (restarts, the last failure).
     part_health: Callable[[], list[PartHealth]] | None = None
+    # Each running trigger's source by trigger name, for a rewind while running.
+    sources: Mapping[str, RestartsSource] = field(default_factory=dict)
 
 
 STATE_KEY = web.AppKey("admin_state", AdminState)

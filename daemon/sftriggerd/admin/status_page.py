@@ -93,6 +93,11 @@ def _error(text: object) -> str:
     return f'<span class="bad" title="{_e(whole)}">{_e(shown)}</span>'
 
 
+def _delivery_link(delivery_id: int, label: str = "") -> str:
+    """To the delivery's detail page (relative: the page may be served under a prefix)."""
+    return f'<a href="deliveries/{_e(delivery_id)}">{_e(label)}{_e(delivery_id)}</a>'
+
+
 def _table(headers: list[str], rows: list[str], empty: str) -> str:
     if not rows:
         return f'<p class="muted">{_e(empty)}</p>'
@@ -158,8 +163,8 @@ def _endpoint_row(endpoint: EndpointView, view: StatusView) -> str:
     failure = endpoint.last_failure
     last = "—"
     if failure is not None:
-        where = f"delivery {failure.id}, {failure.status}"
-        last = f"{_error(failure.last_error)}<small>{_e(where)}</small>"
+        where = f"{_delivery_link(failure.id, 'delivery ')}, {_e(failure.status)}"
+        last = f"{_error(failure.last_error)}<small>{where}</small>"
     rate = "—" if endpoint.rate_per_min is None else f"{endpoint.rate_per_min:.1f}"
     dead = endpoint.counts.dead
     return _row(
@@ -194,7 +199,7 @@ def _failure_row(row: DeliveryRow, view: StatusView) -> str:
         "data-delivery",
         row.id,
         [
-            ("Delivery", f"{_e(row.id)}<small>{_e(row.event_id)}</small>"),
+            ("Delivery", f"{_delivery_link(row.id)}<small>{_e(row.event_id)}</small>"),
             ("Endpoint", _e(row.endpoint)),
             ("Trigger", _e(row.trigger)),
             ("Status", status),

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from ..errors import ConfigError
+from . import inspection
 from .files import read_small_text
 from .loader import LoadedYaml, YamlPath, format_path, load_yaml, printable
 from .rules import cross_field_problems
@@ -18,19 +19,28 @@ from .settings import Settings
 __all__ = ["Settings", "load_settings", "parse_settings"]
 
 
-def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
-    """Reads and validates the file; raises ConfigError listing every problem found."""
+def load_settings(
+    path: Path, environ: Mapping[str, str] | None = None, inspect_only: bool = False
+) -> Settings:
+    """Reads and validates the file; raises ConfigError listing every problem found.
+    `inspect_only`: for commands that read the store only, which need no secrets
+    (`inspection` says which references may stay unresolved)."""
     try:
         text = read_small_text(path)
     except ValueError as exc:
         raise ConfigError([printable(f"cannot read {path}: {exc}")]) from exc
-    return parse_settings(text, source=str(path), environ=environ)
+    return parse_settings(text, source=str(path), environ=environ, inspect_only=inspect_only)
 
 
 def parse_settings(
-    text: str, source: str = "<config>", environ: Mapping[str, str] | None = None
+    text: str,
+    source: str = "<config>",
+    environ: Mapping[str, str] | None = None,
+    inspect_only: bool = False,
 ) -> Settings:
-    loaded = load_yaml(text, os.environ if environ is None else environ)
+    stand_in = inspection.stand_in if inspect_only else None
+    loaded = load_yaml(text, os.environ if environ is None else environ, stand_in)
+    inspection.settle(loaded.data, loaded.stood_in)
     problems: dict[YamlPath, list[str]] = {}
     for path, message in loaded.problems:
         problems.setdefault(path, []).append(message)
@@ -51,7 +61,7 @@ def _collect_validation(loaded: LoadedYaml, problems: dict[YamlPath, list[str]])
         Settings.model_validate(loaded.data)
     except ValidationError as exc:
         for error in exc.errors(include_input=False, include_url=False):
-            path = tuple(error["loc"])
+            path = _written_path(loaded.data, tuple(error["loc"]))
             if path not in expanded_badly:
                 problems.setdefault(path, []).append(_message(error))
     for path, message in cross_field_problems(loaded.data):
@@ -61,6 +71,23 @@ def _collect_validation(loaded: LoadedYaml, problems: dict[YamlPath, list[str]])
     for messages in problems.values():
         if "field required" in messages and any(m.startswith("field required ") for m in messages):
             messages.remove("field required")
+
+
+def _written_path(data: object, path: YamlPath) -> YamlPath:
+    """`path` as the file wrote it: a value that may be one item or a list of them (an
+    endpoint's `secret`) is validated as a list, so a fault in the one-item form would
+    otherwise be reported at `[0]` of a scalar."""
+    node = data
+    for depth, part in enumerate(path):
+        if isinstance(node, str) and isinstance(part, int):
+            return path[:depth]
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            return path
+    return path
 
 
 def _message(error: ErrorDetails) -> str:

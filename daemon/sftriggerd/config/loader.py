@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,9 @@ _REFERENCE = re.compile(r"\$(\$)?\{([^}]*)\}")
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 YamlPath = tuple[str | int, ...]
+# For a path whose `${...}` cannot be resolved: the text to use instead, or None when that
+# is a problem (the default everywhere).
+StandIn = Callable[[YamlPath], str | None]
 
 # Far more than any real configuration holds, far less than an alias bomb expands to.
 MAX_VALUES = 100_000
@@ -52,6 +55,8 @@ class LoadedYaml:
     data: Any
     lines: dict[YamlPath, int] = field(default_factory=dict)
     problems: list[tuple[YamlPath, str]] = field(default_factory=list)
+    # Paths whose references could not be resolved and were given their stand-in.
+    stood_in: list[YamlPath] = field(default_factory=list)
 
     def line_of(self, path: YamlPath) -> int | None:
         """The line of the deepest part of `path` that exists in the file."""
@@ -62,8 +67,12 @@ class LoadedYaml:
         return None
 
 
-def load_yaml(text: str, environ: Mapping[str, str] | None = None) -> LoadedYaml:
-    """Parses `text`; every fault is a problem in the result, never an exception."""
+def load_yaml(
+    text: str, environ: Mapping[str, str] | None = None, stand_in: StandIn | None = None
+) -> LoadedYaml:
+    """Parses `text`; every fault is a problem in the result, never an exception. Where
+    `stand_in` gives a text for a path, a reference there that cannot be resolved makes the
+    whole value that text instead of a problem (for commands that do not read the value)."""
     env = os.environ if environ is None else environ
     loaded = LoadedYaml(data=None)
     if _flow_depth(text) > MAX_DEPTH:
@@ -83,7 +92,7 @@ def load_yaml(text: str, environ: Mapping[str, str] | None = None) -> LoadedYaml
         return loaded
     if root is not None:
         try:
-            loaded.data = _Builder(loaded, env).build(root, (), 0)
+            loaded.data = _Builder(loaded, env, stand_in).build(root, (), 0)
         except _TooLarge as exc:
             loaded.data = None
             loaded.problems[:] = [((), str(exc))]
@@ -126,9 +135,12 @@ def _is_utf8(text: str) -> bool:
 
 
 class _Builder:
-    def __init__(self, loaded: LoadedYaml, env: Mapping[str, str]) -> None:
+    def __init__(
+        self, loaded: LoadedYaml, env: Mapping[str, str], stand_in: StandIn | None = None
+    ) -> None:
         self._loaded = loaded
         self._env = env
+        self._stand_in = stand_in
         self._constructor = yaml.constructor.SafeConstructor()
         self._values = 0
 
@@ -215,16 +227,24 @@ class _Builder:
         self._loaded.problems.append((path, printable(message)))
 
     def _expand(self, value: str, path: YamlPath) -> str:
+        stand_in = self._stand_in(path) if self._stand_in is not None else None
+        unresolved: list[str] = []
+
         def replace(match: re.Match[str]) -> str:
             if match.group(1):
                 return "${" + match.group(2) + "}"
             try:
                 return resolve_reference(match.group(2), self._env)
             except ValueError as exc:
-                self._problem(path, str(exc))
+                unresolved.append(str(exc))
                 return ""
 
         expanded = _REFERENCE.sub(replace, value)
+        if unresolved and stand_in is not None:
+            self._loaded.stood_in.append(path)
+            return stand_in
+        for message in unresolved:
+            self._problem(path, message)
         if not _is_utf8(expanded):
             self._problem(path, "a reference expands to a lone surrogate, which is not text")
             return ""

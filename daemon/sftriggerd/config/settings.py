@@ -207,10 +207,45 @@ class BreakerSettings(_Section):
         return self
 
 
+def _one_or_more(value: object) -> object:
+    # `secret: whsec_...` is the common form; a list is the rollover form.
+    if isinstance(value, str | SecretStr):
+        return [value]
+    if not isinstance(value, list | tuple):
+        raise ValueError("must be a whsec_ secret or a list of them")
+    return value
+
+
+def _checked_secret(value: SecretStr) -> SecretStr:
+    decode_secret(value.get_secret_value())
+    return value
+
+
+def _distinct_secrets(value: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+    if not value:
+        raise ValueError("needs at least one secret")
+    # Compared as keys: two spellings of one key would sign twice with it for nothing.
+    keys = [decode_secret(secret.get_secret_value()) for secret in value]
+    for index, key in enumerate(keys):
+        first = keys.index(key)
+        if first != index:
+            raise ValueError(f"[{index}] is the same secret as [{first}]")
+    return value
+
+
+WebhookSecret = Annotated[SecretStr, AfterValidator(_checked_secret)]
+WebhookSecrets = Annotated[
+    tuple[WebhookSecret, ...],
+    BeforeValidator(_one_or_more),
+    AfterValidator(_distinct_secrets),
+]
+
+
 class EndpointSettings(_Section):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     url: HttpUrl
-    secret: SecretStr
+    # One secret, or several while a receiver rolls over to a new one: every one signs.
+    secret: WebhookSecrets
     triggers: tuple[str, ...] | None = None
     events: tuple[Change, ...] | None = None
     headers: dict[str, str] = Field(default_factory=dict)
@@ -220,15 +255,15 @@ class EndpointSettings(_Section):
     retry: RetrySettings = RetrySettings()
     breaker: BreakerSettings = BreakerSettings()
 
-    @field_validator("secret")
-    @classmethod
-    def _standard_webhooks_secret(cls, value: SecretStr) -> SecretStr:
-        decode_secret(value.get_secret_value())
-        return value
+    @property
+    def secret_keys(self) -> tuple[bytes, ...]:
+        """The HMAC key of every secret, in the order listed."""
+        return tuple(decode_secret(secret.get_secret_value()) for secret in self.secret)
 
     @property
     def secret_key(self) -> bytes:
-        return decode_secret(self.secret.get_secret_value())
+        """The first listed secret's key (the demo's and the benchmark's only one)."""
+        return self.secret_keys[0]
 
 
 def decode_secret(text: str) -> bytes:
@@ -299,9 +334,15 @@ class Settings(_Section):
             auth.private_key,
             auth.refresh_token,
             self.server.admin_token,
-            *(endpoint.secret for endpoint in self.endpoints),
+            *(secret for endpoint in self.endpoints for secret in endpoint.secret),
         ]
         values = [secret.get_secret_value() for secret in found if secret is not None]
+        # A webhook secret's key also appears without its prefix (receivers' own logs).
+        values.extend(
+            secret.get_secret_value().removeprefix("whsec_")
+            for endpoint in self.endpoints
+            for secret in endpoint.secret
+        )
         for endpoint in self.endpoints:
             values.extend(
                 value for name, value in endpoint.headers.items() if _SENSITIVE_HEADER.search(name)

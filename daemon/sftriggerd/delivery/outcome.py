@@ -13,13 +13,15 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from ..config.settings import RetrySettings
-from ..store.records import Claim, Dead, Delivered, Outcome, Retry
+from ..store.records import AttemptTrace, Claim, Dead, Delivered, Outcome, Retry
 from ..urls import strip_userinfo
 from .answers import Answer, Failure, Result
 from .backoff import honour_retry_after, next_attempt_at
 from .retry_after import parse_retry_after
 
 SNIPPET_CHARS = 200
+# How much of an answer's body the attempt history keeps.
+ANSWER_CHARS = 512
 # Shorter secret values (or cut-off parts of one) are not looked for: too many false hits.
 _SHORTEST_SECRET = 4
 REDACTED = "[redacted]"
@@ -82,6 +84,32 @@ def answer_error(answer: Answer, secrets: Sequence[str] = ()) -> str:
     return f"HTTP {answer.status}: {text}" if text else f"HTTP {answer.status}"
 
 
+def traced(
+    outcome: Outcome, result: Result, started_at: datetime, secrets: Sequence[str]
+) -> Outcome:
+    """The outcome with how its attempt went, for the attempt history."""
+    answer = answer_excerpt(result.body, secrets) if isinstance(result, Answer) else None
+    trace = AttemptTrace(
+        started_at=started_at, duration_ms=max(round(result.duration_s * 1000), 0), answer=answer
+    )
+    # Built directly: dataclasses.replace costs more than the rest of this, per delivery.
+    if isinstance(outcome, Delivered):
+        return Delivered(status=outcome.status, at=outcome.at, trace=trace)
+    if isinstance(outcome, Retry):
+        return Retry(outcome.next_attempt_at, outcome.status, outcome.error, trace)
+    return Dead(status=outcome.status, error=outcome.error, at=outcome.at, trace=trace)
+
+
+def answer_excerpt(body: bytes, secrets: Sequence[str] = ()) -> str:
+    """The start of an answer's body as the receiver wrote it (line breaks kept), with the
+    secrets and URL user-info removed from the whole prefix read before it is cut, so a
+    secret that straddles the cut leaves no part of itself behind."""
+    if not body:
+        return ""  # most 2xx answers: nothing to redact
+    text = _redact(body.decode("utf-8", errors="replace"), secrets)
+    return text if len(text) <= ANSWER_CHARS else text[: ANSWER_CHARS - 1] + "…"
+
+
 def _without_cut_secret(text: str, secrets: Sequence[str]) -> str:
     """Only the start of the answer is read: a secret the read limit cut in two ends the
     text as a prefix of itself, which no whole-secret replace finds."""
@@ -92,15 +120,18 @@ def _without_cut_secret(text: str, secrets: Sequence[str]) -> str:
     return text
 
 
-def snippet(body: bytes, secrets: Sequence[str] = ()) -> str:
-    """The answer body on one line, secrets removed, at most SNIPPET_CHARS characters."""
-    text = _WHITESPACE.sub(" ", body.decode("utf-8", errors="replace")).strip()
+def _redact(text: str, secrets: Sequence[str]) -> str:
     text = strip_userinfo(text)
     known = sorted((s for s in secrets if len(s) >= _SHORTEST_SECRET), key=len, reverse=True)
     for secret in known:
         text = text.replace(secret, REDACTED)
     text = _without_cut_secret(text, known)
-    text = _WHSEC.sub(REDACTED, text)
+    return _WHSEC.sub(REDACTED, text)
+
+
+def snippet(body: bytes, secrets: Sequence[str] = ()) -> str:
+    """The answer body on one line, secrets removed, at most SNIPPET_CHARS characters."""
+    text = _redact(_WHITESPACE.sub(" ", body.decode("utf-8", errors="replace")).strip(), secrets)
     if len(text) > SNIPPET_CHARS:
         text = text[: SNIPPET_CHARS - 1] + "…"
     return text

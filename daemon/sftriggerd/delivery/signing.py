@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import hmac
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from .. import __version__
 
@@ -35,12 +35,27 @@ def sign(event_id: str, timestamp_s: int, body: bytes, secret_key: bytes) -> str
     return "v1," + base64.b64encode(hmac.digest(secret_key, signed, "sha256")).decode("ascii")
 
 
+def signature_header(
+    event_id: str, timestamp_s: int, body: bytes, secret_keys: Sequence[bytes]
+) -> str:
+    """One `v1,<sig>` per key, space-separated in one header value, as the Standard Webhooks
+    spec allows: a receiver holding any one of the keys verifies, so the endpoint's secret
+    can be rolled over without a moment where the sender and receiver disagree."""
+    if not secret_keys:
+        raise ValueError("at least one secret key is needed to sign")
+    return " ".join(sign(event_id, timestamp_s, body, key) for key in secret_keys)
+
+
 class Signer:
     """One endpoint's headers: its configured ones and ours are merged once, so an attempt
     only adds its id, time and signature."""
 
-    def __init__(self, secret_key: bytes, extra: Mapping[str, str] | None = None) -> None:
-        self._key = secret_key
+    def __init__(
+        self, secret_keys: Sequence[bytes], extra: Mapping[str, str] | None = None
+    ) -> None:
+        if not secret_keys:
+            raise ValueError("at least one secret key is needed to sign")
+        self._keys = tuple(secret_keys)
         # The configured headers never win over ours (RESERVED_HEADERS).
         self._fixed = {
             name: value
@@ -54,7 +69,7 @@ class Signer:
         return {
             "webhook-id": event_id,
             "webhook-timestamp": str(timestamp_s),
-            "webhook-signature": sign(event_id, timestamp_s, body, self._key),
+            "webhook-signature": signature_header(event_id, timestamp_s, body, self._keys),
             **self._fixed,
         }
 
@@ -63,8 +78,10 @@ def webhook_headers(
     event_id: str,
     timestamp_s: int,
     body: bytes,
-    secret_key: bytes,
+    secret_keys: bytes | Sequence[bytes],
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Every header of one attempt; `extra` (the endpoint's configured headers) never wins."""
-    return Signer(secret_key, extra).headers(event_id, timestamp_s, body)
+    """Every header of one attempt, signed with one key or each of several; `extra` (the
+    endpoint's configured headers) never wins."""
+    keys = (secret_keys,) if isinstance(secret_keys, bytes) else tuple(secret_keys)
+    return Signer(keys, extra).headers(event_id, timestamp_s, body)

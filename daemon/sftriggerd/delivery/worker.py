@@ -25,7 +25,7 @@ from ..store.base import Store
 from ..store.records import Claim, Dead, Delivered, Outcome, Retry
 from .answers import Result
 from .breaker import Breaker, BreakerPolicy, Transition
-from .outcome import classify
+from .outcome import classify, traced
 from .sender import post_webhook
 from .signing import Signer
 from .worker_parts import Meters, WorkerOptions, default_lease, endpoint_session, wait_any
@@ -67,9 +67,14 @@ class EndpointWorker:
         self._http: aiohttp.ClientSession | None = None  # the endpoint's own pool, in `run`
         self._options = options
         self._clock = options.clock
-        self._signer = Signer(endpoint.secret_key, endpoint.headers)
-        secret = endpoint.secret.get_secret_value()
-        self._secrets = (secret, secret.removeprefix("whsec_"), *endpoint.headers.values())
+        self._signer = Signer(endpoint.secret_keys, endpoint.headers)
+        # Every listed secret, with and without its prefix, is scrubbed from answer snippets.
+        secrets = [secret.get_secret_value() for secret in endpoint.secret]
+        self._secrets = (
+            *secrets,
+            *(secret.removeprefix("whsec_") for secret in secrets),
+            *endpoint.headers.values(),
+        )
         self._log = log.bind(endpoint=endpoint.name)
         self._meters = Meters(metrics, endpoint.name)
         limit = endpoint.max_in_flight
@@ -234,8 +239,13 @@ class EndpointWorker:
             self._http, self.endpoint.url, headers, claim.body, self.endpoint.timeout
         )
         done_at = self._clock()
-        outcome = classify(
-            result, claim, self.endpoint.retry, done_at, self._options.jitter(), self._secrets
+        outcome = traced(
+            classify(
+                result, claim, self.endpoint.retry, done_at, self._options.jitter(), self._secrets
+            ),
+            result,
+            now,
+            self._secrets,
         )
         # From here the writer owns the claim: it is never released, even at shutdown.
         self._unfinished.pop(claim.delivery_id, None)

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from .records import (
     Checkpoint,
     Claim,
+    DeliveryDetail,
     DeliveryRow,
     DeliveryStatus,
     IngestResult,
@@ -27,6 +28,7 @@ from .records import (
     PoisonEvent,
     RecordState,
 )
+from .replay import Requeued, Selection
 
 
 class Store(abc.ABC):
@@ -124,6 +126,10 @@ class Store(abc.ABC):
     async def get_delivery(self, delivery_id: int) -> DeliveryRow | None: ...
 
     @abc.abstractmethod
+    async def get_delivery_detail(self, delivery_id: int) -> DeliveryDetail | None:
+        """The delivery, its stored webhook body and every attempt, oldest first."""
+
+    @abc.abstractmethod
     async def redrive(self, delivery_id: int, now: datetime) -> bool:
         """Makes a dead delivery pending and due now; False if it is not dead or not there."""
 
@@ -138,3 +144,13 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def prune(self, delivered_before: datetime) -> int:
         """Deletes delivered deliveries older than the cut-off, and events left with none."""
+
+    @abc.abstractmethod
+    async def requeue(self, selection: Selection, now: datetime) -> Requeued:
+        """Resend and bulk redrive (`store.replay`): makes the selected finished deliveries
+        whose status the selection takes pending and due now; pending ones are left alone."""
+
+    @abc.abstractmethod
+    async def rewind(self, trigger: str, checkpoint: Checkpoint) -> None:
+        """Moves the trigger's checkpoint to an earlier point (an operator's rewind), the one
+        move outside `ingest`; only while the trigger's source is stopped."""

@@ -62,9 +62,21 @@ class Claim:
 
 
 @dataclass(frozen=True)
+class AttemptTrace:
+    """How one attempt went, beyond its outcome: kept in the delivery's attempt history."""
+
+    started_at: datetime
+    duration_ms: int
+    # The start of the answer's body as text, secrets and URL user-info removed; None when
+    # no answer came (timeout, connection error).
+    answer: str | None = None
+
+
+@dataclass(frozen=True)
 class Delivered:
     status: int
     at: datetime
+    trace: AttemptTrace | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,7 @@ class Retry:
     next_attempt_at: datetime
     status: int | None
     error: str
+    trace: AttemptTrace | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +92,7 @@ class Dead:
     status: int | None
     error: str
     at: datetime
+    trace: AttemptTrace | None = None
 
 
 Outcome = Delivered | Retry | Dead
@@ -98,6 +112,27 @@ class DeliveryRow:
     last_status: int | None
     last_error: str | None
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    """One attempt of a delivery as kept: every attempt, across redrives, oldest first."""
+
+    at: datetime
+    duration_ms: int | None
+    status: int | None
+    error: str | None
+    answer: str | None
+    next_attempt_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DeliveryDetail:
+    """A delivery with what was sent (the stored webhook body) and every attempt."""
+
+    delivery: DeliveryRow
+    body: bytes
+    attempts: tuple[AttemptRow, ...]
 
 
 @dataclass(frozen=True)

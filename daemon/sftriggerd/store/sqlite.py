@@ -30,14 +30,17 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..errors import StoreError
+from . import sqlite_attempts as attempts
 from . import sqlite_expiry as expiry
 from . import sqlite_leases as leases
 from . import sqlite_ops as ops
 from . import sqlite_prune as pruning
+from . import sqlite_replay as replay
 from .base import Store
 from .records import (
     Checkpoint,
     Claim,
+    DeliveryDetail,
     DeliveryRow,
     DeliveryStatus,
     IngestResult,
@@ -47,6 +50,7 @@ from .records import (
     PoisonEvent,
     RecordState,
 )
+from .replay import Requeued, Selection
 
 T = TypeVar("T")
 
@@ -237,11 +241,25 @@ class SqliteStore(Store):
     async def get_delivery(self, delivery_id: int) -> DeliveryRow | None:
         return await self._run(lambda db: ops.get_delivery(db, delivery_id))
 
+    async def get_delivery_detail(self, delivery_id: int) -> DeliveryDetail | None:
+        def read(db: sqlite3.Connection) -> DeliveryDetail | None:
+            row = ops.get_delivery(db, delivery_id)
+            return None if row is None else attempts.delivery_detail(db, row)
+
+        return await self._run(read)
+
     async def redrive(self, delivery_id: int, now: datetime) -> bool:
         return await self._run(lambda db: ops.redrive(db, delivery_id, now))
 
     async def redrive_endpoint(self, endpoint: str, now: datetime) -> int:
         return await self._run(lambda db: ops.redrive_endpoint(db, endpoint, now))
+
+    async def requeue(self, selection: Selection, now: datetime) -> Requeued:
+        return await self._run(lambda db: replay.requeue(db, selection, now))
+
+    async def rewind(self, trigger: str, checkpoint: Checkpoint) -> None:
+        now = datetime.now(UTC)
+        await self._run(lambda db: replay.rewind(db, trigger, checkpoint, now))
 
     async def outbox_counts(self) -> dict[str, OutboxCounts]:
         return await self._run(ops.outbox_counts)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import StoreError
+from . import sqlite_attempts as attempts
 from .migrations.sqlite import MIGRATIONS
 from .records import (
     Checkpoint,
@@ -203,8 +204,10 @@ def checkpoints(db: sqlite3.Connection, trigger: str | None = None) -> list[Chec
 
 
 def record_outcomes(db: sqlite3.Connection, items: Sequence[tuple[Claim, Outcome]]) -> list[bool]:
-    """Many outcomes in one transaction: the group commit that keeps delivery fast."""
+    """Many outcomes in one transaction: the group commit that keeps delivery fast. Each
+    recorded one adds its row to the attempt history, in the same transaction."""
     results: list[bool] = []
+    now = datetime.now(UTC)
     with transaction(db):
         for claim, outcome in items:
             status, next_at, last_status, error, finished = _outcome_columns(outcome)
@@ -223,6 +226,14 @@ def record_outcomes(db: sqlite3.Connection, items: Sequence[tuple[Claim, Outcome
                 ),
             )
             results.append(cursor.rowcount == 1)
+        attempts.insert_attempts(
+            db,
+            [
+                attempts.attempt_values(claim, outcome, now)
+                for (claim, outcome), recorded in zip(items, results, strict=True)
+                if recorded
+            ],
+        )
     return results
 
 

@@ -19,8 +19,9 @@ _IDS_PER_QUERY = 500
 
 
 def prune_delivered(db: sqlite3.Connection, delivered_before: datetime, limit: int) -> int:
-    """Deletes up to `limit` delivered deliveries finished before the cut-off, and their
-    events when no delivery of them is left; returns how many deliveries it deleted."""
+    """Deletes up to `limit` delivered deliveries finished before the cut-off with their
+    attempts, and their events when no delivery of them is left; returns how many
+    deliveries it deleted."""
     cutoff = ts(delivered_before)
     with transaction(db):
         rows = db.execute(
@@ -28,7 +29,10 @@ def prune_delivered(db: sqlite3.Connection, delivered_before: datetime, limit: i
             " WHERE status = 'delivered' AND finished_at < ? ORDER BY finished_at LIMIT ?",
             (cutoff, limit),
         ).fetchall()
-        _delete_in(db, "DELETE FROM deliveries WHERE id IN ({marks})", [r[0] for r in rows])
+        ids = [r[0] for r in rows]
+        # Explicitly, not by the cascade alone: that needs foreign_keys=ON on the connection.
+        _delete_in(db, "DELETE FROM attempts WHERE delivery_id IN ({marks})", ids)
+        _delete_in(db, "DELETE FROM deliveries WHERE id IN ({marks})", ids)
         _delete_in(
             db,
             "DELETE FROM events WHERE seq IN ({marks}) AND NOT EXISTS"

@@ -84,4 +84,19 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX poison_trigger ON poison (trigger, id);
     """,
+    # 5: every attempt of a delivery, kept until the delivery is pruned: when, how long, the
+    # status, the error, the start of the answer, and when the next attempt was set for.
+    """
+    CREATE TABLE attempts (
+        id INTEGER PRIMARY KEY,
+        delivery_id INTEGER NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,
+        at REAL NOT NULL,
+        duration_ms INTEGER,
+        status INTEGER,
+        error TEXT,
+        answer TEXT,
+        next_attempt_at REAL
+    );
+    CREATE INDEX attempts_delivery ON attempts (delivery_id, id);
+    """,
 ]

@@ -1,0 +1,81 @@
+"""The install instructions, followed: sftriggerd is not on PyPI, so operators build a wheel from
+a clone (`python -m build`, or `pip wheel .`) and install it into a virtual environment of its
+own. This builds the wheel, installs it into a fresh venv (its dependencies from the package
+index, as an operator's pip gets them) and runs the installed command away from the clone."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.deploy.manifests import ROOT
+from tests.unit.test_config import EXAMPLE_ENV, example_config
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+
+def run(*command: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(
+        [str(part) for part in command],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=540,
+        check=False,
+    )
+    assert result.returncode == 0, f"{command}: {result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def build_wheel(out_dir: Path) -> Path:
+    """`python -m build --wheel` where `build` is installed, else `pip wheel . --no-deps`: the
+    two ways the README gives."""
+    if importlib.util.find_spec("build") is not None:
+        run(sys.executable, "-m", "build", "--wheel", "--outdir", out_dir, ROOT, cwd=ROOT)
+    else:
+        run(
+            sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", out_dir, ".", cwd=ROOT
+        )
+    (wheel,) = out_dir.glob("sftriggerd-*.whl")
+    return wheel
+
+
+def away_from_the_clone() -> dict[str, str]:
+    """The environment without anything that would import sftriggerd from the clone."""
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH",)}
+    env.pop("VIRTUAL_ENV", None)
+    return env
+
+
+def test_the_built_wheel_installs_into_a_fresh_venv_and_runs(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path / "dist")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "sftriggerd/__init__.py" in names and "sftriggerd/py.typed" in names
+    assert not any(name.startswith(("tests/", "daemon/")) for name in names)
+    entry_points = next(name for name in names if name.endswith(".dist-info/entry_points.txt"))
+    assert "sftriggerd = sftriggerd.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+    venv = tmp_path / "venv"
+    env = away_from_the_clone()
+    # A venv of the interpreter the tests run on; pip from the test venv installs into it.
+    run(sys.executable, "-m", "venv", "--without-pip", venv, cwd=tmp_path, env=env)
+    python = venv / "bin" / "python"
+    run(sys.executable, "-m", "pip", "--python", python, "install", "-q", wheel, cwd=tmp_path)
+
+    command = venv / "bin" / "sftriggerd"
+    assert "check-config" in run(command, "--help", cwd=tmp_path, env=env)
+    imported = run(
+        python, "-c", "import sftriggerd; print(sftriggerd.__file__)", cwd=tmp_path, env=env
+    )
+    assert Path(imported.strip()).is_relative_to(venv), "imported from the clone, not the wheel"
+    # The installed command reads and checks a real configuration (the example, its key in place).
+    config = example_config(tmp_path)
+    checked = run(command, "check-config", "--config", config, cwd=tmp_path, env=env | EXAMPLE_ENV)
+    assert ": ok (2 triggers, 1 endpoints, store sqlite)" in checked
