@@ -19,6 +19,14 @@ MALFORMED = [
     ),
     (HEAD + "colour: blue\n", "colour: unknown key"),
     (
+        HEAD + "triggers: [{name: a, object: Account, where: \"Industry = 'x' LIMIT 5\"}]\n",
+        "triggers[0].where: cannot be evaluated: unexpected token: 'LIMIT' (column 16)",
+    ),
+    (
+        HEAD + "triggers: [{name: a, object: Account, where: 'Name INCLUDES (1)'}]\n",
+        "triggers[0].where: cannot be evaluated: unexpected token: 'INCLUDES' (column 6)",
+    ),
+    (
         HEAD + "triggers: [{name: a, object: Account, poll_interval: 10}]\n",
         "triggers[0].poll_interval: 10 is not a duration",
     ),
