@@ -140,3 +140,37 @@ def test_policy_is_validated() -> None:
         BreakerPolicy(failure_threshold=0)
     with pytest.raises(ValueError):
         BreakerPolicy(cooldown=60 * S, max_cooldown=30 * S)
+
+
+def test_a_late_failure_during_the_probe_is_not_taken_as_the_probes_answer(
+    breaker: Breaker, clock: Clock
+) -> None:
+    open_it(breaker)
+    clock.advance(30 * S)
+    assert breaker.admit(5) == Admission(count=1, probe=True)
+    assert breaker.record_failure() is None  # a send started before the breaker opened
+    assert breaker.state == "half_open" and breaker.probing
+
+
+def test_after_a_probe_closed_it_the_next_opening_waits_its_cooldown(
+    breaker: Breaker, clock: Clock
+) -> None:
+    open_it(breaker)
+    clock.advance(30 * S)
+    breaker.admit(1)
+    assert breaker.record_success() == "closed" and not breaker.probing
+    open_it(breaker)
+    assert breaker.state == "open" and breaker.admit(1) == Admission(count=0)
+
+
+def test_a_new_breaker_shows_the_policy_cooldown(breaker: Breaker) -> None:
+    snapshot = breaker.snapshot()
+    assert snapshot.cooldown == 30 * S and snapshot.state == "closed"
+    assert snapshot.half_open_at is None and snapshot.consecutive_failures == 0
+
+
+def test_policy_limits_are_inclusive() -> None:
+    assert BreakerPolicy(failure_threshold=1).failure_threshold == 1
+    assert BreakerPolicy(cooldown=30 * S, max_cooldown=30 * S).cooldown == 30 * S
+    with pytest.raises(ValueError):
+        BreakerPolicy(cooldown=timedelta(0))

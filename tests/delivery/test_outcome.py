@@ -155,3 +155,34 @@ def test_url_user_info_never_reaches_last_error() -> None:
     )
     assert isinstance(echoed, Retry)
     assert echoed.error == "HTTP 500: bad upstream https://db.internal/x"
+
+
+def test_classify_scrubs_the_secrets_it_is_given_from_the_error() -> None:
+    """A receiver that echoes our signing secret back must not put it in `last_error`."""
+    body = b"echo: tok-123456"
+    outcome = classify(answer(500, body), claim(), RETRY, NOW, 0.5, secrets=("tok-123456",))
+    assert isinstance(outcome, Retry) and outcome.error == "HTTP 500: echo: [redacted]"
+
+
+@pytest.mark.parametrize("result", [answer(503, b"busy"), answer(503, b"busy", "60")])
+def test_a_dead_delivery_past_max_age_keeps_its_status_and_error(result: Answer) -> None:
+    late = T0 + timedelta(hours=1, seconds=1)
+    outcome = classify(result, claim(attempts=40), RETRY, late, 0.5)
+    assert outcome == Dead(status=503, error="HTTP 503: busy (max_age reached)", at=late)
+
+
+def test_a_longer_secret_is_redacted_whole_before_a_shorter_one_inside_it() -> None:
+    # Replacing the short one first would leave the rest of the long one readable.
+    text = snippet(b"key=abcd-efgh-ijkl", secrets=("abcd", "abcd-efgh-ijkl"))
+    assert text == "key=[redacted]"
+    assert snippet(b"key=abcd", secrets=("abcd",)) == "key=[redacted]"
+
+
+def test_a_snippet_of_exactly_the_limit_is_not_cut() -> None:
+    body = b"y" * SNIPPET_CHARS
+    assert snippet(body) == "y" * SNIPPET_CHARS
+
+
+def test_secrets_are_redacted_longest_first_not_in_text_order() -> None:
+    # "zzzz" sorts after "aaaa-zzzz" but lies inside it: the long one must go first.
+    assert snippet(b"key=aaaa-zzzz", secrets=("zzzz", "aaaa-zzzz")) == "key=[redacted]"

@@ -98,3 +98,22 @@ def claim(attempts: int = 0, retry_since: datetime = NOW, occurred_at: datetime 
         lease_token="x",
         lease_until=NOW + timedelta(seconds=30),
     )
+
+
+def test_a_delay_just_under_the_cap_is_kept_as_given() -> None:
+    # As many digits as the cap, but smaller: not capped.
+    assert parse_retry_after("100000000", NOW) == NOW + timedelta(seconds=100_000_000)
+
+
+def test_a_delay_past_the_end_of_the_calendar_stays_an_aware_time() -> None:
+    near_the_end = datetime.max.replace(tzinfo=UTC) - timedelta(seconds=1)
+    later = parse_retry_after("60", near_the_end)
+    assert later == datetime.max.replace(tzinfo=UTC) and later.tzinfo is UTC
+
+
+def test_a_date_header_longer_than_64_characters_is_not_parsed() -> None:
+    date = "Sat, 28 Nov 2026 10:05:00 GMT"
+    at_limit = date + " " * 34 + "x"  # the date parser skips the trailing token
+    assert len(at_limit) == 64
+    assert parse_retry_after(at_limit, NOW) == datetime(2026, 11, 28, 10, 5, tzinfo=UTC)
+    assert parse_retry_after(date + " " * 35 + "x", NOW) is None

@@ -317,3 +317,24 @@ async def test_counts_name_every_endpoint_with_open_or_dead_deliveries(store: St
         "c": (1, 0),
         "d": (0, 1),
     }
+
+
+async def test_a_claim_carries_what_the_sender_needs(store: Store) -> None:
+    before = now()
+    await store.ingest("t", [event(1, endpoints=("hook",))], checkpoint(1))
+    after = now()
+    [claim] = await store.claim_due("hook", 1, LEASE, now())
+    assert (claim.endpoint, claim.trigger, claim.event_id) == ("hook", "t", "evt_1")
+    assert (claim.body, claim.attempts) == (b'{"n":1}', 0)
+    assert claim.occurred_at == T0 + timedelta(seconds=1)
+    # Retry age counts from when the delivery was stored, not from when the change happened.
+    assert before - timedelta(seconds=1) <= claim.retry_since <= after + timedelta(seconds=1)
+
+
+async def test_a_claim_that_looks_past_held_back_changes_still_takes_no_more_than_asked(
+    store: Store,
+) -> None:
+    records = ["001A", "001A", "001B", "001C", "001D"]
+    await store.ingest("t", [event(n, r) for n, r in enumerate(records, 1)], checkpoint(5))
+    claims = await store.claim_due("hook", 2, LEASE, now())
+    assert [c.event_id for c in claims] == ["evt_1", "evt_3"]

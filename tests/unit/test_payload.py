@@ -18,6 +18,7 @@ from sftriggerd.events.payload import (
     encode_body,
     format_time,
     poison_text,
+    storable_text,
 )
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -183,3 +184,26 @@ def test_poison_text_is_bounded_and_storable(message: object, limit: int) -> Non
     text = poison_text(message, limit=limit)
     text.encode("utf-8")  # no lone surrogate left
     assert len(text) <= 6 * limit + 40
+
+
+class _Shown:
+    def __repr__(self) -> str:
+        return "<shown>"
+
+
+class _Unshowable:
+    def __repr__(self) -> str:
+        raise ValueError("no")
+
+
+def test_poison_text_is_json_with_reprs_inside_and_falls_back_to_repr() -> None:
+    assert poison_text({"name": "Zoë", "v": _Shown()}) == '{"name": "Zoë", "v": "<shown>"}'
+    looped: list[object] = []
+    looped.append(looped)
+    assert poison_text(looped) == "[[...]]"  # JSON refuses a cycle; repr does not
+    assert poison_text(_Unshowable()) == "<_Unshowable that cannot be shown>"
+
+
+def test_storable_text_cuts_past_the_limit_and_says_how_much() -> None:
+    assert storable_text("abcd", limit=4) == "abcd"
+    assert storable_text("abcdef", limit=4) == "abcd… (2 more characters)"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -140,3 +140,55 @@ def test_decode_of_any_stored_json_gives_a_position_or_a_position_error(
     assert decode("accounts", encode(position)) == position
     stream_resume(position, LOOKBACK)
     poll_resume(position, LOOKBACK)
+
+
+@pytest.mark.parametrize(
+    ("stored", "problem"),
+    [
+        ("x", "(expected an object, got str)"),
+        ({}, "(neither a replay id nor a watermark)"),
+        ({"watermark": 5}, "(watermark is not a time)"),
+        ({"watermark": "soon"}, "(watermark 'soon' is not a time)"),
+        ({"watermark": "2026-11-28T10:15:02Z", "id": 5}, "(id is not text)"),
+        ({"watermark": "2026-11-28T10:15:02Z", "floor": "x"}, "(floor 'x' is not a time)"),
+        ({"replay_id": 5, "reached": "x"}, "(reached 'x' is not a time)"),
+        ({"replay_id": 5, "channel": 5}, "(channel is not text)"),
+        ({"replay_id": {"base64": "!!!"}}, "(replay id is not base64: "),
+        ({"replay_id": 1.5}, "(replay id 1.5 is neither a number nor bytes)"),
+        ({"watermark": "0001-01-01T00:00:00+01:00"}, "is out of range)"),
+    ],
+)
+def test_every_unreadable_position_names_the_trigger_and_the_problem(
+    stored: Any, problem: str
+) -> None:
+    with pytest.raises(PositionError) as raised:
+        decode("accounts", stored)
+    assert raised.value.trigger == "accounts"
+    text = str(raised.value)
+    assert text.startswith("trigger 'accounts': stored position is not readable (")
+    assert problem in text and text.endswith("; reset its checkpoint to resume")
+
+
+def test_an_event_time_out_of_range_is_a_position_error_of_the_trigger() -> None:
+    zoned = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1)))  # before year 1 in UTC
+    with pytest.raises(PositionError) as raised:
+        decode("accounts", {"replay_id": 5}, zoned)
+    assert raised.value.trigger == "accounts"
+
+
+def test_defaults_of_a_stored_position() -> None:
+    assert decode("accounts", {"replay_id": 5}) == ReplayPosition("", 5)
+    assert decode("accounts", {"watermark": "2026-11-28T10:15:02Z"}) == WatermarkPosition(
+        T.replace(microsecond=0), ""
+    )
+
+
+def test_without_a_stream_position_an_expired_fill_starts_from_now() -> None:
+    now = T + timedelta(hours=3)
+    assert expired_fill_from(None, now) == now - RESUME_OVERLAP
+    assert expired_fill_from(WatermarkPosition(T, "001A"), now) == now - RESUME_OVERLAP
+
+
+def test_stored_times_are_utc_with_a_z() -> None:
+    stored = encode(ReplayPosition(CHANNEL, 5, T))
+    assert stored["reached"] == "2026-11-28T10:15:02.123000Z"
