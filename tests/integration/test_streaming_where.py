@@ -13,7 +13,7 @@ import pytest
 
 from sftriggerd.emulator.context import EmulatorSettings
 from tests.emulator.conftest import RunningEmulator
-from tests.emulator.sfclient import OrgClient
+from tests.emulator.sfclient import OrgClient, control
 from tests.integration.streaming_rig import StreamingRig, make_streaming_rig
 
 
@@ -94,3 +94,30 @@ async def test_an_update_carrying_the_field_needs_no_read(
     await rig.wait_events(2)
     assert rig.changes() == [("created", record), ("updated", record)]
     assert record_reads(rig) == 0
+
+
+async def test_platform_events_are_tested_against_their_payload(
+    emulator: RunningEmulator, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    rig = await make_streaming_rig(
+        emulator.url,
+        http,
+        tmp_path,
+        name="orders",
+        object=None,
+        channel="/event/Order_Placed__e",
+        where="Amount__c >= 100",
+    )
+    rig.start()
+    await rig.connected()
+    for amount in (12, 150):
+        answer = await control(
+            http, emulator.url, "events/Order_Placed__e", {"payload": {"Amount__c": amount}}
+        )
+        assert answer.status == 200, answer.body
+    await rig.wait_events(1)
+    await checkpoint_passes(rig, 0)
+    assert [event.record["Amount__c"] for event in rig.ingest.new] == [150]
+    assert record_reads(rig) == 0
+    await rig.stop()
+    await rig.store.close()

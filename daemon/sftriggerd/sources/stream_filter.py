@@ -5,6 +5,7 @@ carries only the fields that changed; the others the condition needs are read wi
 call, as `enrich` reads the record. Rules where the answer is unknowable, chosen so that no
 matching change is lost (at-least-once):
 
+- a platform event is tested against its payload as it is (nothing to read back);
 - deletes and undeletes pass unfiltered (a delete carries no values to test);
 - a change whose record cannot be read any more (deleted since) passes;
 - a value the condition cannot be compared with (a number against a text literal) passes,

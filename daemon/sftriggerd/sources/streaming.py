@@ -290,7 +290,7 @@ class StreamingSource:
         kind = self.trigger.channel_kind
         name = self.trigger.name
         if kind == "platform_event":
-            return [from_platform_event(name, self.channel, message)]
+            return await self._filter.keep([from_platform_event(name, self.channel, message)])
         if kind == "generic":
             return [from_generic(name, self.channel, message)]
         if kind == "pushtopic":
