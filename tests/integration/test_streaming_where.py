@@ -121,3 +121,49 @@ async def test_platform_events_are_tested_against_their_payload(
     assert record_reads(rig) == 0
     await rig.stop()
     await rig.store.close()
+
+
+async def test_pushtopic_changes_read_the_fields_the_topic_leaves_out(
+    emulator: RunningEmulator, http: aiohttp.ClientSession, org: OrgClient, tmp_path: Path
+) -> None:
+    topic = {
+        "Name": "AccountNames",
+        "Query": "SELECT Id, Name FROM Account",
+        "ApiVersion": 60.0,
+        "NotifyForOperationCreate": True,
+        "NotifyForOperationUpdate": True,
+        "NotifyForFields": "Referenced",
+    }
+    await org.create("PushTopic", topic)
+    rig = await make_streaming_rig(
+        emulator.url, http, tmp_path, channel="/topic/AccountNames", where="Industry = 'Energy'"
+    )
+    rig.start()
+    await rig.connected()
+    await org.create("Account", {"Name": "Shop", "Industry": "Retail"})
+    energy = await org.create("Account", {"Name": "Volt", "Industry": "Energy"})
+    await rig.wait_events(1)
+    assert rig.changes() == [("created", energy)]
+    assert "Industry" not in rig.ingest.new[0].record  # read back, not carried
+    assert record_reads(rig) == 2
+    await rig.stop()
+    await rig.store.close()
+
+
+async def test_a_gap_notice_rereads_only_the_records_that_match(
+    rig: StreamingRig, org: OrgClient, emulator: RunningEmulator, http: aiohttp.ClientSession
+) -> None:
+    retail = await org.create("Account", {"Name": "Shop", "Industry": "Retail"})
+    energy = await org.create("Account", {"Name": "Volt", "Industry": "Energy"})
+    await rig.wait_events(1)
+    notice = {"object": "Account", "record_ids": [retail, energy], "change_type": "GAP_UPDATE"}
+    answer = await control(http, emulator.url, "gap", notice)
+    assert answer.status == 200, answer.body
+    await rig.wait_events(2)
+    reread = rig.ingest.new[1]
+    assert (reread.change, reread.record_id, reread.source.get("gap_fill")) == (
+        "updated",
+        energy,
+        True,
+    )
+    assert rig.changes() == [("created", energy), ("updated", energy)]
