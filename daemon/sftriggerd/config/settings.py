@@ -23,7 +23,6 @@ from pydantic import (
     model_validator,
 )
 
-from ..soql_engine import SoqlError, parse_condition
 from .durations import parse_duration
 
 _SENSITIVE_HEADER = re.compile(r"auth|token|key|secret|cookie|session", re.IGNORECASE)
@@ -152,18 +151,6 @@ class TriggerSettings(_Section):
     # missed, and back-fill by polling if something was.
     verify_after: Duration | None = None
 
-    @field_validator("where")
-    @classmethod
-    def _evaluable_where(cls, value: str | None) -> str | None:
-        # Streamed events are filtered by our own evaluator: a condition it cannot read
-        # would filter when polling (Salesforce reads it) and not when streaming.
-        if value is not None:
-            try:
-                parse_condition(value)
-            except SoqlError as exc:
-                raise ValueError(f"cannot be evaluated: {condition_problem(exc)}") from None
-        return value
-
     @property
     def channel_kind(self) -> Literal["cdc", "platform_event", "pushtopic", "generic"]:
         channel = self.resolved_channel or ""
@@ -218,14 +205,6 @@ class BreakerSettings(_Section):
         if self.max_cooldown < self.cooldown:
             raise ValueError("max_cooldown must be at least cooldown")
         return self
-
-
-def condition_problem(exc: SoqlError) -> str:
-    """A SoqlError's message on one line: the detail, and the column when it has one."""
-    lines = [line for line in exc.message.splitlines() if line.strip()]
-    located = next((line for line in lines if line.startswith("ERROR at Row:")), None)
-    column = f" (column {located.rsplit(':', 1)[1]})" if located else ""
-    return f"{lines[-1] if lines else exc.error_code}{column}"
 
 
 def _one_or_more(value: object) -> object:
