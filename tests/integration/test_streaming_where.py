@@ -167,3 +167,15 @@ async def test_a_gap_notice_rereads_only_the_records_that_match(
         True,
     )
     assert rig.changes() == [("created", energy), ("updated", energy)]
+
+
+async def test_a_field_set_to_null_is_known_from_the_event(
+    rig: StreamingRig, org: OrgClient
+) -> None:
+    energy = await org.create("Account", {"Name": "Volt", "Industry": "Energy"})
+    await rig.wait_events(1)
+    await org.call("PATCH", f"sobjects/Account/{energy}", json={"Industry": None})
+    other = await org.create("Account", {"Name": "Watt", "Industry": "Energy"})
+    await rig.wait_events(2)  # the later create arrives: the nulling update was read before it
+    assert rig.changes() == [("created", energy), ("created", other)]
+    assert record_reads(rig) == 0  # changedFields named Industry: its null needs no read
