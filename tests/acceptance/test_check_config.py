@@ -19,6 +19,16 @@ MALFORMED = [
     ),
     (HEAD + "colour: blue\n", "colour: unknown key"),
     (
+        HEAD + "triggers: [{name: a, object: Account, where: \"Industry = 'x' LIMIT 5\"}]\n",
+        "triggers[0].where: cannot be evaluated on streamed changes:"
+        " unexpected token: 'LIMIT' (column 16)",
+    ),
+    (
+        HEAD + "triggers: [{name: a, object: Account, where: 'Name INCLUDES (1)'}]\n",
+        "triggers[0].where: cannot be evaluated on streamed changes:"
+        " unexpected token: 'INCLUDES' (column 6)",
+    ),
+    (
         HEAD + "triggers: [{name: a, object: Account, poll_interval: 10}]\n",
         "triggers[0].poll_interval: 10 is not a duration",
     ),
@@ -126,3 +136,17 @@ def test_a_rollover_in_progress_passes_and_is_pointed_out(tmp_path: Path) -> Non
     assert "endpoint crm: signs with 2 secrets" in result.stdout
     assert "quiet" not in result.stdout
     assert old not in result.stdout + result.stderr and new not in result.stdout + result.stderr
+
+
+def test_a_polling_only_trigger_may_use_soql_beyond_the_evaluator(tmp_path: Path) -> None:
+    """Only streamed changes need the daemon's evaluator; Salesforce reads a poll's condition."""
+    where = "Owner.Name = 'x' AND CreatedDate = LAST_N_DAYS:7"
+    config = tmp_path / "polling.yaml"
+    config.write_text(HEAD + f'triggers: [{{name: a, object: Account, where: "{where}"}}]\n')
+    assert run_cli("check-config", "--config", str(config)).returncode == 2
+    polling = tmp_path / "polling-only.yaml"
+    polling.write_text(
+        HEAD + f'triggers: [{{name: a, object: Account, mode: polling, where: "{where}"}}]\n'
+    )
+    result = run_cli("check-config", "--config", str(polling))
+    assert result.returncode == 0, result.stderr

@@ -159,8 +159,11 @@ def test_the_range_and_ids_queries() -> None:
         f"{HEAD}SystemModstamp >= {T_SOQL} AND SystemModstamp <= 2026-11-28T10:15:03Z"
         f" AND (Type = 'X'){ORDER}"
     )
-    assert ids_query("Account", ["Name"], ["001A", "001B"]) == (
+    assert ids_query("Account", ["Name"], None, ["001A", "001B"]) == (
         f"{HEAD}Id IN ('001A', '001B'){ORDER}"
+    )
+    assert ids_query("Account", ["Name"], "Type = 'X'", ["001A"]) == (
+        f"{HEAD}Id IN ('001A') AND (Type = 'X'){ORDER}"
     )
 
 

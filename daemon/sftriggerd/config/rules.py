@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from ..soql_engine import SoqlError, parse_condition
 from .loader import YamlPath
 
 Problem = tuple[YamlPath, str]
@@ -71,6 +72,29 @@ def _trigger_problems(triggers: list[tuple[int, dict[str, Any]]]) -> Iterator[Pr
                 ("triggers", index, "mode"),
                 f"channel {channel_text} cannot be polled; use mode: streaming",
             )
+        where = trigger.get("where")
+        if isinstance(where, str) and mode != "polling":
+            problem = _unevaluable(where)
+            if problem is not None:
+                yield (("triggers", index, "where"), problem)
+
+
+def _unevaluable(where: str) -> str | None:
+    """Why the daemon's evaluator cannot filter streamed changes by `where`, or None.
+
+    A polling-only trigger is left alone: Salesforce reads its condition, all of SOQL."""
+    try:
+        parse_condition(where)
+    except SoqlError as exc:
+        lines = [line for line in exc.message.splitlines() if line.strip()]
+        located = next((line for line in lines if line.startswith("ERROR at Row:")), None)
+        column = f" (column {located.rsplit(':', 1)[1]})" if located else ""
+        detail = lines[-1] if lines else exc.error_code
+        return (
+            f"cannot be evaluated on streamed changes: {detail}{column}"
+            " (use mode: polling for SOQL beyond the evaluator's subset)"
+        )
+    return None
 
 
 def _endpoint_references(

@@ -1,6 +1,6 @@
 """`query`, `queryAll` and their `nextRecordsUrl` pages.
 
-The SOQL engine (`sftriggerd.emulator.soql`) reads a field's type off its Python value, while
+The SOQL engine (`sftriggerd.soql_engine`) reads a field's type off its Python value, while
 the org keeps records JSON-ready; so records are typed from the schema on the way in and
 formatted back on the way out.
 
@@ -23,7 +23,7 @@ from sftriggerd.emulator.errors import ApiError
 from sftriggerd.emulator.parts import parts_of
 from sftriggerd.emulator.rest import VERSION, api_version, with_attributes
 from sftriggerd.emulator.schema import ObjectSchema
-from sftriggerd.emulator.soql import Query, SoqlError, parse_query, run_query, unknown_object_error
+from sftriggerd.soql_engine import Query, SoqlError, parse_query, run_query, unknown_object_error
 
 DEFAULT_BATCH_SIZE = 2000
 MIN_BATCH_SIZE = 1

@@ -90,7 +90,7 @@ class Backfill:
             return []
         found: dict[str, dict[str, Any]] = {}
         for chunk in _chunks(list(dict.fromkeys(gap.record_ids)), _IDS_PER_QUERY):
-            query = ids_query(gap.object_name, self.trigger.fields, chunk)
+            query = ids_query(gap.object_name, self.trigger.fields, self.trigger.where, chunk)
             async for page in self._client.query_pages(query, include_deleted=True):
                 found.update((str(row.get("Id")), row) for row in page.records)
         events = []
@@ -98,7 +98,9 @@ class Backfill:
             row = found.get(record_id)
             if row is None:
                 if change != "deleted":
-                    continue  # gone for good (purged): nothing to report but its delete
+                    # Gone for good (purged), or no longer meets `where`: nothing to report
+                    # but a delete, which passes unfiltered as a streamed one does.
+                    continue
                 row = {"Id": record_id, "SystemModstamp": format_time(gap.commit_time)}
             events.append(polled_event(self.trigger.name, gap.object_name, row, change, True))
         return events

@@ -46,6 +46,7 @@ from .backfill import Backfill
 from .context import SourceContext
 from .position import RESUME_OVERLAP, StreamResume
 from .status import TriggerStatus
+from .stream_filter import StreamFilter
 from .stream_pacing import Pacer, wait
 from .stream_positions import StreamPositions
 from .stream_reader import message_replay_id, poison_event
@@ -96,6 +97,7 @@ class StreamingSource:
         )
         self.backfill = Backfill(trigger, context) if trigger.object else None
         self.positions = StreamPositions(trigger, channel, context)
+        self._filter = StreamFilter(trigger, context.client, self._count_fault)
 
     def not_ready_reasons(self) -> list[str]:
         if not self.status.connected:
@@ -288,19 +290,21 @@ class StreamingSource:
         kind = self.trigger.channel_kind
         name = self.trigger.name
         if kind == "platform_event":
-            return [from_platform_event(name, self.channel, message)]
+            return await self._filter.keep([from_platform_event(name, self.channel, message)])
         if kind == "generic":
             return [from_generic(name, self.channel, message)]
         if kind == "pushtopic":
             assert self.trigger.object is not None
             event = from_pushtopic(name, self.trigger.object, self.channel, message)
-            return [event] if event.change in self.trigger.events else []
+            return await self._filter.keep([event] if event.change in self.trigger.events else [])
         result = from_cdc(name, self.channel, message)
         if isinstance(result, Gap):
             return await self._fill_gap(result)
         if self._ignored(message):
             return []
         wanted = [e for e in result if e.change in self.trigger.events]
+        # Filtered before `enrich`, which would otherwise read records the filter drops.
+        wanted = await self._filter.keep(wanted)
         return await self._enrich(wanted) if self.trigger.enrich else wanted
 
     def _ignored(self, message: dict[str, Any]) -> bool:

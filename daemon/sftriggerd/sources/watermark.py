@@ -136,10 +136,13 @@ def range_query(
     return _query(object_name, fields, where, condition)
 
 
-def ids_query(object_name: str, fields: Iterable[str], record_ids: Iterable[str]) -> str:
-    """The named records (with queryAll, deleted ones too): for a gap notice."""
+def ids_query(
+    object_name: str, fields: Iterable[str], where: str | None, record_ids: Iterable[str]
+) -> str:
+    """The named records that meet `where` (with queryAll, deleted ones too): for a gap
+    notice."""
     condition = f"Id IN ({', '.join(literal(r) for r in record_ids)})"
-    return _query(object_name, fields, None, condition)
+    return _query(object_name, fields, where, condition)
 
 
 def _query(object_name: str, fields: Iterable[str], where: str | None, condition: str) -> str:

@@ -18,8 +18,8 @@ from typing import Any
 
 from sftriggerd.emulator.clock import parse_datetime
 from sftriggerd.emulator.context import RecordChange
-from sftriggerd.emulator.soql import Query, SoqlError, parse_query, run_query
-from sftriggerd.emulator.soql.nodes import predicates
+from sftriggerd.soql_engine import Query, SoqlError, parse_query, run_query
+from sftriggerd.soql_engine.nodes import predicates
 
 PUSHTOPIC_OBJECT = "PushTopic"
 _EVENT_TYPES = {

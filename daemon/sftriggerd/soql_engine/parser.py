@@ -16,15 +16,15 @@ from __future__ import annotations
 
 from typing import cast
 
-from sftriggerd.emulator.soql.errors import SoqlError, malformed, unexpected_token
-from sftriggerd.emulator.soql.lexer import Token, TokenKind, tokenize
-from sftriggerd.emulator.soql.literals import (
+from sftriggerd.soql_engine.errors import SoqlError, malformed, unexpected_token
+from sftriggerd.soql_engine.lexer import Token, TokenKind, tokenize
+from sftriggerd.soql_engine.literals import (
     decode_string,
     like_pattern,
     parse_date,
     parse_datetime,
 )
-from sftriggerd.emulator.soql.nodes import (
+from sftriggerd.soql_engine.nodes import (
     And,
     Comparison,
     ComparisonOperator,
@@ -51,6 +51,15 @@ _OPERATOR_ALIASES: dict[str, ComparisonOperator] = {"<>": "!="}
 def parse_query(text: str) -> Query:
     """`text` as a `Query`; raises SoqlError("MALFORMED_QUERY", ...) outside the subset."""
     return _Parser(text).parse()
+
+
+def parse_where(text: str) -> Condition:
+    """`text`, a WHERE clause's condition alone, as a `Condition`; raises SoqlError
+    ("MALFORMED_QUERY", ...) outside the subset or when anything follows the condition."""
+    parser = _Parser(text)
+    condition = parser._condition()
+    parser._expect("eof")
+    return condition
 
 
 class _Parser:

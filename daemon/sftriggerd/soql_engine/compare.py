@@ -11,8 +11,8 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sftriggerd.emulator.soql.errors import wrong_value_type
-from sftriggerd.emulator.soql.nodes import (
+from sftriggerd.soql_engine.errors import wrong_value_type
+from sftriggerd.soql_engine.nodes import (
     Comparison,
     ComparisonOperator,
     FieldRef,

@@ -6,15 +6,15 @@ from collections.abc import Collection, Iterable, Mapping
 from functools import partial
 from typing import Any
 
-from sftriggerd.emulator.soql.compare import (
+from sftriggerd.soql_engine.compare import (
     check_literal_types,
     matches_comparison,
     matches_in,
     matches_like,
     sort_key,
 )
-from sftriggerd.emulator.soql.errors import SoqlError, no_such_column, unsupported_object
-from sftriggerd.emulator.soql.nodes import (
+from sftriggerd.soql_engine.errors import SoqlError, no_such_column, unsupported_object
+from sftriggerd.soql_engine.nodes import (
     And,
     Comparison,
     Condition,
@@ -135,3 +135,9 @@ def _project(row: _Row, select: tuple[str, ...], spellings: Mapping[str, str]) -
         else:
             projected[key] = row.record[key]
     return projected
+
+
+def condition_holds(condition: Condition, record: Mapping[str, Any], text: str) -> bool:
+    """Whether `record` (field names in any letter case, a missing field is null) meets
+    `condition`; a literal of the wrong type for a field's value raises SoqlError."""
+    return _holds(condition, _Row(record), text)

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from sftriggerd.emulator.soql.errors import malformed, unexpected_token
-from sftriggerd.emulator.soql.literals import escape_length, parse_date, parse_datetime
+from sftriggerd.soql_engine.errors import malformed, unexpected_token
+from sftriggerd.soql_engine.literals import escape_length, parse_date, parse_datetime
 
 TokenKind = Literal[
     "ident", "string", "number", "datetime", "date", "op", "(", ")", ",", "other", "eof"

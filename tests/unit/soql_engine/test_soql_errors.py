@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sftriggerd.emulator.soql import SoqlError, parse_query, run_query, unknown_object_error
+from sftriggerd.soql_engine import SoqlError, parse_query, run_query, unknown_object_error
 
 FIELDS = ("Id", "Name", "Employees", "SystemModstamp", "IsActive")
 RECORDS = [

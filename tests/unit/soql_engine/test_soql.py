@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sftriggerd.emulator.soql import (
+from sftriggerd.soql_engine import (
     And,
     Comparison,
     Not,

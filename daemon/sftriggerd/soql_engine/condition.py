@@ -1,0 +1,87 @@
+"""A WHERE condition on its own, evaluated against one record as Salesforce's REST API and
+streaming messages give it: JSON values, datetimes and dates as text.
+
+The daemon uses this for a trigger's `where` on streamed events, so the condition a poll
+sends to Salesforce in SOQL narrows streamed changes the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sftriggerd.soql_engine.errors import SoqlError, locate
+from sftriggerd.soql_engine.evaluate import condition_holds
+from sftriggerd.soql_engine.literals import parse_date, parse_datetime
+from sftriggerd.soql_engine.nodes import Condition, InList, predicates
+from sftriggerd.soql_engine.parser import parse_where
+
+# Salesforce writes offsets without a colon (`+0000`); the literal grammar wants `+00:00`.
+_COMPACT_OFFSET = re.compile(r"(.*T.*[+-][0-9]{2})([0-9]{2})")
+_COMPARABLE = (str, int, float, bool, date, type(None))
+
+
+@dataclass(frozen=True)
+class WhereCondition:
+    """A parsed condition and the text it came from (errors point into the text)."""
+
+    text: str
+    condition: Condition
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The field names the condition reads, as written, each once (any letter case)."""
+        seen: dict[str, str] = {}
+        for predicate in predicates(self.condition):
+            seen.setdefault(predicate.field.name.casefold(), predicate.field.name)
+        return tuple(seen.values())
+
+    def holds(self, record: Mapping[str, Any]) -> bool:
+        """Whether `record` meets the condition (a field it lacks is null).
+
+        Raises SoqlError, and nothing else, when a value cannot be compared with the literal
+        it meets (a number against a text literal, an address object against anything)."""
+        return condition_holds(self.condition, self._typed(record), self.text)
+
+    def _typed(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """`record` with text values read as the datetime or date their literal asks for."""
+        temporal = {
+            predicate.field.name.casefold()
+            for predicate in predicates(self.condition)
+            for literal in (
+                predicate.values if isinstance(predicate, InList) else (predicate.value,)
+            )
+            if isinstance(literal.value, date)
+        }
+        typed: dict[str, Any] = {}
+        for name, value in record.items():
+            if isinstance(value, str) and name.casefold() in temporal:
+                value = _temporal(value)
+            if not isinstance(value, _COMPARABLE):
+                detail = f"field '{name}' holds a {type(value).__name__}, which no literal matches"
+                raise SoqlError("INVALID_FIELD", locate(self.text, 0, detail))
+            typed[name] = value
+        return typed
+
+
+def parse_condition(text: str) -> WhereCondition:
+    """`text` (what follows WHERE) parsed; raises SoqlError when the engine cannot evaluate
+    it: outside the SOQL subset, or with anything after the condition."""
+    try:
+        return WhereCondition(text, parse_where(text))
+    except RecursionError:
+        # Parentheses nested past Python's stack; Salesforce caps a query's length instead.
+        raise SoqlError("MALFORMED_QUERY", "the condition nests too deeply") from None
+
+
+def _temporal(value: str) -> str | date | datetime:
+    """A datetime or date written as Salesforce writes them, or `value` unchanged."""
+    compact = _COMPACT_OFFSET.fullmatch(value)
+    moment = parse_datetime(f"{compact[1]}:{compact[2]}" if compact else value)
+    if moment is not None:
+        return moment
+    day = parse_date(value)
+    return value if day is None else day
