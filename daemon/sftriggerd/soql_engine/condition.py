@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sftriggerd.soql_engine.errors import SoqlError, locate
@@ -82,6 +82,12 @@ def _temporal(value: str) -> str | date | datetime:
     compact = _COMPACT_OFFSET.fullmatch(value)
     moment = parse_datetime(f"{compact[1]}:{compact[2]}" if compact else value)
     if moment is not None:
+        try:
+            moment.astimezone(UTC)
+        except OverflowError:
+            # At the calendar's edge (year 9999 at -14:00) the moment has no UTC form to
+            # compare: left as text, it meets the literal as a wrong type (SoqlError).
+            return value
         return moment
     day = parse_date(value)
     return value if day is None else day
