@@ -34,6 +34,9 @@ async def _body(request: web.Request, allowed: frozenset[str]) -> dict[str, Any]
         body = json.loads(raw) if raw.strip() else {}
     except (ValueError, UnicodeDecodeError):
         raise BadRequestError("the body is not JSON") from None
+    except RecursionError:
+        # Nested past the decoder's stack (a few kB of `[`): no request of ours nests at all.
+        raise BadRequestError("the body nests too deeply") from None
     if not isinstance(body, dict):
         raise BadRequestError("the body must be a JSON object")
     unknown = sorted(set(body) - allowed)
