@@ -26,7 +26,7 @@ ANSWER_CHARS = 512
 _SHORTEST_SECRET = 4
 REDACTED = "[redacted]"
 _HONOURS_RETRY_AFTER = frozenset({429, 503})
-_WHSEC = re.compile(r"whsec_[A-Za-z0-9+/=]+")
+_WHSEC = re.compile(r"whsec_(?:[A-Za-z0-9+/=]|\\/)+")
 _WHITESPACE = re.compile(r"\s+")
 
 
@@ -122,7 +122,10 @@ def _without_cut_secret(text: str, secrets: Sequence[str]) -> str:
 
 def _redact(text: str, secrets: Sequence[str]) -> str:
     text = strip_userinfo(text)
-    known = sorted((s for s in secrets if len(s) >= _SHORTEST_SECRET), key=len, reverse=True)
+    # JSON encoders may write `/` as `\/` (PHP's does by default): an echo of a secret in
+    # that spelling is looked for too, or all after its first `/` would stay.
+    spellings = {*secrets, *(s.replace("/", "\\/") for s in secrets)}
+    known = sorted((s for s in spellings if len(s) >= _SHORTEST_SECRET), key=len, reverse=True)
     for secret in known:
         text = text.replace(secret, REDACTED)
     text = _without_cut_secret(text, known)
