@@ -16,11 +16,13 @@ from typing import Any
 from sftriggerd.soql_engine.errors import SoqlError, locate
 from sftriggerd.soql_engine.evaluate import condition_holds
 from sftriggerd.soql_engine.literals import parse_date, parse_datetime
-from sftriggerd.soql_engine.nodes import Condition, InList, predicates
+from sftriggerd.soql_engine.nodes import Condition, InList, Like, predicates
 from sftriggerd.soql_engine.parser import parse_where
 
 # Salesforce writes offsets without a colon (`+0000`); the literal grammar wants `+00:00`.
 _COMPACT_OFFSET = re.compile(r"(.*T.*[+-][0-9]{2})([0-9]{2})")
+_ID = re.compile(r"[A-Za-z0-9]{15}|[A-Za-z0-9]{18}")
+_ID_18 = re.compile(r"[A-Za-z0-9]{18}")
 _COMPARABLE = (str, int, float, bool, date, type(None))
 
 
@@ -56,15 +58,35 @@ class WhereCondition:
             )
             if isinstance(literal.value, date)
         }
+        short_ids = self._short_id_fields()
         typed: dict[str, Any] = {}
         for name, value in record.items():
             if isinstance(value, str) and name.casefold() in temporal:
                 value = _temporal(value)
+            elif isinstance(value, str) and name.casefold() in short_ids:
+                value = value[:15] if _ID_18.fullmatch(value) else value
             if not isinstance(value, _COMPARABLE):
                 detail = f"field '{name}' holds a {type(value).__name__}, which no literal matches"
                 raise SoqlError("INVALID_FIELD", locate(self.text, 0, detail))
             typed[name] = value
         return typed
+
+    def _short_id_fields(self) -> set[str]:
+        """Fields compared with 15-character ids only. Salesforce matches such a literal
+        against the 18-character id a record holds (the last 3 only encode the case of the
+        first 15), so their values are compared by those 15 characters; a field also compared
+        with 18-character ids keeps its whole value."""
+        lengths: dict[str, set[int]] = {}
+        for predicate in predicates(self.condition):
+            if isinstance(predicate, Like):
+                continue  # a pattern, not an id
+            literals = predicate.values if isinstance(predicate, InList) else (predicate.value,)
+            for literal in literals:
+                if isinstance(literal.value, str) and _ID.fullmatch(literal.value):
+                    lengths.setdefault(predicate.field.name.casefold(), set()).add(
+                        len(literal.value)
+                    )
+        return {name for name, found in lengths.items() if found == {15}}
 
 
 def parse_condition(text: str) -> WhereCondition:
