@@ -255,7 +255,15 @@ class SqliteStore(Store):
         return await self._run(lambda db: ops.redrive_endpoint(db, endpoint, now))
 
     async def requeue(self, selection: Selection, now: datetime) -> Requeued:
-        return await self._run(lambda db: replay.requeue(db, selection, now))
+        planned = await self._run(lambda db: replay.plan_requeue(db, selection))
+        requeued, endpoints = 0, set[str]()
+        for chunk in replay.chunks(planned):
+            count, touched = await self._run(
+                partial(replay.requeue_chunk, chunk=chunk, statuses=planned.statuses, now=now)
+            )
+            requeued += count
+            endpoints |= touched
+        return Requeued(requeued, planned.already_pending, frozenset(endpoints))
 
     async def rewind(self, trigger: str, checkpoint: Checkpoint) -> None:
         now = datetime.now(UTC)

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import dataclass
 from datetime import datetime
 
 from .records import Checkpoint
-from .replay import Requeued, Selection
+from .replay import Selection
 from .sqlite_ops import transaction, ts
 
 _CHUNK = 500
@@ -48,9 +49,17 @@ def _where(selection: Selection) -> tuple[str, list[object]]:
     return " AND ".join(clauses) or "1", params
 
 
-def requeue(db: sqlite3.Connection, selection: Selection, now: datetime) -> Requeued:
-    """Makes the selected finished deliveries whose status the selection takes pending and
-    due now, with a fresh retry clock; counts the selected ones already pending."""
+@dataclass(frozen=True)
+class Planned:
+    """What a requeue will change: the wanted rows, in id order, with their endpoints."""
+
+    wanted: list[tuple[int, str]]
+    already_pending: int
+    statuses: list[str]
+
+
+def plan_requeue(db: sqlite3.Connection, selection: Selection) -> Planned:
+    """The selected rows a requeue changes, and how many selected ones are already open."""
     if selection.after_replay_id is not None and selection.trigger is None:
         raise ValueError("a selection by replay id names its trigger")
     where, params = _where(selection)
@@ -61,23 +70,32 @@ def requeue(db: sqlite3.Connection, selection: Selection, now: datetime) -> Requ
     ).fetchall()
     wanted = [(i, endpoint) for i, status, endpoint in rows if status in selection.statuses]
     already = sum(1 for _, status, _ in rows if status in ("pending", "in_flight"))
-    statuses = sorted(selection.statuses)
-    requeued = 0
-    endpoints: set[str] = set()
-    for start in range(0, len(wanted), _CHUNK):
-        chunk = wanted[start : start + _CHUNK]
-        with transaction(db):
-            for delivery_id, endpoint in chunk:
-                cursor = db.execute(
-                    "UPDATE deliveries SET status = 'pending', next_attempt_at = ?,"
-                    " retry_since = ?, attempts = 0, finished_at = NULL, lease_token = NULL"
-                    f" WHERE id = ? AND status IN ({','.join('?' * len(statuses))})",
-                    (ts(now), ts(now), delivery_id, *statuses),
-                )
-                if cursor.rowcount:
-                    requeued += 1
-                    endpoints.add(endpoint)
-    return Requeued(requeued=requeued, already_pending=already, endpoints=frozenset(endpoints))
+    return Planned(wanted, already, sorted(selection.statuses))
+
+
+def chunks(planned: Planned) -> list[list[tuple[int, str]]]:
+    """The wanted rows in pieces, each its own transaction and its own turn on the store's
+    thread, so a large resend never holds up the rest of the daemon for long either."""
+    return [planned.wanted[i : i + _CHUNK] for i in range(0, len(planned.wanted), _CHUNK)]
+
+
+def requeue_chunk(
+    db: sqlite3.Connection, chunk: list[tuple[int, str]], statuses: list[str], now: datetime
+) -> tuple[int, set[str]]:
+    """Makes the rows of `chunk` still in one of `statuses` pending and due now, with a fresh
+    retry clock; how many it changed, and their endpoints."""
+    changed: list[str] = []
+    with transaction(db):
+        for delivery_id, endpoint in chunk:
+            cursor = db.execute(
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = ?,"
+                " retry_since = ?, attempts = 0, finished_at = NULL, lease_token = NULL"
+                f" WHERE id = ? AND status IN ({','.join('?' * len(statuses))})",
+                (ts(now), ts(now), delivery_id, *statuses),
+            )
+            if cursor.rowcount:
+                changed.append(endpoint)
+    return len(changed), set(changed)
 
 
 def rewind(db: sqlite3.Connection, trigger: str, checkpoint: Checkpoint, now: datetime) -> None:
