@@ -8,7 +8,11 @@ import re
 # scheme://user[:password]@host -> scheme://host. User-info is taken as anything up to the
 # last "@" before a "/" or a line end: passwords carry every kind of punctuation (and, not
 # percent-encoded, even spaces), so this errs towards removing too much, never too little.
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)[^/\n]*@")
+# The scheme is matched from the start of its run of scheme characters only, and without
+# backtracking into it: tried from every letter, a long run with no "://" after it (a 4 KiB
+# answer of letters) cost quadratic time on the event loop. Digits before the first letter
+# are kept with the scheme; the user-info removed is the same.
+_USERINFO = re.compile(r"(?<![A-Za-z0-9+.\-])(?P<scheme>[A-Za-z0-9+.\-]*+://)[^/\n]*@")
 
 
 def strip_userinfo(text: str) -> str:
