@@ -54,7 +54,7 @@ def matches_like(node: Like, value: Any, text: str) -> bool:
     if not isinstance(value, str):
         _order(value, node.value, node.field, text)  # raises the type error Salesforce gives
         return False
-    return node.pattern.fullmatch(value) is not None
+    return node.pattern.matches(value)
 
 
 def check_literal_types(predicate: Predicate, sample: Any, text: str) -> None:

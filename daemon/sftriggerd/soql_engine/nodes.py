@@ -7,10 +7,11 @@ reported with the row and column Salesforce would give.
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal as TypingLiteral
+
+from sftriggerd.soql_engine.literals import LikePattern
 
 LiteralValue = str | int | float | bool | None | datetime | date
 ComparisonOperator = TypingLiteral["=", "!=", "<", "<=", ">", ">="]
@@ -46,7 +47,7 @@ class InList:
 @dataclass(frozen=True)
 class Like:
     field: FieldRef
-    pattern: re.Pattern[str]
+    pattern: LikePattern
     value: Literal  # the pattern as a plain string, for type checks against the field
 
 
