@@ -21,6 +21,8 @@ from sftriggerd.soql_engine.parser import parse_where
 
 # Salesforce writes offsets without a colon (`+0000`); the literal grammar wants `+00:00`.
 _COMPACT_OFFSET = re.compile(r"(.*T.*[+-][0-9]{2})([0-9]{2})")
+# `YYYY-MM-DDThh:mm:ss.sss+hhmm` is 28 characters; room for more digits of a fraction.
+_LONGEST_TEMPORAL = 40
 _ID = re.compile(r"[A-Za-z0-9]{15}|[A-Za-z0-9]{18}")
 _ID_18 = re.compile(r"[A-Za-z0-9]{18}")
 _COMPARABLE = (str, int, float, bool, date, type(None))
@@ -101,6 +103,8 @@ def parse_condition(text: str) -> WhereCondition:
 
 def _temporal(value: str) -> str | date | datetime:
     """A datetime or date written as Salesforce writes them, or `value` unchanged."""
+    if len(value) > _LONGEST_TEMPORAL:
+        return value  # no datetime is this long; and the offset search is not linear
     compact = _COMPACT_OFFSET.fullmatch(value)
     moment = parse_datetime(f"{compact[1]}:{compact[2]}" if compact else value)
     if moment is not None:
