@@ -68,8 +68,9 @@ async def test_an_update_in_the_same_second_as_a_streamed_change_survives_a_back
     again = await harness.start()
     await again.connected()
     live = await org.create("Account", {"Name": "Live"})
+    # The live change can arrive while the back-fill is still reading: wait for both.
     async with asyncio.timeout(10):
-        while live not in ids(again):
+        while live not in ids(again) or record not in ids(again):
             await asyncio.sleep(0.02)
     await again.stop()
     updates = [e for e in again.ingest.new if e.record_id == record]
