@@ -3,14 +3,22 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-NODE_DEPS := tests/emulator/conformance/node_modules/.installed
+NODE_DEPS := emulator/tests/conformance/node_modules/.installed
 
 .PHONY: test lint typecheck pytest deploy-check demo clean
 
-$(STAMP): pyproject.toml
+RUNTIME := $(VENV)/.runtime
+
+# The runtime package and the emulator (its own package in emulator/), editable: all `make demo`
+# needs. The tests add the dev extras on top.
+$(RUNTIME): pyproject.toml emulator/pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e . -e ./emulator
+	touch $(RUNTIME)
+
+$(STAMP): $(RUNTIME)
+	$(PY) -m pip install --quiet -e '.[dev]' -e ./emulator
 	touch $(STAMP)
 
 test: lint typecheck pytest deploy-check
@@ -20,11 +28,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy --strict daemon/sftriggerd
+	$(VENV)/bin/mypy --strict -p sftriggerd -p sftriggerd_emulator
 
 # Real peers nobody here wrote: the CometD JS client and faye (conformance tests).
-$(NODE_DEPS): tests/emulator/conformance/package-lock.json
-	npm ci --prefix tests/emulator/conformance --no-audit --no-fund --loglevel=error
+$(NODE_DEPS): emulator/tests/conformance/package-lock.json
+	npm ci --prefix emulator/tests/conformance --no-audit --no-fund --loglevel=error
 	touch $(NODE_DEPS)
 
 pytest: $(STAMP) $(NODE_DEPS)
@@ -40,5 +48,5 @@ clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
 
 # The README's first command: emulator + sample receiver + daemon on SQLite, Ctrl-C stops.
-demo: $(STAMP)
+demo: $(RUNTIME)
 	$(VENV)/bin/sftriggerd demo

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -179,10 +180,21 @@ def _deliveries_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def emulator_required(command: str) -> None:
+    """`emulator` and `demo` need the optional emulator package; say how to get it."""
+    if importlib.util.find_spec("sftriggerd_emulator") is None:
+        raise NotAvailableError(
+            f"`sftriggerd {command}` needs the emulator, which is not installed here. In a "
+            "clone of the repository: pip install '.[emulator]' (make demo does it for you); "
+            f"from a built wheel: pip install 'sftriggerd-{__version__}-py3-none-any.whl[emulator]'"
+        )
+
+
 def _emulator(args: argparse.Namespace) -> int:
-    # Imported here: the daemon core never imports the emulator.
-    from .emulator.context import EmulatorSettings
-    from .emulator.server import run_emulator
+    # Imported here: the daemon core never imports the emulator, an optional package.
+    emulator_required("emulator")
+    from sftriggerd_emulator.context import EmulatorSettings
+    from sftriggerd_emulator.server import run_emulator
 
     settings = EmulatorSettings(host=args.host, port=args.port, state_dir=args.state)
     try:
@@ -193,7 +205,8 @@ def _emulator(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo.run import run_demo
+    emulator_required("demo")
+    from sftriggerd_emulator.demo.run import run_demo
 
     configure_logging("warning", "console")
 

@@ -56,7 +56,7 @@ class Receiver:
 
 
 @contextlib.asynccontextmanager
-async def receiver() -> AsyncIterator[Receiver]:
+async def verifying_receiver() -> AsyncIterator[Receiver]:
     state = Receiver(port=free_port())
     app = web.Application()
     app.router.add_post("/hook", state.handle)

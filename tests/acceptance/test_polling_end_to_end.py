@@ -16,8 +16,8 @@ from tests.acceptance.harness import (
     Org,
     Process,
     daemon_config,
-    receiver,
     start,
+    verifying_receiver,
     wait_http,
 )
 
@@ -35,7 +35,7 @@ async def test_300_records_then_a_restart_with_changes_while_down(tmp_path: Path
     daemon: Process | None = None
     try:
         await wait_http(f"http://127.0.0.1:{emulator_port}/_emulator/stats")
-        async with aiohttp.ClientSession() as http, receiver() as hooks:
+        async with aiohttp.ClientSession() as http, verifying_receiver() as hooks:
             org = Org(f"http://127.0.0.1:{emulator_port}", http)
             await org.login()
             tie = (datetime.now(UTC) - timedelta(seconds=20)).replace(microsecond=0)

@@ -15,7 +15,14 @@ import pytest
 
 from sftriggerd.store.sqlite import SqliteStore
 from tests.acceptance.cli import free_port, run_cli
-from tests.acceptance.harness import Org, Process, daemon_config, receiver, start, wait_http
+from tests.acceptance.harness import (
+    Org,
+    Process,
+    daemon_config,
+    start,
+    verifying_receiver,
+    wait_http,
+)
 from tests.acceptance.test_streaming_end_to_end import ready
 
 TOKEN = "rewind-admin-token"
@@ -56,7 +63,7 @@ async def test_rewind_a_running_stream_to_a_replay_id(tmp_path: Path) -> None:
     state = tmp_path / "state.db"
     try:
         await wait_http(f"http://127.0.0.1:{emulator_port}/_emulator/stats")
-        async with aiohttp.ClientSession() as http, receiver() as hooks:
+        async with aiohttp.ClientSession() as http, verifying_receiver() as hooks:
             org = Org(f"http://127.0.0.1:{emulator_port}", http)
             await org.login()
             config = daemon_config(tmp_path, emulator_port, hooks.port, admin_port, TRIGGERS)

@@ -11,7 +11,14 @@ import aiohttp
 import pytest
 
 from tests.acceptance.cli import free_port
-from tests.acceptance.harness import Org, Process, daemon_config, receiver, start, wait_http
+from tests.acceptance.harness import (
+    Org,
+    Process,
+    daemon_config,
+    start,
+    verifying_receiver,
+    wait_http,
+)
 
 TRIGGERS = """  - {name: accounts, object: Account, mode: streaming, fields: [Name],
       start_from: latest}"""
@@ -39,7 +46,7 @@ async def test_changes_stream_to_webhooks_across_kill_and_expired_replay(tmp_pat
     daemon: Process | None = None
     try:
         await wait_http(f"http://127.0.0.1:{emulator_port}/_emulator/stats")
-        async with aiohttp.ClientSession() as http, receiver() as hooks:
+        async with aiohttp.ClientSession() as http, verifying_receiver() as hooks:
             org = Org(f"http://127.0.0.1:{emulator_port}", http)
             await org.login()
             config = daemon_config(tmp_path, emulator_port, hooks.port, admin_port, TRIGGERS)

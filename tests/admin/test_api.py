@@ -14,7 +14,7 @@ from sftriggerd.config import parse_settings
 from sftriggerd.metrics import Metrics
 from sftriggerd.store.base import Store
 from sftriggerd.store.records import Checkpoint, Dead, Delivered, NewEvent
-from tests.admin.conftest import Serve
+from tests.support.admin import Serve
 
 CONFIG = """
 salesforce: {auth: {client_id: c, client_secret: s, username: u, password: p}}

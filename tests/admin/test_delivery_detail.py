@@ -11,8 +11,8 @@ import pytest
 
 from sftriggerd.store.base import Store
 from sftriggerd.store.records import AttemptTrace, Checkpoint, Dead, NewEvent, Retry
-from tests.admin.conftest import Serve
 from tests.admin.test_status_page import NASTY, page_state
+from tests.support.admin import Serve
 
 BODY = {"type": "record.updated", "id": "evt_1", "data": {"Name": "Acme <b>"}}
 

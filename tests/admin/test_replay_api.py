@@ -19,8 +19,8 @@ from sftriggerd.sources.restartable import RestartableSource
 from sftriggerd.store.base import Store
 from sftriggerd.store.records import Checkpoint
 from sftriggerd.store.sqlite import SqliteStore
-from tests.admin.conftest import Serve
 from tests.admin.test_api import seed
+from tests.support.admin import Serve
 from tests.unit.test_restartable import Builds
 
 TOKEN = "s3cret-admin"

@@ -21,7 +21,7 @@ from sftriggerd.metrics import Metrics
 from sftriggerd.sources.status import TriggerStatus
 from sftriggerd.store.base import Store
 from sftriggerd.store.records import Checkpoint, Dead, Delivered, NewEvent, Retry
-from tests.admin.conftest import Serve
+from tests.support.admin import Serve
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 CONFIG = f"""

@@ -20,12 +20,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from sftriggerd.emulator.context import EmulatorSettings
 from sftriggerd.sources.position import ReplayPosition, decode
 from sftriggerd.store.sqlite import SqliteStore
+from sftriggerd_emulator.context import EmulatorSettings
 from tests.crash.test_crash_recovery import ROOT, Life
-from tests.emulator.conftest import start_emulator
-from tests.emulator.sfclient import OrgClient, control
+from tests.support.emulator import start_emulator
+from tests.support.sfclient import OrgClient, control
 
 SEED = int(os.environ.get("SFTRIGGERD_BACKFILL_CRASH_SEED", "20261203"))
 KILLS = 4

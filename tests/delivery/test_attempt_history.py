@@ -14,18 +14,9 @@ from sftriggerd.delivery import Dispatcher
 from sftriggerd.delivery.outcome import ANSWER_CHARS, REDACTED, answer_excerpt
 from sftriggerd.metrics import Metrics
 from sftriggerd.store.sqlite import SqliteStore
-
-from .conftest import (
-    SECRET,
-    Arrival,
-    Receiver,
-    endpoint,
-    enqueue,
-    eventually,
-    new_event,
-    row,
-    running,
-)
+from tests.delivery.rig import SECRET, endpoint, enqueue, new_event, row, running
+from tests.support.receiver import Arrival, Receiver
+from tests.support.waiting import eventually
 
 TOKEN = "Bearer hdr-t0k3n-9f8e"
 

@@ -14,20 +14,9 @@ from sftriggerd.config.settings import EndpointSettings
 from sftriggerd.delivery import Dispatcher
 from sftriggerd.metrics import Metrics
 from sftriggerd.store.sqlite import SqliteStore
-
-from .conftest import (
-    MS,
-    SECRET,
-    Arrival,
-    Receiver,
-    endpoint,
-    enqueue,
-    eventually,
-    new_event,
-    row,
-    running,
-    unused_url,
-)
+from tests.delivery.rig import MS, SECRET, endpoint, enqueue, new_event, row, running
+from tests.support.receiver import Arrival, Receiver, unused_url
+from tests.support.waiting import eventually
 
 HOUR = timedelta(hours=1)
 

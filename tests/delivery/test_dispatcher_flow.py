@@ -15,18 +15,9 @@ from sftriggerd.delivery import BreakerPolicy, Dispatcher
 from sftriggerd.metrics import Metrics
 from sftriggerd.store.records import Claim, Outcome
 from sftriggerd.store.sqlite import SqliteStore
-
-from .conftest import (
-    MS,
-    Arrival,
-    Receiver,
-    endpoint,
-    enqueue,
-    eventually,
-    new_event,
-    row,
-    running,
-)
+from tests.delivery.rig import MS, endpoint, enqueue, new_event, row, running
+from tests.support.receiver import Arrival, Receiver
+from tests.support.waiting import eventually
 
 
 async def all_delivered(store: SqliteStore, count: int) -> bool:

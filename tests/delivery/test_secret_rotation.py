@@ -22,8 +22,8 @@ from sftriggerd.config.settings import EndpointSettings
 from sftriggerd.delivery import Dispatcher
 from sftriggerd.metrics import Metrics
 from sftriggerd.store.sqlite import SqliteStore
-
-from .conftest import enqueue, eventually, new_event, row, running
+from tests.delivery.rig import enqueue, new_event, row, running
+from tests.support.waiting import eventually
 
 OLD = "whsec_" + base64.b64encode(b"the old secret, 32 bytes long!!!").decode()
 NEW = "whsec_" + base64.b64encode(b"the new secret, 32 bytes long!!!").decode()

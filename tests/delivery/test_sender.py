@@ -12,8 +12,7 @@ from aiohttp import web
 
 from sftriggerd.delivery.answers import Answer, Failure
 from sftriggerd.delivery.sender import BODY_PREFIX_BYTES, post_webhook
-
-from .conftest import unused_url
+from tests.support.receiver import unused_url
 
 SECOND = timedelta(seconds=1)
 

@@ -158,6 +158,7 @@ def test_dockerignore_passes_what_the_build_copies_and_nothing_else() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     needed = [
         "pyproject.toml",
+        "hatch_build.py",  # the build's metadata hook
         project["project"]["readme"],
         *project["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"],
     ]
@@ -173,5 +174,8 @@ def test_dockerignore_passes_what_the_build_copies_and_nothing_else() -> None:
         "sftriggerd.db",
         "daemon/sftriggerd/__pycache__/cli.cpython-311.pyc",
         "deploy/check-systemd.sh",
+        # the emulator (its default secrets included) never reaches the image
+        "emulator/sftriggerd_emulator/server.py",
+        "emulator/pyproject.toml",
     ]:
         assert dockerignored(path, patterns), f"{path} would be sent to the build"

@@ -59,6 +59,9 @@ def test_the_built_wheel_installs_into_a_fresh_venv_and_runs(tmp_path: Path) -> 
     names = zipfile.ZipFile(wheel).namelist()
     assert "sftriggerd/__init__.py" in names and "sftriggerd/py.typed" in names
     assert not any(name.startswith(("tests/", "daemon/")) for name in names)
+    # The emulator and the demo are a package of their own, the `emulator` extra.
+    assert not any("emulator" in name.split("/")[0] for name in names), names
+    assert not any(name.startswith(("sftriggerd/emulator/", "sftriggerd/demo/")) for name in names)
     entry_points = next(name for name in names if name.endswith(".dist-info/entry_points.txt"))
     assert "sftriggerd = sftriggerd.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
@@ -79,3 +82,31 @@ def test_the_built_wheel_installs_into_a_fresh_venv_and_runs(tmp_path: Path) -> 
     config = example_config(tmp_path)
     checked = run(command, "check-config", "--config", config, cwd=tmp_path, env=env | EXAMPLE_ENV)
     assert ": ok (2 triggers, 1 endpoints, store sqlite)" in checked
+
+    # Without the extra, the demo says how to get the emulator instead of failing on an import.
+    demo = subprocess.run(
+        [str(command), "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert demo.returncode == 1, demo.stderr
+    assert "pip install '.[emulator]'" in demo.stderr and "Traceback" not in demo.stderr
+
+
+def test_the_emulator_extra_of_a_wheel_built_through_its_sdist(tmp_path: Path) -> None:
+    """`python -m build` builds the wheel from the sdist in a temporary directory; the wheel's
+    `emulator` extra still names this clone's emulator, so `wheel[emulator]` installs it."""
+    out_dir = tmp_path / "dist"
+    run(sys.executable, "-m", "build", "--outdir", out_dir, ROOT, cwd=ROOT)
+    (wheel,) = out_dir.glob("sftriggerd-*.whl")
+    venv = tmp_path / "venv"
+    env = away_from_the_clone()
+    run(sys.executable, "-m", "venv", "--without-pip", venv, cwd=tmp_path, env=env)
+    python = venv / "bin" / "python"
+    extra = f"{wheel}[emulator]"
+    run(sys.executable, "-m", "pip", "--python", python, "install", "-q", extra, cwd=tmp_path)
+
+    command = venv / "bin" / "sftriggerd"
+    assert "--port" in run(command, "emulator", "--help", cwd=tmp_path, env=env)
+    located = run(
+        python, "-c", "import sftriggerd_emulator as e; print(e.__file__)", cwd=tmp_path, env=env
+    )
+    assert Path(located.strip()).is_relative_to(venv), "the emulator was not installed"

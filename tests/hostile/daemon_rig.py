@@ -25,11 +25,11 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 from standardwebhooks.webhooks import Webhook
 
-from sftriggerd.emulator.context import EmulatorSettings
+from sftriggerd_emulator.context import EmulatorSettings
 from tests.acceptance.cli import free_port
 from tests.acceptance.harness import SECRET, Process, start, wait_http
-from tests.emulator.conftest import RunningEmulator, start_emulator
-from tests.emulator.sfclient import Answer, OrgClient, control
+from tests.support.emulator import RunningEmulator, start_emulator
+from tests.support.sfclient import Answer, OrgClient, control
 
 WAIT_S = 30.0
 

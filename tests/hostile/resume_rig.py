@@ -5,22 +5,22 @@ a chosen page of a back-fill."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from sftriggerd.emulator.context import EmulatorSettings
 from sftriggerd.events.model import Event
 from sftriggerd.sources.position import ReplayPosition, WatermarkPosition, decode
 from sftriggerd.store.records import Checkpoint, IngestResult, PoisonEvent
 from sftriggerd.store.sqlite import SqliteStore
-from tests.emulator.conftest import RunningEmulator
-from tests.emulator.sfclient import control
+from sftriggerd_emulator.context import EmulatorSettings
 from tests.integration.polling_rig import RecordingIngest
 from tests.integration.streaming_rig import StreamingRig, make_streaming_rig
+from tests.support.emulator import RunningEmulator
+from tests.support.sfclient import control
 
 CHANNEL = "/data/AccountChangeEvent"
 
@@ -28,14 +28,6 @@ CHANNEL = "/data/AccountChangeEvent"
 @pytest.fixture
 def emulator_settings(tmp_path: Path) -> EmulatorSettings:
     return EmulatorSettings(state_dir=tmp_path / "org", cometd_timeout_ms=1000)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = SqliteStore(tmp_path / "state.db")
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 class Harness:

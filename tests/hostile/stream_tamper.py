@@ -15,13 +15,13 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from sftriggerd.emulator.context import EmulatorSettings
-from sftriggerd.emulator.server import build_app
 from sftriggerd.sources.context import SourceContext
 from sftriggerd.sources.streaming import StreamingSource
-from tests.emulator.conftest import RunningEmulator
-from tests.emulator.sfclient import control
+from sftriggerd_emulator.context import EmulatorSettings
+from sftriggerd_emulator.server import build_app
 from tests.integration.streaming_rig import StreamingRig, make_streaming_rig
+from tests.support.emulator import RunningEmulator
+from tests.support.sfclient import control
 
 Message = dict[str, Any]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -24,10 +24,9 @@ from hypothesis import strategies as st
 from sftriggerd.admin.server import AdminServer, build_admin_app
 from sftriggerd.store.records import Checkpoint, PoisonEvent
 from sftriggerd.store.sqlite import SqliteStore
-from tests.admin.conftest import serve
 from tests.admin.test_api import admin_for, make_state, seed
 
-__all__ = ["admin_for", "serve"]
+__all__ = ["admin_for"]
 
 ANSWERS = {200, 202, 400, 404, 405, 409, 415}
 

@@ -15,21 +15,9 @@ from sftriggerd.delivery.outcome import ANSWER_CHARS
 from sftriggerd.metrics import Metrics
 from sftriggerd.store.sqlite import SqliteStore
 from tests.admin.test_status_page import page_state
-from tests.delivery.conftest import (
-    Arrival,
-    Receiver,
-    endpoint,
-    enqueue,
-    eventually,
-    http,
-    new_event,
-    receiver,
-    row,
-    running,
-    store,
-)
-
-__all__ = ["http", "receiver", "store"]
+from tests.delivery.rig import endpoint, enqueue, new_event, row, running
+from tests.support.receiver import Arrival, Receiver
+from tests.support.waiting import eventually
 
 ANSWERS = {
     "binary": b"\x00\xff\xfe<script>\x00" * 800,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sftriggerd.emulator.context import EmulatorSettings
+from sftriggerd_emulator.context import EmulatorSettings
 from tests.hostile.daemon_rig import DaemonRig, daemon_rig
 
 RESUME_WAIT_S = 20.0

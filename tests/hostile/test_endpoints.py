@@ -9,7 +9,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -18,19 +17,11 @@ from sftriggerd.delivery import Dispatcher
 from sftriggerd.metrics import Metrics
 from sftriggerd.store.records import Checkpoint, DeliveryRow, NewEvent
 from sftriggerd.store.sqlite import SqliteStore
-from tests.delivery.conftest import MS, Arrival, Receiver, endpoint, eventually, running
+from tests.delivery.rig import MS, endpoint, running
+from tests.support.receiver import Arrival, Receiver
+from tests.support.waiting import eventually
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    engine = SqliteStore(tmp_path / "state.db")
-    await engine.open()
-    try:
-        yield engine
-    finally:
-        await engine.close()
 
 
 @contextlib.asynccontextmanager

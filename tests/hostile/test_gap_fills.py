@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.emulator.conftest import emulator, http, org
-from tests.emulator.sfclient import OrgClient
 from tests.hostile.resume_rig import (
     CHANNEL,
     Harness,
@@ -15,12 +13,12 @@ from tests.hostile.resume_rig import (
     fail_fill_after,
     harness,
     ids,
-    store,
 )
 from tests.integration.streaming_rig import make_streaming_rig
+from tests.support.sfclient import OrgClient
 
-# The fixtures used here, from the emulator's tests and the shared rig.
-__all__ = ["emulator", "emulator_settings", "harness", "http", "org", "store"]
+# The shared rig's fixtures (the emulator, store and http come from the support plugin).
+__all__ = ["emulator_settings", "harness"]
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -102,16 +101,6 @@ HOSTILE: list[tuple[str, Any, str]] = [
         "is not an ISO 8601 time",
     ),
 ]
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    engine = SqliteStore(tmp_path / "state.db")
-    await engine.open()
-    try:
-        yield engine
-    finally:
-        await engine.close()
 
 
 async def bodies(store: SqliteStore) -> dict[str, dict[str, Any]]:

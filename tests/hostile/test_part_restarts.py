@@ -24,11 +24,9 @@ from sftriggerd.config import parse_settings
 from sftriggerd.daemon import run_daemon
 from sftriggerd.supervision import RestartPolicy
 from tests.acceptance.cli import free_port
-from tests.acceptance.harness import SECRET, Receiver, receiver
-from tests.emulator.conftest import RunningEmulator, emulator, emulator_settings, http, org
-from tests.emulator.sfclient import OrgClient
-
-__all__ = ["emulator", "emulator_settings", "http", "org"]
+from tests.acceptance.harness import SECRET, Receiver, verifying_receiver
+from tests.support.emulator import RunningEmulator
+from tests.support.sfclient import OrgClient
 
 FAST = RestartPolicy(first_delay_s=0.2, max_delay_s=0.4)
 FAILING = "polling:accounts"
@@ -124,7 +122,7 @@ async def daemon(
 
     monkeypatch.setattr(sftriggerd.daemon, "build_sources", build_with_one_failing)
     admin_port = free_port()
-    async with receiver() as hooks:
+    async with verifying_receiver() as hooks:
         settings = settings_for(emulator.url, hooks.port, admin_port, tmp_path / "state.db")
         stopping = asyncio.Event()
         task = asyncio.create_task(run_daemon(settings, stopping, restart_policy=FAST))

@@ -16,12 +16,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from sftriggerd.emulator.context import EmulatorSettings
 from sftriggerd.events.payload import format_time
-from tests.emulator.conftest import RunningEmulator, start_emulator
-from tests.emulator.sfclient import OrgClient, control
+from sftriggerd_emulator.context import EmulatorSettings
 from tests.hostile.daemon_rig import daemon_rig
 from tests.integration.polling_rig import PollingRig, make_rig
+from tests.support.emulator import RunningEmulator, start_emulator
+from tests.support.sfclient import OrgClient, control
 
 
 @dataclass

@@ -15,8 +15,6 @@ from sftriggerd.sources.context import SourceContext
 from sftriggerd.sources.polling import PollingSource
 from sftriggerd.sources.position import ReplayPosition, WatermarkPosition, encode
 from sftriggerd.store.records import Checkpoint
-from tests.emulator.conftest import emulator, http, org
-from tests.emulator.sfclient import OrgClient
 from tests.hostile.resume_rig import (
     CHANNEL,
     Harness,
@@ -25,12 +23,12 @@ from tests.hostile.resume_rig import (
     harness,
     hook_after_page,
     ids,
-    store,
 )
 from tests.integration.streaming_rig import make_streaming_rig
+from tests.support.sfclient import OrgClient
 
-# The fixtures used here, from the emulator's tests and the shared rig.
-__all__ = ["emulator", "emulator_settings", "harness", "http", "org", "store"]
+# The shared rig's fixtures (the emulator, store and http come from the support plugin).
+__all__ = ["emulator_settings", "harness"]
 
 
 async def test_a_quiet_channel_after_a_back_fill_resumes_from_the_time_it_reached(

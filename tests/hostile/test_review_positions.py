@@ -7,12 +7,11 @@ import asyncio
 from datetime import UTC, datetime
 
 from sftriggerd.sources.position import ReplayPosition
-from tests.emulator.conftest import emulator, http, org
-from tests.emulator.sfclient import OrgClient
-from tests.hostile.resume_rig import CHANNEL, Harness, emulator_settings, harness, ids, store
+from tests.hostile.resume_rig import CHANNEL, Harness, emulator_settings, harness, ids
 from tests.salesforce_messages import cdc
+from tests.support.sfclient import OrgClient
 
-__all__ = ["emulator", "emulator_settings", "harness", "http", "org", "store"]
+__all__ = ["emulator_settings", "harness"]
 
 FAR_FUTURE_MS = int(datetime(2100, 1, 1, tzinfo=UTC).timestamp() * 1000)
 

@@ -4,30 +4,17 @@ receiver, real SQLite store, the real dispatcher."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 from aiohttp import web
 
 from sftriggerd.delivery import Dispatcher
 from sftriggerd.delivery.sender import BODY_PREFIX_BYTES
 from sftriggerd.metrics import Metrics
 from sftriggerd.store.sqlite import SqliteStore
-from tests.delivery.conftest import MS, endpoint, eventually, running
+from tests.delivery.rig import MS, endpoint, running
 from tests.hostile.test_endpoints import _attempted_each, enqueue, rows, serving
+from tests.support.waiting import eventually
 
 TOKEN = "rcv-4f9a1c7e2b8d4e6f9a0b1c2d3e4f5a6b"
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    engine = SqliteStore(tmp_path / "state.db")
-    await engine.open()
-    try:
-        yield engine
-    finally:
-        await engine.close()
 
 
 async def test_a_secret_header_echoed_across_the_read_limit_does_not_leak(

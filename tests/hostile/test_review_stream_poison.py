@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.emulator.conftest import emulator, http, org
-from tests.emulator.sfclient import OrgClient
-from tests.hostile.resume_rig import CHANNEL, Harness, emulator_settings, harness, ids, store
+from tests.hostile.resume_rig import CHANNEL, Harness, emulator_settings, harness, ids
 from tests.salesforce_messages import cdc
+from tests.support.sfclient import OrgClient
 
-__all__ = ["emulator", "emulator_settings", "harness", "http", "org", "store"]
+__all__ = ["emulator_settings", "harness"]
 
 
 async def _after_hostile(harness: Harness, org: OrgClient, data: dict[str, object]) -> None:

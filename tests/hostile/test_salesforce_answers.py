@@ -25,11 +25,9 @@ from sftriggerd.salesforce.answers import MalformedAnswerError, SalesforceUnavai
 from sftriggerd.salesforce.client import RetryPolicy, SalesforceClient
 from sftriggerd.salesforce.session import SalesforceSession
 from sftriggerd.salesforce.soql import SoqlValueError
-from tests.emulator.conftest import RunningEmulator, emulator, emulator_settings, org
-from tests.emulator.sfclient import OrgClient, control
 from tests.integration.streaming_rig import make_streaming_rig
-
-__all__ = ["emulator", "emulator_settings", "org"]  # the emulator's fixtures, used here
+from tests.support.emulator import RunningEmulator
+from tests.support.sfclient import OrgClient, control
 
 FAST = RetryPolicy(attempts=5, base_s=0.01, cap_s=0.05, timeout_s=5, max_wait_s=3)
 PASSWORD = "Pw-Zq9-proxy-secret"
@@ -90,12 +88,6 @@ async def scripted() -> AsyncIterator[ScriptedOrg]:
     org.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
     yield org
     await runner.cleanup()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 def settings_for(

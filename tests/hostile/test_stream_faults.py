@@ -6,9 +6,7 @@ fault. Real emulator over HTTP (its answers tampered with where a test says so),
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +16,6 @@ from aiohttp import web
 
 from sftriggerd.salesforce.cometd import BayeuxClient, TransportError
 from sftriggerd.salesforce.session import SalesforceSession
-from tests.emulator.conftest import RunningEmulator, http
-from tests.emulator.sfclient import OrgClient, control
 from tests.hostile.stream_tamper import (
     Message,
     Tamper,
@@ -30,16 +26,13 @@ from tests.hostile.stream_tamper import (
     tamper,
 )
 from tests.integration.streaming_rig import StreamingRig
+from tests.support.emulator import RunningEmulator
+from tests.support.sfclient import OrgClient, control
+from tests.support.waiting import eventually
 
-__all__ = ["hostile_emulator", "http", "tamper"]  # fixtures
+__all__ = ["hostile_emulator", "tamper"]  # the tamper rig's fixtures
 
 ORDERS = "/event/Order_Placed__e"
-
-
-async def eventually(check: Callable[[], bool], timeout_s: float = 10) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not check():
-            await asyncio.sleep(0.02)
 
 
 async def publish(http: aiohttp.ClientSession, url: str, payload: dict[str, Any]) -> int:
@@ -166,7 +159,7 @@ async def test_a_failing_token_endpoint_during_a_relogin_is_retried(
     logins = rig.client.session.logins
     await control(http, url, "fail", {"surface": "token", "count": 5, "status": 503})
     await control(http, url, "sessions/expire", {})
-    await eventually(lambda: rig.client.session.logins > logins)
+    await eventually(lambda: rig.client.session.logins > logins, timeout_s=10)
     await rig.connected()
     assert rig.faults("login_failed") >= 2 and not rig.task.done()  # type: ignore[union-attr]
     org = await OrgClient.login(http, url)
@@ -201,9 +194,9 @@ async def test_a_client_forgotten_again_and_again_backs_off(
     await rig.connected()
     handshakes = await stat(http, hostile_emulator, "handshakes")
     tamper.refuse_connects = True
-    await eventually(lambda: tamper.refused >= 1)
+    await eventually(lambda: tamper.refused >= 1, timeout_s=10)
     started = time.monotonic()
-    await eventually(lambda: tamper.refused >= 5)
+    await eventually(lambda: tamper.refused >= 5, timeout_s=10)
     # Immediate once, then at least 0.25 s, 0.5 s, 0.5 s (equal jitter): never a burst.
     assert time.monotonic() - started >= 1.2
     assert await stat(http, hostile_emulator, "handshakes") - handshakes <= tamper.refused + 1

@@ -15,7 +15,7 @@ from sftriggerd.salesforce.cometd import BayeuxClient, UnknownClientError
 from tests.acceptance.cli import free_port
 
 HERE = Path(__file__).parent
-NODE_MODULES = HERE.parent / "emulator" / "conformance" / "node_modules"
+NODE_MODULES = HERE.parents[1] / "emulator" / "tests" / "conformance" / "node_modules"
 
 
 def node_ready() -> bool:
@@ -24,7 +24,7 @@ def node_ready() -> bool:
 
 pytestmark = pytest.mark.skipif(
     not node_ready() and not os.environ.get("CI"),
-    reason="needs node and `npm ci` in tests/emulator/conformance (make test does it)",
+    reason="needs node and `npm ci` in emulator/tests/conformance (make test does it)",
 )
 
 

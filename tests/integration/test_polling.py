@@ -12,9 +12,9 @@ import aiohttp
 import pytest
 
 from sftriggerd.events.payload import format_time
-from tests.emulator.conftest import RunningEmulator
-from tests.emulator.sfclient import OrgClient, control
 from tests.integration.polling_rig import PollingRig, make_rig
+from tests.support.emulator import RunningEmulator
+from tests.support.sfclient import OrgClient, control
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ from sftriggerd.events.payload import format_time
 from sftriggerd.sources.position import EPOCH, ReplayPosition, WatermarkPosition, decode, encode
 from sftriggerd.sources.watermark import Watermark
 from sftriggerd.store.records import Checkpoint
-from tests.emulator.conftest import RunningEmulator
-from tests.emulator.sfclient import OrgClient, control
 from tests.integration.polling_rig import PollingRig, make_rig
+from tests.support.emulator import RunningEmulator
+from tests.support.sfclient import OrgClient, control
 
 CHANNEL = "/data/AccountChangeEvent"
 

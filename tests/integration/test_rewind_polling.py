@@ -12,10 +12,10 @@ import aiohttp
 from sftriggerd import replay
 from sftriggerd.events.payload import format_time
 from sftriggerd.store.records import Delivered
-from tests.emulator.conftest import RunningEmulator
-from tests.emulator.sfclient import OrgClient
 from tests.integration.polling_rig import make_rig
 from tests.integration.test_polling_positions import freeze, stored
+from tests.support.emulator import RunningEmulator
+from tests.support.sfclient import OrgClient
 
 
 async def test_a_polled_trigger_rewound_reads_again_and_resends_only_when_asked(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +12,14 @@ import aiohttp
 import pytest
 
 from sftriggerd.config.settings import SalesforceSettings
-from sftriggerd.emulator.context import EmulatorSettings
 from sftriggerd.errors import AuthenticationError, SalesforceError
 from sftriggerd.logs import configure_logging
 from sftriggerd.metrics import Metrics
 from sftriggerd.salesforce.client import RetryPolicy, SalesforceApiError, SalesforceClient
-from tests.emulator.conftest import RunningEmulator, start_emulator
+from sftriggerd_emulator.context import EmulatorSettings
 from tests.integration.forward_proxy import ForwardProxy
 from tests.keys import rsa_key_pair
+from tests.support.emulator import RunningEmulator, start_emulator
 
 FAST_RETRY = RetryPolicy(attempts=4, base_s=0.01, cap_s=0.05, timeout_s=10)
 
@@ -47,12 +46,6 @@ def sf_settings(emulator: RunningEmulator, **auth: Any) -> SalesforceSettings:
     return SalesforceSettings.model_validate(
         {"login_url": login_url, "auth": fields, "proxy": proxy, "api_budget": 0.5}
     )
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 def make_client(

@@ -18,13 +18,12 @@ from sftriggerd.sources.position import (
 )
 from sftriggerd.sources.stream_positions import StreamPositions
 from sftriggerd.store.records import Checkpoint
-from tests.emulator.conftest import emulator, http, org
-from tests.emulator.sfclient import OrgClient
-from tests.hostile.resume_rig import CHANNEL, Harness, emulator_settings, harness, store
+from tests.hostile.resume_rig import CHANNEL, Harness, emulator_settings, harness
 from tests.integration.streaming_rig import StreamingRig, make_streaming_rig
+from tests.support.sfclient import OrgClient
 
 # The fixtures used here, from the emulator's tests and the shared rig.
-__all__ = ["emulator", "emulator_settings", "harness", "http", "org", "store"]
+__all__ = ["emulator_settings", "harness"]
 
 T = datetime(2026, 11, 28, 10, 15, 2, tzinfo=UTC)
 S = timedelta(seconds=1)

@@ -11,10 +11,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from sftriggerd.emulator.context import EmulatorSettings
-from tests.emulator.conftest import RunningEmulator
-from tests.emulator.sfclient import OrgClient, control
+from sftriggerd_emulator.context import EmulatorSettings
 from tests.integration.streaming_rig import StreamingRig, make_streaming_rig
+from tests.support.emulator import RunningEmulator
+from tests.support.sfclient import OrgClient, control
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@
 import http from "node:http";
 import { createRequire } from "node:module";
 
-const require = createRequire(new URL("../../emulator/conformance/package.json", import.meta.url));
+const require = createRequire(new URL("../../../emulator/tests/conformance/package.json", import.meta.url));
 const faye = require("faye");
 
 const port = Number(process.argv[2]);

@@ -1,0 +1,3 @@
+"""Loads the test support plugin for every test directory (tests/ and emulator/tests/)."""
+
+pytest_plugins = ["tests.support.plugin"]

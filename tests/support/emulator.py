@@ -1,0 +1,77 @@
+"""A running emulator on a free loopback port, for tests that talk HTTP to it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from sftriggerd_emulator.context import EmulatorContext, EmulatorSettings, RecordChange
+from sftriggerd_emulator.server import build_app
+from tests.support.sfclient import OrgClient
+
+
+@dataclass
+class RunningEmulator:
+    url: str
+    ctx: EmulatorContext
+
+
+async def start_emulator(settings: EmulatorSettings) -> tuple[RunningEmulator, web.AppRunner]:
+    app, ctx = build_app(settings)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    if settings.port == 0:
+        settings.port = runner.addresses[0][1]
+    return RunningEmulator(url=ctx.base_url, ctx=ctx), runner
+
+
+@pytest.fixture
+def emulator_settings(tmp_path: Path) -> EmulatorSettings:
+    return EmulatorSettings(state_dir=tmp_path / "org")
+
+
+@pytest.fixture
+async def emulator(emulator_settings: EmulatorSettings) -> AsyncIterator[RunningEmulator]:
+    running, runner = await start_emulator(emulator_settings)
+    try:
+        yield running
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def org(emulator: RunningEmulator, http: aiohttp.ClientSession) -> OrgClient:
+    """A REST client logged in as the default admin user."""
+    return await OrgClient.login(http, emulator.url)
+
+
+@pytest.fixture
+def record_changes(emulator: RunningEmulator) -> list[RecordChange]:
+    """Every RecordChange the org reports from now on, in order."""
+    seen: list[RecordChange] = []
+    emulator.ctx.org.add_listener(seen.append)
+    return seen
+
+
+@pytest.fixture
+async def emulator_starter() -> AsyncIterator[
+    Callable[[EmulatorSettings], Awaitable[tuple[RunningEmulator, web.AppRunner]]]
+]:
+    """Starts emulators on demand (for restarts); stops any still running at the end."""
+    runners: list[web.AppRunner] = []
+
+    async def start(settings: EmulatorSettings) -> tuple[RunningEmulator, web.AppRunner]:
+        running, runner = await start_emulator(settings)
+        runners.append(runner)
+        return running, runner
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()

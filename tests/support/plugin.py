@@ -1,0 +1,39 @@
+"""The one pytest plugin of the test suite, loaded by the root conftest: every shared fixture
+is defined once, in the module named below, and reaches every test directory from here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from tests.support.admin import serve
+from tests.support.emulator import (
+    emulator,
+    emulator_settings,
+    emulator_starter,
+    org,
+    record_changes,
+)
+from tests.support.receiver import receiver
+from tests.support.stores import store
+
+__all__ = [
+    "emulator",
+    "emulator_settings",
+    "emulator_starter",
+    "http",
+    "org",
+    "receiver",
+    "record_changes",
+    "serve",
+    "store",
+]
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP client session for the test, closed after it."""
+    async with aiohttp.ClientSession() as session:
+        yield session
