@@ -10,10 +10,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import StoreError
-from . import sqlite_attempts as attempts
-from .migrations.sqlite import MIGRATIONS
-from .records import (
+from ...errors import StoreError
+from ..records import (
     Checkpoint,
     Claim,
     Dead,
@@ -28,6 +26,8 @@ from .records import (
     RecordState,
     Retry,
 )
+from . import attempts
+from .migrations import MIGRATIONS
 
 # Every commit fsyncs the write-ahead log, so what it wrote survives a power loss.
 DURABLE_SYNCHRONOUS = "FULL"
