@@ -7,14 +7,20 @@ from pathlib import Path
 
 import pytest
 
+from sftriggerd.store.base import Store
+from sftriggerd.store.postgres import PostgresStore
 from sftriggerd.store.sqlite import SqliteStore
 
-ENGINES = ["sqlite"]
+ENGINES = ["sqlite", "postgresql"]
 
 
 @pytest.fixture(params=ENGINES)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    engine = SqliteStore(tmp_path / "state.db")
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    engine: Store
+    if request.param == "postgresql":
+        engine = PostgresStore(request.getfixturevalue("postgres_url"))
+    else:
+        engine = SqliteStore(tmp_path / "state.db")
     await engine.open()
     try:
         yield engine
