@@ -11,7 +11,7 @@ from psycopg.types.json import Jsonb
 
 from ..records import Checkpoint, IngestResult, NewEvent, PoisonEvent
 from .notify import CHANNEL
-from .text import readable
+from .text import optional_readable, readable
 
 # Rows come back in the order given (WITH ORDINALITY), so seq follows the batch's order,
 # which is the order the claims send a record's changes in.
@@ -54,7 +54,7 @@ _NOTIFY = f"SELECT pg_notify('{CHANNEL}', endpoint) FROM unnest(%s::text[]) AS e
 def order_key(trigger: str, event: NewEvent, endpoint: str) -> str | None:
     """What the endpoint orders this event's delivery by: its record, when it orders."""
     if endpoint in event.ordered_endpoints and event.record_id:
-        return f"{trigger}\x1f{event.record_id}"
+        return readable(f"{trigger}\x1f{event.record_id}")
     return None
 
 
@@ -70,7 +70,7 @@ async def ingest(
             await conn.execute(
                 _INSERT_POISON,
                 (
-                    [item.trigger for item in poison],
+                    [readable(item.trigger) for item in poison],
                     [readable(item.reason) for item in poison],
                     [readable(item.message) for item in poison],
                     [item.received_at for item in poison],
@@ -101,17 +101,17 @@ async def _insert_events(
     cursor = await conn.execute(
         _INSERT_EVENTS,
         {
-            "trigger": trigger,
-            "event_ids": [event.event_id for event in events],
-            "record_ids": [event.record_id for event in events],
-            "changes": [event.change for event in events],
+            "trigger": readable(trigger),
+            "event_ids": [readable(event.event_id) for event in events],
+            "record_ids": [optional_readable(event.record_id) for event in events],
+            "changes": [readable(event.change) for event in events],
             "occurred": [event.occurred_at for event in events],
             "bodies": [event.body for event in events],
         },
     )
     by_id: dict[str, NewEvent] = {}
     for event in events:
-        by_id.setdefault(event.event_id, event)
+        by_id.setdefault(readable(event.event_id), event)
     return [(int(seq), by_id[event_id]) for seq, event_id in await cursor.fetchall()]
 
 

@@ -19,6 +19,7 @@ from ..records import (
     PoisonEvent,
     RecordState,
 )
+from .text import optional_readable, readable
 
 _DELIVERIES = """
     SELECT d.id, e.event_id, d.endpoint, e.trigger, d.status, d.attempts,
@@ -50,7 +51,7 @@ async def list_poison(
     cursor = await conn.execute(
         "SELECT trigger, reason, message, received_at FROM poison"
         " WHERE %s::text IS NULL OR trigger = %s ORDER BY id DESC LIMIT %s",
-        (trigger, trigger, limit),
+        (optional_readable(trigger), optional_readable(trigger), limit),
     )
     return [
         PoisonEvent(trigger=r[0], reason=r[1], message=r[2], received_at=r[3])
@@ -73,9 +74,10 @@ async def checkpoints(conn: AsyncConnection[Any], trigger: str | None = None) ->
 async def last_changes(
     conn: AsyncConnection[Any], trigger: str, record_ids: Sequence[str]
 ) -> dict[str, RecordState]:
-    cursor = await conn.execute(_LAST_CHANGES, (list(record_ids), trigger))
+    stored = {readable(record_id): record_id for record_id in record_ids}
+    cursor = await conn.execute(_LAST_CHANGES, (list(stored), readable(trigger)))
     return {
-        r[0]: RecordState(change=r[1], occurred_at=r[2], record=_body_record(bytes(r[3])))
+        stored[r[0]]: RecordState(change=r[1], occurred_at=r[2], record=_body_record(bytes(r[3])))
         for r in await cursor.fetchall()
     }
 
