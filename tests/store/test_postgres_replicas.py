@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -17,10 +17,6 @@ from .test_store_contract import checkpoint, event
 
 LEASE = timedelta(seconds=60)
 REPLICAS = 4
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 @pytest.fixture
@@ -38,7 +34,7 @@ async def replicas(postgres_url: str) -> AsyncIterator[list[PostgresStore]]:
 async def drain(store: PostgresStore, taken: list[Claim], in_flight: Counter[str]) -> None:
     """Claims small batches until nothing is due, answering each; notes every claim, and
     fails when one record is in flight twice at once (across every replica)."""
-    while claims := await store.claim_due("hook", 3, LEASE, now()):
+    while claims := await store.claim_due("hook", 3, LEASE):
         keys = [claim.body.decode() for claim in claims]
         for key in keys:
             in_flight[key] += 1
@@ -47,7 +43,7 @@ async def drain(store: PostgresStore, taken: list[Claim], in_flight: Counter[str
         await asyncio.sleep(0)  # let the other replicas claim while these are out
         for key in keys:
             in_flight[key] -= 1
-        assert all(await store.record_outcomes([(c, Delivered(200, now())) for c in claims]))
+        assert all(await store.record_outcomes([(c, Delivered(200)) for c in claims]))
 
 
 async def test_replicas_claiming_at_once_never_take_the_same_delivery(
@@ -74,6 +70,7 @@ async def test_replicas_send_each_records_changes_one_at_a_time_oldest_first(
             body=str(e.record_id).encode(),
             endpoints=e.endpoints,
             ordered_endpoints=e.ordered_endpoints,
+            order_key=e.order_key,
         )
         for e in events
     ]
@@ -112,8 +109,8 @@ async def test_an_ingest_wakes_every_replica_with_its_endpoints(
         woken = {await anext(listening), await anext(listening)}
         assert woken == {WakeUp("a"), WakeUp("b")}
         await replicas[2].ingest("t", [event(1, endpoints=("a", "b"))], checkpoint(1))  # dup
-        [claim] = await replicas[0].claim_due("a", 1, LEASE, now())
-        await replicas[0].release([claim], now())
+        [claim] = await replicas[0].claim_due("a", 1, LEASE)
+        await replicas[0].release([claim])
         assert await anext(listening) == WakeUp("a")  # the duplicate woke nobody
     finally:
         await listening.aclose()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import psycopg
 import pytest
@@ -21,10 +21,6 @@ from tests.support.postgres import SERVER
 from .test_store_contract import checkpoint, event
 
 LEASE = timedelta(seconds=30)
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 @pytest.fixture
@@ -121,7 +117,7 @@ async def test_the_database_refuses_a_second_in_flight_change_of_one_record(
     pg: PostgresStore, postgres_url: str
 ) -> None:
     await pg.ingest("t", [event(1), event(2), event(3, record="other")], checkpoint(3))
-    claimed = await pg.claim_due("hook", 10, LEASE, now())
+    claimed = await pg.claim_due("hook", 10, LEASE)
     assert [claim.event_id for claim in claimed] == ["evt_1", "evt_3"]
     with pytest.raises(psycopg.errors.UniqueViolation, match="one_in_flight_per_record"):
         sql(

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sftriggerd.routing import order_key
 from sftriggerd.store.postgres import PostgresStore
 from sftriggerd.store.records import AttemptTrace, NewEvent, PoisonEvent, Retry
 
@@ -33,18 +34,25 @@ async def round_trip(
     try:
         poison = PoisonEvent(trigger=trigger, reason=reason, message=message)
         body = message.encode("utf-8", "surrogatepass")
-        event = NewEvent(event_id, record_id, T0, body, ("hook",), frozenset({"hook"}))
+        event = NewEvent(
+            event_id,
+            record_id,
+            T0,
+            body,
+            ("hook",),
+            frozenset({"hook"}),
+            order_key=order_key(trigger, record_id),
+        )
         result = await store.ingest(trigger, [event, event], None, poison=[poison])
         assert (result.new_events, result.duplicate_events) == (1, 1)
         [stored] = await store.list_poison(trigger, limit=1)
         assert (stored.reason, stored.message) == (kept(reason), kept(message))
         assert (await store.last_changes(trigger, [record_id]))[record_id].occurred_at == T0
-        claims = await store.claim_due("hook", 100, timedelta(seconds=30), T0)
+        claims = await store.claim_due("hook", 100, timedelta(seconds=30))
         [claim] = [c for c in claims if c.trigger == trigger]
         assert (claim.event_id, claim.body) == (kept(event_id), body)
         trace = AttemptTrace(started_at=T0, duration_ms=5, answer=answer)
-        later = datetime.now(UTC) + timedelta(hours=1)
-        assert await store.record_outcome(claim, Retry(later, 500, answer, trace))
+        assert await store.record_outcome(claim, Retry(timedelta(hours=1), 500, answer, trace))
         detail = await store.get_delivery_detail(claim.delivery_id)
         assert detail is not None
         [attempt] = detail.attempts

@@ -10,6 +10,7 @@ from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from sftriggerd.routing import order_key
 from sftriggerd.store import sqlite_leases, sqlite_ops
 from sftriggerd.store.records import Checkpoint, Delivered, NewEvent
 from sftriggerd.store.sqlite import SqliteStore
@@ -27,6 +28,7 @@ def new_event(n: int) -> NewEvent:
         body=b"{}",
         endpoints=("hook",),
         ordered_endpoints=frozenset({"hook"}),
+        order_key=order_key("t", f"r{n % 50}"),
     )
 
 
@@ -37,8 +39,8 @@ async def store_file(path: Path, delivered: int, pending: int) -> None:
     try:
         events = [new_event(n) for n in range(delivered + pending)]
         await store.ingest("t", events[:delivered], Checkpoint("t", {"n": delivered}))
-        while claims := await store.claim_due("hook", 500, LEASE, datetime.now(UTC)):
-            await store.record_outcomes([(c, Delivered(status=204, at=T0)) for c in claims])
+        while claims := await store.claim_due("hook", 500, LEASE):
+            await store.record_outcomes([(c, Delivered(status=204)) for c in claims])
         await store.ingest("t", events[delivered:], Checkpoint("t", {"n": len(events)}))
     finally:
         await store.close()

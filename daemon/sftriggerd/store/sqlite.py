@@ -24,7 +24,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -37,6 +37,7 @@ from . import sqlite_ops as ops
 from . import sqlite_prune as pruning
 from . import sqlite_replay as replay
 from .base import Store
+from .clock import Clock, wall_clock
 from .records import (
     Checkpoint,
     Claim,
@@ -78,8 +79,10 @@ def _enter_wal(db: sqlite3.Connection) -> None:
 
 
 class SqliteStore(Store):
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, clock: Clock = wall_clock) -> None:
+        """`clock` gives every time the store stamps or compares (see `base`)."""
         self.path = str(path)
+        self._clock = clock
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         self._db: sqlite3.Connection | None = None
         self._pending_outcomes: list[
@@ -166,7 +169,7 @@ class SqliteStore(Store):
         checkpoint: Checkpoint | None,
         poison: Sequence[PoisonEvent] = (),
     ) -> IngestResult:
-        now = datetime.now(UTC)
+        now = self._clock()
         return await self._run(
             lambda db: ops.ingest(db, trigger, events, checkpoint, now, poison=poison)
         )
@@ -184,9 +187,8 @@ class SqliteStore(Store):
     async def last_changes(self, trigger: str, record_ids: Sequence[str]) -> dict[str, RecordState]:
         return await self._run(lambda db: ops.last_changes(db, trigger, record_ids))
 
-    async def claim_due(
-        self, endpoint: str, limit: int, lease: timedelta, now: datetime
-    ) -> list[Claim]:
+    async def claim_due(self, endpoint: str, limit: int, lease: timedelta) -> list[Claim]:
+        now = self._clock()
         return await self._run(lambda db: leases.claim_due(db, endpoint, limit, lease, now))
 
     async def record_outcomes(self, outcomes: Sequence[tuple[Claim, Outcome]]) -> list[bool]:
@@ -204,7 +206,9 @@ class SqliteStore(Store):
             batch, self._pending_outcomes = self._pending_outcomes, []
             items = [item for outcomes, _ in batch for item in outcomes]
             try:
-                results = await self._run(partial(ops.record_outcomes, items=items))
+                results = await self._run(
+                    partial(ops.record_outcomes, items=items, now=self._clock())
+                )
             except StoreError as exc:
                 for _, future in batch:
                     if not future.done():
@@ -216,19 +220,22 @@ class SqliteStore(Store):
                     future.set_result(results[start : start + len(outcomes)])
                 start += len(outcomes)
 
-    async def release(self, claims: Sequence[Claim], now: datetime) -> None:
+    async def release(self, claims: Sequence[Claim]) -> None:
         if claims:
+            now = self._clock()
             await self._run(lambda db: leases.release(db, claims, now))
 
     async def expire_overdue(
-        self, endpoint: str, started_before: datetime, error: str, now: datetime, limit: int
+        self, endpoint: str, max_age: timedelta, error: str, limit: int
     ) -> int:
+        now = self._clock()
         return await self._run(
-            lambda db: expiry.expire_overdue(db, endpoint, started_before, error, now, limit)
+            lambda db: expiry.expire_overdue(db, endpoint, now - max_age, error, now, limit)
         )
 
-    async def next_due_at(self, endpoint: str) -> datetime | None:
-        return await self._run(lambda db: ops.next_due_at(db, endpoint))
+    async def next_due_in(self, endpoint: str) -> timedelta | None:
+        due = await self._run(lambda db: ops.next_due_at(db, endpoint))
+        return None if due is None else due - self._clock()
 
     async def list_deliveries(
         self,
@@ -248,13 +255,16 @@ class SqliteStore(Store):
 
         return await self._run(read)
 
-    async def redrive(self, delivery_id: int, now: datetime) -> bool:
+    async def redrive(self, delivery_id: int) -> bool:
+        now = self._clock()
         return await self._run(lambda db: ops.redrive(db, delivery_id, now))
 
-    async def redrive_endpoint(self, endpoint: str, now: datetime) -> int:
+    async def redrive_endpoint(self, endpoint: str) -> int:
+        now = self._clock()
         return await self._run(lambda db: ops.redrive_endpoint(db, endpoint, now))
 
-    async def requeue(self, selection: Selection, now: datetime) -> Requeued:
+    async def requeue(self, selection: Selection) -> Requeued:
+        now = self._clock()
         planned = await self._run(lambda db: replay.plan_requeue(db, selection))
         requeued, endpoints = 0, set[str]()
         for chunk in replay.chunks(planned):
@@ -266,13 +276,14 @@ class SqliteStore(Store):
         return Requeued(requeued, planned.already_pending, frozenset(endpoints))
 
     async def rewind(self, trigger: str, checkpoint: Checkpoint) -> None:
-        now = datetime.now(UTC)
+        now = self._clock()
         await self._run(lambda db: replay.rewind(db, trigger, checkpoint, now))
 
     async def outbox_counts(self) -> dict[str, OutboxCounts]:
         return await self._run(ops.outbox_counts)
 
-    async def prune(self, delivered_before: datetime) -> int:
+    async def prune(self, older_than: timedelta) -> int:
+        delivered_before = self._clock() - older_than
         # Bounded steps, each its own transaction: other work runs between them.
         removed = 0
         while True:

@@ -129,22 +129,20 @@ def ingest(
                 duplicates += 1
                 continue
             new += 1
-            deliveries += _insert_deliveries(db, cursor.lastrowid, trigger, event, now)
+            deliveries += _insert_deliveries(db, cursor.lastrowid, event, now)
         if checkpoint is not None:
             _save_checkpoint(db, checkpoint, now)
     return IngestResult(new_events=new, duplicate_events=duplicates, deliveries=deliveries)
 
 
 def _insert_deliveries(
-    db: sqlite3.Connection, event_seq: int | None, trigger: str, event: NewEvent, now: datetime
+    db: sqlite3.Connection, event_seq: int | None, event: NewEvent, now: datetime
 ) -> int:
     rows = [
         (
             event_seq,
             endpoint,
-            f"{trigger}\x1f{event.record_id}"
-            if endpoint in event.ordered_endpoints and event.record_id
-            else None,
+            event.order_key if endpoint in event.ordered_endpoints else None,
             ts(now),
             ts(now),
             ts(now),
@@ -203,14 +201,16 @@ def checkpoints(db: sqlite3.Connection, trigger: str | None = None) -> list[Chec
     ]
 
 
-def record_outcomes(db: sqlite3.Connection, items: Sequence[tuple[Claim, Outcome]]) -> list[bool]:
+def record_outcomes(
+    db: sqlite3.Connection, items: Sequence[tuple[Claim, Outcome]], now: datetime
+) -> list[bool]:
     """Many outcomes in one transaction: the group commit that keeps delivery fast. Each
-    recorded one adds its row to the attempt history, in the same transaction."""
+    recorded one adds its row to the attempt history, in the same transaction. `now` is
+    the store's clock: when finished ones finished, and what a retry's delay counts from."""
     results: list[bool] = []
-    now = datetime.now(UTC)
     with transaction(db):
         for claim, outcome in items:
-            status, next_at, last_status, error, finished = _outcome_columns(outcome)
+            status, next_at, last_status, error, finished = _outcome_columns(outcome, now)
             cursor = db.execute(
                 "UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ?,"
                 " last_status = ?, last_error = ?, finished_at = ?, lease_token = NULL"
@@ -238,14 +238,14 @@ def record_outcomes(db: sqlite3.Connection, items: Sequence[tuple[Claim, Outcome
 
 
 def _outcome_columns(
-    outcome: Outcome,
+    outcome: Outcome, now: datetime
 ) -> tuple[str, float | None, int | None, str | None, float | None]:
     if isinstance(outcome, Delivered):
-        return "delivered", None, outcome.status, None, ts(outcome.at)
+        return "delivered", None, outcome.status, None, ts(now)
     if isinstance(outcome, Retry):
-        return "pending", ts(outcome.next_attempt_at), outcome.status, outcome.error, None
+        return "pending", ts(now + outcome.delay), outcome.status, outcome.error, None
     assert isinstance(outcome, Dead)
-    return "dead", None, outcome.status, outcome.error, ts(outcome.at)
+    return "dead", None, outcome.status, outcome.error, ts(now)
 
 
 def next_due_at(db: sqlite3.Connection, endpoint: str) -> datetime | None:

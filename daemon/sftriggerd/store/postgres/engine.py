@@ -2,8 +2,9 @@
 replicas of the daemon on one database.
 
 Time. Every time the store writes or compares (due, lease end, finished, created, pruned
-before) is the database's clock (`now()`), never a replica's: replicas whose clocks
-disagree still agree on what is due and whose lease ran out.
+before) is the database's clock (`sftriggerd_now()`, the server's `now()`), never a
+replica's: replicas whose clocks disagree still agree on what is due and whose lease ran
+out. Tests shift that clock (`clock_shift`) to move time ahead without waiting.
 
 Durability. A commit returns after PostgreSQL has flushed it (synchronous_commit as the
 server is configured; `on` by default), so `ingest` and `record_outcomes` keep what they
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import psycopg
@@ -63,8 +64,17 @@ def describe(url: str) -> str:
 
 
 class PostgresStore(Store):
-    def __init__(self, url: str, min_connections: int = 1, max_connections: int = 10) -> None:
+    def __init__(
+        self,
+        url: str,
+        min_connections: int = 1,
+        max_connections: int = 10,
+        clock_shift: Callable[[], timedelta] | None = None,
+    ) -> None:
+        """`clock_shift`, for tests: how far ahead of the database's clock the store's runs,
+        read before each operation."""
         self.url = url
+        self._clock_shift = clock_shift
         self.target = describe(url)
         self._min, self._max = min_connections, max_connections
         self._pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
@@ -124,9 +134,18 @@ class PostgresStore(Store):
             raise StoreError(f"postgresql store {self.target} is not open")
         try:
             async with self._pool.connection() as conn:
+                await self._shift_clock(conn)
                 return await work(conn)
         except (psycopg.Error, PoolTimeout) as exc:
             raise self._error("failed", exc) from exc
+
+    async def _shift_clock(self, conn: AsyncConnection[Any]) -> None:
+        if self._clock_shift is not None:
+            shift = self._clock_shift()
+            await conn.execute(
+                "SELECT set_config('sftriggerd.clock_shift', %s, false)",
+                (f"{shift.total_seconds()} seconds",),
+            )
 
     def wake_ups(self) -> AsyncIterator[WakeUp]:
         """Wake-ups from every replica's commits (`notify`), on a connection of their own."""
@@ -166,9 +185,7 @@ class PostgresStore(Store):
     async def last_changes(self, trigger: str, record_ids: Sequence[str]) -> dict[str, RecordState]:
         return await self._run(lambda conn: inspect.last_changes(conn, trigger, record_ids))
 
-    async def claim_due(
-        self, endpoint: str, limit: int, lease: timedelta, now: datetime
-    ) -> list[Claim]:
+    async def claim_due(self, endpoint: str, limit: int, lease: timedelta) -> list[Claim]:
         return await self._run(lambda conn: claims.claim_due(conn, endpoint, limit, lease))
 
     async def record_outcomes(self, outcomes: Sequence[tuple[Claim, Outcome]]) -> list[bool]:
@@ -177,19 +194,19 @@ class PostgresStore(Store):
     async def _apply_outcomes(self, items: Sequence[tuple[Claim, Outcome]]) -> list[bool]:
         return await self._run(lambda conn: outcomes.record_outcomes(conn, items))
 
-    async def release(self, claims_: Sequence[Claim], now: datetime) -> None:
+    async def release(self, claims_: Sequence[Claim]) -> None:
         if claims_:
             await self._run(lambda conn: claims.release(conn, claims_))
 
     async def expire_overdue(
-        self, endpoint: str, started_before: datetime, error: str, now: datetime, limit: int
+        self, endpoint: str, max_age: timedelta, error: str, limit: int
     ) -> int:
         return await self._run(
-            lambda conn: expiry.expire_overdue(conn, endpoint, started_before, error, limit)
+            lambda conn: expiry.expire_overdue(conn, endpoint, max_age, error, limit)
         )
 
-    async def next_due_at(self, endpoint: str) -> datetime | None:
-        return await self._run(lambda conn: inspect.next_due_at(conn, endpoint))
+    async def next_due_in(self, endpoint: str) -> timedelta | None:
+        return await self._run(lambda conn: inspect.next_due_in(conn, endpoint))
 
     async def list_deliveries(
         self,
@@ -205,19 +222,19 @@ class PostgresStore(Store):
     async def get_delivery_detail(self, delivery_id: int) -> DeliveryDetail | None:
         return await self._run(lambda conn: inspect.get_delivery_detail(conn, delivery_id))
 
-    async def redrive(self, delivery_id: int, now: datetime) -> bool:
+    async def redrive(self, delivery_id: int) -> bool:
         return await self._run(lambda conn: requeue.redrive(conn, delivery_id))
 
-    async def redrive_endpoint(self, endpoint: str, now: datetime) -> int:
+    async def redrive_endpoint(self, endpoint: str) -> int:
         return await self._run(lambda conn: requeue.redrive_endpoint(conn, endpoint))
 
     async def outbox_counts(self) -> dict[str, OutboxCounts]:
         return await self._run(inspect.outbox_counts)
 
-    async def prune(self, delivered_before: datetime) -> int:
-        return await self._run(lambda conn: prune.prune(conn, delivered_before))
+    async def prune(self, older_than: timedelta) -> int:
+        return await self._run(lambda conn: prune.prune(conn, older_than))
 
-    async def requeue(self, selection: Selection, now: datetime) -> Requeued:
+    async def requeue(self, selection: Selection) -> Requeued:
         return await self._run(lambda conn: requeue.requeue(conn, selection))
 
     async def rewind(self, trigger: str, checkpoint: Checkpoint) -> None:

@@ -27,20 +27,20 @@ _INSERT_EVENTS = """
 """
 _INSERT_DELIVERIES = """
     INSERT INTO deliveries (event_seq, endpoint, order_key, status, next_attempt_at)
-    SELECT v.seq, v.endpoint, v.order_key, 'pending', now()
+    SELECT v.seq, v.endpoint, v.order_key, 'pending', sftriggerd_now()
     FROM unnest(%s::bigint[], %s::text[], %s::text[]) WITH ORDINALITY
          AS v(seq, endpoint, order_key, n)
     ORDER BY v.n
 """
 _INSERT_POISON = """
     INSERT INTO poison (trigger, reason, message, received_at)
-    SELECT v.trigger, v.reason, v.message, coalesce(v.received_at, now())
+    SELECT v.trigger, v.reason, v.message, coalesce(v.received_at, sftriggerd_now())
     FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[])
          AS v(trigger, reason, message, received_at)
 """
 _SAVE_CHECKPOINT = """
     INSERT INTO checkpoints (trigger, position, event_time, updated_at)
-    VALUES (%s, %s, %s, now())
+    VALUES (%s, %s, %s, sftriggerd_now())
     ON CONFLICT (trigger) DO UPDATE SET position = excluded.position,
         event_time = coalesce(excluded.event_time, checkpoints.event_time),
         updated_at = excluded.updated_at
@@ -51,10 +51,10 @@ _SAVE_CHECKPOINT = """
 _NOTIFY = f"SELECT pg_notify('{CHANNEL}', endpoint) FROM unnest(%s::text[]) AS endpoint"
 
 
-def order_key(trigger: str, event: NewEvent, endpoint: str) -> str | None:
+def order_key(event: NewEvent, endpoint: str) -> str | None:
     """What the endpoint orders this event's delivery by: its record, when it orders."""
-    if endpoint in event.ordered_endpoints and event.record_id:
-        return readable(f"{trigger}\x1f{event.record_id}")
+    if endpoint in event.ordered_endpoints and event.order_key is not None:
+        return readable(event.order_key)
     return None
 
 
@@ -77,7 +77,7 @@ async def ingest(
                 ),
             )
         stored = await _insert_events(conn, trigger, events)
-        endpoints = await _insert_deliveries(conn, trigger, stored)
+        endpoints = await _insert_deliveries(conn, stored)
         if checkpoint is not None:
             await conn.execute(
                 _SAVE_CHECKPOINT,
@@ -116,10 +116,10 @@ async def _insert_events(
 
 
 async def _insert_deliveries(
-    conn: AsyncConnection[Any], trigger: str, stored: list[tuple[int, NewEvent]]
+    conn: AsyncConnection[Any], stored: list[tuple[int, NewEvent]]
 ) -> set[str]:
     rows = [
-        (seq, endpoint, order_key(trigger, event, endpoint))
+        (seq, endpoint, order_key(event, endpoint))
         for seq, event in sorted(stored, key=lambda item: item[0])
         for endpoint in event.endpoints
     ]

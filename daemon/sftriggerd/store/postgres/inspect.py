@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import timedelta
 from typing import Any, LiteralString
 
 from psycopg import AsyncConnection
@@ -92,14 +92,14 @@ def _body_record(body: bytes) -> dict[str, Any] | None:
     return found if isinstance(found, dict) else None
 
 
-async def next_due_at(conn: AsyncConnection[Any], endpoint: str) -> datetime | None:
+async def next_due_in(conn: AsyncConnection[Any], endpoint: str) -> timedelta | None:
     cursor = await conn.execute(
-        "SELECT min(next_attempt_at) FROM deliveries"
+        "SELECT min(next_attempt_at) - sftriggerd_now() FROM deliveries"
         " WHERE endpoint = %s AND status IN ('pending', 'in_flight') AND finished_at IS NULL",
         (endpoint,),
     )
     row = await cursor.fetchone()
-    found: datetime | None = row[0] if row else None
+    found: timedelta | None = row[0] if row else None
     return found
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -18,39 +18,39 @@ from .text import optional_readable
 _APPLY = """
     UPDATE deliveries d
     SET status = v.status, attempts = d.attempts + 1,
-        next_attempt_at = v.next_attempt_at, last_status = v.last_status,
+        next_attempt_at = sftriggerd_now() + v.delay, last_status = v.last_status,
         last_error = v.error, lease_token = NULL,
-        finished_at = CASE WHEN v.status IN ('delivered', 'dead') THEN now() END
-    FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[], %s::integer[],
-                %s::text[]) AS v(id, token, status, next_attempt_at, last_status, error)
+        finished_at = CASE WHEN v.status IN ('delivered', 'dead') THEN sftriggerd_now() END
+    FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::interval[], %s::integer[],
+                %s::text[]) AS v(id, token, status, delay, last_status, error)
     WHERE d.id = v.id AND d.lease_token = v.token AND d.status = 'in_flight'
     RETURNING d.id, v.token
 """
 _HISTORY = """
     INSERT INTO attempts (delivery_id, at, duration_ms, status, error, answer, next_attempt_at)
-    SELECT v.id, coalesce(v.at, now()), v.duration_ms, v.status, v.error, v.answer,
-           v.next_attempt_at
+    SELECT v.id, coalesce(v.at, sftriggerd_now()), v.duration_ms, v.status, v.error, v.answer,
+           sftriggerd_now() + v.delay
     FROM unnest(%s::bigint[], %s::timestamptz[], %s::integer[], %s::integer[], %s::text[],
-                %s::text[], %s::timestamptz[]) WITH ORDINALITY
-         AS v(id, at, duration_ms, status, error, answer, next_attempt_at, n)
+                %s::text[], %s::interval[]) WITH ORDINALITY
+         AS v(id, at, duration_ms, status, error, answer, delay, n)
     ORDER BY v.n
 """
 
-Columns = tuple[str, datetime | None, int | None, str | None]
+Columns = tuple[str, timedelta | None, int | None, str | None]
 
 
 def columns(outcome: Outcome) -> Columns:
-    """status, next attempt, last status, error."""
+    """status, delay until the next attempt (a retry's), last status, error."""
     if isinstance(outcome, Delivered):
         return "delivered", None, outcome.status, None
     if isinstance(outcome, Retry):
-        return "pending", outcome.next_attempt_at, outcome.status, outcome.error
+        return "pending", outcome.delay, outcome.status, outcome.error
     assert isinstance(outcome, Dead)
     return "dead", None, outcome.status, outcome.error
 
 
 def _attempt_time(outcome: Outcome) -> datetime | None:
-    """When the attempt started, as the sender measured it; None: the database's now."""
+    """When the attempt started, as the sender measured it; None: the store's clock."""
     return outcome.trace.started_at if outcome.trace else None
 
 

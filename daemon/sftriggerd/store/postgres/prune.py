@@ -7,7 +7,7 @@ locked by someone else are left to a later prune.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -71,7 +71,13 @@ async def prune_unrouted_events(
     return int(row[0])
 
 
-async def prune(conn: AsyncConnection[Any], cutoff: datetime) -> int:
+async def prune(conn: AsyncConnection[Any], older_than: timedelta) -> int:
+    """Deletes what was delivered `older_than` ago or longer (the store's clock), and events
+    stored that long ago that went nowhere; returns how many deliveries it deleted."""
+    cursor = await conn.execute("SELECT sftriggerd_now() - %s", (older_than,))
+    row = await cursor.fetchone()
+    assert row is not None
+    cutoff: datetime = row[0]
     removed = 0
     while True:
         step = await prune_delivered(conn, cutoff, BATCH_ROWS)

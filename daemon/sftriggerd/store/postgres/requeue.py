@@ -20,10 +20,10 @@ from .notify import CHANNEL
 
 _CHUNK = 500
 
-# Due now, with a fresh max_age clock and attempt count; the database's now.
+# Due now, with a fresh max_age clock and attempt count; the store's clock.
 _BACK_IN_QUEUE = (
-    "status = 'pending', next_attempt_at = now(), retry_since = now(), attempts = 0,"
-    " finished_at = NULL, lease_token = NULL"
+    "status = 'pending', next_attempt_at = sftriggerd_now(), retry_since = sftriggerd_now(),"
+    " attempts = 0, finished_at = NULL, lease_token = NULL"
 )
 _NOTIFY = f"SELECT pg_notify('{CHANNEL}', endpoint) FROM unnest(%s::text[]) AS endpoint"
 _SELECTED = """
@@ -102,7 +102,7 @@ async def rewind(conn: AsyncConnection[Any], trigger: str, checkpoint: Checkpoin
     async with conn.transaction():
         await conn.execute(
             "INSERT INTO checkpoints (trigger, position, event_time, updated_at)"
-            " VALUES (%s, %s, %s, now()) ON CONFLICT (trigger) DO UPDATE SET"
+            " VALUES (%s, %s, %s, sftriggerd_now()) ON CONFLICT (trigger) DO UPDATE SET"
             " position = excluded.position, event_time = excluded.event_time,"
             " updated_at = excluded.updated_at",
             (trigger, Jsonb(checkpoint.position), checkpoint.event_time),

@@ -1,5 +1,15 @@
 -- Times are timestamptz from the database clock; bodies are the exact webhook bytes.
 
+-- The store's clock: the database's now(), shifted by the session's `sftriggerd.clock_shift`
+-- (an interval) when one is set. Only tests set it, to move time ahead (a lease running
+-- out, a retry coming due) without waiting; in service every replica reads the server's
+-- clock unshifted, so they agree on what is due whatever their own clocks say.
+CREATE FUNCTION sftriggerd_now() RETURNS timestamptz
+LANGUAGE sql STABLE AS $$
+    SELECT now() + coalesce(
+        nullif(current_setting('sftriggerd.clock_shift', true), '')::interval, interval '0')
+$$;
+
 -- The idempotency key of ingest: (trigger, event_id).
 CREATE TABLE events (
     seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -9,7 +19,7 @@ CREATE TABLE events (
     change text NOT NULL DEFAULT '',
     occurred_at timestamptz NOT NULL,
     body bytea NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(),
+    created_at timestamptz NOT NULL DEFAULT sftriggerd_now(),
     UNIQUE (trigger, event_id)
 );
 CREATE INDEX events_record ON events (trigger, record_id, seq);
@@ -29,8 +39,8 @@ CREATE TABLE deliveries (
     lease_token text,
     last_status integer,
     last_error text,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    retry_since timestamptz NOT NULL DEFAULT now(),
+    created_at timestamptz NOT NULL DEFAULT sftriggerd_now(),
+    retry_since timestamptz NOT NULL DEFAULT sftriggerd_now(),
     finished_at timestamptz,
     CONSTRAINT finished_exactly_when_done
         CHECK ((finished_at IS NULL) = (status IN ('pending', 'in_flight'))),
@@ -58,7 +68,7 @@ CREATE TABLE checkpoints (
     trigger text PRIMARY KEY,
     position jsonb NOT NULL,
     event_time timestamptz,
-    updated_at timestamptz NOT NULL DEFAULT now()
+    updated_at timestamptz NOT NULL DEFAULT sftriggerd_now()
 );
 
 -- Messages that could not be turned into events, kept while the source moves past them.
@@ -67,7 +77,7 @@ CREATE TABLE poison (
     trigger text NOT NULL,
     reason text NOT NULL,
     message text NOT NULL,
-    received_at timestamptz NOT NULL DEFAULT now()
+    received_at timestamptz NOT NULL DEFAULT sftriggerd_now()
 );
 CREATE INDEX poison_trigger ON poison (trigger, id);
 
