@@ -5,10 +5,9 @@ others are not taking at that moment without waiting on them; the lease token wr
 the claim is what its outcome must show (`outcomes`), so a claim whose lease ran out and was
 taken over records nothing. Per-record order is checked by the query (a change is due only
 while no older change of its record is open and none is in flight under a live lease) and
-enforced by the
-partial unique index `deliveries_one_in_flight_per_record`: two replicas that each saw the
-record free in their own snapshot cannot both commit a claim of it; the loser retries and
-sees the winner's claim.
+enforced by the partial unique index `deliveries_one_in_flight_per_record`: two replicas
+that each saw the record free in their own snapshot cannot both commit a claim of it; the
+loser retries and sees the winner's claim.
 """
 
 from __future__ import annotations
