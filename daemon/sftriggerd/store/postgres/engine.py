@@ -13,6 +13,7 @@ wrote when they return. Outcomes go together in one transaction per batch (`outc
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
@@ -79,6 +80,8 @@ class PostgresStore(Store):
         self._min, self._max = min_connections, max_connections
         self._pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
         self._outcomes = outcomes.GroupCommit(self._apply_outcomes)
+        # Ingests of this process still running: see `_after_ingests`.
+        self._ingesting: set[asyncio.Event] = set()
 
     def _error(self, doing: str, exc: Exception) -> StoreError:
         message = str(exc).strip() or type(exc).__name__
@@ -139,6 +142,15 @@ class PostgresStore(Store):
         except (psycopg.Error, PoolTimeout) as exc:
             raise self._error("failed", exc) from exc
 
+    async def _after_ingests(self) -> None:
+        """Waits for the ingests this process started before now. A claim, or a look at
+        what is due next, then sees every ingest asked for before it, as on the SQLite
+        engine, whose one thread runs them in turn: a dispatcher that finds nothing due
+        sleeps until it is told of new work, and must not miss work stored just before it
+        looked. Other replicas' ingests wake it by notification (`wake_ups`)."""
+        for done in list(self._ingesting):
+            await done.wait()
+
     async def _shift_clock(self, conn: AsyncConnection[Any]) -> None:
         if self._clock_shift is not None:
             shift = self._clock_shift()
@@ -168,9 +180,15 @@ class PostgresStore(Store):
         checkpoint: Checkpoint | None,
         poison: Sequence[PoisonEvent] = (),
     ) -> IngestResult:
-        return await self._run(
-            lambda conn: ingesting.ingest(conn, trigger, events, checkpoint, poison)
-        )
+        done = asyncio.Event()
+        self._ingesting.add(done)
+        try:
+            return await self._run(
+                lambda conn: ingesting.ingest(conn, trigger, events, checkpoint, poison)
+            )
+        finally:
+            self._ingesting.discard(done)
+            done.set()
 
     async def list_poison(self, trigger: str | None = None, limit: int = 100) -> list[PoisonEvent]:
         return await self._run(lambda conn: inspect.list_poison(conn, trigger, limit))
@@ -186,6 +204,7 @@ class PostgresStore(Store):
         return await self._run(lambda conn: inspect.last_changes(conn, trigger, record_ids))
 
     async def claim_due(self, endpoint: str, limit: int, lease: timedelta) -> list[Claim]:
+        await self._after_ingests()
         return await self._run(lambda conn: claims.claim_due(conn, endpoint, limit, lease))
 
     async def record_outcomes(self, outcomes: Sequence[tuple[Claim, Outcome]]) -> list[bool]:
@@ -206,6 +225,7 @@ class PostgresStore(Store):
         )
 
     async def next_due_in(self, endpoint: str) -> timedelta | None:
+        await self._after_ingests()
         return await self._run(lambda conn: inspect.next_due_in(conn, endpoint))
 
     async def list_deliveries(

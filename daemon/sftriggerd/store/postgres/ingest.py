@@ -25,12 +25,19 @@ _INSERT_EVENTS = """
     ON CONFLICT (trigger, event_id) DO NOTHING
     RETURNING seq, event_id
 """
-_INSERT_DELIVERIES = """
-    INSERT INTO deliveries (event_seq, endpoint, order_key, status, next_attempt_at)
-    SELECT v.seq, v.endpoint, v.order_key, 'pending', sftriggerd_now()
-    FROM unnest(%s::bigint[], %s::text[], %s::text[]) WITH ORDINALITY
-         AS v(seq, endpoint, order_key, n)
-    ORDER BY v.n
+# The last statement before the commit, and due from the moment it runs, not from when the
+# transaction began: a claim that looked before this commit did so (by the store's clock)
+# before the deliveries came due, so a dispatcher comparing "due" with "when I last looked"
+# claims again instead of taking them for held back. The notification goes with it.
+_INSERT_DELIVERIES = f"""
+    WITH inserted AS (
+        INSERT INTO deliveries (event_seq, endpoint, order_key, status, next_attempt_at)
+        SELECT v.seq, v.endpoint, v.order_key, 'pending', sftriggerd_clock()
+        FROM unnest(%s::bigint[], %s::text[], %s::text[]) WITH ORDINALITY
+             AS v(seq, endpoint, order_key, n)
+        ORDER BY v.n
+        RETURNING endpoint)
+    SELECT pg_notify('{CHANNEL}', endpoint) FROM (SELECT DISTINCT endpoint FROM inserted) e
 """
 _INSERT_POISON = """
     INSERT INTO poison (trigger, reason, message, received_at)
@@ -45,10 +52,6 @@ _SAVE_CHECKPOINT = """
         event_time = coalesce(excluded.event_time, checkpoints.event_time),
         updated_at = excluded.updated_at
 """
-# pg_notify inside the transaction: PostgreSQL sends it when, and only if, it commits, so a
-# replica is never woken for deliveries that were rolled back, nor left unwoken by a crash
-# between the commit and a separate NOTIFY.
-_NOTIFY = f"SELECT pg_notify('{CHANNEL}', endpoint) FROM unnest(%s::text[]) AS endpoint"
 
 
 def order_key(event: NewEvent, endpoint: str) -> str | None:
@@ -77,14 +80,15 @@ async def ingest(
                 ),
             )
         stored = await _insert_events(conn, trigger, events)
-        endpoints = await _insert_deliveries(conn, stored)
         if checkpoint is not None:
             await conn.execute(
                 _SAVE_CHECKPOINT,
                 (checkpoint.trigger, Jsonb(checkpoint.position), checkpoint.event_time),
             )
-        if endpoints:
-            await conn.execute(_NOTIFY, (sorted(endpoints),))
+        # pg_notify inside the transaction: PostgreSQL sends it when, and only if, it
+        # commits, so no replica is woken for deliveries rolled back, nor left unwoken by a
+        # crash between the commit and a separate NOTIFY.
+        await _insert_deliveries(conn, stored)
     deliveries = sum(len(event.endpoints) for _, event in stored)
     return IngestResult(
         new_events=len(stored), duplicate_events=len(events) - len(stored), deliveries=deliveries
@@ -117,7 +121,7 @@ async def _insert_events(
 
 async def _insert_deliveries(
     conn: AsyncConnection[Any], stored: list[tuple[int, NewEvent]]
-) -> set[str]:
+) -> None:
     rows = [
         (seq, endpoint, order_key(event, endpoint))
         for seq, event in sorted(stored, key=lambda item: item[0])
@@ -128,4 +132,3 @@ async def _insert_deliveries(
             _INSERT_DELIVERIES,
             ([row[0] for row in rows], [row[1] for row in rows], [row[2] for row in rows]),
         )
-    return {row[1] for row in rows}

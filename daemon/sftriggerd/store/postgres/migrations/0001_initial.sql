@@ -9,6 +9,13 @@ LANGUAGE sql STABLE AS $$
     SELECT now() + coalesce(
         nullif(current_setting('sftriggerd.clock_shift', true), '')::interval, interval '0')
 $$;
+-- The same clock read as the statement runs (clock_timestamp()), not as the transaction
+-- began: for a time that must come after whatever ran before it in the transaction.
+CREATE FUNCTION sftriggerd_clock() RETURNS timestamptz
+LANGUAGE sql VOLATILE AS $$
+    SELECT clock_timestamp() + coalesce(
+        nullif(current_setting('sftriggerd.clock_shift', true), '')::interval, interval '0')
+$$;
 
 -- The idempotency key of ingest: (trigger, event_id).
 CREATE TABLE events (
