@@ -71,7 +71,8 @@ def main() -> int:
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     print(f"installed and demo started:  {banner:.1f} s" if banner else "no demo banner seen")
     print(f"first delivery printed:      {first:.1f} s" if first else "no delivery printed")
-    print(f"stopped after Ctrl-C:        {stopped:.1f} s (exit {process.returncode})")
+    clean = "demo stopped" in "".join(lines)
+    print(f"stopped after Ctrl-C:        {stopped:.1f} s ({'clean' if clean else 'NOT clean'})")
     if first is None:
         print("".join(lines)[-4000:])
     if args.keep:

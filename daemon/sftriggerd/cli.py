@@ -59,7 +59,9 @@ def _build_parser() -> argparse.ArgumentParser:
     _config_option(check)
     check.set_defaults(handler=_check_config)
 
-    emulator = commands.add_parser("emulator", help="run the bundled Salesforce emulator")
+    emulator = commands.add_parser(
+        "emulator", help="run the Salesforce emulator (needs the emulator extra)"
+    )
     emulator.add_argument("--port", type=int, required=True)
     emulator.add_argument("--host", default="127.0.0.1")
     emulator.add_argument("--state", type=Path, default=None, help="keep the org's data here")
@@ -135,6 +137,12 @@ def _check_config(args: argparse.Namespace) -> int:
                 f"endpoint {endpoint.name}: signs with {len(endpoint.secret)} secrets; remove "
                 "the old one once every receiver verifies with the new (docs/secret-rotation.md)"
             )
+    if "ha" in settings.model_fields_set and settings.store.engine == "sqlite":
+        # Allowed so one file can move between stores; said so nobody expects a failover.
+        print(
+            "note: ha has no effect on a sqlite store (one process owns the file); "
+            "it applies to several replicas on a postgresql:// store"
+        )
     return 0
 
 
