@@ -12,4 +12,4 @@ def store_from_settings(settings: StoreSettings) -> Store:
         return SqliteStore(settings.sqlite_path)
     from .postgres import PostgresStore
 
-    return PostgresStore(settings.url)
+    return PostgresStore(settings.url, max_connections=settings.pool_size)
