@@ -19,10 +19,10 @@ import pytest
 
 from sftriggerd.errors import StoreError
 from sftriggerd.pruner import Pruner
-from sftriggerd.store import sqlite_prune
-from sftriggerd.store.migrations.sqlite import MIGRATIONS
 from sftriggerd.store.records import Delivered
 from sftriggerd.store.sqlite import SqliteStore
+from sftriggerd.store.sqlite import prune as sqlite_prune
+from sftriggerd.store.sqlite.migrations import MIGRATIONS
 from tests.acceptance.cli import run_cli
 from tests.acceptance.test_store_commands import write_config
 from tests.store.test_store_contract import LEASE, checkpoint, event

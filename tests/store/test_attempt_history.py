@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from sftriggerd.errors import StoreError
-from sftriggerd.store.migrations.sqlite import MIGRATIONS
 from sftriggerd.store.records import (
     AttemptTrace,
     Checkpoint,
@@ -20,6 +19,7 @@ from sftriggerd.store.records import (
     Retry,
 )
 from sftriggerd.store.sqlite import SqliteStore
+from sftriggerd.store.sqlite.migrations import MIGRATIONS
 from tests.store.test_sqlite_migrations import old_file
 from tests.support.clock import FrozenClock
 

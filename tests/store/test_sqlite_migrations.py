@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from sftriggerd.store.migrations.sqlite import MIGRATIONS
 from sftriggerd.store.sqlite import SqliteStore
-from sftriggerd.store.sqlite_ops import _statements
+from sftriggerd.store.sqlite.migrations import MIGRATIONS
+from sftriggerd.store.sqlite.ops import _statements
 
 
 def old_file(path: Path, version: int) -> None:

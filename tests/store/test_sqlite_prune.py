@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from sftriggerd.store import sqlite_prune
 from sftriggerd.store.records import Dead, Delivered
 from sftriggerd.store.sqlite import SqliteStore
+from sftriggerd.store.sqlite import prune as sqlite_prune
 from tests.store.test_store_contract import LEASE, checkpoint, event
 from tests.support.clock import FrozenClock
 

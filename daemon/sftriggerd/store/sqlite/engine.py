@@ -7,7 +7,7 @@ happens before the commit rolls the whole transaction back (events, deliveries a
 together), after which the source re-reads from the previous checkpoint. `NORMAL` would be
 enough to lose nothing the source cannot re-read, but it could forget a recorded outcome or a
 redrive after a power loss; FULL costs one fsync per commit, which group commit amortises.
-Claims and releases only move leases, and skip their own fsync (`sqlite_leases`): losing one
+Claims and releases only move leases, and skip their own fsync (`leases`): losing one
 to a power loss sends a delivery again, never loses one.
 
 Never blocking the loop. Every statement runs on the store's own single thread (sqlite3
@@ -29,16 +29,10 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from ..errors import StoreError
-from . import sqlite_attempts as attempts
-from . import sqlite_expiry as expiry
-from . import sqlite_leases as leases
-from . import sqlite_ops as ops
-from . import sqlite_prune as pruning
-from . import sqlite_replay as replay
-from .base import Store
-from .clock import Clock, wall_clock
-from .records import (
+from ...errors import StoreError
+from ..base import Store
+from ..clock import Clock, wall_clock
+from ..records import (
     Checkpoint,
     Claim,
     DeliveryDetail,
@@ -51,7 +45,9 @@ from .records import (
     PoisonEvent,
     RecordState,
 )
-from .replay import Requeued, Selection
+from ..replay import Requeued, Selection
+from . import attempts, expiry, leases, ops, replay
+from . import prune as pruning
 
 T = TypeVar("T")
 

@@ -1,8 +1,8 @@
 """The SQLite engine's attempt history: one row per attempt, written with its outcome.
 
-The rows go in with the outcomes' own transaction (`sqlite_ops.record_outcomes`), one
+The rows go in with the outcomes' own transaction (`ops.record_outcomes`), one
 `executemany` per batch, so the history never disagrees with the delivery it belongs to and
-costs no commit of its own. They leave with their delivery (`sqlite_prune`).
+costs no commit of its own. They leave with their delivery (`prune`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from .records import (
+from ..records import (
     AttemptRow,
     Claim,
     Dead,

@@ -10,10 +10,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import StoreError
-from . import sqlite_attempts as attempts
-from .migrations.sqlite import MIGRATIONS
-from .records import (
+from ...errors import StoreError
+from ..records import (
     Checkpoint,
     Claim,
     Dead,
@@ -28,6 +26,8 @@ from .records import (
     RecordState,
     Retry,
 )
+from . import attempts
+from .migrations import MIGRATIONS
 
 # Every commit fsyncs the write-ahead log, so what it wrote survives a power loss.
 DURABLE_SYNCHRONOUS = "FULL"
@@ -63,24 +63,35 @@ def migrate(db: sqlite3.Connection, create: bool = True) -> int:
 
     Each step reads the version under the write lock (BEGIN IMMEDIATE), so two processes
     opening one new file at once migrate it once: the second waits, then finds it done. A
-    schema newer than this code knows is refused rather than written to by older SQL."""
+    schema newer than this code knows is refused rather than written to by older SQL.
+
+    Foreign keys are off while migrating (SQLite's own procedure for rebuilding a table):
+    dropping a table that others reference would otherwise delete what references it. Each
+    step checks them before it commits instead."""
     supported = len(MIGRATIONS)
-    while True:
-        with transaction(db):
-            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            current = schema_version(db)
-            if current > supported:
-                raise StoreError(
-                    f"store schema {current} is newer than this sftriggerd supports"
-                    f" ({supported}); upgrade sftriggerd"
-                )
-            if current == 0 and not create:
-                raise StoreError("the file holds no sftriggerd store")
-            if current == supported:
-                return supported
-            for statement in _statements(MIGRATIONS[current]):
-                db.execute(statement)
-            db.execute("INSERT INTO schema_version (version) VALUES (?)", (current + 1,))
+    # A no-op inside a transaction: set between them.
+    db.execute("PRAGMA foreign_keys=OFF")
+    try:
+        while True:
+            with transaction(db):
+                db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+                current = schema_version(db)
+                if current > supported:
+                    raise StoreError(
+                        f"store schema {current} is newer than this sftriggerd supports"
+                        f" ({supported}); upgrade sftriggerd"
+                    )
+                if current == 0 and not create:
+                    raise StoreError("the file holds no sftriggerd store")
+                if current == supported:
+                    return supported
+                for statement in _statements(MIGRATIONS[current]):
+                    db.execute(statement)
+                if db.execute("PRAGMA foreign_key_check").fetchone() is not None:
+                    raise StoreError(f"schema step {current + 1} would break a foreign key")
+                db.execute("INSERT INTO schema_version (version) VALUES (?)", (current + 1,))
+    finally:
+        db.execute("PRAGMA foreign_keys=ON")
 
 
 def _statements(script: str) -> list[str]:
