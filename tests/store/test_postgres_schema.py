@@ -7,14 +7,18 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from urllib.parse import quote
 
 import psycopg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sftriggerd.config.settings import StoreSettings
 from sftriggerd.errors import StoreError
 from sftriggerd.store import store_from_settings
 from sftriggerd.store.postgres import PostgresStore
+from sftriggerd.store.postgres.engine import describe
 from sftriggerd.store.postgres.schema import migrations
 from tests.support.postgres import SERVER
 
@@ -107,7 +111,7 @@ async def test_a_server_that_cannot_be_reached_is_named_without_the_password() -
     assert "s3cret-pw" not in str(raised.value)
 
 
-async def test_a_missing_database_is_named(postgres_url: str) -> None:
+async def test_a_missing_database_is_named() -> None:
     url = f"{SERVER}/sftriggerd_no_such_database"
     with pytest.raises(StoreError, match="sftriggerd_no_such_database"):
         await PostgresStore(url).open()
@@ -143,3 +147,9 @@ async def test_the_database_refuses_rows_that_break_the_invariants(
             sql(postgres_url, broken)
     [row] = await pg.list_deliveries()
     assert row.status == "pending"
+
+
+@given(password=st.text(min_size=1, max_size=30), user=st.text(min_size=1, max_size=10))
+def test_where_a_url_points_is_told_without_its_user_info(password: str, user: str) -> None:
+    url = f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@db.example:6543/app"
+    assert describe(url) == "db.example:6543/app"

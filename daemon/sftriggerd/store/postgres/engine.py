@@ -85,7 +85,10 @@ class PostgresStore(Store):
 
     def _error(self, doing: str, exc: Exception) -> StoreError:
         message = str(exc).strip() or type(exc).__name__
-        password = conninfo_to_dict(self.url).get("password") if "://" in self.url else None
+        try:
+            password = conninfo_to_dict(self.url).get("password")
+        except psycopg.ProgrammingError:
+            password = None
         if password:
             message = message.replace(str(password), "***")
         return StoreError(f"postgresql store {self.target}: {doing}: {message}")
