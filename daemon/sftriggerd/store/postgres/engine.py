@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -162,7 +162,7 @@ class PostgresStore(Store):
                 (f"{shift.total_seconds()} seconds",),
             )
 
-    def wake_ups(self) -> AsyncIterator[WakeUp]:
+    def wake_ups(self) -> AsyncGenerator[WakeUp, None]:
         """Wake-ups from every replica's commits (`notify`), on a connection of their own."""
         return wake_ups(self.connect)
 

@@ -9,7 +9,7 @@ is lost, so every (re)connection first yields a wake-up for every endpoint
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +32,7 @@ class WakeUp:
 Connect = Callable[[], Awaitable[AsyncConnection[Any]]]
 
 
-async def wake_ups(connect: Connect) -> AsyncIterator[WakeUp]:
+async def wake_ups(connect: Connect) -> AsyncGenerator[WakeUp, None]:
     """Listens on a connection of its own (never one of the pool's: a pooled connection is
     shared, and LISTEN belongs to a session). Reconnects when the connection is lost."""
     failures = 0
