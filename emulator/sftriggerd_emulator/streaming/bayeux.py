@@ -215,6 +215,7 @@ class Exchange:
         except ReplayInvalidError:
             return _failure(message, invalid_replay(replay), **fields)
         client.subscriptions[channel] = Subscription(view, cursor)
+        self.hub.activity.subscribed(channel, client.client_id, self.ctx.clock.now())
         client.nudge()
         return _reply(message, **fields, successful=True)
 
@@ -225,6 +226,7 @@ class Exchange:
         channel = message.get("subscription")
         if isinstance(channel, str):
             client.subscriptions.pop(channel, None)
+            self.hub.activity.ended([channel], client.client_id, self.ctx.clock.now())
         fields = {"clientId": client.client_id, "subscription": channel}
         return _reply(message, **fields, successful=True)
 
@@ -233,6 +235,8 @@ class Exchange:
         if not isinstance(client, Client):
             return client
         self.hub.clients.remove(client)
+        channels = list(client.subscriptions)
+        self.hub.activity.ended(channels, client.client_id, self.ctx.clock.now())
         return _reply(message, successful=True)
 
     # -- connect ---------------------------------------------------------------------------
@@ -250,6 +254,7 @@ class Exchange:
             error = f"400::Invalid connection type {{{connection_type}}}"
             return [_failure(message, error, clientId=client.client_id)]
         ack = _reply(message, clientId=client.client_id, successful=True)
+        self.hub.activity.asked(list(client.subscriptions), client.client_id, self.ctx.clock.now())
         timeout_ms = self.ctx.settings.cometd_timeout_ms
         if not client.connected:
             client.connected = True

@@ -135,6 +135,11 @@ def list_channels(hub: StreamingHub, body: Body, request: web.Request) -> Body:
     }
 
 
+def list_subscribers(hub: StreamingHub, body: Body, request: web.Request) -> Body:
+    """Per channel, each subscription's span: subscribed at `first`, last asked at `last`."""
+    return {"channels": hub.activity.report()}
+
+
 def push_generic(hub: StreamingHub, body: Body, request: web.Request) -> Body:
     channel = _required(body, "channel", str)
     payload = _required(body, "payload", str)
@@ -273,6 +278,7 @@ def add_routes(app: web.Application) -> None:
     for path, handler in posts.items():
         app.router.add_post(f"/_emulator/{path}", _json_handler(handler))
     app.router.add_get("/_emulator/channels", _json_handler(list_channels))
+    app.router.add_get("/_emulator/subscribers", _json_handler(list_subscribers))
     for path in ("cometd/advice", "cometd/unknown-client"):
         app.router.add_get(f"/_emulator/{path}", _json_handler(show_hostile))
     push = r"/services/data/v{version:\d+\.\d}/sobjects/StreamingChannel/{channel}/push"

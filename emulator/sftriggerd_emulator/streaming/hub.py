@@ -16,6 +16,7 @@ from typing import Any
 from sftriggerd_emulator.context import EmulatorContext, RecordChange
 from sftriggerd_emulator.ids import make_id
 from sftriggerd_emulator.streaming import payloads
+from sftriggerd_emulator.streaming.activity import SubscriberActivity
 from sftriggerd_emulator.streaming.channels import ChannelNames, StreamKind, stream_kind
 from sftriggerd_emulator.streaming.clients import Client, ClientRegistry
 from sftriggerd_emulator.streaming.hostile import HostileControls
@@ -51,6 +52,7 @@ class StreamingHub:
         self.streams: dict[str, Stream] = {}
         self.starved: set[str] = set()
         self.hostile = HostileControls()
+        self.activity = SubscriberActivity()
         self._transaction_key = ""
         self._sequence_number = 0
         self._commit_number = 0
