@@ -53,7 +53,8 @@ async def watch_checkpoints(url: str, stopping: asyncio.Event, regressions: list
     samples = 0
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         while not stopping.is_set():
-            rows = await (await conn.execute("SELECT trigger, position FROM checkpoints")).fetchall()
+            cursor = await conn.execute("SELECT trigger, position FROM checkpoints")
+            rows = await cursor.fetchall()
             for trigger, position in rows:
                 rank = position_rank(trigger, position)
                 if trigger in last and rank < last[trigger]:
