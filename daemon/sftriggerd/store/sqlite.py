@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -32,11 +32,13 @@ from typing import TypeVar
 from ..errors import StoreError
 from . import sqlite_attempts as attempts
 from . import sqlite_expiry as expiry
+from . import sqlite_leadership as leadership
 from . import sqlite_leases as leases
 from . import sqlite_ops as ops
 from . import sqlite_prune as pruning
 from . import sqlite_replay as replay
 from .base import Store
+from .leadership import Fence, LeaseLostError, Replica, TriggerLease
 from .records import (
     Checkpoint,
     Claim,
@@ -99,6 +101,8 @@ class SqliteStore(Store):
             return await asyncio.get_running_loop().run_in_executor(self._executor, on_thread)
         except sqlite3.Error as exc:
             raise StoreError(f"sqlite store {self.path}: {exc}") from exc
+        except LeaseLostError:
+            raise  # typed: the source stops, it does not retry
         except StoreError as exc:
             # Raised on the thread by the engine's own checks (a schema too new): name the file.
             raise StoreError(f"sqlite store {self.path}: {exc}") from exc
@@ -165,10 +169,14 @@ class SqliteStore(Store):
         events: Sequence[NewEvent],
         checkpoint: Checkpoint | None,
         poison: Sequence[PoisonEvent] = (),
+        fence: Fence | None = None,
     ) -> IngestResult:
         now = datetime.now(UTC)
+        check = leadership.fence_check(trigger, fence, now)
         return await self._run(
-            lambda db: ops.ingest(db, trigger, events, checkpoint, now, poison=poison)
+            lambda db: ops.ingest(
+                db, trigger, events, checkpoint, now, poison=poison, fence_check=check
+            )
         )
 
     async def list_poison(self, trigger: str | None = None, limit: int = 100) -> list[PoisonEvent]:
@@ -265,9 +273,43 @@ class SqliteStore(Store):
             endpoints |= touched
         return Requeued(requeued, planned.already_pending, frozenset(endpoints))
 
-    async def rewind(self, trigger: str, checkpoint: Checkpoint) -> None:
+    async def rewind(
+        self, trigger: str, checkpoint: Checkpoint, fence: Fence | None = None
+    ) -> None:
         now = datetime.now(UTC)
-        await self._run(lambda db: replay.rewind(db, trigger, checkpoint, now))
+        check = leadership.fence_check(trigger, fence, now)
+        await self._run(lambda db: replay.rewind(db, trigger, checkpoint, now, check))
+
+    async def heartbeat(self, replica: str, forget_after: timedelta) -> None:
+        now = datetime.now(UTC)
+        await self._run(lambda db: leadership.heartbeat(db, replica, forget_after, now))
+
+    async def retire_replica(self, replica: str) -> None:
+        await self._run(lambda db: leadership.retire(db, replica))
+
+    async def replicas(self, seen_within: timedelta | None = None) -> list[Replica]:
+        now = datetime.now(UTC)
+        return await self._run(lambda db: leadership.replicas(db, seen_within, now))
+
+    async def acquire_lease(
+        self, trigger: str, replica: str, lasting: timedelta
+    ) -> TriggerLease | None:
+        now = datetime.now(UTC)
+        return await self._run(lambda db: leadership.acquire(db, trigger, replica, lasting, now))
+
+    async def renew_leases(
+        self, replica: str, epochs: Mapping[str, int], lasting: timedelta
+    ) -> list[TriggerLease]:
+        now = datetime.now(UTC)
+        return await self._run(lambda db: leadership.renew(db, replica, epochs, lasting, now))
+
+    async def release_lease(self, trigger: str, fence: Fence) -> bool:
+        now = datetime.now(UTC)
+        return await self._run(lambda db: leadership.release(db, trigger, fence, now))
+
+    async def leases(self) -> list[TriggerLease]:
+        now = datetime.now(UTC)
+        return await self._run(lambda db: leadership.leases(db, now))
 
     async def outbox_counts(self) -> dict[str, OutboxCounts]:
         return await self._run(ops.outbox_counts)

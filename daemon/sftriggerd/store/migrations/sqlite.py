@@ -99,4 +99,20 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX attempts_delivery ON attempts (delivery_id, id);
     """,
+    # 6: leadership: one lease per trigger (its holder, and the epoch that fences a holder
+    # that lost it), and the replicas sharing the store, known by their heartbeats.
+    """
+    CREATE TABLE trigger_leases (
+        trigger TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        epoch INTEGER NOT NULL CHECK (epoch > 0),
+        acquired_at REAL NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    CREATE TABLE replicas (
+        name TEXT PRIMARY KEY,
+        started_at REAL NOT NULL,
+        heartbeat_at REAL NOT NULL
+    );
+    """,
 ]
