@@ -135,6 +135,12 @@ def _check_config(args: argparse.Namespace) -> int:
                 f"endpoint {endpoint.name}: signs with {len(endpoint.secret)} secrets; remove "
                 "the old one once every receiver verifies with the new (docs/secret-rotation.md)"
             )
+    if "ha" in settings.model_fields_set and settings.store.engine == "sqlite":
+        # Allowed so one file can move between stores; said so nobody expects a failover.
+        print(
+            "note: ha has no effect on a sqlite store (one process owns the file); "
+            "it applies to several replicas on a postgresql:// store"
+        )
     return 0
 
 

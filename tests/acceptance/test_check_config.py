@@ -150,3 +150,26 @@ def test_a_polling_only_trigger_may_use_soql_beyond_the_evaluator(tmp_path: Path
     )
     result = run_cli("check-config", "--config", str(polling))
     assert result.returncode == 0, result.stderr
+
+
+def test_ha_on_a_sqlite_store_passes_with_a_note(tmp_path: Path) -> None:
+    config = tmp_path / "ha.yaml"
+    config.write_text(HEAD + "ha: {takeover: 30s}\n")
+    result = run_cli("check-config", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "note: ha has no effect on a sqlite store" in result.stdout
+    postgresql = tmp_path / "ha-postgresql.yaml"
+    postgresql.write_text(HEAD + "store: {url: 'postgresql://u@db/x'}\nha: {takeover: 30s}\n")
+    result = run_cli("check-config", "--config", str(postgresql))
+    assert result.returncode == 0, result.stderr
+    assert "store postgresql" in result.stdout and "note" not in result.stdout
+
+
+def test_a_renewal_too_slow_for_the_takeover_exits_2_naming_the_path(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(HEAD + "ha:\n  takeover: 10s\n  renew_every: 6s\n")
+    result = run_cli("check-config", "--config", str(config))
+    assert result.returncode == 2
+    assert f"{config}:5: ha.renew_every: 6s must be less than half of ha.takeover (10s)" in (
+        result.stderr
+    )

@@ -181,6 +181,7 @@ def test_every_kind_of_resource_is_checked() -> None:
 
 
 ENV_SECRET = "sftriggerd-secrets"
+POD_NAME_EXAMPLE = "sftriggerd-5d8f7c9b4-x2x7q"
 KEY_SECRET = "sftriggerd-salesforce-key"
 
 
@@ -213,6 +214,9 @@ def mounted_settings(resources: dict[str, Resource]) -> Settings:
     env = dict.fromkeys(secret_keys, "placeholder")
     env["CRM_SYNC_SECRET"] = "whsec_" + base64.b64encode(b"0123456789abcdef").decode()
     env["SFTRIGGERD_STORE_URL"] = "postgresql://sftriggerd:pw@db:5432/sftriggerd"
+    for variable in container(resources).get("env", []):
+        # A downward API value (the pod's name) exists only in a running pod: a likely one.
+        env[variable["name"]] = variable.get("value", POD_NAME_EXAMPLE)
     text = resources["ConfigMap"]["data"]["config.yaml"]
     with tempfile.TemporaryDirectory() as pod_root:
         # The mounted Secret volumes, written where the pod would see them (under pod_root).
@@ -399,22 +403,92 @@ def test_sqlite_is_one_replica_recreated_on_its_volume() -> None:
     }
 
 
-def test_postgresql_is_several_rolling_replicas_without_a_volume() -> None:
+def test_postgresql_is_three_replicas_rolled_one_at_a_time() -> None:
+    spec = variant("postgresql")["Deployment"]["spec"]
+    assert spec["replicas"] == 3
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1},
+    }
+
+
+def test_postgresql_budget_keeps_two_running_and_still_lets_a_node_drain() -> None:
     resources = variant("postgresql")
-    spec = resources["Deployment"]["spec"]
-    assert spec["replicas"] >= 2
-    assert spec["strategy"]["type"] == "RollingUpdate"
+    budget = resources["PodDisruptionBudget"]["spec"]
+    assert budget["minAvailable"] == 2 and "maxUnavailable" not in budget
+    # At replicas or above, no pod could ever be evicted and every node drain would stall.
+    assert budget["minAvailable"] < resources["Deployment"]["spec"]["replicas"]
+
+
+def test_postgresql_pods_keep_no_state_of_their_own() -> None:
+    resources = variant("postgresql")
     assert "PersistentVolumeClaim" not in resources
-    assert not any("persistentVolumeClaim" in v for v in spec["template"]["spec"]["volumes"])
-    assert resources["PodDisruptionBudget"]["spec"]["minAvailable"] == 1
+    volumes = resources["Deployment"]["spec"]["template"]["spec"]["volumes"]
+    kinds = {kind for volume in volumes for kind in volume if kind != "name"}
+    assert kinds <= {"configMap", "secret", "emptyDir"}
+    (scratch,) = [volume for volume in volumes if "emptyDir" in volume]
+    mounted_at = {m["name"]: m["mountPath"] for m in container(resources)["volumeMounts"]}
+    assert mounted_at[scratch["name"]] == "/tmp"
+
+
+def test_postgresql_store_url_and_its_password_come_from_the_secret() -> None:
+    resources = variant("postgresql")
     config = resources["ConfigMap"]["data"]["config.yaml"]
     assert re.search(r"^\s+url: \$\{SFTRIGGERD_STORE_URL\}$", config, re.MULTILINE)
+    assert resources["Secret"]["stringData"]["SFTRIGGERD_STORE_URL"].startswith("postgresql://")
+    (source,) = container(resources)["envFrom"]
+    assert source["secretRef"]["name"] == ENV_SECRET
     assert mounted_settings(resources).store.engine == "postgresql"
 
 
-def test_the_two_configs_differ_only_in_the_store() -> None:
+def test_postgresql_replicas_prefer_a_node_each() -> None:
+    resources = variant("postgresql")
+    pod = resources["Deployment"]["spec"]["template"]
+    anti = pod["spec"]["affinity"]["podAntiAffinity"]
+    # Required would leave a replica Pending on a cluster with fewer nodes than replicas.
+    assert set(anti) == {"preferredDuringSchedulingIgnoredDuringExecution"}
+    (preferred,) = anti["preferredDuringSchedulingIgnoredDuringExecution"]
+    term = preferred["podAffinityTerm"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert labels_match(term["labelSelector"]["matchLabels"], pod["metadata"]["labels"])
+    assert preferred["weight"] == 100
+
+
+def test_postgresql_replicas_are_named_after_their_pods() -> None:
+    resources = variant("postgresql")
+    env = {variable["name"]: variable for variable in container(resources)["env"]}
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    ha = mounted_settings(resources).ha
+    assert ha.resolved_replica_name == POD_NAME_EXAMPLE
+
+
+def test_postgresql_ha_settings_are_in_force() -> None:
+    resources = variant("postgresql")
+    settings = mounted_settings(resources)
+    assert "ha" in settings.model_fields_set
+    assert settings.ha.wake_ups == "notify"
+    assert settings.ha.resolved_renew_every * 2 < settings.ha.takeover
+    # The grace covers the drain, after which the leases are handed over.
+    pod = resources["Deployment"]["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] > settings.server.shutdown_grace.total_seconds()
+
+
+def test_postgresql_connection_count_in_the_config_is_the_arithmetic() -> None:
+    resources = variant("postgresql")
+    spec = resources["Deployment"]["spec"]
+    pods = spec["replicas"] + spec["strategy"]["rollingUpdate"]["maxSurge"]
+    per_pod = mounted_settings(resources).store.pool_size + 1  # + the listening connection
+    config = resources["ConfigMap"]["data"]["config.yaml"]
+    assert f"{pods} x {per_pod} = {pods * per_pod} at most" in config
+
+
+def test_the_two_configs_differ_only_in_the_store_and_ha() -> None:
     sqlite, postgresql = (mounted_settings(variant(name)) for name in VARIANTS)
-    assert sqlite.model_dump(exclude={"store"}) == postgresql.model_dump(exclude={"store"})
+    # ha has no effect on one SQLite replica; the sqlite variant leaves it out.
+    assert "ha" not in sqlite.model_fields_set
+    excluded = {"store", "ha"}
+    assert sqlite.model_dump(exclude=excluded) == postgresql.model_dump(exclude=excluded)
+    assert sqlite.store.retention == postgresql.store.retention
 
 
 def test_every_postgresql_file_says_it_needs_a_store_this_version_lacks() -> None:
