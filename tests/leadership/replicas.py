@@ -13,8 +13,12 @@ from sftriggerd.metrics import Metrics
 from sftriggerd.store.base import Store
 from sftriggerd.store.records import Checkpoint, IngestResult
 
-# Rounds are driven by hand in most tests; a lease lasts takeover - renew_every = 0.2 s.
-QUICK = Timing(takeover=timedelta(seconds=0.3), renew_every=timedelta(seconds=0.1))
+# Rounds are driven by hand in most tests. A lease lasts takeover - renew_every: a second
+# here, long enough for the rounds a test runs in a row on a busy machine, short enough to
+# wait for it to run out where a test needs that.
+QUICK = Timing(takeover=timedelta(seconds=1.2), renew_every=timedelta(seconds=0.2))
+# Leases that never run out within a test.
+STEADY = Timing(takeover=timedelta(seconds=120), renew_every=timedelta(seconds=30))
 
 
 class RecordingSource:

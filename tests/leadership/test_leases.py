@@ -7,7 +7,7 @@ import pytest
 
 from sftriggerd.store.base import Store
 from sftriggerd.store.leadership import Fence, LeaseLostError
-from tests.leadership.replicas import lease_ran_out, position, replica
+from tests.leadership.replicas import STEADY, lease_ran_out, position, replica
 from tests.support.waiting import eventually
 
 
@@ -89,7 +89,7 @@ async def test_shutdown_hands_the_lease_over_at_once(store: Store) -> None:
 
 async def test_four_triggers_spread_two_and_two(store: Store) -> None:
     triggers = ("t1", "t2", "t3", "t4")
-    a, b = replica(store, "a", triggers), replica(store, "b", triggers)
+    a, b = replica(store, "a", triggers, STEADY), replica(store, "b", triggers, STEADY)
     await a.leadership.round()  # alone: it takes all four
     assert a.leadership.led() == list(triggers)
     await b.leadership.round()  # two live replicas: a share of two, none free yet
@@ -108,7 +108,7 @@ async def test_four_triggers_spread_two_and_two(store: Store) -> None:
 
 async def test_replicas_starting_together_spread_too(store: Store) -> None:
     triggers = ("t1", "t2", "t3", "t4")
-    a, b = replica(store, "a", triggers), replica(store, "b", triggers)
+    a, b = replica(store, "a", triggers, STEADY), replica(store, "b", triggers, STEADY)
     await store.heartbeat("b", a.leadership.timing.takeover)  # "b" is up, has not led yet
     await a.leadership.round()
     await b.leadership.round()
