@@ -304,9 +304,7 @@ class MemoryOutbox(SqliteStore):
         self.recorded = 0
         self.all_recorded = asyncio.Event()
 
-    async def claim_due(
-        self, endpoint: str, limit: int, lease: timedelta, now: datetime
-    ) -> list[Claim]:
+    async def claim_due(self, endpoint: str, limit: int, lease: timedelta) -> list[Claim]:
         taken, self._claims = self._claims[:limit], self._claims[limit:]
         return taken
 
@@ -316,7 +314,7 @@ class MemoryOutbox(SqliteStore):
             self.all_recorded.set()
         return [True] * len(outcomes)
 
-    async def next_due_at(self, endpoint: str) -> datetime | None:
+    async def next_due_in(self, endpoint: str) -> timedelta | None:
         return None
 
     async def outbox_counts(self) -> dict[str, OutboxCounts]:
@@ -371,9 +369,8 @@ async def store_alone(path: Path, args: argparse.Namespace) -> Figures:
     try:
         started, cpu = time.perf_counter(), time.process_time()
         done = 0
-        while claims := await store.claim_due(ENDPOINT, args.concurrency, lease, datetime.now(UTC)):
-            at = datetime.now(UTC)
-            await store.record_outcomes([(claim, Delivered(status=204, at=at)) for claim in claims])
+        while claims := await store.claim_due(ENDPOINT, args.concurrency, lease):
+            await store.record_outcomes([(claim, Delivered(status=204)) for claim in claims])
             done += len(claims)
         elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu
     finally:

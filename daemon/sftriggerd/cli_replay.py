@@ -93,14 +93,14 @@ async def _bulk(settings: Settings, operation: replay.Operation, args: argparse.
     selection = replay.bulk_selection(
         settings, operation, args.endpoint, args.status, args.since, args.until, now
     )
-    done = await commands.with_store(settings, lambda store: store.requeue(selection, now))
+    done = await commands.with_store(settings, lambda store: store.requeue(selection))
     what = "dead deliveries" if operation == "redrive" else "deliveries"
     return replay.requeued_text(done, f"{what} of {selection.endpoint} are")
 
 
 async def _resend_one(settings: Settings, delivery_id: int) -> str:
     async def work(store: Store) -> str:
-        done = await store.requeue(Selection(delivery_id=delivery_id), datetime.now(UTC))
+        done = await store.requeue(Selection(delivery_id=delivery_id))
         if done.requeued:
             return f"delivery {delivery_id} is pending again"
         if done.already_pending:

@@ -83,14 +83,13 @@ def format_table(rows: list[DeliveryRow]) -> str:
 
 
 async def redrive(settings: Settings, delivery_id: int | None, endpoint: str | None) -> str:
-    now = datetime.now(UTC)
     if delivery_id is not None:
 
         async def by_id(store: Store) -> str:
             row = await store.get_delivery(delivery_id)
             if row is None:
                 raise UsageError(f"no delivery {delivery_id}")
-            if not await store.redrive(delivery_id, now):
+            if not await store.redrive(delivery_id):
                 raise UsageError(f"delivery {delivery_id} is {row.status}; only dead ones redrive")
             return f"delivery {delivery_id} is pending again"
 
@@ -99,7 +98,7 @@ async def redrive(settings: Settings, delivery_id: int | None, endpoint: str | N
         raise UsageError("give --id ID, or --endpoint NAME --status dead")
     if endpoint not in {e.name for e in settings.endpoints}:
         raise UsageError(f"no endpoint named '{endpoint}' in the configuration")
-    count = await with_store(settings, lambda store: store.redrive_endpoint(endpoint, now))
+    count = await with_store(settings, lambda store: store.redrive_endpoint(endpoint))
     return f"{count} dead deliveries of {endpoint} are pending again"
 
 

@@ -18,7 +18,7 @@ from .config.settings import EndpointSettings
 from .events.model import Event
 from .events.payload import UnencodableEvent, encode_body, poison_text, storable_text
 from .metrics import Metrics
-from .routing import endpoints_for, ordered_endpoints
+from .routing import endpoints_for, order_key, ordered_endpoints
 from .store.base import Store
 from .store.leadership import Fence
 from .store.records import Checkpoint, IngestResult, NewEvent, PoisonEvent
@@ -78,6 +78,7 @@ class Ingest:
             endpoints=targets,
             ordered_endpoints=self._ordered.intersection(targets),
             change=event.change,
+            order_key=order_key(event.trigger, event.record_id),
         )
 
     def chunks(self, trigger: str, events: Iterable[Event]) -> Iterator[Chunk]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from .errors import StoreError
 from .logs import get_logger
@@ -49,7 +49,7 @@ class Pruner:
     async def _prune_once(self) -> float:
         """Prunes once; returns how long to wait before the next."""
         try:
-            removed = await self._store.prune(datetime.now(UTC) - self._retention)
+            removed = await self._store.prune(self._retention)
         except StoreError as exc:
             self.failures += 1
             wait_s = retry_delay_s(self.failures, self._retry_after_s, self._every_s)

@@ -109,7 +109,7 @@ async def rewind(
 
     async def work() -> Requeued | None:
         # Queued before the checkpoint moves: the re-read then finds these events stored.
-        resent = await store.requeue(plan.resend, now) if resend else None
+        resent = await store.requeue(plan.resend) if resend else None
         await store.rewind(trigger.name, checkpoint, fence)
         return resent
 

@@ -24,3 +24,10 @@ def endpoints_for(event: Event, endpoints: Sequence[EndpointSettings]) -> tuple[
 
 def ordered_endpoints(endpoints: Sequence[EndpointSettings]) -> frozenset[str]:
     return frozenset(e.name for e in endpoints if e.ordering == "per_record")
+
+
+def order_key(trigger: str, record_id: str | None) -> str | None:
+    """What ties one record's changes together for per-record order: the trigger and the
+    record id (the unit separator cannot occur in either); None without a record id, whose
+    deliveries wait for nothing."""
+    return f"{trigger}\x1f{record_id}" if record_id else None

@@ -132,9 +132,9 @@ async def stored_streaming(path: Path) -> None:
         ]
         position = {"replay_id": 7, "channel": "/data/AccountChangeEvent"}
         await store.ingest("accounts", events, Checkpoint(trigger="accounts", position=position))
-        claims = await store.claim_due("hook", 3, timedelta(seconds=30), datetime.now(UTC))
+        claims = await store.claim_due("hook", 3, timedelta(seconds=30))
         for claim in claims:
-            await store.record_outcome(claim, Delivered(status=200, at=datetime.now(UTC)))
+            await store.record_outcome(claim, Delivered(status=200))
     finally:
         await store.close()
 

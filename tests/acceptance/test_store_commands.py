@@ -4,8 +4,8 @@ import asyncio
 import json
 from pathlib import Path
 
-from sftriggerd.store.migrations.sqlite import MIGRATIONS
 from sftriggerd.store.sqlite import SqliteStore
+from sftriggerd.store.sqlite.migrations import MIGRATIONS
 from tests.acceptance.cli import run_cli
 from tests.admin.test_api import seed
 

@@ -39,9 +39,9 @@ async def seed(store: Store) -> list[int]:
         for n in range(3)
     ]
     await store.ingest("accounts", events, Checkpoint(trigger="accounts", position={}))
-    delivered, dead, _ = await store.claim_due("hook", 3, timedelta(seconds=30), datetime.now(UTC))
-    await store.record_outcome(delivered, Delivered(status=200, at=datetime.now(UTC)))
-    await store.record_outcome(dead, Dead(status=410, error="HTTP 410 Gone", at=datetime.now(UTC)))
+    delivered, dead, _ = await store.claim_due("hook", 3, timedelta(seconds=30))
+    await store.record_outcome(delivered, Delivered(status=200))
+    await store.record_outcome(dead, Dead(status=410, error="HTTP 410 Gone"))
     return [delivered.delivery_id, dead.delivery_id]
 
 

@@ -28,13 +28,13 @@ async def failing_delivery(store: Store) -> int:
         endpoints=("hook",),
     )
     await store.ingest("accounts", [event], Checkpoint(trigger="accounts", position={}))
-    [claim] = await store.claim_due("hook", 1, timedelta(seconds=30), datetime.now(UTC))
+    [claim] = await store.claim_due("hook", 1, timedelta(seconds=30))
     trace = AttemptTrace(started_at=now, duration_ms=12, answer=f"busy {NASTY}")
-    retry = Retry(next_attempt_at=now, status=503, error="HTTP 503: busy", trace=trace)
+    retry = Retry(timedelta(0), status=503, error="HTTP 503: busy", trace=trace)
     await store.record_outcome(claim, retry)
-    [claim] = await store.claim_due("hook", 1, timedelta(seconds=30), datetime.now(UTC))
+    [claim] = await store.claim_due("hook", 1, timedelta(seconds=30))
     trace = AttemptTrace(started_at=now + timedelta(seconds=1), duration_ms=7, answer="")
-    await store.record_outcome(claim, Dead(status=410, error="HTTP 410", at=now, trace=trace))
+    await store.record_outcome(claim, Dead(status=410, error="HTTP 410", trace=trace))
     return claim.delivery_id
 
 

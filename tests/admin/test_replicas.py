@@ -18,9 +18,9 @@ from sftriggerd.store.records import Checkpoint
 from tests.admin.test_api import make_state
 from tests.admin.test_replay_api import admin_for
 from tests.admin.test_replay_api import make_state as replay_state
-from tests.leadership.replicas import QUICK, STEADY, lease_ran_out, replica
+from tests.leadership.replicas import STEADY, replica, run_out
 from tests.support.admin import Serve
-from tests.support.waiting import eventually
+from tests.support.clock import ShiftedClock
 from tests.unit.test_restartable import Builds
 
 __all__ = ["admin_for"]  # the rewind test's fixture, shared with the replay API's tests
@@ -30,7 +30,7 @@ async def test_replicas_lists_each_live_replica_and_the_triggers_it_leads(
     store: Store, serve: Serve, http: aiohttp.ClientSession
 ) -> None:
     triggers = ("t1", "t2", "t3")
-    a, b = replica(store, "a", triggers, STEADY), replica(store, "b", triggers, STEADY)
+    a, b = replica(store, "a", triggers), replica(store, "b", triggers)
     await store.heartbeat("b", a.leadership.timing.takeover)
     await a.leadership.round()
     await b.leadership.round()
@@ -78,13 +78,15 @@ async def test_a_trigger_shows_its_leader_and_stands_by_where_it_is_not_led(
     assert on_b["last_error"] is None
 
 
-async def test_a_rewind_goes_through_the_leader_only(store: Store, admin_for: Any) -> None:
+async def test_a_rewind_goes_through_the_leader_only(
+    store: Store, clock: ShiftedClock, admin_for: Any
+) -> None:
     position = {"replay_id": 90, "channel": "/data/AccountChangeEvent"}
     await store.ingest("accounts", [], Checkpoint(trigger="accounts", position=position))
     rigs = {}
     for name in ("a", "b"):
         source = RestartableSource("accounts", Builds())
-        leadership = Leadership(store, name, {"accounts": source}, QUICK, Metrics())
+        leadership = Leadership(store, name, {"accounts": source}, STEADY, Metrics())
         await leadership.round()
         state = replay_state(store)
         state.sources, state.replica = {"accounts": source}, name
@@ -98,7 +100,7 @@ async def test_a_rewind_goes_through_the_leader_only(store: Store, admin_for: An
     assert status == 200 and body["restarted"] is True
     assert await replay_id(store) == 12
     # "a" paused past its lease and "b" took over; "a" has not noticed yet: refused anyway.
-    await eventually(lambda: lease_ran_out(store, "accounts"))
+    await run_out(store, clock, "accounts")
     await b.round()
     assert a.leads("accounts")
     status, body = await on_a.post("/api/triggers/accounts/rewind", {"to": "5"})

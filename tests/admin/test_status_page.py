@@ -75,15 +75,12 @@ async def seed_failures(
         for n in range(dead + 2)
     ]
     await store.ingest("accounts", events, Checkpoint(trigger="accounts", position={}))
-    claims = await store.claim_due("hook", dead + 2, timedelta(seconds=30), datetime.now(UTC))
+    claims = await store.claim_due("hook", dead + 2, timedelta(seconds=30))
     delivered, retrying, *dead_claims = claims
-    await store.record_outcome(delivered, Delivered(status=200, at=now))
-    retry_at = now + timedelta(minutes=2)
-    await store.record_outcome(
-        retrying, Retry(next_attempt_at=retry_at, status=503, error=retry_error)
-    )
+    await store.record_outcome(delivered, Delivered(status=200))
+    await store.record_outcome(retrying, Retry(timedelta(minutes=2), status=503, error=retry_error))
     for claim in dead_claims:
-        await store.record_outcome(claim, Dead(status=410, error=error, at=now))
+        await store.record_outcome(claim, Dead(status=410, error=error))
     return Seeded(delivered.delivery_id, dead_claims[-1].delivery_id, retrying.delivery_id)
 
 
@@ -209,9 +206,9 @@ async def test_leftover_endpoints_and_redriven_deliveries_are_labelled(
     now = datetime.now(UTC)
     event = NewEvent(event_id="e", record_id="r", occurred_at=now, body=b"{}", endpoints=("gone",))
     await store.ingest("accounts", [event], Checkpoint(trigger="accounts", position={}))
-    [claim] = await store.claim_due("gone", 1, timedelta(seconds=30), datetime.now(UTC))
-    await store.record_outcome(claim, Dead(status=None, error="connection refused", at=now))
-    await store.redrive(claim.delivery_id, now)
+    [claim] = await store.claim_due("gone", 1, timedelta(seconds=30))
+    await store.record_outcome(claim, Dead(status=None, error="connection refused"))
+    await store.redrive(claim.delivery_id)
     _, body = await (await page_for(page_state(store)))("/")
     assert "not in the config" in row(body, "data-endpoint", "gone")
     assert ">redriven<" in row(body, "data-delivery", claim.delivery_id)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +120,7 @@ async def test_shows_the_state_and_redrives_with_the_token(
     await expect(hook.locator('td[data-label="Dead"]')).to_have_text("1")
 
     # Someone else redrives the other one first; the stale button then gets a clear 409.
-    await store.redrive(first_dead, datetime.now(UTC))
+    await store.redrive(first_dead)
     await page.locator(f'tr[data-delivery="{first_dead}"]').get_by_role("button").click()
     await expect(page.locator("#message")).to_contain_text("was not redriven")
     await expect(page.locator("#message")).to_contain_text("is pending")

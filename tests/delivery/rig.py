@@ -13,6 +13,7 @@ from typing import Any
 
 from sftriggerd.config.settings import EndpointSettings, RetrySettings
 from sftriggerd.delivery import Dispatcher
+from sftriggerd.routing import order_key
 from sftriggerd.store.records import Checkpoint, DeliveryRow, NewEvent
 from sftriggerd.store.sqlite import SqliteStore
 
@@ -45,6 +46,7 @@ def new_event(name: str, record: str | None = None, ordered: bool = True) -> New
         body=f'{{"id":"{name}"}}'.encode(),
         endpoints=("hook",),
         ordered_endpoints=frozenset({"hook"}) if ordered else frozenset(),
+        order_key=order_key("t", record or f"rec-{name}"),
     )
 
 

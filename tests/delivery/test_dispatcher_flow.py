@@ -123,7 +123,7 @@ async def test_shutdown_records_a_2xx_and_releases_unfinished_claims(
         assert (released.status, released.attempts, released.last_error) == ("pending", 0, None)
         assert released.next_attempt_at is not None
         assert released.next_attempt_at <= datetime.now(UTC)
-    again = await store.claim_due("hook", 10, timedelta(seconds=30), datetime.now(UTC))
+    again = await store.claim_due("hook", 10, timedelta(seconds=30))
     assert sorted(claim.event_id for claim in again) == ["hang1", "hang2"]
 
 
@@ -163,18 +163,16 @@ class SlowClaims(SqliteStore):
 
     delayed = False
 
-    async def claim_due(
-        self, endpoint: str, limit: int, lease: timedelta, now: datetime
-    ) -> list[Claim]:
-        claims = await super().claim_due(endpoint, limit, lease, now)
+    async def claim_due(self, endpoint: str, limit: int, lease: timedelta) -> list[Claim]:
+        claims = await super().claim_due(endpoint, limit, lease)
         if claims and not self.delayed:
             self.delayed = True
             await asyncio.sleep(0.4)
         return claims
 
-    async def release(self, claims: Sequence[Claim], now: datetime) -> None:
+    async def release(self, claims: Sequence[Claim]) -> None:
         self.released = [claim.event_id for claim in claims]
-        await super().release(claims, now)
+        await super().release(claims)
 
 
 async def test_a_claim_whose_lease_ran_short_is_given_back_not_sent(

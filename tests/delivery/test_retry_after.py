@@ -39,7 +39,7 @@ def test_any_header_classifies_as_a_retry_or_dead(value: str, attempts: int) -> 
     outcome = classify(answer(503, value), claim(attempts=attempts), RETRY, NOW, 0.5)
     assert isinstance(outcome, Retry | Dead)
     if isinstance(outcome, Retry):
-        assert NOW <= outcome.next_attempt_at <= NOW + RETRY.max_age
+        assert timedelta(0) <= outcome.delay <= RETRY.max_age
 
 
 @pytest.mark.parametrize(
@@ -72,13 +72,11 @@ def test_the_retry_after_limit_counts_from_retry_since_not_occurred_at() -> None
     so the receiver's Retry-After is honoured, not taken as "aged out"."""
     redriven = claim(retry_since=NOW - timedelta(minutes=1), occurred_at=NOW - timedelta(days=9))
     outcome = classify(answer(503, "60"), redriven, RETRY, NOW, 0.5)
-    assert outcome == Retry(
-        next_attempt_at=NOW + timedelta(seconds=60), status=503, error="HTTP 503"
-    )
+    assert outcome == Retry(delay=timedelta(seconds=60), status=503, error="HTTP 503")
     # And the limit itself is retry_since + max_age.
     capped = classify(answer(429, "86400"), redriven, RETRY, NOW, 0.5)
     assert isinstance(capped, Retry)
-    assert capped.next_attempt_at == redriven.retry_since + RETRY.max_age
+    assert NOW + capped.delay == redriven.retry_since + RETRY.max_age
 
 
 def answer(status: int, retry_after: str | None) -> Answer:

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from sftriggerd.delivery import Dispatcher
 from sftriggerd.metrics import Metrics
+from sftriggerd.routing import order_key
 from sftriggerd.store.records import Checkpoint, DeliveryRow, NewEvent
 from sftriggerd.store.sqlite import SqliteStore
 from tests.delivery.rig import MS, endpoint, running
@@ -65,6 +66,7 @@ async def enqueue(
             body=f'{{"id":"{name}"}}'.encode(),
             endpoints=(endpoint_name,),
             ordered_endpoints=frozenset({endpoint_name}),
+            order_key=order_key("t", f"rec-{name}"),
         )
         for name in names
     ]
@@ -138,7 +140,7 @@ async def test_with_the_breaker_open_deliveries_still_expire_at_max_age(
         healthy = endpoint(receiver.url, max_age=timedelta(days=1))
         restarted = Dispatcher(store, [healthy], Metrics())
         async with running(restarted):
-            assert await store.redrive_endpoint("hook", datetime.now(UTC)) == 3
+            assert await store.redrive_endpoint("hook") == 3
             restarted.notify(["hook"])
             await eventually(lambda: _counted(store, "hook", "delivered", 3))
         assert sorted(receiver.ids()) == ["first", "first", "second", "third"]

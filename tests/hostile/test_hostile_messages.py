@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +104,7 @@ HOSTILE: list[tuple[str, Any, str]] = [
 
 
 async def bodies(store: SqliteStore) -> dict[str, dict[str, Any]]:
-    claims = await store.claim_due("hook", 10_000, timedelta(seconds=30), datetime.now(UTC))
+    claims = await store.claim_due("hook", 10_000, timedelta(seconds=30))
     return {c.event_id: json.loads(c.body.decode("utf-8")) for c in claims}
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sftriggerd.store.replay import Selection
 from sftriggerd.store.sqlite import SqliteStore
-from tests.store.test_store_contract import LEASE, checkpoint, event, now
+from tests.store.test_store_contract import LEASE, checkpoint, event
 
 ROWS = 60_000
 
@@ -41,13 +41,13 @@ async def test_an_ingest_does_not_wait_for_a_whole_bulk_resend(tmp_path: Path) -
     try:
         seed_delivered(tmp_path / "state.db", ROWS)
         resend = asyncio.create_task(
-            store.requeue(Selection(endpoint="hook", statuses=frozenset({"delivered"})), now())
+            store.requeue(Selection(endpoint="hook", statuses=frozenset({"delivered"})))
         )
         await asyncio.sleep(0)  # the resend has asked the store thread for its first work
         await store.ingest("t", [event(1, "A")], checkpoint(1))
         assert not resend.done(), "the ingest waited for the whole resend"
         done = await resend
         assert done.requeued == ROWS
-        assert len(await store.claim_due("hook", ROWS + 10, LEASE, now())) >= 1
+        assert len(await store.claim_due("hook", ROWS + 10, LEASE)) >= 1
     finally:
         await store.close()

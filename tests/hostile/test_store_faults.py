@@ -19,13 +19,13 @@ import pytest
 
 from sftriggerd.errors import StoreError
 from sftriggerd.pruner import Pruner
-from sftriggerd.store import sqlite_prune
-from sftriggerd.store.migrations.sqlite import MIGRATIONS
 from sftriggerd.store.records import Delivered
 from sftriggerd.store.sqlite import SqliteStore
+from sftriggerd.store.sqlite import prune as sqlite_prune
+from sftriggerd.store.sqlite.migrations import MIGRATIONS
 from tests.acceptance.cli import run_cli
 from tests.acceptance.test_store_commands import write_config
-from tests.store.test_store_contract import LEASE, checkpoint, event, now
+from tests.store.test_store_contract import LEASE, checkpoint, event
 
 OPEN_AND_REPORT = """
 import asyncio, sys
@@ -85,7 +85,7 @@ async def restart_and_ingest(path: Path) -> None:
     await store.open(create=False)
     try:
         await store.ingest("t", [event(1)], checkpoint(1))
-        [claim] = await store.claim_due("hook", 1, LEASE, now())
+        [claim] = await store.claim_due("hook", 1, LEASE)
         assert claim.event_id == "evt_1"
     finally:
         await store.close()
@@ -145,8 +145,8 @@ def test_an_inspection_command_on_a_mistyped_store_path_fails_and_creates_nothin
 async def delivered_history(store: SqliteStore, size: int, first: int = 0) -> None:
     events = [event(n, record=f"r{n}") for n in range(first, first + size)]
     await store.ingest("t", events, checkpoint(first + size))
-    claims = await store.claim_due("hook", size, LEASE, now())
-    assert all(await store.record_outcomes([(c, Delivered(status=200, at=now())) for c in claims]))
+    claims = await store.claim_due("hook", size, LEASE)
+    assert all(await store.record_outcomes([(c, Delivered(status=200)) for c in claims]))
 
 
 def break_deletes(path: Path, from_id: int = 0) -> None:
@@ -224,13 +224,13 @@ async def test_a_prune_that_fails_half_way_keeps_what_it_did_and_the_store_works
         await delivered_history(store, 25)
         break_deletes(path, from_id=11)
         with pytest.raises(StoreError, match="injected"):
-            await store.prune(now())
+            await store.prune(timedelta(0))
         assert delivery_count(path) == 15
         # The store is not left inside a transaction: ingest and claim still work.
         await store.ingest("t", [event(500, record="x")], checkpoint(500))
-        [claim] = await store.claim_due("hook", 10, LEASE, now())
+        [claim] = await store.claim_due("hook", 10, LEASE)
         assert claim.event_id == "evt_500"
         heal(path)
-        assert await store.prune(now()) == 15
+        assert await store.prune(timedelta(0)) == 15
     finally:
         await store.close()

@@ -29,9 +29,9 @@ async def test_a_polled_trigger_rewound_reads_again_and_resends_only_when_asked(
     await freeze(http, emulator.url, None)
     rig = await make_rig(emulator.url, http, tmp_path)
     assert await rig.source.poll_once() == 4
-    claims = await rig.store.claim_due("hook", 10, timedelta(seconds=30), datetime.now(UTC))
+    claims = await rig.store.claim_due("hook", 10, timedelta(seconds=30))
     for claim in claims:
-        await rig.store.record_outcome(claim, Delivered(status=200, at=datetime.now(UTC)))
+        await rig.store.record_outcome(claim, Delivered(status=200))
     reached = await stored(rig)
 
     to = format_time(now - timedelta(hours=2))

@@ -12,12 +12,11 @@ from sftriggerd.leadership import Leadership, Timing
 from sftriggerd.metrics import Metrics
 from sftriggerd.store.base import Store
 from sftriggerd.store.records import Checkpoint, IngestResult
+from tests.support.clock import ShiftedClock
 
-# Rounds are driven by hand in most tests. A lease lasts takeover - renew_every: a second
-# here, long enough for the rounds a test runs in a row on a busy machine, short enough to
-# wait for it to run out where a test needs that.
-QUICK = Timing(takeover=timedelta(seconds=1.2), renew_every=timedelta(seconds=0.2))
-# Leases that never run out within a test.
+# Rounds are driven by hand. Leases last takeover - renew_every = 90 s: they never run out
+# by themselves within a test; a test runs one out by moving the store's clock past it
+# (`run_out`).
 STEADY = Timing(takeover=timedelta(seconds=120), renew_every=timedelta(seconds=30))
 
 
@@ -87,7 +86,7 @@ class ReplicaRig:
 
 
 def replica(
-    store: Store, name: str, triggers: tuple[str, ...] = ("t",), timing: Timing = QUICK
+    store: Store, name: str, triggers: tuple[str, ...] = ("t",), timing: Timing = STEADY
 ) -> ReplicaRig:
     metrics = Metrics()
     ingest = Ingest(store, (), metrics)
@@ -97,8 +96,11 @@ def replica(
     return ReplicaRig(name, leadership, sources, metrics)
 
 
-async def lease_ran_out(store: Store, trigger: str) -> bool:
-    return not {lease.trigger: lease for lease in await store.leases()}[trigger].live
+async def run_out(store: Store, clock: ShiftedClock, trigger: str = "t") -> None:
+    """Moves the store's clock past the lease's end: its holder is dead (or frozen)."""
+    clock.advance(STEADY.lasting + timedelta(seconds=1))
+    lease = {lease.trigger: lease for lease in await store.leases()}[trigger]
+    assert not lease.live
 
 
 async def position(store: Store, trigger: str = "t") -> object:

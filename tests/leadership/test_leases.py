@@ -7,7 +7,8 @@ import pytest
 
 from sftriggerd.store.base import Store
 from sftriggerd.store.leadership import Fence, LeaseLostError
-from tests.leadership.replicas import STEADY, lease_ran_out, position, replica
+from tests.leadership.replicas import position, replica, run_out
+from tests.support.clock import ShiftedClock
 from tests.support.waiting import eventually
 
 
@@ -25,13 +26,16 @@ async def test_two_replicas_one_holder_one_running_source(store: Store) -> None:
 
 
 async def test_a_dead_leaders_trigger_is_taken_at_the_first_round_after_its_lease(
-    store: Store,
+    store: Store, clock: ShiftedClock
 ) -> None:
     a, b = replica(store, "a"), replica(store, "b")
     await a.leadership.round()
     await b.leadership.round()
     # "a" dies: it renews no more. While its lease runs, "b" leaves the trigger alone.
-    await eventually(lambda: lease_ran_out(store, "t"))
+    for _ in range(3):
+        await b.leadership.round()
+    assert b.leadership.led() == []
+    await run_out(store, clock)
     await b.leadership.round()
     assert b.leadership.led() == ["t"]
     await eventually(lambda: b.running() == ["t"])
@@ -44,13 +48,15 @@ async def test_a_dead_leaders_trigger_is_taken_at_the_first_round_after_its_leas
     assert a.changes("t", "lost") == 1
 
 
-async def test_a_paused_ex_leader_cannot_move_the_checkpoint(store: Store) -> None:
+async def test_a_paused_ex_leader_cannot_move_the_checkpoint(
+    store: Store, clock: ShiftedClock
+) -> None:
     a, b = replica(store, "a"), replica(store, "b")
     await a.leadership.round()
     await a.sources["t"].write(1)
     assert await position(store) == 1
     # "a" freezes past its lease (no rounds); "b" takes over and moves on.
-    await eventually(lambda: lease_ran_out(store, "t"))
+    await run_out(store, clock)
     await b.leadership.round()
     await b.sources["t"].write(2)
     # "a" wakes, still believing it leads, and writes: refused, nothing written.
@@ -89,7 +95,7 @@ async def test_shutdown_hands_the_lease_over_at_once(store: Store) -> None:
 
 async def test_four_triggers_spread_two_and_two(store: Store) -> None:
     triggers = ("t1", "t2", "t3", "t4")
-    a, b = replica(store, "a", triggers, STEADY), replica(store, "b", triggers, STEADY)
+    a, b = replica(store, "a", triggers), replica(store, "b", triggers)
     await a.leadership.round()  # alone: it takes all four
     assert a.leadership.led() == list(triggers)
     await b.leadership.round()  # two live replicas: a share of two, none free yet
@@ -108,18 +114,20 @@ async def test_four_triggers_spread_two_and_two(store: Store) -> None:
 
 async def test_replicas_starting_together_spread_too(store: Store) -> None:
     triggers = ("t1", "t2", "t3", "t4")
-    a, b = replica(store, "a", triggers, STEADY), replica(store, "b", triggers, STEADY)
+    a, b = replica(store, "a", triggers), replica(store, "b", triggers)
     await store.heartbeat("b", a.leadership.timing.takeover)  # "b" is up, has not led yet
     await a.leadership.round()
     await b.leadership.round()
     assert len(a.leadership.led()) == len(b.leadership.led()) == 2
 
 
-async def test_restart_after_a_takeover_then_quiet_then_the_next_takeover(store: Store) -> None:
+async def test_restart_after_a_takeover_then_quiet_then_the_next_takeover(
+    store: Store, clock: ShiftedClock
+) -> None:
     a, b = replica(store, "a"), replica(store, "b")
     await a.leadership.round()
     await a.sources["t"].write(1)
-    await eventually(lambda: lease_ran_out(store, "t"))
+    await run_out(store, clock)
     await b.leadership.round()  # takeover: "b" leads, epoch 2
     await b.sources["t"].write(2)
     # "a" restarts right after: a new process under the same name, nothing in memory.
@@ -134,7 +142,7 @@ async def test_restart_after_a_takeover_then_quiet_then_the_next_takeover(store:
     assert b.changes("t", "acquired") == 1 and b.changes("t", "lost") == 0
     await b.sources["t"].write(3)
     # "b" dies in turn: the restarted "a" takes over with the next epoch.
-    await eventually(lambda: lease_ran_out(store, "t"))
+    await run_out(store, clock)
     await a.leadership.round()
     [lease] = await store.leases()
     assert (lease.holder, lease.epoch) == ("a", 3)

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from sftriggerd.errors import StoreError
-from sftriggerd.store.migrations.sqlite import MIGRATIONS
 from sftriggerd.store.records import (
     AttemptTrace,
     Checkpoint,
@@ -20,52 +19,57 @@ from sftriggerd.store.records import (
     Retry,
 )
 from sftriggerd.store.sqlite import SqliteStore
+from sftriggerd.store.sqlite.migrations import MIGRATIONS
 from tests.store.test_sqlite_migrations import old_file
+from tests.support.clock import FrozenClock
 
-T0 = datetime(2030, 3, 1, 12, 0, tzinfo=UTC)  # after every real "now" of an ingest
+T0 = datetime(2030, 3, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
 BODY = b'{"type":"record.updated","id":"evt_1"}'
 
 
-async def one_claim(store: SqliteStore, now: datetime, event_id: str = "evt_1") -> Claim:
+async def one_claim(store: SqliteStore, event_id: str = "evt_1") -> Claim:
     event = NewEvent(
         event_id=event_id, record_id="001", occurred_at=T0, body=BODY, endpoints=("hook",)
     )
     await store.ingest("accounts", [event], Checkpoint(trigger="accounts", position={}))
-    [claim] = await store.claim_due("hook", 1, LEASE, now)
+    [claim] = await store.claim_due("hook", 1, LEASE)
     return claim
 
 
-async def claim_again(store: SqliteStore, now: datetime) -> Claim:
-    [claim] = await store.claim_due("hook", 1, LEASE, now)
+async def claim_again(store: SqliteStore) -> Claim:
+    [claim] = await store.claim_due("hook", 1, LEASE)
     return claim
 
 
 async def test_each_attempt_is_kept_oldest_first_across_a_redrive(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "s.db")
+    clock = FrozenClock(T0)
+    store = SqliteStore(tmp_path / "s.db", clock=clock)
     await store.open()
     try:
-        claim = await one_claim(store, T0)
+        claim = await one_claim(store)
         retry_at = T0 + timedelta(seconds=5)
         first = Retry(
-            next_attempt_at=retry_at,
+            delay=timedelta(seconds=5),
             status=503,
             error="HTTP 503: busy",
             trace=AttemptTrace(started_at=T0, duration_ms=42, answer="busy\nnow"),
         )
         assert await store.record_outcome(claim, first)
-        claim = await claim_again(store, retry_at)
+        clock.advance(timedelta(seconds=5))
+        claim = await claim_again(store)
         second = Dead(
             status=None,
             error="timeout after 10s (max_age reached)",
-            at=retry_at + timedelta(seconds=10),
             trace=AttemptTrace(started_at=retry_at, duration_ms=10_000, answer=None),
         )
+        clock.advance(timedelta(seconds=10))
         assert await store.record_outcome(claim, second)
         later = retry_at + timedelta(minutes=1)
-        assert await store.redrive(claim.delivery_id, later)
-        claim = await claim_again(store, later)
-        assert await store.record_outcome(claim, Delivered(status=204, at=later))
+        clock.advance(later - clock())
+        assert await store.redrive(claim.delivery_id)
+        claim = await claim_again(store)
+        assert await store.record_outcome(claim, Delivered(status=204))
 
         detail = await store.get_delivery_detail(claim.delivery_id)
         assert detail is not None and detail.body == BODY
@@ -77,7 +81,7 @@ async def test_each_attempt_is_kept_oldest_first_across_a_redrive(tmp_path: Path
         assert history == [
             (T0, 42, 503, "HTTP 503: busy", "busy\nnow", retry_at),
             (retry_at, 10_000, None, "timeout after 10s (max_age reached)", None, None),
-            # Written without a trace: the outcome's own time, no duration, no answer.
+            # Written without a trace: the store's time, no duration, no answer.
             (later, None, 204, None, None, None),
         ]
         assert await store.get_delivery_detail(claim.delivery_id + 1) is None
@@ -86,17 +90,16 @@ async def test_each_attempt_is_kept_oldest_first_across_a_redrive(tmp_path: Path
 
 
 async def test_an_outcome_whose_lease_was_lost_adds_no_attempt(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "s.db")
+    clock = FrozenClock(T0)
+    store = SqliteStore(tmp_path / "s.db", clock=clock)
     await store.open()
     try:
-        stale = await one_claim(store, T0)
+        stale = await one_claim(store)
         # The lease ran out and another process took the delivery.
-        fresh = await claim_again(store, T0 + LEASE + timedelta(seconds=1))
+        clock.advance(LEASE + timedelta(seconds=1))
+        fresh = await claim_again(store)
         recorded = await store.record_outcomes(
-            [
-                (stale, Delivered(status=200, at=T0)),
-                (fresh, Delivered(status=201, at=T0 + LEASE)),
-            ]
+            [(stale, Delivered(status=200)), (fresh, Delivered(status=201))]
         )
         assert recorded == [False, True]
         detail = await store.get_delivery_detail(fresh.delivery_id)
@@ -115,14 +118,14 @@ async def test_an_attempt_that_cannot_be_written_leaves_the_outcome_unrecorded(
     store = SqliteStore(path)
     await store.open()
     try:
-        claim = await one_claim(store, T0)
+        claim = await one_claim(store)
         with sqlite3.connect(path) as other:
             other.execute(
                 "CREATE TRIGGER no_room BEFORE INSERT ON attempts"
                 " BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
             )
         with pytest.raises(StoreError, match="disk is full"):
-            await store.record_outcome(claim, Delivered(status=200, at=T0))
+            await store.record_outcome(claim, Delivered(status=200))
         row = await store.get_delivery(claim.delivery_id)
         assert row is not None and row.status == "in_flight" and row.attempts == 0
     finally:
@@ -131,16 +134,18 @@ async def test_an_attempt_that_cannot_be_written_leaves_the_outcome_unrecorded(
 
 async def test_attempts_are_pruned_with_their_delivery(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
-    store = SqliteStore(path)
+    clock = FrozenClock(T0)
+    store = SqliteStore(path, clock=clock)
     await store.open()
     try:
-        old = await one_claim(store, T0, "evt_old")
-        await store.record_outcome(old, Retry(T0, 500, "HTTP 500"))
-        old = await claim_again(store, T0)
-        await store.record_outcome(old, Delivered(status=200, at=T0))
-        young = await one_claim(store, T0, "evt_young")
-        await store.record_outcome(young, Delivered(status=200, at=T0 + timedelta(days=2)))
-        assert await store.prune(T0 + timedelta(days=1)) == 1
+        old = await one_claim(store, "evt_old")
+        await store.record_outcome(old, Retry(timedelta(0), 500, "HTTP 500"))
+        old = await claim_again(store)
+        await store.record_outcome(old, Delivered(status=200))
+        clock.advance(timedelta(days=2))
+        young = await one_claim(store, "evt_young")
+        await store.record_outcome(young, Delivered(status=200))
+        assert await store.prune(timedelta(days=1)) == 1
     finally:
         await store.close()
     with sqlite3.connect(path) as db:
@@ -159,11 +164,9 @@ async def test_a_schema_4_file_with_data_gains_the_history(tmp_path: Path) -> No
         detail = await store.get_delivery_detail(dead[0].id)
         # Attempts made before the upgrade were not kept: the history starts empty.
         assert detail is not None and detail.body == b"{}" and detail.attempts == ()
-        assert await store.redrive(dead[0].id, T0)
-        [claim] = [
-            c for c in await store.claim_due("hook", 5, LEASE, T0) if c.event_id == "evt_dead"
-        ]
-        await store.record_outcome(claim, Delivered(status=200, at=T0))
+        assert await store.redrive(dead[0].id)
+        [claim] = [c for c in await store.claim_due("hook", 5, LEASE) if c.event_id == "evt_dead"]
+        await store.record_outcome(claim, Delivered(status=200))
         detail = await store.get_delivery_detail(dead[0].id)
         assert detail is not None and [a.status for a in detail.attempts] == [200]
     finally:

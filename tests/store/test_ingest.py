@@ -47,7 +47,7 @@ async def test_ingest_routes_encodes_counts_and_notifies(store: Store) -> None:
         == 3
     )
     assert sample("sftriggerd_events_enqueued_total", {"trigger": "accounts"}) == 2
-    claims = await store.claim_due("account-creates", 10, timedelta(seconds=5), datetime.now(UTC))
+    claims = await store.claim_due("account-creates", 10, timedelta(seconds=5))
     assert [c.event_id for c in claims] == ["evt_1"]
     assert b'"type":"account.created"' in claims[0].body
 
@@ -90,7 +90,7 @@ async def counting(tmp_path: Path) -> AsyncIterator[CountingStore]:
 
 
 async def pending(store: Store, endpoint: str = "all") -> list[str]:
-    claims = await store.claim_due(endpoint, 100_000, timedelta(seconds=5), datetime.now(UTC))
+    claims = await store.claim_due(endpoint, 100_000, timedelta(seconds=5))
     return sorted(c.event_id for c in claims)
 
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from sftriggerd.store.migrations.sqlite import MIGRATIONS
 from sftriggerd.store.sqlite import SqliteStore
-from sftriggerd.store.sqlite_ops import _statements
+from sftriggerd.store.sqlite.migrations import MIGRATIONS
+from sftriggerd.store.sqlite.ops import _statements
 
 
 def old_file(path: Path, version: int) -> None:
@@ -60,10 +60,10 @@ async def test_an_older_file_is_migrated_and_its_deliveries_keep_their_state(
             "hook": (2, 1),
             "other": (0, 1),
         }
-        claims = await store.claim_due("hook", 10, timedelta(seconds=30), datetime.now(UTC))
+        claims = await store.claim_due("hook", 10, timedelta(seconds=30))
         assert [(c.event_id, c.body) for c in claims] == [("evt_old", b"{}"), ("evt_odd", b"{}")]
-        assert await store.redrive_endpoint("hook", datetime.now(UTC)) == 1
-        assert await store.prune(datetime.now(UTC)) == 1  # the delivered one
+        assert await store.redrive_endpoint("hook") == 1
+        assert await store.prune(timedelta(0)) == 1  # the delivered one
     finally:
         await store.close()
     with sqlite3.connect(path) as db:

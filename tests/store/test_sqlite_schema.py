@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from sftriggerd.errors import StoreError
-from sftriggerd.store.migrations.sqlite import MIGRATIONS
 from sftriggerd.store.sqlite import SqliteStore
+from sftriggerd.store.sqlite.migrations import MIGRATIONS
 
 
 def versions(path: Path) -> list[int]:

@@ -10,9 +10,9 @@ from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sftriggerd.store import sqlite_leases, sqlite_ops
+from sftriggerd.routing import order_key
 from sftriggerd.store.records import Checkpoint, Delivered, NewEvent
-from sftriggerd.store.sqlite import SqliteStore
+from sftriggerd.store.sqlite import SqliteStore, leases, ops
 
 T0 = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
@@ -27,6 +27,7 @@ def new_event(n: int) -> NewEvent:
         body=b"{}",
         endpoints=("hook",),
         ordered_endpoints=frozenset({"hook"}),
+        order_key=order_key("t", f"r{n % 50}"),
     )
 
 
@@ -37,8 +38,8 @@ async def store_file(path: Path, delivered: int, pending: int) -> None:
     try:
         events = [new_event(n) for n in range(delivered + pending)]
         await store.ingest("t", events[:delivered], Checkpoint("t", {"n": delivered}))
-        while claims := await store.claim_due("hook", 500, LEASE, datetime.now(UTC)):
-            await store.record_outcomes([(c, Delivered(status=204, at=T0)) for c in claims])
+        while claims := await store.claim_due("hook", 500, LEASE):
+            await store.record_outcomes([(c, Delivered(status=204)) for c in claims])
         await store.ingest("t", events[delivered:], Checkpoint("t", {"n": len(events)}))
     finally:
         await store.close()
@@ -61,11 +62,11 @@ def vm_steps(path: Path, query: Callable[[sqlite3.Connection], object]) -> int:
 async def test_counts_and_next_due_do_not_read_delivered_history(tmp_path: Path) -> None:
     await store_file(tmp_path / "young.db", delivered=10, pending=OPEN)
     await store_file(tmp_path / "old.db", delivered=3000, pending=OPEN)
-    for query in (sqlite_ops.outbox_counts, lambda db: sqlite_ops.next_due_at(db, "hook")):
+    for query in (ops.outbox_counts, lambda db: ops.next_due_at(db, "hook")):
         young, old = vm_steps(tmp_path / "young.db", query), vm_steps(tmp_path / "old.db", query)
         assert old < young * 1.5, (young, old)
     with closing(sqlite3.connect(tmp_path / "old.db")) as db:
-        assert sqlite_ops.outbox_counts(db)["hook"].pending == OPEN
+        assert ops.outbox_counts(db)["hook"].pending == OPEN
 
 
 async def test_a_claim_reads_what_it_takes_not_the_backlog(tmp_path: Path) -> None:
@@ -73,7 +74,7 @@ async def test_a_claim_reads_what_it_takes_not_the_backlog(tmp_path: Path) -> No
     await store_file(tmp_path / "long.db", delivered=0, pending=5000)
 
     def claim(db: sqlite3.Connection) -> object:
-        return sqlite_leases.claimable_ids(db, "hook", 10, datetime.now(UTC))
+        return leases.claimable_ids(db, "hook", 10, datetime.now(UTC))
 
     short, long = vm_steps(tmp_path / "short.db", claim), vm_steps(tmp_path / "long.db", claim)
     assert long < short * 1.5, (short, long)

@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sftriggerd.errors import StoreError
+from sftriggerd.routing import order_key
 from sftriggerd.store.base import Store
 from sftriggerd.store.records import Checkpoint, Dead, Delivered, NewEvent, PoisonEvent, Retry
+from tests.support.clock import ShiftedClock
 
 T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
@@ -29,6 +31,7 @@ def event(
         body=f'{{"n":{n}}}'.encode(),
         endpoints=endpoints,
         ordered_endpoints=frozenset(endpoints) if ordered else frozenset(),
+        order_key=order_key("t", record),
     )
 
 
@@ -38,10 +41,6 @@ def checkpoint(position: int, trigger: str = "t") -> Checkpoint:
         position={"replay_id": position},
         event_time=T0 + timedelta(seconds=position),
     )
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 async def test_schema_is_current_and_reopening_changes_nothing(store: Store) -> None:
@@ -127,41 +126,43 @@ async def test_empty_ingest_moves_the_checkpoint_and_keeps_its_event_time(store:
 async def test_claims_are_oldest_first_limited_and_leased(store: Store) -> None:
     events = [event(n, record=f"r{n}") for n in range(5)]
     await store.ingest("t", events, checkpoint(5))
-    first = await store.claim_due("hook", 3, LEASE, now())
+    first = await store.claim_due("hook", 3, LEASE)
     assert [c.event_id for c in first] == ["evt_0", "evt_1", "evt_2"]
     assert first[0].body == b'{"n":0}' and first[0].attempts == 0 and first[0].trigger == "t"
-    second = await store.claim_due("hook", 10, LEASE, now())
+    second = await store.claim_due("hook", 10, LEASE)
     assert [c.event_id for c in second] == ["evt_3", "evt_4"]
-    assert await store.claim_due("hook", 10, LEASE, now()) == []
-    assert await store.claim_due("other", 10, LEASE, now()) == []
+    assert await store.claim_due("hook", 10, LEASE) == []
+    assert await store.claim_due("other", 10, LEASE) == []
 
 
-async def test_an_expired_lease_is_claimable_again_and_the_old_claim_loses(store: Store) -> None:
+async def test_an_expired_lease_is_claimable_again_and_the_old_claim_loses(
+    store: Store, clock: ShiftedClock
+) -> None:
     await store.ingest("t", [event(1)], checkpoint(1))
-    [stale] = await store.claim_due("hook", 1, LEASE, now())
-    [fresh] = await store.claim_due("hook", 1, LEASE, now() + LEASE + timedelta(seconds=1))
+    [stale] = await store.claim_due("hook", 1, LEASE)
+    clock.advance(LEASE + timedelta(seconds=1))
+    [fresh] = await store.claim_due("hook", 1, LEASE)
     assert fresh.delivery_id == stale.delivery_id and fresh.lease_token != stale.lease_token
-    assert not await store.record_outcome(stale, Delivered(status=200, at=now()))
-    assert await store.record_outcome(fresh, Delivered(status=200, at=now()))
+    assert not await store.record_outcome(stale, Delivered(status=200))
+    assert await store.record_outcome(fresh, Delivered(status=200))
     [row] = await store.list_deliveries()
     assert (row.status, row.attempts, row.last_status) == ("delivered", 1, 200)
 
 
-async def test_per_record_order_holds_across_retries(store: Store) -> None:
+async def test_per_record_order_holds_across_retries(store: Store, clock: ShiftedClock) -> None:
     await store.ingest("t", [event(1, "A"), event(2, "A"), event(3, "B")], checkpoint(3))
-    claims = await store.claim_due("hook", 10, LEASE, now())
+    claims = await store.claim_due("hook", 10, LEASE)
     assert [c.event_id for c in claims] == ["evt_1", "evt_3"]
     first, other_record = claims
-    await store.record_outcome(other_record, Delivered(status=200, at=now()))
-    await store.record_outcome(
-        first, Retry(next_attempt_at=now() + timedelta(hours=1), status=500, error="HTTP 500")
-    )
+    await store.record_outcome(other_record, Delivered(status=200))
+    await store.record_outcome(first, Retry(delay=timedelta(hours=1), status=500, error="HTTP 500"))
     # The older change for A waits an hour; the newer one must wait with it.
-    assert await store.claim_due("hook", 10, LEASE, now()) == []
-    [again] = await store.claim_due("hook", 10, LEASE, now() + timedelta(hours=2))
+    assert await store.claim_due("hook", 10, LEASE) == []
+    clock.advance(timedelta(hours=2))
+    [again] = await store.claim_due("hook", 10, LEASE)
     assert again.event_id == "evt_1" and again.attempts == 1
-    await store.record_outcome(again, Delivered(status=204, at=now()))
-    [newer] = await store.claim_due("hook", 10, LEASE, now() + timedelta(hours=2))
+    await store.record_outcome(again, Delivered(status=204))
+    [newer] = await store.claim_due("hook", 10, LEASE)
     assert newer.event_id == "evt_2"
 
 
@@ -169,29 +170,31 @@ async def test_unordered_endpoints_send_a_records_changes_together(store: Store)
     await store.ingest(
         "t", [event(1, "A", ordered=False), event(2, "A", ordered=False)], checkpoint(2)
     )
-    assert len(await store.claim_due("hook", 10, LEASE, now())) == 2
+    assert len(await store.claim_due("hook", 10, LEASE)) == 2
 
 
 async def test_a_dead_delivery_no_longer_blocks_its_record(store: Store) -> None:
     await store.ingest("t", [event(1, "A"), event(2, "A")], checkpoint(2))
-    [first] = await store.claim_due("hook", 10, LEASE, now())
-    await store.record_outcome(first, Dead(status=410, error="HTTP 410 Gone", at=now()))
-    [second] = await store.claim_due("hook", 10, LEASE, now())
+    [first] = await store.claim_due("hook", 10, LEASE)
+    await store.record_outcome(first, Dead(status=410, error="HTTP 410 Gone"))
+    [second] = await store.claim_due("hook", 10, LEASE)
     assert second.event_id == "evt_2"
 
 
-async def test_outcomes_listing_and_counts(store: Store) -> None:
+async def test_outcomes_listing_and_counts(store: Store, clock: ShiftedClock) -> None:
     await store.ingest("t", [event(n, record=f"r{n}") for n in range(3)], checkpoint(3))
-    ok, retry, dead = await store.claim_due("hook", 3, LEASE, now())
-    later = now() + timedelta(minutes=5)
-    await store.record_outcome(ok, Delivered(status=200, at=now()))
-    await store.record_outcome(retry, Retry(next_attempt_at=later, status=None, error="timeout"))
-    await store.record_outcome(dead, Dead(status=410, error="HTTP 410 Gone", at=now()))
+    ok, retry, dead = await store.claim_due("hook", 3, LEASE)
+    later = clock() + timedelta(minutes=5)
+    await store.record_outcome(ok, Delivered(status=200))
+    await store.record_outcome(
+        retry, Retry(delay=timedelta(minutes=5), status=None, error="timeout")
+    )
+    await store.record_outcome(dead, Dead(status=410, error="HTTP 410 Gone"))
     rows = {row.event_id: row for row in await store.list_deliveries()}
     assert rows["evt_0"].status == "delivered"
     assert rows["evt_1"].status == "pending" and rows["evt_1"].last_error == "timeout"
     assert rows["evt_1"].next_attempt_at is not None
-    assert abs((rows["evt_1"].next_attempt_at - later).total_seconds()) < 0.01
+    assert abs((rows["evt_1"].next_attempt_at - later).total_seconds()) < 1
     assert rows["evt_2"].status == "dead" and rows["evt_2"].last_status == 410
     assert [r.event_id for r in await store.list_deliveries(status="dead")] == ["evt_2"]
     assert [r.id for r in await store.list_deliveries(limit=2)] == sorted(
@@ -199,62 +202,65 @@ async def test_outcomes_listing_and_counts(store: Store) -> None:
     )[:2]
     counts = (await store.outbox_counts())["hook"]
     assert (counts.pending, counts.dead) == (1, 1)
-    assert await store.next_due_at("hook") is not None
+    due_in = await store.next_due_in("hook")
+    assert due_in is not None and timedelta(minutes=4) < due_in <= timedelta(minutes=5)
 
 
 async def test_release_gives_claims_back_without_an_attempt(store: Store) -> None:
     await store.ingest("t", [event(1)], checkpoint(1))
-    claims = await store.claim_due("hook", 1, LEASE, now())
-    await store.release(claims, now())
-    [again] = await store.claim_due("hook", 1, LEASE, now())
+    claims = await store.claim_due("hook", 1, LEASE)
+    await store.release(claims)
+    [again] = await store.claim_due("hook", 1, LEASE)
     assert again.attempts == 0
 
 
 async def test_redrive_by_id_and_by_endpoint(store: Store) -> None:
     await store.ingest("t", [event(n, record=f"r{n}") for n in range(3)], checkpoint(3))
-    for claim in await store.claim_due("hook", 3, LEASE, now()):
-        await store.record_outcome(claim, Dead(status=500, error="max age", at=now()))
+    for claim in await store.claim_due("hook", 3, LEASE):
+        await store.record_outcome(claim, Dead(status=500, error="max age"))
     dead = await store.list_deliveries(status="dead")
-    assert await store.redrive(dead[0].id, now())
-    assert not await store.redrive(dead[0].id, now())  # no longer dead
-    assert not await store.redrive(999_999, now())
-    assert await store.redrive_endpoint("hook", now()) == 2
-    claims = await store.claim_due("hook", 10, LEASE, now())
+    assert await store.redrive(dead[0].id)
+    assert not await store.redrive(dead[0].id)  # no longer dead
+    assert not await store.redrive(999_999)
+    assert await store.redrive_endpoint("hook") == 2
+    claims = await store.claim_due("hook", 10, LEASE)
     assert len(claims) == 3 and all(c.attempts == 0 for c in claims)
 
 
-async def test_prune_removes_old_delivered_rows_only(store: Store) -> None:
+async def test_prune_removes_old_delivered_rows_only(store: Store, clock: ShiftedClock) -> None:
     await store.ingest("t", [event(1, "A"), event(2, "B")], checkpoint(2))
-    delivered, pending = await store.claim_due("hook", 2, LEASE, now())
-    await store.record_outcome(delivered, Delivered(status=200, at=now()))
-    await store.release([pending], now())
-    assert await store.prune(now() + timedelta(seconds=1)) == 1
+    delivered, pending = await store.claim_due("hook", 2, LEASE)
+    await store.record_outcome(delivered, Delivered(status=200))
+    await store.release([pending])
+    assert await store.prune(timedelta(hours=1)) == 0  # delivered just now
+    clock.advance(timedelta(hours=1, seconds=1))
+    assert await store.prune(timedelta(hours=1)) == 1
     assert [r.event_id for r in await store.list_deliveries()] == ["evt_2"]
 
 
 async def test_many_concurrent_outcomes_commit_together(store: Store) -> None:
     await store.ingest("t", [event(n, record=f"r{n}") for n in range(200)], checkpoint(200))
-    claims = await store.claim_due("hook", 200, LEASE, now())
+    claims = await store.claim_due("hook", 200, LEASE)
     results = await asyncio.gather(
-        *(store.record_outcome(c, Delivered(status=200, at=now())) for c in claims)
+        *(store.record_outcome(c, Delivered(status=200)) for c in claims)
     )
     assert all(results)
     assert (await store.outbox_counts()).get("hook") is None
 
 
 async def test_a_batch_of_outcomes_reports_each_lease_and_records_only_held_ones(
-    store: Store,
+    store: Store, clock: ShiftedClock
 ) -> None:
     await store.ingest("t", [event(n, record=f"r{n}") for n in range(3)], checkpoint(3))
-    first, stale, third = await store.claim_due("hook", 3, LEASE, now())
-    later = now() + LEASE + timedelta(seconds=1)
-    [fresh] = await store.claim_due("hook", 1, LEASE, later)  # the lapsed lease, taken over
+    first, stale, third = await store.claim_due("hook", 3, LEASE)
+    clock.advance(LEASE + timedelta(seconds=1))
+    [fresh] = await store.claim_due("hook", 1, LEASE)  # the lapsed lease, taken over
     assert fresh.delivery_id == first.delivery_id
     results = await store.record_outcomes(
         [
-            (first, Delivered(status=200, at=now())),
-            (stale, Delivered(status=201, at=now())),
-            (third, Dead(status=410, error="HTTP 410 Gone", at=now())),
+            (first, Delivered(status=200)),
+            (stale, Delivered(status=201)),
+            (third, Dead(status=410, error="HTTP 410 Gone")),
         ]
     )
     assert results == [False, True, True]
@@ -266,36 +272,41 @@ async def test_a_batch_of_outcomes_reports_each_lease_and_records_only_held_ones
 
 
 async def test_claims_skip_a_long_run_of_in_flight_and_not_yet_due_deliveries(
-    store: Store,
+    store: Store, clock: ShiftedClock
 ) -> None:
     await store.ingest("t", [event(n, record=f"r{n}") for n in range(300)], checkpoint(300))
-    held = await store.claim_due("hook", 100, LEASE, now())
-    retrying = await store.claim_due("hook", 100, LEASE, now())
+    held = await store.claim_due("hook", 100, LEASE)
+    retrying = await store.claim_due("hook", 100, LEASE)
     for claim in retrying:
-        later = now() + timedelta(hours=1)
-        await store.record_outcome(claim, Retry(next_attempt_at=later, status=500, error="x"))
-    claims = await store.claim_due("hook", 10, LEASE, now())
+        await store.record_outcome(claim, Retry(timedelta(hours=1), status=500, error="x"))
+    claims = await store.claim_due("hook", 10, LEASE)
     assert [c.event_id for c in claims] == [f"evt_{n}" for n in range(200, 210)]
     # The first lease lapses: those come first again, oldest first.
-    lapsed = await store.claim_due("hook", 5, LEASE, now() + LEASE + timedelta(seconds=1))
+    clock.advance(LEASE + timedelta(seconds=1))
+    lapsed = await store.claim_due("hook", 5, LEASE)
     assert [c.event_id for c in lapsed] == [c.event_id for c in held[:5]]
 
 
-async def test_next_due_is_the_earliest_retry_or_lease_deadline(store: Store) -> None:
-    assert await store.next_due_at("hook") is None
+async def test_next_due_is_the_earliest_retry_or_lease_deadline(
+    store: Store, clock: ShiftedClock
+) -> None:
+    assert await store.next_due_in("hook") is None
     await store.ingest("t", [event(n, record=f"r{n}") for n in range(2)], checkpoint(2))
-    retried, in_flight = await store.claim_due("hook", 2, timedelta(minutes=10), now())
-    retry_at = now() + timedelta(minutes=3)
-    await store.record_outcome(retried, Retry(next_attempt_at=retry_at, status=500, error="x"))
-    due = await store.next_due_at("hook")
-    assert due is not None and abs((due - retry_at).total_seconds()) < 0.01
-    await store.record_outcome(retried, Delivered(status=200, at=now()))  # lease gone: ignored
-    [again] = await store.claim_due("hook", 1, LEASE, retry_at)
-    await store.record_outcome(again, Delivered(status=200, at=now()))
-    due = await store.next_due_at("hook")  # only the in-flight one's lease deadline is left
-    assert due is not None and abs((due - in_flight.lease_until).total_seconds()) < 0.01
-    await store.record_outcome(in_flight, Dead(status=410, error="gone", at=now()))
-    assert await store.next_due_at("hook") is None
+    retried, in_flight = await store.claim_due("hook", 2, timedelta(minutes=10))
+    await store.record_outcome(retried, Retry(timedelta(minutes=3), status=500, error="x"))
+    due_in = await store.next_due_in("hook")
+    assert due_in is not None and timedelta(minutes=2) < due_in <= timedelta(minutes=3)
+    await store.record_outcome(retried, Delivered(status=200))  # lease gone: ignored
+    clock.advance(timedelta(minutes=4))
+    due_in = await store.next_due_in("hook")
+    assert due_in is not None and due_in < timedelta(0)  # overdue: negative
+    [again] = await store.claim_due("hook", 1, LEASE)
+    await store.record_outcome(again, Delivered(status=200))
+    due_in = await store.next_due_in("hook")  # only the in-flight one's lease is left
+    left = in_flight.lease_until - clock()
+    assert due_in is not None and abs((due_in - left).total_seconds()) < 1
+    await store.record_outcome(in_flight, Dead(status=410, error="gone"))
+    assert await store.next_due_in("hook") is None
 
 
 async def test_counts_name_every_endpoint_with_open_or_dead_deliveries(store: Store) -> None:
@@ -304,13 +315,13 @@ async def test_counts_name_every_endpoint_with_open_or_dead_deliveries(store: St
         [event(1, endpoints=("a", "b", "c")), event(2, endpoints=("a",)), event(3, "r3", ("d",))],
         checkpoint(3),
     )
-    [dead] = await store.claim_due("a", 1, LEASE, now())
-    await store.record_outcome(dead, Dead(status=410, error="gone", at=now()))
-    [delivered] = await store.claim_due("b", 1, LEASE, now())
-    await store.record_outcome(delivered, Delivered(status=200, at=now()))
-    await store.claim_due("c", 1, LEASE, now())  # in flight counts as pending
-    [only_dead] = await store.claim_due("d", 1, LEASE, now())
-    await store.record_outcome(only_dead, Dead(status=500, error="max_age", at=now()))
+    [dead] = await store.claim_due("a", 1, LEASE)
+    await store.record_outcome(dead, Dead(status=410, error="gone"))
+    [delivered] = await store.claim_due("b", 1, LEASE)
+    await store.record_outcome(delivered, Delivered(status=200))
+    await store.claim_due("c", 1, LEASE)  # in flight counts as pending
+    [only_dead] = await store.claim_due("d", 1, LEASE)
+    await store.record_outcome(only_dead, Dead(status=500, error="max_age"))
     counts = await store.outbox_counts()
     assert {name: (c.pending, c.dead) for name, c in counts.items()} == {
         "a": (1, 1),
@@ -319,11 +330,12 @@ async def test_counts_name_every_endpoint_with_open_or_dead_deliveries(store: St
     }
 
 
-async def test_a_claim_carries_what_the_sender_needs(store: Store) -> None:
-    before = now()
+async def test_a_claim_carries_what_the_sender_needs(store: Store, clock: ShiftedClock) -> None:
+    clock.advance(timedelta(days=3))  # the store stamps with its clock, not the wall's
+    before = clock()
     await store.ingest("t", [event(1, endpoints=("hook",))], checkpoint(1))
-    after = now()
-    [claim] = await store.claim_due("hook", 1, LEASE, now())
+    after = clock()
+    [claim] = await store.claim_due("hook", 1, LEASE)
     assert (claim.endpoint, claim.trigger, claim.event_id) == ("hook", "t", "evt_1")
     assert (claim.body, claim.attempts) == (b'{"n":1}', 0)
     assert claim.occurred_at == T0 + timedelta(seconds=1)
@@ -336,5 +348,5 @@ async def test_a_claim_that_looks_past_held_back_changes_still_takes_no_more_tha
 ) -> None:
     records = ["001A", "001A", "001B", "001C", "001D"]
     await store.ingest("t", [event(n, r) for n, r in enumerate(records, 1)], checkpoint(5))
-    claims = await store.claim_due("hook", 2, LEASE, now())
+    claims = await store.claim_due("hook", 2, LEASE)
     assert [c.event_id for c in claims] == ["evt_1", "evt_3"]

@@ -16,6 +16,7 @@ from sftriggerd.store.records import Claim, Dead, Delivered, Retry
 from sftriggerd.store.replay import Selection
 from sftriggerd.store.sqlite import SqliteStore
 from tests.store.test_store_contract import LEASE, checkpoint, event
+from tests.support.clock import FrozenClock
 
 RECORDS = ("A", "B")
 
@@ -39,10 +40,11 @@ class Model:
     dead: set[int] = field(default_factory=set)
     delivered: set[int] = field(default_factory=set)
     held: list[Claim] = field(default_factory=list)  # claims not yet answered
-    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # The store's clock, moved by the test alone.
+    clock: FrozenClock = field(default_factory=lambda: FrozenClock(datetime.now(UTC)))
 
     def check_claims(self, claims: list[Claim]) -> None:
-        now = self.now
+        now = self.clock()
         for claim in claims:
             key = self.record[claim.delivery_id]
             assert claim.delivery_id in self.open
@@ -59,10 +61,9 @@ class Model:
 
 
 async def play(actions: list[tuple[object, ...]]) -> None:
-    store = SqliteStore(":memory:")
+    model = Model()
+    store = SqliteStore(":memory:", clock=model.clock)
     await store.open()
-    # Ingest makes deliveries due at the wall clock's now; the model's clock starts after it.
-    model = Model(now=datetime.now(UTC) + timedelta(seconds=1))
     try:
         for action in actions:
             await apply(store, model, action)
@@ -72,25 +73,24 @@ async def play(actions: list[tuple[object, ...]]) -> None:
 
 
 async def apply(store: SqliteStore, model: Model, action: tuple[object, ...]) -> None:
-    now = model.now
     if action[0] == "ingest":
         n = len(model.record) + 1
         await store.ingest("t", [event(n, str(action[1]))], checkpoint(n))
         model.record[n] = str(action[1])  # one endpoint: delivery ids follow the events
         model.open.add(n)
     elif action[0] == "claim":
-        model.check_claims(await store.claim_due("hook", int(action[1]), LEASE, now))
+        model.check_claims(await store.claim_due("hook", int(action[1]), LEASE))
     elif action[0] == "outcome" and model.held:
         claim = model.held.pop(int(action[1]) % len(model.held))  # type: ignore[call-overload]
         await answer(store, model, claim, str(action[2]))
     elif action[0] == "redrive":
-        count = await store.redrive_endpoint("hook", now)
+        count = await store.redrive_endpoint("hook")
         assert count == len(model.dead)
         model.open |= model.dead
         model.dead.clear()
     elif action[0] == "resend" and model.record:
         delivery_id = int(action[1]) % len(model.record) + 1  # type: ignore[call-overload]
-        done = await store.requeue(Selection(delivery_id=delivery_id), now)
+        done = await store.requeue(Selection(delivery_id=delivery_id))
         finished = delivery_id in model.dead | model.delivered
         assert (done.requeued, done.already_pending) == (int(finished), int(not finished))
         if finished:
@@ -98,17 +98,16 @@ async def apply(store: SqliteStore, model: Model, action: tuple[object, ...]) ->
             model.delivered.discard(delivery_id)
             model.open.add(delivery_id)
     elif action[0] == "lapse":
-        model.now = now + LEASE + timedelta(seconds=1)
+        model.clock.advance(LEASE + timedelta(seconds=1))
 
 
 async def answer(store: SqliteStore, model: Model, claim: Claim, kind: str) -> None:
-    now = model.now
     outcome = (
-        Delivered(status=200, at=now)
+        Delivered(status=200)
         if kind == "ok"
-        else Retry(next_attempt_at=now, status=500, error="HTTP 500")
+        else Retry(delay=timedelta(0), status=500, error="HTTP 500")
         if kind == "retry"
-        else Dead(status=410, error="gone", at=now)
+        else Dead(status=410, error="gone")
     )
     if not await store.record_outcome(claim, outcome):
         return  # its lease ran out and another claim took the delivery
@@ -125,9 +124,9 @@ async def drain(store: SqliteStore, model: Model) -> None:
     for _ in range(4 * len(model.record) + 4):
         if not model.open:
             return
-        model.now = model.now + LEASE + timedelta(seconds=1)
+        model.clock.advance(LEASE + timedelta(seconds=1))
         model.held.clear()  # their holders are gone: their leases have lapsed
-        claims = await store.claim_due("hook", 10, LEASE, model.now)
+        claims = await store.claim_due("hook", 10, LEASE)
         model.check_claims(claims)
         for claim in claims:
             model.held.remove(claim)

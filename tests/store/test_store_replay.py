@@ -11,19 +11,15 @@ import pytest
 from sftriggerd.store.base import Store
 from sftriggerd.store.records import Checkpoint, Dead, Delivered, NewEvent
 from sftriggerd.store.replay import REDRIVABLE, Requeued, Selection
-from tests.store.test_store_contract import LEASE, T0, checkpoint, event, now
+from tests.store.test_store_contract import LEASE, T0, checkpoint, event
 
 
 async def finish(store: Store, *outcomes: str) -> list[int]:
     """Claims one delivery per outcome, oldest first, and records `delivered` or `dead`."""
     ids = []
     for outcome in outcomes:
-        [claim] = await store.claim_due("hook", 1, LEASE, now())
-        result = (
-            Delivered(status=200, at=now())
-            if outcome == "delivered"
-            else Dead(status=410, error="gone", at=now())
-        )
+        [claim] = await store.claim_due("hook", 1, LEASE)
+        result = Delivered(status=200) if outcome == "delivered" else Dead(status=410, error="gone")
         assert await store.record_outcome(claim, result)
         ids.append(claim.delivery_id)
     return ids
@@ -32,18 +28,18 @@ async def finish(store: Store, *outcomes: str) -> list[int]:
 async def test_a_delivered_delivery_is_sent_again_as_the_same_event(store: Store) -> None:
     await store.ingest("t", [event(1, "A")], checkpoint(1))
     [delivered] = await finish(store, "delivered")
-    done = await store.requeue(Selection(delivery_id=delivered), now())
+    done = await store.requeue(Selection(delivery_id=delivered))
     assert done == Requeued(requeued=1, already_pending=0, endpoints=frozenset({"hook"}))
-    [claim] = await store.claim_due("hook", 10, LEASE, now())
+    [claim] = await store.claim_due("hook", 10, LEASE)
     assert (claim.delivery_id, claim.event_id, claim.body) == (delivered, "evt_1", b'{"n":1}')
     assert claim.attempts == 0
     # Idempotent: a second resend while it is in flight (or pending) queues nothing.
-    again = await store.requeue(Selection(delivery_id=delivered), now())
+    again = await store.requeue(Selection(delivery_id=delivered))
     assert again == Requeued(requeued=0, already_pending=1)
 
 
 async def test_a_missing_delivery_matches_nothing(store: Store) -> None:
-    assert await store.requeue(Selection(delivery_id=404), now()) == Requeued(0, 0)
+    assert await store.requeue(Selection(delivery_id=404)) == Requeued(0, 0)
 
 
 async def test_a_resent_older_change_goes_out_before_the_newer_ones_of_its_record(
@@ -51,19 +47,19 @@ async def test_a_resent_older_change_goes_out_before_the_newer_ones_of_its_recor
 ) -> None:
     await store.ingest("t", [event(1, "A"), event(2, "A")], checkpoint(2))
     [first] = await finish(store, "delivered")
-    [second] = await store.claim_due("hook", 10, LEASE, now())
+    [second] = await store.claim_due("hook", 10, LEASE)
     assert second.event_id == "evt_2"
-    assert (await store.requeue(Selection(delivery_id=first), now())).requeued == 1
+    assert (await store.requeue(Selection(delivery_id=first))).requeued == 1
     # Held back while the newer change is in flight; another record's change is not.
     await store.ingest("t", [event(3, "B"), event(4, "A")], checkpoint(4))
-    assert [c.event_id for c in await store.claim_due("hook", 10, LEASE, now())] == ["evt_3"]
-    assert await store.record_outcome(second, Delivered(status=200, at=now()))
+    assert [c.event_id for c in await store.claim_due("hook", 10, LEASE)] == ["evt_3"]
+    assert await store.record_outcome(second, Delivered(status=200))
     # Then the resent one, alone: evt_4 of the same record waits for it.
-    [resent] = await store.claim_due("hook", 10, LEASE, now())
+    [resent] = await store.claim_due("hook", 10, LEASE)
     assert resent.event_id == "evt_1"
-    assert await store.claim_due("hook", 10, LEASE, now()) == []
-    assert await store.record_outcome(resent, Delivered(status=200, at=now()))
-    assert [c.event_id for c in await store.claim_due("hook", 10, LEASE, now())] == ["evt_4"]
+    assert await store.claim_due("hook", 10, LEASE) == []
+    assert await store.record_outcome(resent, Delivered(status=200))
+    assert [c.event_id for c in await store.claim_due("hook", 10, LEASE)] == ["evt_4"]
 
 
 async def test_bulk_by_endpoint_status_and_time_range(store: Store) -> None:
@@ -73,19 +69,19 @@ async def test_bulk_by_endpoint_status_and_time_range(store: Store) -> None:
     made = rows[delivered].created_at
     # Every row was made in the same instant: a range after it takes none, one around it all.
     later = Selection(endpoint="hook", since=made + timedelta(seconds=1))
-    assert await store.requeue(later, now()) == Requeued(0, 0)
+    assert await store.requeue(later) == Requeued(0, 0)
     before = Selection(endpoint="hook", until=made)
-    assert await store.requeue(before, now()) == Requeued(0, 0)
+    assert await store.requeue(before) == Requeued(0, 0)
     other = Selection(endpoint="other", since=made - timedelta(seconds=1))
-    assert await store.requeue(other, now()) == Requeued(0, 0)
+    assert await store.requeue(other) == Requeued(0, 0)
     dead_only = Selection(endpoint="hook", statuses=REDRIVABLE, since=made, until=made + LEASE)
-    assert (await store.requeue(dead_only, now())).requeued == 2
+    assert (await store.requeue(dead_only)).requeued == 2
     statuses = {row.id: row.status for row in await store.list_deliveries()}
     assert (statuses[delivered], statuses[dead]) == ("delivered", "pending")
     # A resend of them all: the delivered ones now, the two pending ones left alone.
     everything = Selection(endpoint="hook")
-    assert await store.requeue(everything, now()) == Requeued(2, 2, frozenset({"hook"}))
-    assert await store.requeue(everything, now()) == Requeued(0, 4)
+    assert await store.requeue(everything) == Requeued(2, 2, frozenset({"hook"}))
+    assert await store.requeue(everything) == Requeued(0, 4)
 
 
 def streamed(n: int, replay_id: int | None, record: str = "A") -> NewEvent:
@@ -104,22 +100,22 @@ async def test_a_selection_after_a_replay_id_takes_what_was_stored_from_there(
     await store.ingest("t", events, checkpoint(5))
     await store.ingest("other", [streamed(9, 50, "E")], checkpoint(9, "other"))
     await finish(store, "delivered", "delivered", "delivered", "delivered", "delivered")
-    done = await store.requeue(Selection(trigger="t", after_replay_id=10), now())
+    done = await store.requeue(Selection(trigger="t", after_replay_id=10))
     assert done.requeued == 4  # evt_2 onwards, the gap fill and the unreadable body among them
     pending = await store.list_deliveries(status="pending")
     resent = sorted(row.event_id for row in pending if row.trigger == "t")
     assert resent == ["evt_2", "evt_3", "evt_4", "evt_5"]  # other triggers' are not taken
-    past_all = await store.requeue(Selection(trigger="t", after_replay_id=12), now())
+    past_all = await store.requeue(Selection(trigger="t", after_replay_id=12))
     assert past_all == Requeued(0, 0)
     with pytest.raises(ValueError):
-        await store.requeue(Selection(after_replay_id=1), now())
+        await store.requeue(Selection(after_replay_id=1))
 
 
 async def test_a_selection_by_change_time(store: Store) -> None:
     await store.ingest("t", [event(n, f"R{n}") for n in range(1, 4)], checkpoint(3))
     await finish(store, "delivered", "delivered", "delivered")
     selection = Selection(trigger="t", occurred_since=T0 + timedelta(seconds=2))
-    assert (await store.requeue(selection, now())).requeued == 2
+    assert (await store.requeue(selection)).requeued == 2
 
 
 async def test_rewind_moves_the_checkpoint_back_and_clears_its_event_time(store: Store) -> None:

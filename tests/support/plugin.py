@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 
 from tests.support.admin import serve
+from tests.support.clock import clock
 from tests.support.emulator import (
     emulator,
     emulator_settings,
@@ -20,6 +21,7 @@ from tests.support.receiver import receiver
 from tests.support.stores import store
 
 __all__ = [
+    "clock",
     "emulator",
     "emulator_settings",
     "emulator_starter",

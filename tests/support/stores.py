@@ -1,4 +1,8 @@
-"""A fresh, open store per test, on every engine the store contract covers."""
+"""A fresh, open store per test, on every engine the store contract covers.
+
+Each engine runs on the test's `clock` (see `clock.ShiftedClock`). To add an engine, name
+it in ENGINES and build it in `_build`.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,24 @@ from pathlib import Path
 
 import pytest
 
+from sftriggerd.store.base import Store
 from sftriggerd.store.sqlite import SqliteStore
+from tests.support.clock import ShiftedClock
 
 ENGINES = ["sqlite"]
 
 
+def _build(engine: str, clock: ShiftedClock, tmp_path: Path) -> Store:
+    if engine == "sqlite":
+        return SqliteStore(tmp_path / "state.db", clock=clock)
+    raise ValueError(f"no store engine {engine!r} in the test support")
+
+
 @pytest.fixture(params=ENGINES)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    engine = SqliteStore(tmp_path / "state.db")
+async def store(
+    request: pytest.FixtureRequest, clock: ShiftedClock, tmp_path: Path
+) -> AsyncIterator[Store]:
+    engine = _build(request.param, clock, tmp_path)
     await engine.open()
     try:
         yield engine

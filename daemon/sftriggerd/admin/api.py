@@ -3,7 +3,6 @@ admin token, refused beyond loopback without one). Parameters are read by `param
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, get_args
 
 from aiohttp import web
@@ -76,7 +75,7 @@ async def redrive_delivery(request: web.Request) -> web.Response:
     row = await state.store.get_delivery(delivery_id)
     if row is None:
         return error(404, f"no delivery {delivery_id}")
-    if not await state.store.redrive(delivery_id, datetime.now(UTC)):
+    if not await state.store.redrive(delivery_id):
         return error(409, f"delivery {delivery_id} is {row.status}; only dead ones redrive")
     if state.on_redrive is not None:
         state.on_redrive(row.endpoint)

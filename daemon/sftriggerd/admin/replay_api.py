@@ -76,8 +76,7 @@ async def resend_delivery(request: web.Request) -> web.Response:
     delivery_id = parse_id(request.match_info["id"])
     if state.store is None:
         return error(503, "the store is not open")
-    now = datetime.now(UTC)
-    done = await state.store.requeue(Selection(delivery_id=delivery_id), now)
+    done = await state.store.requeue(Selection(delivery_id=delivery_id))
     if done.requeued == 0 and done.already_pending == 0:
         return error(404, f"no delivery {delivery_id}")
     _notify(state, done)
@@ -105,7 +104,7 @@ async def _bulk(request: web.Request, operation: replay.Operation) -> web.Respon
         return _answer(exc)
     if state.store is None:
         return error(503, "the store is not open")
-    done = await state.store.requeue(selection, now)
+    done = await state.store.requeue(selection)
     _notify(state, done)
     return web.json_response({"endpoint": selection.endpoint, **_requeued_json(done)})
 

@@ -18,7 +18,7 @@ from ..logs import get_logger
 from ..metrics import Metrics
 from ..store.base import Store
 from .breaker import BreakerPolicy, BreakerSnapshot
-from .expiry import EXPIRE_BATCH, expiry_cutoff, expiry_reason
+from .expiry import EXPIRE_BATCH, expiry_reason
 from .worker import EndpointWorker, WorkerOptions, wait_any
 
 log = get_logger(__name__)
@@ -122,13 +122,12 @@ class Dispatcher:
         returns how many (0 when the store fails: the next sweep tries again)."""
         worker = self._workers[endpoint_name]
         endpoint = worker.endpoint
-        now = self._clock()
         reason = expiry_reason(endpoint, worker.breaker.state)
         expired = 0
         while True:
             try:
                 count = await self._store.expire_overdue(
-                    endpoint.name, expiry_cutoff(endpoint, now), reason, now, EXPIRE_BATCH
+                    endpoint.name, endpoint.retry.max_age, reason, EXPIRE_BATCH
                 )
             except StoreError as exc:
                 log.warning("expire_overdue_failed", endpoint=endpoint.name, error=str(exc))

@@ -5,8 +5,6 @@ probe or the older change let it through, hours after it should have been given 
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from ..config.durations import format_duration
 from ..config.settings import EndpointSettings
 from .breaker import BreakerState
@@ -22,8 +20,3 @@ def expiry_reason(endpoint: EndpointSettings, breaker: BreakerState) -> str:
     if breaker == "closed":
         return f"{reason} without a final attempt"
     return f"{reason}; breaker {breaker.replace('_', '-')}"
-
-
-def expiry_cutoff(endpoint: EndpointSettings, now: datetime) -> datetime:
-    """Deliveries whose max_age clock started at or before this are overdue now."""
-    return now - endpoint.retry.max_age

@@ -43,17 +43,17 @@ def classify(
     if isinstance(result, Failure):
         return _retry_or_dead(claim, retry, now, jitter, None, strip_userinfo(result.error))
     if result.ok:
-        return Delivered(status=result.status, at=now)
+        return Delivered(status=result.status)
     error = answer_error(result, secrets)
     if result.status == 410:
-        return Dead(status=410, error=error, at=now)
+        return Dead(status=410, error=error)
     if result.status in _HONOURS_RETRY_AFTER:
         asked = parse_retry_after(result.retry_after, now)
         if asked is not None:
             at = honour_retry_after(asked, retry.max_age, claim.retry_since, now)
             if at is None:
-                return _aged_out(result.status, error, now)
-            return Retry(next_attempt_at=at, status=result.status, error=error)
+                return _aged_out(result.status, error)
+            return Retry(delay=at - now, status=result.status, error=error)
     return _retry_or_dead(claim, retry, now, jitter, result.status, error)
 
 
@@ -69,13 +69,14 @@ def _retry_or_dead(
         retry.schedule, retry.max_age, claim.attempts, claim.retry_since, now, jitter
     )
     if at is None:
-        return _aged_out(status, error, now)
-    return Retry(next_attempt_at=at, status=status, error=error)
+        return _aged_out(status, error)
+    # A delay, not a time: the store adds it to its own clock (see store.base).
+    return Retry(delay=at - now, status=status, error=error)
 
 
-def _aged_out(status: int | None, error: str, now: datetime) -> Dead:
+def _aged_out(status: int | None, error: str) -> Dead:
     # Says why it died, so an operator tells "gave up" apart from "410 Gone".
-    return Dead(status=status, error=f"{error} (max_age reached)", at=now)
+    return Dead(status=status, error=f"{error} (max_age reached)")
 
 
 def answer_error(answer: Answer, secrets: Sequence[str] = ()) -> str:
@@ -94,10 +95,10 @@ def traced(
     )
     # Built directly: dataclasses.replace costs more than the rest of this, per delivery.
     if isinstance(outcome, Delivered):
-        return Delivered(status=outcome.status, at=outcome.at, trace=trace)
+        return Delivered(status=outcome.status, trace=trace)
     if isinstance(outcome, Retry):
-        return Retry(outcome.next_attempt_at, outcome.status, outcome.error, trace)
-    return Dead(status=outcome.status, error=outcome.error, at=outcome.at, trace=trace)
+        return Retry(outcome.delay, outcome.status, outcome.error, trace)
+    return Dead(status=outcome.status, error=outcome.error, trace=trace)
 
 
 def answer_excerpt(body: bytes, secrets: Sequence[str] = ()) -> str:

@@ -96,6 +96,9 @@ class EndpointWorker:
         self._closing = False
         self._releases: set[asyncio.Task[None]] = set()
         self._claimed_at: datetime | None = None
+        # When each claim's lease runs out by this worker's clock, counted from before the
+        # claim (so never later than the store's own `lease_until`, whatever its clock).
+        self._lease_ends: dict[int, datetime] = {}
         self._retry_hints: list[datetime] = []
 
     async def run(self, stopping: asyncio.Event, grace: timedelta) -> None:
@@ -156,7 +159,7 @@ class EndpointWorker:
             self._log.info("breaker_half_open")
         now = self._clock()
         try:
-            claims = await self._store.claim_due(self.name, admission.count, self.lease, now)
+            claims = await self._store.claim_due(self.name, admission.count, self.lease)
         except StoreError as exc:
             claims = []
             self._log.warning("claim_failed", error=str(exc))
@@ -170,6 +173,7 @@ class EndpointWorker:
                 self.breaker.cancel_probe()
         for claim in claims:
             self._unfinished[claim.delivery_id] = claim
+            self._lease_ends[claim.delivery_id] = now + self.lease
         if stopping.is_set():
             return  # given back by _settle
         for claim in claims:
@@ -185,12 +189,13 @@ class EndpointWorker:
         if not self._worth_claiming() or self.breaker.probing:
             return max_idle_s  # an answer or a committed outcome wakes the loop
         try:
-            due = await self._store.next_due_at(self.name)
+            due_in = await self._store.next_due_in(self.name)
         except StoreError as exc:
             self._log.warning("next_due_failed", error=str(exc))
             return BLOCKED_POLL_S
-        if due is None:
+        if due_in is None:
             return max_idle_s
+        due = now + due_in
         if self._claimed_at is None or due > self._claimed_at:
             # Came due after the last claim looked, or lies ahead: claim again then.
             return min(max((due - now).total_seconds(), 0.0), max_idle_s)
@@ -212,6 +217,7 @@ class EndpointWorker:
 
     async def _deliver(self, claim: Claim) -> None:
         probe = claim.delivery_id == self._probe_id
+        lease_end = self._lease_ends.pop(claim.delivery_id, claim.lease_until)
         if probe:
             self._probe_id = None
         elif not self.breaker.closed:
@@ -219,14 +225,14 @@ class EndpointWorker:
             self._give_back([claim])
             return
         now = self._clock()
-        if now + self.endpoint.timeout >= claim.lease_until:
+        if now + self.endpoint.timeout >= lease_end:
             # The answer could come after the lease ran out, when another process may hold
             # the delivery; give it back instead of risking a send nobody can record.
             self._log.warning(
                 "claim_expired_before_send",
                 event_id=claim.event_id,
                 delivery_id=claim.delivery_id,
-                lease_until=claim.lease_until.isoformat(),
+                lease_until=lease_end.isoformat(),
             )
             if probe:
                 self.breaker.cancel_probe()
@@ -251,7 +257,7 @@ class EndpointWorker:
         self._unfinished.pop(claim.delivery_id, None)
         self._outcomes.append((claim, outcome))
         self._outcome_added.set()
-        self._account(claim, result, outcome, probe)
+        self._account(claim, result, outcome, probe, done_at)
 
     async def _write_loop(self) -> None:
         """Hands answered outcomes to the store, as many per transaction as have gathered
@@ -292,14 +298,16 @@ class EndpointWorker:
                 self.wake.set()
             self._options.on_outcome()
 
-    def _account(self, claim: Claim, result: Result, outcome: Outcome, probe: bool) -> None:
-        """Metrics, breaker and logs for one attempt."""
+    def _account(
+        self, claim: Claim, result: Result, outcome: Outcome, probe: bool, done_at: datetime
+    ) -> None:
+        """Metrics, breaker and logs for one attempt, answered at `done_at`."""
         meters, attempt = self._meters, claim.attempts + 1
         meters.attempt_seconds.observe(result.duration_s)
         transition: Transition | None
         if isinstance(outcome, Delivered):
             meters.delivered.inc()
-            age_s = (outcome.at - claim.occurred_at).total_seconds()
+            age_s = (done_at - claim.occurred_at).total_seconds()
             meters.end_to_end_seconds.observe(max(age_s, 0.0))
             transition = self.breaker.record_success()
             if _stdlib_log.isEnabledFor(logging.DEBUG):
@@ -312,7 +320,8 @@ class EndpointWorker:
                 )
         elif isinstance(outcome, Retry):
             meters.retried.inc()
-            heapq.heappush(self._retry_hints, outcome.next_attempt_at)
+            next_attempt_at = done_at + outcome.delay
+            heapq.heappush(self._retry_hints, next_attempt_at)
             transition = self.breaker.record_failure(probe)
             self._log.warning(
                 "delivery_failed",
@@ -321,7 +330,7 @@ class EndpointWorker:
                 status=outcome.status,
                 error=outcome.error,
                 attempt=attempt,
-                next_attempt_at=outcome.next_attempt_at.isoformat(),
+                next_attempt_at=next_attempt_at.isoformat(),
             )
         else:
             assert isinstance(outcome, Dead)
@@ -359,6 +368,7 @@ class EndpointWorker:
             return
         for claim in claims:
             self._unfinished.pop(claim.delivery_id, None)
+            self._lease_ends.pop(claim.delivery_id, None)
         task = asyncio.create_task(self._release(claims))
         self._releases.add(task)
         task.add_done_callback(self._releases.discard)
@@ -403,7 +413,7 @@ class EndpointWorker:
         if not claims:
             return
         try:
-            await self._store.release(claims, self._clock())
+            await self._store.release(claims)
         except StoreError as exc:
             # Their leases run out and they come due again; only the wait is longer.
             self._log.error("claims_not_released", count=len(claims), error=str(exc))

@@ -6,6 +6,13 @@ cannot be broken:
 - a delivery changes state only through `record_outcome` with the claim that leased it, and a
   claim whose lease ran out (another process may hold it now) records nothing.
 
+Time. Every time the store stamps or compares comes from the store's own clock: an engine
+in this process takes a clock when it is made (the wall clock by default; tests give a fake
+one), a database server reads its own. So no method takes a "now": where a caller picks a
+time relative to now it gives a duration (a retry's delay, a retention, a max age, a lease),
+and the store turns it into a time with its clock. Only times an operator names (a resend's
+`since`/`until`) and the times of the changes themselves stay absolute.
+
 Engines implement this class; engine SQL never appears here.
 """
 
@@ -13,7 +20,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from .leadership import Fence, Replica, TriggerLease
 from .records import (
@@ -86,10 +93,8 @@ class Store(abc.ABC):
         """The change of the newest stored event per record id (those that have one)."""
 
     @abc.abstractmethod
-    async def claim_due(
-        self, endpoint: str, limit: int, lease: timedelta, now: datetime
-    ) -> list[Claim]:
-        """Leases up to `limit` due deliveries of the endpoint, oldest first.
+    async def claim_due(self, endpoint: str, limit: int, lease: timedelta) -> list[Claim]:
+        """Leases up to `limit` due deliveries of the endpoint, oldest first, for `lease`.
 
         A delivery whose lease expired is due again. For ordered endpoints a delivery is not
         due while an older delivery for the same record is pending or in flight."""
@@ -97,7 +102,8 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def record_outcomes(self, outcomes: Sequence[tuple[Claim, Outcome]]) -> list[bool]:
         """Applies each outcome whose claim still holds its lease, all in one transaction;
-        per outcome, False when its claim lost the lease (nothing recorded for it)."""
+        per outcome, False when its claim lost the lease (nothing recorded for it). A
+        finished one is stamped with the store's clock; a retry comes due its delay later."""
 
     async def record_outcome(self, claim: Claim, outcome: Outcome) -> bool:
         """One outcome: see `record_outcomes`."""
@@ -105,20 +111,21 @@ class Store(abc.ABC):
         return recorded
 
     @abc.abstractmethod
-    async def release(self, claims: Sequence[Claim], now: datetime) -> None:
+    async def release(self, claims: Sequence[Claim]) -> None:
         """Gives unfinished claims back as due now, without counting an attempt (shutdown)."""
 
     @abc.abstractmethod
     async def expire_overdue(
-        self, endpoint: str, started_before: datetime, error: str, now: datetime, limit: int
+        self, endpoint: str, max_age: timedelta, error: str, limit: int
     ) -> int:
         """Makes up to `limit` of the endpoint's pending deliveries (and in-flight ones whose
-        lease ran out) dead with `error` when their max_age clock (`retry_since`) started at
-        or before `started_before`, oldest first; returns how many. Not attempted first."""
+        lease ran out) dead with `error` when their max_age clock (`retry_since`) started
+        `max_age` or longer ago, oldest first; returns how many. Not attempted first."""
 
     @abc.abstractmethod
-    async def next_due_at(self, endpoint: str) -> datetime | None:
-        """When the endpoint's earliest pending delivery or lease comes due."""
+    async def next_due_in(self, endpoint: str) -> timedelta | None:
+        """How long from the store's now until the endpoint's earliest pending delivery or
+        lease comes due: negative when it is overdue already; None when nothing is open."""
 
     @abc.abstractmethod
     async def list_deliveries(
@@ -137,11 +144,11 @@ class Store(abc.ABC):
         """The delivery, its stored webhook body and every attempt, oldest first."""
 
     @abc.abstractmethod
-    async def redrive(self, delivery_id: int, now: datetime) -> bool:
+    async def redrive(self, delivery_id: int) -> bool:
         """Makes a dead delivery pending and due now; False if it is not dead or not there."""
 
     @abc.abstractmethod
-    async def redrive_endpoint(self, endpoint: str, now: datetime) -> int:
+    async def redrive_endpoint(self, endpoint: str) -> int:
         """Makes every dead delivery of the endpoint pending; returns how many."""
 
     @abc.abstractmethod
@@ -149,11 +156,12 @@ class Store(abc.ABC):
         """Pending (incl. in flight) and dead deliveries per endpoint."""
 
     @abc.abstractmethod
-    async def prune(self, delivered_before: datetime) -> int:
-        """Deletes delivered deliveries older than the cut-off, and events left with none."""
+    async def prune(self, older_than: timedelta) -> int:
+        """Deletes deliveries delivered `older_than` ago or longer, and events stored that
+        long ago left with no delivery; returns how many deliveries it deleted."""
 
     @abc.abstractmethod
-    async def requeue(self, selection: Selection, now: datetime) -> Requeued:
+    async def requeue(self, selection: Selection) -> Requeued:
         """Resend and bulk redrive (`store.replay`): makes the selected finished deliveries
         whose status the selection takes pending and due now; pending ones are left alone."""
 

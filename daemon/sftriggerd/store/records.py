@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 DeliveryStatus = Literal["pending", "in_flight", "delivered", "dead"]
@@ -36,6 +36,10 @@ class NewEvent:
     # Endpoints whose deliveries for the same record must go out in order.
     ordered_endpoints: frozenset[str] = field(default_factory=frozenset)
     change: str = ""
+    # What ties the deliveries of one record together for per-record order (built by
+    # ingest, `routing.order_key`); carried by the deliveries to `ordered_endpoints` only.
+    # None: this event's deliveries wait for nothing (no record id).
+    order_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,8 @@ class IngestResult:
 
 @dataclass(frozen=True)
 class Claim:
-    """A delivery leased to this process until `lease_until`; the key to record its outcome."""
+    """A delivery leased to this process until `lease_until` (the store's clock); the key to
+    record its outcome."""
 
     delivery_id: int
     endpoint: str
@@ -74,14 +79,17 @@ class AttemptTrace:
 
 @dataclass(frozen=True)
 class Delivered:
+    """A 2xx: finished, stamped with the store's clock when recorded."""
+
     status: int
-    at: datetime
     trace: AttemptTrace | None = None
 
 
 @dataclass(frozen=True)
 class Retry:
-    next_attempt_at: datetime
+    """Try again `delay` after the store records this (the store's clock)."""
+
+    delay: timedelta
     status: int | None
     error: str
     trace: AttemptTrace | None = None
@@ -89,9 +97,10 @@ class Retry:
 
 @dataclass(frozen=True)
 class Dead:
+    """Given up: finished, stamped with the store's clock when recorded."""
+
     status: int | None
     error: str
-    at: datetime
     trace: AttemptTrace | None = None
 
 

@@ -11,8 +11,8 @@ import sqlite3
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
-from .leadership import Fence, LeaseLostError, Replica, TriggerLease
-from .sqlite_ops import dt, dt_required, transaction, ts
+from ..leadership import Fence, LeaseLostError, Replica, TriggerLease
+from .ops import dt, dt_required, transaction, ts
 
 _LEASE_COLUMNS = "trigger, holder, epoch, acquired_at, expires_at"
 

@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from .records import Claim
-from .sqlite_ops import DURABLE_SYNCHRONOUS, dt_required, transaction, ts
+from ..records import Claim
+from .ops import DURABLE_SYNCHRONOUS, dt_required, transaction, ts
 
 # Ids bound in one `IN (...)`: under the 999 parameters an older SQLite allows.
 IDS_PER_QUERY = 500

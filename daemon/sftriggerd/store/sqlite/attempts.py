@@ -1,8 +1,8 @@
 """The SQLite engine's attempt history: one row per attempt, written with its outcome.
 
-The rows go in with the outcomes' own transaction (`sqlite_ops.record_outcomes`), one
+The rows go in with the outcomes' own transaction (`ops.record_outcomes`), one
 `executemany` per batch, so the history never disagrees with the delivery it belongs to and
-costs no commit of its own. They leave with their delivery (`sqlite_prune`).
+costs no commit of its own. They leave with their delivery (`prune`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from .records import (
+from ..records import (
     AttemptRow,
     Claim,
     Dead,
@@ -30,20 +30,19 @@ AttemptValues = tuple[int, float, int | None, int | None, str | None, str | None
 
 
 def attempt_values(claim: Claim, outcome: Outcome, now: datetime) -> AttemptValues:
-    """The row of one recorded attempt. An outcome without a trace (written by hand, not by
-    a sender) still leaves a row: its time is the outcome's, or `now`."""
+    """The row of one recorded attempt, `now` being the store's clock as it records it. An
+    outcome without a trace (written by hand, not by a sender) still leaves a row: its time
+    is `now`."""
     trace = outcome.trace
     next_at: datetime | None = None
     error: str | None = None
     if isinstance(outcome, Retry):
-        next_at, error = outcome.next_attempt_at, outcome.error
-        at = trace.started_at if trace else now
+        next_at, error = now + outcome.delay, outcome.error
     elif isinstance(outcome, Dead):
         error = outcome.error
-        at = trace.started_at if trace else outcome.at
     else:
         assert isinstance(outcome, Delivered)
-        at = trace.started_at if trace else outcome.at
+    at = trace.started_at if trace else now
     return (
         claim.delivery_id,
         at.timestamp(),

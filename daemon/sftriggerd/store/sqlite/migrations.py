@@ -99,7 +99,68 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX attempts_delivery ON attempts (delivery_id, id);
     """,
-    # 6: leadership: one lease per trigger (its holder, and the epoch that fences a holder
+    # 6: what a delivery's columns must agree on, as CHECK constraints, so no bug (and no
+    # second process running other code) can write a row the claim, the counts or the
+    # pruner would misread: finished_at is set exactly when the delivery is finished, an open
+    # delivery has a time it comes due, a lease token exactly while in flight, attempts >= 0.
+    # SQLite adds constraints only by rebuilding the table: rows an older version (or a hand)
+    # left contradicting them are first made to agree, the ids and their sequence are kept,
+    # and the indexes are made again.
+    """
+    UPDATE deliveries SET finished_at = NULL
+        WHERE status IN ('pending', 'in_flight') AND finished_at IS NOT NULL;
+    UPDATE deliveries SET finished_at = created_at
+        WHERE status IN ('delivered', 'dead') AND finished_at IS NULL;
+    UPDATE deliveries SET status = 'pending' WHERE status = 'in_flight' AND lease_token IS NULL;
+    UPDATE deliveries SET lease_token = NULL
+        WHERE status <> 'in_flight' AND lease_token IS NOT NULL;
+    UPDATE deliveries SET next_attempt_at = created_at
+        WHERE status IN ('pending', 'in_flight') AND next_attempt_at IS NULL;
+    UPDATE deliveries SET attempts = 0 WHERE attempts < 0;
+    CREATE TABLE deliveries_checked (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_seq INTEGER NOT NULL REFERENCES events (seq),
+        endpoint TEXT NOT NULL,
+        order_key TEXT,
+        status TEXT NOT NULL
+            CHECK (status IN ('pending', 'in_flight', 'delivered', 'dead')),
+        attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        next_attempt_at REAL,
+        lease_token TEXT,
+        last_status INTEGER,
+        last_error TEXT,
+        created_at REAL NOT NULL,
+        retry_since REAL NOT NULL,
+        finished_at REAL,
+        CONSTRAINT finished_exactly_when_done
+            CHECK ((finished_at IS NULL) = (status IN ('pending', 'in_flight'))),
+        CONSTRAINT open_has_a_due_time
+            CHECK (status NOT IN ('pending', 'in_flight') OR next_attempt_at IS NOT NULL),
+        CONSTRAINT leased_exactly_in_flight
+            CHECK ((lease_token IS NOT NULL) = (status = 'in_flight'))
+    );
+    INSERT INTO deliveries_checked (id, event_seq, endpoint, order_key, status, attempts,
+        next_attempt_at, lease_token, last_status, last_error, created_at, retry_since,
+        finished_at)
+        SELECT id, event_seq, endpoint, order_key, status, attempts, next_attempt_at,
+            lease_token, last_status, last_error, created_at, retry_since, finished_at
+        FROM deliveries;
+    DELETE FROM sqlite_sequence WHERE name = 'deliveries_checked';
+    INSERT INTO sqlite_sequence (name, seq)
+        SELECT 'deliveries_checked', seq FROM sqlite_sequence WHERE name = 'deliveries';
+    DROP TABLE deliveries;
+    ALTER TABLE deliveries_checked RENAME TO deliveries;
+    CREATE INDEX deliveries_event ON deliveries (event_seq);
+    CREATE INDEX deliveries_pending ON deliveries (endpoint, id, next_attempt_at, order_key)
+        WHERE status = 'pending';
+    CREATE INDEX deliveries_open ON deliveries (endpoint, status, next_attempt_at)
+        WHERE finished_at IS NULL;
+    CREATE INDEX deliveries_order ON deliveries (endpoint, order_key, id)
+        WHERE finished_at IS NULL AND order_key IS NOT NULL;
+    CREATE INDEX deliveries_dead ON deliveries (status, id) WHERE status = 'dead';
+    CREATE INDEX deliveries_delivered ON deliveries (finished_at) WHERE status = 'delivered';
+    """,
+    # 7: leadership: one lease per trigger (its holder, and the epoch that fences a holder
     # that lost it), and the replicas sharing the store, known by their heartbeats.
     """
     CREATE TABLE trigger_leases (

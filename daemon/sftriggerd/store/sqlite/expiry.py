@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime
 
-from .sqlite_ops import transaction, ts
+from .ops import transaction, ts
 
 # Pending deliveries, and in-flight ones whose lease ran out (nobody will answer for them),
 # whose max_age clock started at or before the cut-off; a live lease is left to its answer.

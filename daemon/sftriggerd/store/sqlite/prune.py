@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime
 
-from .sqlite_ops import transaction, ts
+from .ops import transaction, ts
 
 # Deliveries deleted per step; events looked at per step of the sweep for events without any.
 BATCH_ROWS = 500

@@ -3,7 +3,7 @@
 A requeue first reads the matching rows (a plain read: in WAL mode it blocks no writer), then
 updates them in chunks, each its own short transaction that checks the status again, so a
 large resend never holds the write lock for long and a row that changed in between is left
-as it now is. The row keeps its id, so `sqlite_leases` orders it among its record's changes
+as it now is. The row keeps its id, so `leases` orders it among its record's changes
 exactly like a redriven one: it goes out before any newer change of its record that is still
 open, and never while one is in flight.
 """
@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from .records import Checkpoint
-from .replay import Selection
-from .sqlite_ops import transaction, ts
+from ..records import Checkpoint
+from ..replay import Selection
+from .ops import transaction, ts
 
 _CHUNK = 500
 

@@ -7,7 +7,7 @@ happens before the commit rolls the whole transaction back (events, deliveries a
 together), after which the source re-reads from the previous checkpoint. `NORMAL` would be
 enough to lose nothing the source cannot re-read, but it could forget a recorded outcome or a
 redrive after a power loss; FULL costs one fsync per commit, which group commit amortises.
-Claims and releases only move leases, and skip their own fsync (`sqlite_leases`): losing one
+Claims and releases only move leases, and skip their own fsync (`leases`): losing one
 to a power loss sends a delivery again, never loses one.
 
 Never blocking the loop. Every statement runs on the store's own single thread (sqlite3
@@ -24,22 +24,16 @@ import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from ..errors import StoreError
-from . import sqlite_attempts as attempts
-from . import sqlite_expiry as expiry
-from . import sqlite_leadership as leadership
-from . import sqlite_leases as leases
-from . import sqlite_ops as ops
-from . import sqlite_prune as pruning
-from . import sqlite_replay as replay
-from .base import Store
-from .leadership import Fence, LeaseLostError, Replica, TriggerLease
-from .records import (
+from ...errors import StoreError
+from ..base import Store
+from ..clock import Clock, wall_clock
+from ..leadership import Fence, LeaseLostError, Replica, TriggerLease
+from ..records import (
     Checkpoint,
     Claim,
     DeliveryDetail,
@@ -52,7 +46,9 @@ from .records import (
     PoisonEvent,
     RecordState,
 )
-from .replay import Requeued, Selection
+from ..replay import Requeued, Selection
+from . import attempts, expiry, leadership, leases, ops, replay
+from . import prune as pruning
 
 T = TypeVar("T")
 
@@ -80,8 +76,10 @@ def _enter_wal(db: sqlite3.Connection) -> None:
 
 
 class SqliteStore(Store):
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, clock: Clock = wall_clock) -> None:
+        """`clock` gives every time the store stamps or compares (see `base`)."""
         self.path = str(path)
+        self._clock = clock
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         self._db: sqlite3.Connection | None = None
         self._pending_outcomes: list[
@@ -171,7 +169,7 @@ class SqliteStore(Store):
         poison: Sequence[PoisonEvent] = (),
         fence: Fence | None = None,
     ) -> IngestResult:
-        now = datetime.now(UTC)
+        now = self._clock()
         check = leadership.fence_check(trigger, fence, now)
         return await self._run(
             lambda db: ops.ingest(
@@ -192,9 +190,8 @@ class SqliteStore(Store):
     async def last_changes(self, trigger: str, record_ids: Sequence[str]) -> dict[str, RecordState]:
         return await self._run(lambda db: ops.last_changes(db, trigger, record_ids))
 
-    async def claim_due(
-        self, endpoint: str, limit: int, lease: timedelta, now: datetime
-    ) -> list[Claim]:
+    async def claim_due(self, endpoint: str, limit: int, lease: timedelta) -> list[Claim]:
+        now = self._clock()
         return await self._run(lambda db: leases.claim_due(db, endpoint, limit, lease, now))
 
     async def record_outcomes(self, outcomes: Sequence[tuple[Claim, Outcome]]) -> list[bool]:
@@ -212,7 +209,9 @@ class SqliteStore(Store):
             batch, self._pending_outcomes = self._pending_outcomes, []
             items = [item for outcomes, _ in batch for item in outcomes]
             try:
-                results = await self._run(partial(ops.record_outcomes, items=items))
+                results = await self._run(
+                    partial(ops.record_outcomes, items=items, now=self._clock())
+                )
             except StoreError as exc:
                 for _, future in batch:
                     if not future.done():
@@ -224,19 +223,22 @@ class SqliteStore(Store):
                     future.set_result(results[start : start + len(outcomes)])
                 start += len(outcomes)
 
-    async def release(self, claims: Sequence[Claim], now: datetime) -> None:
+    async def release(self, claims: Sequence[Claim]) -> None:
         if claims:
+            now = self._clock()
             await self._run(lambda db: leases.release(db, claims, now))
 
     async def expire_overdue(
-        self, endpoint: str, started_before: datetime, error: str, now: datetime, limit: int
+        self, endpoint: str, max_age: timedelta, error: str, limit: int
     ) -> int:
+        now = self._clock()
         return await self._run(
-            lambda db: expiry.expire_overdue(db, endpoint, started_before, error, now, limit)
+            lambda db: expiry.expire_overdue(db, endpoint, now - max_age, error, now, limit)
         )
 
-    async def next_due_at(self, endpoint: str) -> datetime | None:
-        return await self._run(lambda db: ops.next_due_at(db, endpoint))
+    async def next_due_in(self, endpoint: str) -> timedelta | None:
+        due = await self._run(lambda db: ops.next_due_at(db, endpoint))
+        return None if due is None else due - self._clock()
 
     async def list_deliveries(
         self,
@@ -256,13 +258,16 @@ class SqliteStore(Store):
 
         return await self._run(read)
 
-    async def redrive(self, delivery_id: int, now: datetime) -> bool:
+    async def redrive(self, delivery_id: int) -> bool:
+        now = self._clock()
         return await self._run(lambda db: ops.redrive(db, delivery_id, now))
 
-    async def redrive_endpoint(self, endpoint: str, now: datetime) -> int:
+    async def redrive_endpoint(self, endpoint: str) -> int:
+        now = self._clock()
         return await self._run(lambda db: ops.redrive_endpoint(db, endpoint, now))
 
-    async def requeue(self, selection: Selection, now: datetime) -> Requeued:
+    async def requeue(self, selection: Selection) -> Requeued:
+        now = self._clock()
         planned = await self._run(lambda db: replay.plan_requeue(db, selection))
         requeued, endpoints = 0, set[str]()
         for chunk in replay.chunks(planned):
@@ -276,45 +281,46 @@ class SqliteStore(Store):
     async def rewind(
         self, trigger: str, checkpoint: Checkpoint, fence: Fence | None = None
     ) -> None:
-        now = datetime.now(UTC)
+        now = self._clock()
         check = leadership.fence_check(trigger, fence, now)
         await self._run(lambda db: replay.rewind(db, trigger, checkpoint, now, check))
 
     async def heartbeat(self, replica: str, forget_after: timedelta) -> None:
-        now = datetime.now(UTC)
+        now = self._clock()
         await self._run(lambda db: leadership.heartbeat(db, replica, forget_after, now))
 
     async def retire_replica(self, replica: str) -> None:
         await self._run(lambda db: leadership.retire(db, replica))
 
     async def replicas(self, seen_within: timedelta | None = None) -> list[Replica]:
-        now = datetime.now(UTC)
+        now = self._clock()
         return await self._run(lambda db: leadership.replicas(db, seen_within, now))
 
     async def acquire_lease(
         self, trigger: str, replica: str, lasting: timedelta
     ) -> TriggerLease | None:
-        now = datetime.now(UTC)
+        now = self._clock()
         return await self._run(lambda db: leadership.acquire(db, trigger, replica, lasting, now))
 
     async def renew_leases(
         self, replica: str, epochs: Mapping[str, int], lasting: timedelta
     ) -> list[TriggerLease]:
-        now = datetime.now(UTC)
+        now = self._clock()
         return await self._run(lambda db: leadership.renew(db, replica, epochs, lasting, now))
 
     async def release_lease(self, trigger: str, fence: Fence) -> bool:
-        now = datetime.now(UTC)
+        now = self._clock()
         return await self._run(lambda db: leadership.release(db, trigger, fence, now))
 
     async def leases(self) -> list[TriggerLease]:
-        now = datetime.now(UTC)
+        now = self._clock()
         return await self._run(lambda db: leadership.leases(db, now))
 
     async def outbox_counts(self) -> dict[str, OutboxCounts]:
         return await self._run(ops.outbox_counts)
 
-    async def prune(self, delivered_before: datetime) -> int:
+    async def prune(self, older_than: timedelta) -> int:
+        delivered_before = self._clock() - older_than
         # Bounded steps, each its own transaction: other work runs between them.
         removed = 0
         while True:

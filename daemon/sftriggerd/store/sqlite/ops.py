@@ -10,10 +10,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import StoreError
-from . import sqlite_attempts as attempts
-from .migrations.sqlite import MIGRATIONS
-from .records import (
+from ...errors import StoreError
+from ..records import (
     Checkpoint,
     Claim,
     Dead,
@@ -28,6 +26,8 @@ from .records import (
     RecordState,
     Retry,
 )
+from . import attempts
+from .migrations import MIGRATIONS
 
 # Every commit fsyncs the write-ahead log, so what it wrote survives a power loss.
 DURABLE_SYNCHRONOUS = "FULL"
@@ -63,24 +63,35 @@ def migrate(db: sqlite3.Connection, create: bool = True) -> int:
 
     Each step reads the version under the write lock (BEGIN IMMEDIATE), so two processes
     opening one new file at once migrate it once: the second waits, then finds it done. A
-    schema newer than this code knows is refused rather than written to by older SQL."""
+    schema newer than this code knows is refused rather than written to by older SQL.
+
+    Foreign keys are off while migrating (SQLite's own procedure for rebuilding a table):
+    dropping a table that others reference would otherwise delete what references it. Each
+    step checks them before it commits instead."""
     supported = len(MIGRATIONS)
-    while True:
-        with transaction(db):
-            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            current = schema_version(db)
-            if current > supported:
-                raise StoreError(
-                    f"store schema {current} is newer than this sftriggerd supports"
-                    f" ({supported}); upgrade sftriggerd"
-                )
-            if current == 0 and not create:
-                raise StoreError("the file holds no sftriggerd store")
-            if current == supported:
-                return supported
-            for statement in _statements(MIGRATIONS[current]):
-                db.execute(statement)
-            db.execute("INSERT INTO schema_version (version) VALUES (?)", (current + 1,))
+    # A no-op inside a transaction: set between them.
+    db.execute("PRAGMA foreign_keys=OFF")
+    try:
+        while True:
+            with transaction(db):
+                db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+                current = schema_version(db)
+                if current > supported:
+                    raise StoreError(
+                        f"store schema {current} is newer than this sftriggerd supports"
+                        f" ({supported}); upgrade sftriggerd"
+                    )
+                if current == 0 and not create:
+                    raise StoreError("the file holds no sftriggerd store")
+                if current == supported:
+                    return supported
+                for statement in _statements(MIGRATIONS[current]):
+                    db.execute(statement)
+                if db.execute("PRAGMA foreign_key_check").fetchone() is not None:
+                    raise StoreError(f"schema step {current + 1} would break a foreign key")
+                db.execute("INSERT INTO schema_version (version) VALUES (?)", (current + 1,))
+    finally:
+        db.execute("PRAGMA foreign_keys=ON")
 
 
 def _statements(script: str) -> list[str]:
@@ -132,22 +143,20 @@ def ingest(
                 duplicates += 1
                 continue
             new += 1
-            deliveries += _insert_deliveries(db, cursor.lastrowid, trigger, event, now)
+            deliveries += _insert_deliveries(db, cursor.lastrowid, event, now)
         if checkpoint is not None:
             _save_checkpoint(db, checkpoint, now)
     return IngestResult(new_events=new, duplicate_events=duplicates, deliveries=deliveries)
 
 
 def _insert_deliveries(
-    db: sqlite3.Connection, event_seq: int | None, trigger: str, event: NewEvent, now: datetime
+    db: sqlite3.Connection, event_seq: int | None, event: NewEvent, now: datetime
 ) -> int:
     rows = [
         (
             event_seq,
             endpoint,
-            f"{trigger}\x1f{event.record_id}"
-            if endpoint in event.ordered_endpoints and event.record_id
-            else None,
+            event.order_key if endpoint in event.ordered_endpoints else None,
             ts(now),
             ts(now),
             ts(now),
@@ -206,14 +215,16 @@ def checkpoints(db: sqlite3.Connection, trigger: str | None = None) -> list[Chec
     ]
 
 
-def record_outcomes(db: sqlite3.Connection, items: Sequence[tuple[Claim, Outcome]]) -> list[bool]:
+def record_outcomes(
+    db: sqlite3.Connection, items: Sequence[tuple[Claim, Outcome]], now: datetime
+) -> list[bool]:
     """Many outcomes in one transaction: the group commit that keeps delivery fast. Each
-    recorded one adds its row to the attempt history, in the same transaction."""
+    recorded one adds its row to the attempt history, in the same transaction. `now` is
+    the store's clock: when finished ones finished, and what a retry's delay counts from."""
     results: list[bool] = []
-    now = datetime.now(UTC)
     with transaction(db):
         for claim, outcome in items:
-            status, next_at, last_status, error, finished = _outcome_columns(outcome)
+            status, next_at, last_status, error, finished = _outcome_columns(outcome, now)
             cursor = db.execute(
                 "UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ?,"
                 " last_status = ?, last_error = ?, finished_at = ?, lease_token = NULL"
@@ -241,14 +252,14 @@ def record_outcomes(db: sqlite3.Connection, items: Sequence[tuple[Claim, Outcome
 
 
 def _outcome_columns(
-    outcome: Outcome,
+    outcome: Outcome, now: datetime
 ) -> tuple[str, float | None, int | None, str | None, float | None]:
     if isinstance(outcome, Delivered):
-        return "delivered", None, outcome.status, None, ts(outcome.at)
+        return "delivered", None, outcome.status, None, ts(now)
     if isinstance(outcome, Retry):
-        return "pending", ts(outcome.next_attempt_at), outcome.status, outcome.error, None
+        return "pending", ts(now + outcome.delay), outcome.status, outcome.error, None
     assert isinstance(outcome, Dead)
-    return "dead", None, outcome.status, outcome.error, ts(outcome.at)
+    return "dead", None, outcome.status, outcome.error, ts(now)
 
 
 def next_due_at(db: sqlite3.Connection, endpoint: str) -> datetime | None:

@@ -1,0 +1,5 @@
+"""The embedded engine: one SQLite file (see `engine`)."""
+
+from .engine import SqliteStore
+
+__all__ = ["SqliteStore"]
