@@ -116,11 +116,12 @@ async def run_daemon(
             app.supervisor.policy = restart_policy or RestartPolicy()
             restartable = {s.trigger: s for s in sources if isinstance(s, RestartableSource)}
             # Each source runs only while this replica holds its trigger's lease, and its
-            # writes carry that lease as a fence.
+            # writes carry that lease as a fence. (One source per trigger, in their order.)
+            led = dict(zip((t.name for t in settings.triggers), sources, strict=True))
             leadership = Leadership(
                 store,
                 replica_name(settings),
-                restartable,
+                led,
                 Timing(settings.ha.takeover, settings.ha.resolved_renew_every),
                 metrics,
                 run_source=app.supervisor.run_while_led,

@@ -44,17 +44,15 @@ _FORGET_AFTER_TAKEOVERS = 20
 
 
 class LedSource(Protocol):
-    """A trigger's source as leadership drives it (`sources.restartable.RestartableSource`)."""
+    """A trigger's source as leadership drives it (`sources.restartable.RestartableSource`,
+    whose `rebuild()`, when a source has one, makes its next run start afresh from the
+    position in the store)."""
 
     name: str
 
     async def run(self, stopping: asyncio.Event) -> None: ...
 
     def not_ready_reasons(self) -> list[str]: ...
-
-    def rebuild(self) -> None:
-        """Makes the next run start afresh, from the position in the store."""
-        ...
 
 
 class Runnable(Protocol):
@@ -255,7 +253,9 @@ class Leadership:
 
     def _start(self, trigger: str, held: _Held) -> None:
         source = self.sources[trigger]
-        source.rebuild()  # another replica may have moved the checkpoint meanwhile
+        rebuild: Callable[[], None] | None = getattr(source, "rebuild", None)
+        if rebuild is not None:  # another replica may have moved the checkpoint meanwhile
+            rebuild()
         held.stopping = asyncio.Event()
         held.task = asyncio.create_task(
             self._run_fenced(trigger, source, held.stopping), name=f"led:{trigger}"
