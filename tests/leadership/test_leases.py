@@ -160,3 +160,21 @@ async def test_a_lone_replica_leads_every_trigger(store: Store) -> None:
     for trigger in ("t1", "t2", "t3"):
         assert only.sources[trigger].rebuilds == 1  # started afresh, from the store
         await only.sources[trigger].write(1)
+
+
+async def test_a_process_restarted_under_the_same_name_takes_its_leases_at_once(
+    store: Store,
+) -> None:
+    before = replica(store, "a", ("t1", "t2"))
+    await before.leadership.round()
+    await before.sources["t1"].write(1)
+    # Killed: no hand-over. The next process of the same name does not wait for the leases
+    # to run out; it takes them with the next epoch, which fences its predecessor out.
+    after = replica(store, "a", ("t1", "t2"))
+    await after.leadership.round()
+    assert after.leadership.led() == ["t1", "t2"]
+    assert [(x.holder, x.epoch) for x in await store.leases()] == [("a", 2), ("a", 2)]
+    with pytest.raises(LeaseLostError):
+        await before.sources["t1"].write(9)
+    await after.sources["t1"].write(2)
+    assert await position(store, "t1") == 2
