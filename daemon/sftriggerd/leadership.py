@@ -128,6 +128,7 @@ class Leadership:
         self._free_last_round: set[str] = set()
         self._leaders: dict[str, str] = {}
         self._round_now = asyncio.Event()
+        self._rounds_done = 0
         for trigger in self.sources:  # from zero, so that `increase()` sees the first one
             for change in ("acquired", "lost", "released"):
                 metrics.lease_changes.labels(trigger=trigger, change=change)
@@ -155,7 +156,11 @@ class Leadership:
         return sorted(self._held)
 
     def not_ready_reasons(self) -> list[str]:
-        # A follower is ready: it delivers, and stands by to take triggers over.
+        # Until its first round this replica does not know what it leads; after it, a
+        # follower is ready (it delivers, and stands by to take triggers over) and a leader
+        # when the sources it runs are.
+        if not self._rounds_done:
+            return ["leadership: the first round (which triggers this replica leads) is not done"]
         return [
             reason for trigger in self._held for reason in self.sources[trigger].not_ready_reasons()
         ]
@@ -211,6 +216,7 @@ class Leadership:
             await self._acquire(trigger)
         # What this replica just gave up is left for the others, not taken back next round.
         self._free_last_round = {t for t in free if t not in self._held and t not in shed}
+        self._rounds_done += 1
 
     async def _renew(self) -> None:
         if not self._held:

@@ -178,3 +178,13 @@ async def test_a_process_restarted_under_the_same_name_takes_its_leases_at_once(
         await before.sources["t1"].write(9)
     await after.sources["t1"].write(2)
     assert await position(store, "t1") == 2
+
+
+async def test_ready_after_the_first_round_and_then_as_the_led_sources_are(store: Store) -> None:
+    a, b = replica(store, "a"), replica(store, "b")
+    assert a.leadership.not_ready_reasons() and b.leadership.not_ready_reasons()
+    await a.leadership.round()
+    await b.leadership.round()
+    assert b.leadership.not_ready_reasons() == []  # a follower delivers and stands by
+    a.sources["t"].not_ready_reasons = lambda: ["streaming:t: not subscribed yet"]  # type: ignore[method-assign]
+    assert a.leadership.not_ready_reasons() == ["streaming:t: not subscribed yet"]
