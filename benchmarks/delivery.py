@@ -52,6 +52,7 @@ from sftriggerd.events.model import Event, event_id
 from sftriggerd.ingest import Ingest
 from sftriggerd.logs import configure_logging
 from sftriggerd.metrics import Metrics
+from sftriggerd.store.memory import MemoryStore
 from sftriggerd.store.records import Checkpoint, Claim, Delivered, OutboxCounts, Outcome
 from sftriggerd.store.sqlite import SqliteStore
 
@@ -293,12 +294,12 @@ async def durable(
 # --- where the gap lies ------------------------------------------------------------------
 
 
-class MemoryOutbox(SqliteStore):
+class MemoryOutbox(MemoryStore):
     """An open store whose outbox answers from memory: claims prebuilt, outcomes dropped.
     Not durable; it shows what the dispatcher itself costs beside the POSTs."""
 
     def __init__(self, claims: list[Claim]) -> None:
-        super().__init__(":memory:")
+        super().__init__()
         self._claims = claims
         self._total = len(claims)
         self.recorded = 0
@@ -396,7 +397,7 @@ async def received_count(url: str) -> int:
 
 async def run(url: str, args: argparse.Namespace) -> None:
     events = [bench_event(number, args.records or args.events) for number in range(args.events)]
-    probe = Ingest(SqliteStore(":memory:"), [endpoint_settings(url, args)], Metrics())
+    probe = Ingest(MemoryStore(), [endpoint_settings(url, args)], Metrics())
     sizes = [len(probe.prepare(event).body) for event in events[:100]]
     print(f"machine: {machine()}")
     print(

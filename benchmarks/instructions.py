@@ -49,6 +49,7 @@ from sftriggerd.events.model import Event
 from sftriggerd.ingest import Ingest
 from sftriggerd.logs import configure_logging
 from sftriggerd.metrics import Metrics
+from sftriggerd.store.memory import MemoryStore
 from sftriggerd.store.records import Claim, Outcome
 from sftriggerd.store.sqlite import SqliteStore
 
@@ -89,7 +90,7 @@ async def _deliver_all(
 
 
 async def run_leg(leg: str, url: str, events: list[Event], args: argparse.Namespace) -> None:
-    probe = Ingest(SqliteStore(":memory:"), [endpoint_settings(url, args)], Metrics())
+    probe = Ingest(MemoryStore(), [endpoint_settings(url, args)], Metrics())
     if leg in ("events", "raw"):
         requests = signed_requests(url, events, probe, args)
         if leg == "raw":
@@ -166,7 +167,7 @@ def count_receiver(events: int, args: argparse.Namespace, work: Path) -> int:
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as receiver:
         assert receiver.stdout is not None
         url = f"http://127.0.0.1:{int(receiver.stdout.readline())}/hook"
-        probe = Ingest(SqliteStore(":memory:"), [endpoint_settings(url, args)], Metrics())
+        probe = Ingest(MemoryStore(), [endpoint_settings(url, args)], Metrics())
         events_sent = [bench_event(number, events) for number in range(events)]
         asyncio.run(post_all(url, signed_requests(url, events_sent, probe, args), args.concurrency))
     return _collected(log)

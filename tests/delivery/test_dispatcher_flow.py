@@ -6,13 +6,13 @@ import asyncio
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 
 from sftriggerd.delivery import BreakerPolicy, Dispatcher
 from sftriggerd.metrics import Metrics
+from sftriggerd.store.memory import MemoryStore
 from sftriggerd.store.records import Claim, Outcome
 from sftriggerd.store.sqlite import SqliteStore
 from tests.delivery.rig import MS, endpoint, enqueue, new_event, row, running
@@ -127,8 +127,8 @@ async def test_shutdown_records_a_2xx_and_releases_unfinished_claims(
     assert sorted(claim.event_id for claim in again) == ["hang1", "hang2"]
 
 
-class SlowOutcomes(SqliteStore):
-    """A real store whose outcome writes take longer than the shutdown grace."""
+class SlowOutcomes(MemoryStore):
+    """A store whose outcome writes take longer than the shutdown grace."""
 
     async def record_outcomes(self, outcomes: Sequence[tuple[Claim, Outcome]]) -> list[bool]:
         await asyncio.sleep(0.3)
@@ -136,9 +136,9 @@ class SlowOutcomes(SqliteStore):
 
 
 async def test_a_shutdown_during_the_outcome_write_still_records_it(
-    tmp_path: Path, http: aiohttp.ClientSession, receiver: Receiver
+    http: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
-    store = SlowOutcomes(tmp_path / "slow.db")
+    store = SlowOutcomes()
     await store.open()
     try:
         stopping = asyncio.Event()
@@ -158,8 +158,8 @@ async def test_a_shutdown_during_the_outcome_write_still_records_it(
         await store.close()
 
 
-class SlowClaims(SqliteStore):
-    """A real store whose first claim comes back when its lease has nearly run out."""
+class SlowClaims(MemoryStore):
+    """A store whose first claim comes back when its lease has nearly run out."""
 
     delayed = False
 
@@ -176,9 +176,9 @@ class SlowClaims(SqliteStore):
 
 
 async def test_a_claim_whose_lease_ran_short_is_given_back_not_sent(
-    tmp_path: Path, http: aiohttp.ClientSession, receiver: Receiver
+    http: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
-    store = SlowClaims(tmp_path / "claims.db")
+    store = SlowClaims()
     await store.open()
     try:
         hook = endpoint(receiver.url, timeout=200 * MS)
@@ -197,11 +197,11 @@ async def _arrived(receiver: Receiver, count: int) -> bool:
     return len(receiver.arrivals) >= count
 
 
-class GatedOutcomes(SqliteStore):
-    """A real store whose outcome writes wait until the test opens the gate."""
+class GatedOutcomes(MemoryStore):
+    """A store whose outcome writes wait until the test opens the gate."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
+    def __init__(self) -> None:
+        super().__init__()
         self.gate = asyncio.Event()
         self.batches: list[int] = []
 
@@ -212,9 +212,9 @@ class GatedOutcomes(SqliteStore):
 
 
 async def test_sends_go_on_while_outcomes_wait_and_a_slow_store_holds_claiming_back(
-    tmp_path: Path, http: aiohttp.ClientSession, receiver: Receiver
+    http: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
-    store = GatedOutcomes(tmp_path / "gated.db")
+    store = GatedOutcomes()
     await store.open()
     try:
         hook = endpoint(receiver.url, max_in_flight=2, ordering="none")

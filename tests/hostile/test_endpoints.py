@@ -19,6 +19,7 @@ from sftriggerd.routing import order_key
 from sftriggerd.store.records import Checkpoint, DeliveryRow, NewEvent
 from sftriggerd.store.sqlite import SqliteStore
 from tests.delivery.rig import MS, endpoint, running
+from tests.support.clock import ShiftedClock
 from tests.support.receiver import Arrival, Receiver
 from tests.support.waiting import eventually
 
@@ -314,7 +315,7 @@ async def _attempted_each(store: SqliteStore, endpoint_name: str, wanted: int) -
 
 
 async def test_a_store_failure_during_the_sweep_is_retried_by_the_next(
-    store: SqliteStore,
+    store: SqliteStore, clock: ShiftedClock
 ) -> None:
     """The sweep meets a store that cannot answer: nothing is lost and nothing raises; the
     next sweep, once the store is back, expires what is overdue; a quiet sweep after it
@@ -326,6 +327,7 @@ async def test_a_store_failure_during_the_sweep_is_retried_by_the_next(
     assert await dispatcher.expire_overdue("hook") == 0
     await store.open()
     assert await count(store, "hook", "pending") == 1
+    clock.advance(timedelta(milliseconds=2))  # past max_age on the store's clock
     assert await dispatcher.expire_overdue("hook") == 1
     [row] = await rows(store, "hook")
     assert (row.status, row.last_error) == (

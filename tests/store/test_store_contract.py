@@ -4,14 +4,26 @@ tested at the interface."""
 from __future__ import annotations
 
 import asyncio
+import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sftriggerd.errors import StoreError
 from sftriggerd.routing import order_key
 from sftriggerd.store.base import Store
-from sftriggerd.store.records import Checkpoint, Dead, Delivered, NewEvent, PoisonEvent, Retry
+from sftriggerd.store.records import (
+    AttemptTrace,
+    Checkpoint,
+    Dead,
+    Delivered,
+    NewEvent,
+    PoisonEvent,
+    Retry,
+)
 from tests.support.clock import ShiftedClock
 
 T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
@@ -350,3 +362,84 @@ async def test_a_claim_that_looks_past_held_back_changes_still_takes_no_more_tha
     await store.ingest("t", [event(n, r) for n, r in enumerate(records, 1)], checkpoint(5))
     claims = await store.claim_due("hook", 2, LEASE)
     assert [c.event_id for c in claims] == ["evt_1", "evt_3"]
+
+
+def with_record(n: int, record: str, change: str, fields: dict[str, object]) -> NewEvent:
+    body = json.dumps({"n": n, "record": fields}).encode()
+    return replace(event(n, record), body=body, change=change)
+
+
+async def test_last_changes_are_the_newest_stored_event_per_record(store: Store) -> None:
+    await store.ingest(
+        "t",
+        [
+            with_record(1, "A", "created", {"Name": "first"}),
+            with_record(2, "A", "updated", {"Name": "second"}),
+            with_record(3, "B", "deleted", {}),
+            replace(event(4, "C"), body=b"not json", change="updated"),
+        ],
+        checkpoint(4),
+    )
+    await store.ingest("u", [with_record(5, "A", "undeleted", {})], checkpoint(5, "u"))
+    found = await store.last_changes("t", ["A", "B", "C", "missing"])
+    assert set(found) == {"A", "B", "C"}
+    assert (found["A"].change, found["A"].record) == ("updated", {"Name": "second"})
+    assert found["A"].occurred_at == T0 + timedelta(seconds=2)
+    assert (found["B"].change, found["B"].record) == ("deleted", {})
+    assert (found["C"].change, found["C"].record) == ("updated", None)  # unreadable body
+    assert await store.last_changes("t", []) == {}
+    assert (await store.last_changes("u", ["A"]))["A"].change == "undeleted"
+
+
+@given(fields=st.dictionaries(st.text(max_size=20), st.text(max_size=50) | st.integers()))
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+async def test_last_changes_give_back_the_record_as_stored(
+    store: Store, fields: dict[str, object]
+) -> None:
+    # Record fields come from Salesforce: any text, kept as sent. One store for all examples:
+    # each stores a newer change of the same record.
+    n = len(await store.list_deliveries(limit=10_000)) + 1
+    await store.ingest("t", [with_record(n, "A", "updated", fields)], checkpoint(n))
+    assert (await store.last_changes("t", ["A"]))["A"].record == fields
+
+
+async def test_one_delivery_and_its_detail(store: Store, clock: ShiftedClock) -> None:
+    await store.ingest("t", [event(1, "A")], checkpoint(1))
+    [claim] = await store.claim_due("hook", 1, LEASE)
+    row = await store.get_delivery(claim.delivery_id)
+    assert row is not None and (row.event_id, row.endpoint, row.trigger) == ("evt_1", "hook", "t")
+    assert (row.status, row.attempts) == ("in_flight", 0)
+    assert row == (await store.list_deliveries())[0]
+    started = clock() - timedelta(seconds=1)
+    trace = AttemptTrace(started_at=started, duration_ms=12, answer="busy\nnow")
+    await store.record_outcome(claim, Retry(timedelta(0), 503, "HTTP 503: busy", trace))
+    [claim] = await store.claim_due("hook", 1, LEASE)
+    await store.record_outcome(claim, Delivered(status=204))
+    detail = await store.get_delivery_detail(claim.delivery_id)
+    assert detail is not None and detail.body == b'{"n":1}'
+    assert detail.delivery == await store.get_delivery(claim.delivery_id)
+    assert detail.delivery.status == "delivered" and detail.delivery.attempts == 2
+    first, second = detail.attempts
+    assert abs(first.at - started) < timedelta(milliseconds=1)  # as the sender measured it
+    assert (first.duration_ms, first.status) == (12, 503)
+    assert (first.error, first.answer) == ("HTTP 503: busy", "busy\nnow")
+    assert first.next_attempt_at is not None and first.next_attempt_at >= started
+    # Without a trace: stamped with the store's clock, no duration, no answer.
+    assert (second.status, second.error) == (204, None)
+    assert (second.duration_ms, second.answer, second.next_attempt_at) == (None, None, None)
+    assert started < second.at <= clock()
+    assert await store.get_delivery(claim.delivery_id + 1000) is None
+    assert await store.get_delivery_detail(claim.delivery_id + 1000) is None
+
+
+async def test_a_closed_store_answers_no_ping_and_reopens_with_what_it_held(store: Store) -> None:
+    await store.ingest("t", [event(1)], checkpoint(1))
+    await store.close()
+    assert not await store.ping()
+    with pytest.raises(StoreError):
+        await store.checkpoints()
+    await store.open(create=False)
+    assert await store.ping()
+    assert [d.event_id for d in await store.list_deliveries()] == ["evt_1"]

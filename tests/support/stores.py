@@ -1,7 +1,8 @@
 """A fresh, open store per test, on every engine the store contract covers.
 
 Each engine runs on the test's `clock` (see `clock.ShiftedClock`). To add an engine, name
-it in ENGINES and build it in `_build`.
+it in ENGINES and build it in `_build`; the PostgreSQL engine goes there (a database of
+its own per test, dropped after it).
 """
 
 from __future__ import annotations
@@ -12,15 +13,19 @@ from pathlib import Path
 import pytest
 
 from sftriggerd.store.base import Store
+from sftriggerd.store.memory import MemoryStore
 from sftriggerd.store.sqlite import SqliteStore
 from tests.support.clock import ShiftedClock
 
-ENGINES = ["sqlite"]
+ENGINES = ["sqlite", "memory"]
 
 
 def _build(engine: str, clock: ShiftedClock, tmp_path: Path) -> Store:
     if engine == "sqlite":
         return SqliteStore(tmp_path / "state.db", clock=clock)
+    if engine == "memory":
+        return MemoryStore(clock=clock)
+    # "postgresql": to come, with the engine.
     raise ValueError(f"no store engine {engine!r} in the test support")
 
 
