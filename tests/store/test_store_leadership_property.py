@@ -9,13 +9,17 @@ example), so the store's clock never needs to be steered."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sftriggerd.store.base import Store
 from sftriggerd.store.leadership import Fence, LeaseLostError
+from sftriggerd.store.memory import MemoryStore
 from sftriggerd.store.sqlite import SqliteStore
 from tests.store.test_store_contract import checkpoint
 
@@ -47,8 +51,14 @@ class Lease:
         return self.live and (self.holder, self.epoch) == (fence.replica, fence.epoch)
 
 
-async def play(actions: list[tuple[object, ...]]) -> None:
-    store = SqliteStore(":memory:")
+ENGINES: dict[str, Callable[[], Store]] = {
+    "sqlite": lambda: SqliteStore(":memory:"),
+    "memory": MemoryStore,
+}
+
+
+async def play(engine: str, actions: list[tuple[object, ...]]) -> None:
+    store = ENGINES[engine]()
     await store.open()
     model, position = Lease(), 0
     try:
@@ -96,9 +106,10 @@ async def play(actions: list[tuple[object, ...]]) -> None:
         await store.close()
 
 
+@pytest.mark.parametrize("engine", sorted(ENGINES))
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(steps)
+@given(actions=steps)
 def test_one_holder_the_next_epoch_and_fenced_writes_only_under_the_running_lease(
-    actions: list[tuple[object, ...]],
+    engine: str, actions: list[tuple[object, ...]]
 ) -> None:
-    asyncio.run(play(actions))
+    asyncio.run(play(engine, actions))

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from ...errors import StoreError
 from ..base import Store
 from ..clock import Clock, wall_clock
+from ..leadership import Fence
 from ..records import (
     AttemptRow,
     Checkpoint,
@@ -36,6 +37,7 @@ from ..records import (
     Retry,
 )
 from ..replay import Requeued, Selection
+from .leadership import LeadershipMethods, LeaseTables
 from .tables import (
     OPEN,
     DeliveryRecord,
@@ -51,7 +53,7 @@ from .tables import (
 SCHEMA_VERSION = 1
 
 
-class MemoryStore(Store):
+class MemoryStore(LeadershipMethods, Store):
     def __init__(self, clock: Clock = wall_clock) -> None:
         """`clock` gives every time the store stamps or compares (see `base`)."""
         self._clock = clock
@@ -64,6 +66,7 @@ class MemoryStore(Store):
         self._deliveries: dict[int, DeliveryRecord] = {}
         self._checkpoints: dict[str, Checkpoint] = {}
         self._poison: list[PoisonEvent] = []
+        self._leadership = LeaseTables()
 
     def _check_open(self) -> None:
         if not self._open:
@@ -90,12 +93,15 @@ class MemoryStore(Store):
         events: Sequence[NewEvent],
         checkpoint: Checkpoint | None,
         poison: Sequence[PoisonEvent] = (),
+        fence: Fence | None = None,
     ) -> IngestResult:
         async with self._lock:
             self._check_open()
             for event in events:
                 _check_event(event)
             now = self._clock()
+            if fence is not None:
+                self._leadership.check_fence(trigger, fence, now)
             self._poison += [replace(item, received_at=item.received_at or now) for item in poison]
             new = duplicates = deliveries = 0
             for event in events:
@@ -369,9 +375,13 @@ class MemoryStore(Store):
         ]
         return min(seqs, default=None)
 
-    async def rewind(self, trigger: str, checkpoint: Checkpoint) -> None:
+    async def rewind(
+        self, trigger: str, checkpoint: Checkpoint, fence: Fence | None = None
+    ) -> None:
         async with self._lock:
             self._check_open()
+            if fence is not None:
+                self._leadership.check_fence(trigger, fence, self._clock())
             self._checkpoints[trigger] = Checkpoint(
                 trigger=trigger,
                 position=checkpoint.position,
