@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from sftriggerd.errors import StoreError
 from sftriggerd.leadership import Leadership, Timing
 from sftriggerd.store.base import Store
 from tests.leadership.replicas import (
@@ -62,26 +63,29 @@ def checking(rig: ReplicaRig, store: Store) -> LeaseCheckingSource:
     return source
 
 
-async def test_a_renewal_stuck_on_a_store_that_stopped_answering_stops_the_source_first(
-    store: Store, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("down", ["hangs", "fails"])
+async def test_a_store_that_stops_answering_renewals_stops_the_source_first(
+    store: Store, monkeypatch: pytest.MonkeyPatch, down: str
 ) -> None:
     a = replica(store, "a", timing=LOOP)
     source = checking(a, store)
     async with running(a.leadership):
         await eventually(lambda: a.running() == ["t"])
-        down = asyncio.Event()
+        down_event, down_how = asyncio.Event(), down
         answering = {name: getattr(store, name) for name in ("heartbeat", "renew_leases")}
 
         def stuck(name: str) -> Callable[..., Any]:
             async def call(*args: Any, **kwargs: Any) -> Any:
-                await down.wait()  # the store no longer answers (never, in this test)
+                if down_how == "fails":
+                    raise StoreError("connection refused (the test's store is down)")
+                await down_event.wait()  # the store no longer answers (never, in this test)
                 return await answering[name](*args, **kwargs)
 
             return call
 
         for name in answering:
             monkeypatch.setattr(store, name, stuck(name))
-        await eventually(lambda: a.running() == [])
+        await eventually(lambda: source.lease_live_at_stop != [])
         assert source.lease_live_at_stop == [True]  # stopped before the lease could pass on
         # The store answers again: the lease ran out meanwhile, so it is taken afresh.
         for name, method in answering.items():
