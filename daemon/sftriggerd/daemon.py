@@ -111,7 +111,6 @@ async def run_daemon(
             client = SalesforceClient(settings.salesforce, salesforce_http, metrics)
             ingest = Ingest(store, settings.endpoints, metrics, notify=notify)
             sources, statuses = build_sources(settings, client, ingest, store, metrics)
-            parts.append(StatusReporter(statuses, metrics))
             app = App(settings=settings, metrics=metrics, store=store)
             app.supervisor.policy = restart_policy or RestartPolicy()
             restartable = {s.trigger: s for s in sources if isinstance(s, RestartableSource)}
@@ -127,7 +126,8 @@ async def run_daemon(
                 run_source=app.supervisor.run_while_led,
             )
             ingest.fence_for = leadership.fence_for
-            app.parts = [leadership, *parts]
+            reporter = StatusReporter(statuses, metrics, leads=leadership.leads)
+            app.parts = [leadership, *parts, reporter]
             app.admin = AdminState(
                 settings=settings,
                 metrics=metrics,
