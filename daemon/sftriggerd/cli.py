@@ -59,7 +59,9 @@ def _build_parser() -> argparse.ArgumentParser:
     _config_option(check)
     check.set_defaults(handler=_check_config)
 
-    emulator = commands.add_parser("emulator", help="run the bundled Salesforce emulator")
+    emulator = commands.add_parser(
+        "emulator", help="run the Salesforce emulator (needs the emulator extra)"
+    )
     emulator.add_argument("--port", type=int, required=True)
     emulator.add_argument("--host", default="127.0.0.1")
     emulator.add_argument("--state", type=Path, default=None, help="keep the org's data here")

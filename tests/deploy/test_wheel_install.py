@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -110,3 +111,22 @@ def test_the_emulator_extra_of_a_wheel_built_through_its_sdist(tmp_path: Path) -
         python, "-c", "import sftriggerd_emulator as e; print(e.__file__)", cwd=tmp_path, env=env
     )
     assert Path(located.strip()).is_relative_to(venv), "the emulator was not installed"
+
+
+def test_a_wheel_built_away_from_the_clone_names_no_emulator_to_fetch(tmp_path: Path) -> None:
+    """The container image's builder has only the daemon's sources: its wheel's `emulator`
+    extra must require nothing, or any package index serving that name could supply it."""
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "hatch_build.py"):
+        shutil.copy(ROOT / name, source / name)
+    skip_caches = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(ROOT / "daemon", source / "daemon", ignore=skip_caches)
+    out_dir = tmp_path / "dist"
+    pip_wheel = (sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "--wheel-dir", out_dir)
+    run(*pip_wheel, source, cwd=tmp_path)
+    (wheel,) = out_dir.glob("sftriggerd-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = archive.read(next(n for n in archive.namelist() if n.endswith("/METADATA")))
+    assert b"Provides-Extra: emulator" in metadata
+    assert b"Requires-Dist: sftriggerd-emulator" not in metadata
