@@ -282,7 +282,11 @@ class Leadership:
         task = held.task
         if task is None or task.done():
             return
-        done, _ = await asyncio.wait({task}, timeout=max(0.0, within_s))
+        try:
+            done, _ = await asyncio.wait({task}, timeout=max(0.0, within_s))
+        except asyncio.CancelledError:
+            task.cancel()  # never left running unwatched (a round cut off by its timeout)
+            raise
         if not done:
             log.warning("led_source_cut_off", part=task.get_name())
             task.cancel()
