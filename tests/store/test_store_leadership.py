@@ -185,3 +185,8 @@ async def test_a_heartbeat_forgets_replicas_silent_too_long(store: Store) -> Non
     await store.heartbeat("old", HOUR)
     await store.heartbeat("new", timedelta(seconds=-1))  # everyone before now is too old
     assert [replica.name for replica in await store.replicas()] == ["new"]
+
+
+async def test_a_lease_given_for_no_time_is_taken_already_run_out(store: Store) -> None:
+    lease = await store.acquire_lease("t", "a", GONE)
+    assert lease is not None and not lease.live and lease.expires_at == lease.acquired_at

@@ -64,7 +64,7 @@ def acquire(
         epoch=epoch,
         acquired_at=now,
         expires_at=now + lasting,
-        live=True,
+        live=lasting > timedelta(0),
         previous_ended_at=dt(min(row[4], ts(now))) if row is not None else None,
     )
 
