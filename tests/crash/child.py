@@ -28,6 +28,7 @@ from sftriggerd.events.model import Event, event_id
 from sftriggerd.ingest import Ingest
 from sftriggerd.logs import configure_logging
 from sftriggerd.metrics import Metrics
+from sftriggerd.store.base import Store
 from sftriggerd.store.records import Checkpoint
 from sftriggerd.store.sqlite import SqliteStore
 
@@ -82,7 +83,7 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
-async def read_source(store: SqliteStore, ingest: Ingest, args: argparse.Namespace) -> None:
+async def read_source(store: Store, ingest: Ingest, args: argparse.Namespace) -> None:
     """Ingests from the stored checkpoint (one batch before it, again) to the last event."""
     stored = await store.checkpoint(TRIGGER)
     committed = int(stored.position["next"]) if stored else 0
@@ -104,7 +105,7 @@ async def read_source(store: SqliteStore, ingest: Ingest, args: argparse.Namespa
         await asyncio.sleep(args.pace_s)
 
 
-async def delivered_all(store: SqliteStore) -> None:
+async def delivered_all(store: Store) -> None:
     while True:
         counts = (await store.outbox_counts()).get(ENDPOINT)
         if counts is None or counts.pending + counts.dead == 0:

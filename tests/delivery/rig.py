@@ -14,8 +14,8 @@ from typing import Any
 from sftriggerd.config.settings import EndpointSettings, RetrySettings
 from sftriggerd.delivery import Dispatcher
 from sftriggerd.routing import order_key
+from sftriggerd.store.base import Store
 from sftriggerd.store.records import Checkpoint, DeliveryRow, NewEvent
-from sftriggerd.store.sqlite import SqliteStore
 
 SECRET = "whsec_" + base64.b64encode(b"delivery-tests-key-0123456789ab").decode()
 MS = timedelta(milliseconds=1)
@@ -50,12 +50,12 @@ def new_event(name: str, record: str | None = None, ordered: bool = True) -> New
     )
 
 
-async def enqueue(store: SqliteStore, *events: NewEvent) -> None:
+async def enqueue(store: Store, *events: NewEvent) -> None:
     position = next(_positions)
     await store.ingest("t", events, Checkpoint(trigger="t", position={"n": position}))
 
 
-async def row(store: SqliteStore, event_id: str) -> DeliveryRow:
+async def row(store: Store, event_id: str) -> DeliveryRow:
     [found] = [r for r in await store.list_deliveries(limit=1000) if r.event_id == event_id]
     return found
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sftriggerd.delivery import Dispatcher
 from sftriggerd.delivery.outcome import ANSWER_CHARS, REDACTED, answer_excerpt
 from sftriggerd.metrics import Metrics
-from sftriggerd.store.sqlite import SqliteStore
+from sftriggerd.store.base import Store
 from tests.delivery.rig import SECRET, endpoint, enqueue, new_event, row, running
 from tests.support.receiver import Arrival, Receiver
 from tests.support.waiting import eventually
@@ -22,7 +22,7 @@ TOKEN = "Bearer hdr-t0k3n-9f8e"
 
 
 async def test_every_attempt_is_kept_with_its_answer_redacted(
-    store: SqliteStore, http: aiohttp.ClientSession, receiver: Receiver
+    store: Store, http: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
     """The receiver echoes what it got, as a careless one does: our secret, its header, and
     a URL with credentials; the history keeps the answer without any of them."""
@@ -58,7 +58,7 @@ async def test_every_attempt_is_kept_with_its_answer_redacted(
 
 
 async def test_an_attempt_without_an_answer_is_kept_with_its_error(
-    store: SqliteStore, http: aiohttp.ClientSession, receiver: Receiver
+    store: Store, http: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
     async def hang(arrival: Arrival) -> web.StreamResponse:
         return await receiver.hang()
@@ -93,10 +93,10 @@ def test_an_excerpt_never_holds_the_secret(before: str, after: str, secret: str)
         assert REDACTED in excerpt
 
 
-async def _status(store: SqliteStore, event_id: str, status: str) -> bool:
+async def _status(store: Store, event_id: str, status: str) -> bool:
     return (await row(store, event_id)).status == status
 
 
-async def _attempts(store: SqliteStore, event_id: str, count: int) -> bool:
+async def _attempts(store: Store, event_id: str, count: int) -> bool:
     detail = await store.get_delivery_detail((await row(store, event_id)).id)
     return detail is not None and len(detail.attempts) >= count

@@ -13,7 +13,7 @@ from standardwebhooks.webhooks import Webhook
 from sftriggerd.config.settings import EndpointSettings
 from sftriggerd.delivery import Dispatcher
 from sftriggerd.metrics import Metrics
-from sftriggerd.store.sqlite import SqliteStore
+from sftriggerd.store.base import Store
 from tests.delivery.rig import MS, SECRET, endpoint, enqueue, new_event, row, running
 from tests.support.receiver import Arrival, Receiver, unused_url
 from tests.support.waiting import eventually
@@ -22,7 +22,7 @@ HOUR = timedelta(hours=1)
 
 
 def dispatcher(
-    store: SqliteStore, http: aiohttp.ClientSession, metrics: Metrics, hook: EndpointSettings
+    store: Store, http: aiohttp.ClientSession, metrics: Metrics, hook: EndpointSettings
 ) -> Dispatcher:
     return Dispatcher(store, [hook], metrics, jitter=lambda: 0.5)
 
@@ -35,7 +35,7 @@ def sample(metrics: Metrics, name: str, **labels: str) -> float:
 
 
 async def test_a_delivery_arrives_signed_and_is_recorded(
-    store: SqliteStore, http: aiohttp.ClientSession, receiver: Receiver
+    store: Store, http: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
     metrics = Metrics()
     hook = endpoint(receiver.url, headers={"Authorization": "Bearer t0k3n", "webhook-id": "x"})
@@ -57,7 +57,7 @@ async def test_a_delivery_arrives_signed_and_is_recorded(
 
 
 async def test_notify_wakes_the_worker_at_once(
-    store: SqliteStore, http: aiohttp.ClientSession, receiver: Receiver
+    store: Store, http: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
     hook = endpoint(receiver.url)
     sender = Dispatcher(store, [hook], Metrics(), max_idle=timedelta(seconds=30))
@@ -73,7 +73,7 @@ async def test_notify_wakes_the_worker_at_once(
 
 
 async def test_a_500_is_retried_on_the_schedule_then_delivered(
-    store: SqliteStore, http: aiohttp.ClientSession, receiver: Receiver
+    store: Store, http: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
     async def fail_first(arrival: Arrival) -> web.StreamResponse:
         if arrival.attempt == 1:
@@ -93,7 +93,7 @@ async def test_a_500_is_retried_on_the_schedule_then_delivered(
 
 
 async def test_an_endpoint_that_hangs_past_the_timeout_is_retried(
-    store: SqliteStore, http: aiohttp.ClientSession, receiver: Receiver
+    store: Store, http: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
     async def hang(arrival: Arrival) -> web.StreamResponse:
         return await receiver.hang()
@@ -111,7 +111,7 @@ async def test_an_endpoint_that_hangs_past_the_timeout_is_retried(
 
 
 async def test_410_is_dead_at_once(
-    store: SqliteStore, http: aiohttp.ClientSession, receiver: Receiver
+    store: Store, http: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
     async def gone(arrival: Arrival) -> web.StreamResponse:
         return web.Response(status=410, text="this hook was removed")
@@ -130,7 +130,7 @@ async def test_410_is_dead_at_once(
 
 
 async def test_429_waits_for_retry_after_seconds(
-    store: SqliteStore, http: aiohttp.ClientSession, receiver: Receiver
+    store: Store, http: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
     async def slow_down(arrival: Arrival) -> web.StreamResponse:
         if arrival.attempt == 1:
@@ -146,7 +146,7 @@ async def test_429_waits_for_retry_after_seconds(
 
 
 async def test_503_waits_for_an_http_date_retry_after(
-    store: SqliteStore, http: aiohttp.ClientSession, receiver: Receiver
+    store: Store, http: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
     asked: list[datetime] = []
 
@@ -173,9 +173,7 @@ async def test_503_waits_for_an_http_date_retry_after(
     assert receiver.arrivals[1].at >= asked[0].timestamp()
 
 
-async def test_connection_refused_is_retried(
-    store: SqliteStore, http: aiohttp.ClientSession
-) -> None:
+async def test_connection_refused_is_retried(store: Store, http: aiohttp.ClientSession) -> None:
     hook = endpoint(unused_url(), schedule=(HOUR,))
     async with running(dispatcher(store, http, Metrics(), hook)):
         await enqueue(store, new_event("evt_1"))
@@ -189,7 +187,7 @@ async def test_connection_refused_is_retried(
 
 
 async def test_past_max_age_the_delivery_is_dead_after_a_last_attempt_at_the_deadline(
-    store: SqliteStore, http: aiohttp.ClientSession, receiver: Receiver
+    store: Store, http: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
     async def broken(arrival: Arrival) -> web.StreamResponse:
         return web.json_response({"error": "still broken"}, status=500)
@@ -210,15 +208,15 @@ async def test_past_max_age_the_delivery_is_dead_after_a_last_attempt_at_the_dea
     assert sample(metrics, "deliveries_total", outcome="retry") == dead.attempts - 1
 
 
-async def _status(store: SqliteStore, event_id: str, status: str) -> bool:
+async def _status(store: Store, event_id: str, status: str) -> bool:
     return (await row(store, event_id)).status == status
 
 
-async def _delivered(store: SqliteStore, event_id: str) -> bool:
+async def _delivered(store: Store, event_id: str) -> bool:
     return await _status(store, event_id, "delivered")
 
 
-async def _attempted(store: SqliteStore, event_id: str) -> bool:
+async def _attempted(store: Store, event_id: str) -> bool:
     found = await row(store, event_id)
     return found.attempts >= 1 and found.status != "in_flight"
 

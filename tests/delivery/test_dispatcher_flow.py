@@ -12,21 +12,21 @@ from aiohttp import web
 
 from sftriggerd.delivery import BreakerPolicy, Dispatcher
 from sftriggerd.metrics import Metrics
+from sftriggerd.store.base import Store
 from sftriggerd.store.memory import MemoryStore
 from sftriggerd.store.records import Claim, Outcome
-from sftriggerd.store.sqlite import SqliteStore
 from tests.delivery.rig import MS, endpoint, enqueue, new_event, row, running
 from tests.support.receiver import Arrival, Receiver
 from tests.support.waiting import eventually
 
 
-async def all_delivered(store: SqliteStore, count: int) -> bool:
+async def all_delivered(store: Store, count: int) -> bool:
     rows = await store.list_deliveries(status="delivered", limit=1000)
     return len(rows) == count
 
 
 async def test_per_record_order_holds_across_a_retry(
-    store: SqliteStore, http: aiohttp.ClientSession, receiver: Receiver
+    store: Store, http: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
     async def fail_a1_once(arrival: Arrival) -> web.StreamResponse:
         if arrival.event_id == "a1" and arrival.attempt == 1:
@@ -49,7 +49,7 @@ async def test_per_record_order_holds_across_a_retry(
 
 
 async def test_max_in_flight_bounds_concurrent_sends(
-    store: SqliteStore, http: aiohttp.ClientSession, receiver: Receiver
+    store: Store, http: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
     async def slow(arrival: Arrival) -> web.StreamResponse:
         await asyncio.sleep(0.05)
@@ -65,7 +65,7 @@ async def test_max_in_flight_bounds_concurrent_sends(
 
 
 async def test_the_breaker_opens_after_n_failures_and_probes(
-    store: SqliteStore, http: aiohttp.ClientSession, receiver: Receiver
+    store: Store, http: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
     healthy = False
 
@@ -96,7 +96,7 @@ async def test_the_breaker_opens_after_n_failures_and_probes(
 
 
 async def test_shutdown_records_a_2xx_and_releases_unfinished_claims(
-    store: SqliteStore, http: aiohttp.ClientSession, receiver: Receiver
+    store: Store, http: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
     async def slow_or_hang(arrival: Arrival) -> web.StreamResponse:
         if arrival.event_id == "slow":
@@ -236,7 +236,7 @@ async def test_sends_go_on_while_outcomes_wait_and_a_slow_store_holds_claiming_b
 
 
 async def test_a_breaker_opening_during_shutdown_does_not_hold_it_for_the_grace(
-    store: SqliteStore, http: aiohttp.ClientSession, receiver: Receiver
+    store: Store, http: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
     async def slow_failure(arrival: Arrival) -> web.StreamResponse:
         await asyncio.sleep(0.2)

@@ -21,7 +21,7 @@ from sftriggerd.config import parse_settings
 from sftriggerd.config.settings import EndpointSettings
 from sftriggerd.delivery import Dispatcher
 from sftriggerd.metrics import Metrics
-from sftriggerd.store.sqlite import SqliteStore
+from sftriggerd.store.base import Store
 from tests.delivery.rig import enqueue, new_event, row, running
 from tests.support.waiting import eventually
 
@@ -84,7 +84,7 @@ endpoints:
     return only
 
 
-async def deliver_once(store: SqliteStore, hook: EndpointSettings, event_id: str) -> str:
+async def deliver_once(store: Store, hook: EndpointSettings, event_id: str) -> str:
     """Sends one event to `hook`; its delivery status after the first answer."""
 
     async def answered() -> bool:
@@ -96,7 +96,7 @@ async def deliver_once(store: SqliteStore, hook: EndpointSettings, event_id: str
     return (await row(store, event_id)).status
 
 
-async def test_a_rollover_never_fails_a_delivery(store: SqliteStore) -> None:
+async def test_a_rollover_never_fails_a_delivery(store: Store) -> None:
     steps: Sequence[tuple[str, str, str]] = [
         # (the endpoint's secret in YAML, the secret the receiver holds, event id)
         (OLD, OLD, "before"),
@@ -116,7 +116,7 @@ async def test_a_rollover_never_fails_a_delivery(store: SqliteStore) -> None:
 
 
 async def test_every_signature_is_in_one_header_and_each_verifies_alone(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     async with receiving(NEW) as hooks:
         hook = endpoint_from_yaml(hooks.url, f"[{OLD}, {NEW}, {OTHER}]")
@@ -133,7 +133,7 @@ async def test_every_signature_is_in_one_header_and_each_verifies_alone(
         Webhook(secret).verify(body, {**plain, "webhook-signature": entry})
 
 
-async def test_after_removing_the_old_secret_an_old_receiver_refuses(store: SqliteStore) -> None:
+async def test_after_removing_the_old_secret_an_old_receiver_refuses(store: Store) -> None:
     # The procedure's order matters: remove the old secret before every receiver holds the
     # new one, and that receiver refuses. The refusal's echo of its secret is scrubbed.
     async with receiving(OLD) as hooks:
@@ -144,7 +144,7 @@ async def test_after_removing_the_old_secret_an_old_receiver_refuses(store: Sqli
     assert stored.last_error is not None and "401" in stored.last_error
 
 
-async def test_no_listed_secret_comes_back_in_a_stored_error(store: SqliteStore) -> None:
+async def test_no_listed_secret_comes_back_in_a_stored_error(store: Store) -> None:
     async with receiving(OTHER) as hooks:
         # The receiver cannot verify and echoes both of the endpoint's secrets back.
         hooks.echo = f"keys: {OLD} and {NEW.removeprefix('whsec_')}"

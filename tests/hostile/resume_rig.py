@@ -14,8 +14,8 @@ import pytest
 
 from sftriggerd.events.model import Event
 from sftriggerd.sources.position import ReplayPosition, WatermarkPosition, decode
+from sftriggerd.store.base import Store
 from sftriggerd.store.records import Checkpoint, IngestResult, PoisonEvent
-from sftriggerd.store.sqlite import SqliteStore
 from sftriggerd_emulator.context import EmulatorSettings
 from tests.integration.polling_rig import RecordingIngest
 from tests.integration.streaming_rig import StreamingRig, make_streaming_rig
@@ -32,7 +32,7 @@ def emulator_settings(tmp_path: Path) -> EmulatorSettings:
 
 class Harness:
     def __init__(
-        self, emulator: RunningEmulator, http: aiohttp.ClientSession, tmp: Path, store: SqliteStore
+        self, emulator: RunningEmulator, http: aiohttp.ClientSession, tmp: Path, store: Store
     ) -> None:
         self.emulator, self.http, self.tmp, self.store = emulator, http, tmp, store
 
@@ -60,7 +60,7 @@ class Harness:
 
 @pytest.fixture
 def harness(
-    emulator: RunningEmulator, http: aiohttp.ClientSession, tmp_path: Path, store: SqliteStore
+    emulator: RunningEmulator, http: aiohttp.ClientSession, tmp_path: Path, store: Store
 ) -> Harness:
     return Harness(emulator, http, tmp_path, store)
 

@@ -13,7 +13,7 @@ from sftriggerd.admin.server import AdminServer, build_admin_app
 from sftriggerd.delivery import Dispatcher
 from sftriggerd.delivery.outcome import ANSWER_CHARS
 from sftriggerd.metrics import Metrics
-from sftriggerd.store.sqlite import SqliteStore
+from sftriggerd.store.base import Store
 from tests.admin.test_status_page import page_state
 from tests.delivery.rig import endpoint, enqueue, new_event, row, running
 from tests.support.receiver import Arrival, Receiver
@@ -29,7 +29,7 @@ ANSWERS = {
 
 @pytest.mark.parametrize("kind", sorted(ANSWERS))
 async def test_garbage_answers_are_kept_readable(
-    store: SqliteStore, http: aiohttp.ClientSession, receiver: Receiver, kind: str
+    store: Store, http: aiohttp.ClientSession, receiver: Receiver, kind: str
 ) -> None:
     async def garbage(arrival: Arrival) -> web.StreamResponse:
         return web.Response(status=500, body=ANSWERS[kind])
@@ -58,7 +58,7 @@ async def test_garbage_answers_are_kept_readable(
     assert "<script>" not in page
 
 
-async def _attempted(store: SqliteStore) -> bool:
+async def _attempted(store: Store) -> bool:
     delivery = await row(store, "evt_1")
     detail = await store.get_delivery_detail(delivery.id)
     return detail is not None and len(detail.attempts) == 1

@@ -16,8 +16,8 @@ from aiohttp import web
 from sftriggerd.delivery import Dispatcher
 from sftriggerd.metrics import Metrics
 from sftriggerd.routing import order_key
+from sftriggerd.store.base import Store
 from sftriggerd.store.records import Checkpoint, DeliveryRow, NewEvent
-from sftriggerd.store.sqlite import SqliteStore
 from tests.delivery.rig import MS, endpoint, running
 from tests.support.clock import ShiftedClock
 from tests.support.receiver import Arrival, Receiver
@@ -55,7 +55,7 @@ _batches = iter(range(1, 1_000_000))
 
 
 async def enqueue(
-    store: SqliteStore, endpoint_name: str, *names: str, to: Dispatcher | None = None
+    store: Store, endpoint_name: str, *names: str, to: Dispatcher | None = None
 ) -> None:
     """Stores events for one endpoint and tells the dispatcher, as ingest does."""
     now = datetime.now(UTC)
@@ -76,15 +76,15 @@ async def enqueue(
         to.notify([endpoint_name])
 
 
-async def rows(store: SqliteStore, endpoint_name: str) -> list[DeliveryRow]:
+async def rows(store: Store, endpoint_name: str) -> list[DeliveryRow]:
     return await store.list_deliveries(endpoint=endpoint_name, limit=10_000)
 
 
-async def count(store: SqliteStore, endpoint_name: str, status: str) -> int:
+async def count(store: Store, endpoint_name: str, status: str) -> int:
     return sum(r.status == status for r in await rows(store, endpoint_name))
 
 
-async def test_a_hanging_endpoint_does_not_slow_a_healthy_one(store: SqliteStore) -> None:
+async def test_a_hanging_endpoint_does_not_slow_a_healthy_one(store: Store) -> None:
     """Item 5: 150 sends hang at one endpoint (more than a shared pool of 100 holds); the
     other endpoint's 30 deliveries still go out at once, first attempt each."""
     async with receiving(Receiver()) as stuck, receiving(Receiver()) as healthy:
@@ -106,7 +106,7 @@ async def test_a_hanging_endpoint_does_not_slow_a_healthy_one(store: SqliteStore
 
 
 async def test_with_the_breaker_open_deliveries_still_expire_at_max_age(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     """Item 8: the breaker opens on the first failure and stays open for an hour; every
     delivery still goes dead at max_age, saying why; after a restart with the endpoint
@@ -147,7 +147,7 @@ async def test_with_the_breaker_open_deliveries_still_expire_at_max_age(
         assert sorted(receiver.ids()) == ["first", "first", "second", "third"]
 
 
-async def test_the_default_breaker_policy_is_the_endpoints_own(store: SqliteStore) -> None:
+async def test_the_default_breaker_policy_is_the_endpoints_own(store: Store) -> None:
     """Per-endpoint thresholds: one endpoint opens after 2 failures, the other after 5."""
     async with serving(_always(500)) as url:
         once = {"max_in_flight": 1, "schedule": (timedelta(hours=1),)}
@@ -169,9 +169,7 @@ async def test_the_default_breaker_policy_is_the_endpoints_own(store: SqliteStor
 @pytest.mark.parametrize(
     "retry_after", ["²", "9" * 5000, "-5", "soon", "Wed, 99 Foo 2026 99:99:99 GMT", "١٢"]
 )
-async def test_garbage_retry_after_is_a_retry_not_a_crash(
-    store: SqliteStore, retry_after: str
-) -> None:
+async def test_garbage_retry_after_is_a_retry_not_a_crash(store: Store, retry_after: str) -> None:
     """Item 4: a 429 with a garbage Retry-After ended the dispatcher; now the delivery is
     retried (on the schedule, or capped at max_age for an endless number)."""
     receiver = Receiver()
@@ -198,7 +196,7 @@ async def test_garbage_retry_after_is_a_retry_not_a_crash(
     assert receiver.ids().count("b") <= 2
 
 
-async def test_a_huge_error_body_is_cut_short(store: SqliteStore) -> None:
+async def test_a_huge_error_body_is_cut_short(store: Store) -> None:
     """A 500 whose body never ends: the attempt ends at once with a short snippet, and the
     next delivery goes out."""
     sent_bytes = 0
@@ -231,7 +229,7 @@ async def test_a_huge_error_body_is_cut_short(store: SqliteStore) -> None:
     assert sent_bytes < 64 << 20  # never read to the end
 
 
-async def test_a_slow_drip_answer_times_out(store: SqliteStore) -> None:
+async def test_a_slow_drip_answer_times_out(store: Store) -> None:
     """Headers that trickle in a byte at a time: the attempt ends at the endpoint's timeout
     (a timeout for the whole answer, not per read), and is retried."""
 
@@ -293,11 +291,11 @@ async def _at_least(receiver: Receiver, arrivals: int) -> bool:
     return len(receiver.arrivals) >= arrivals
 
 
-async def _delivered(store: SqliteStore, endpoint_name: str, wanted: int) -> bool:
+async def _delivered(store: Store, endpoint_name: str, wanted: int) -> bool:
     return await count(store, endpoint_name, "delivered") == wanted
 
 
-async def _counted(store: SqliteStore, endpoint_name: str, status: str, wanted: int) -> bool:
+async def _counted(store: Store, endpoint_name: str, status: str, wanted: int) -> bool:
     return await count(store, endpoint_name, status) == wanted
 
 
@@ -305,17 +303,17 @@ async def _open(dispatcher: Dispatcher, name: str = "hook") -> bool:
     return dispatcher.breakers()[name].state == "open"
 
 
-async def _attempts(store: SqliteStore, endpoint_name: str, wanted: int) -> bool:
+async def _attempts(store: Store, endpoint_name: str, wanted: int) -> bool:
     return sum(r.attempts for r in await rows(store, endpoint_name)) >= wanted
 
 
-async def _attempted_each(store: SqliteStore, endpoint_name: str, wanted: int) -> bool:
+async def _attempted_each(store: Store, endpoint_name: str, wanted: int) -> bool:
     found = await rows(store, endpoint_name)
     return bool(found) and all(r.attempts >= wanted or r.status == "delivered" for r in found)
 
 
 async def test_a_store_failure_during_the_sweep_is_retried_by_the_next(
-    store: SqliteStore, clock: ShiftedClock
+    store: Store, clock: ShiftedClock
 ) -> None:
     """The sweep meets a store that cannot answer: nothing is lost and nothing raises; the
     next sweep, once the store is back, expires what is overdue; a quiet sweep after it

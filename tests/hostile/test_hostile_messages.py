@@ -27,8 +27,8 @@ from sftriggerd.events.normalise import (
 from sftriggerd.events.payload import poison_text
 from sftriggerd.ingest import Ingest
 from sftriggerd.metrics import Metrics
+from sftriggerd.store.base import Store
 from sftriggerd.store.records import Checkpoint, PoisonEvent
-from sftriggerd.store.sqlite import SqliteStore
 from tests.salesforce_messages import (
     CDC_CHANNEL,
     PE_CHANNEL,
@@ -103,13 +103,13 @@ HOSTILE: list[tuple[str, Any, str]] = [
 ]
 
 
-async def bodies(store: SqliteStore) -> dict[str, dict[str, Any]]:
+async def bodies(store: Store) -> dict[str, dict[str, Any]]:
     claims = await store.claim_due("hook", 10_000, timedelta(seconds=30))
     return {c.event_id: json.loads(c.body.decode("utf-8")) for c in claims}
 
 
 async def test_hostile_messages_are_poison_and_the_good_ones_around_them_are_kept(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     metrics = Metrics()
     ingest = Ingest(store, ENDPOINTS, metrics)
@@ -163,7 +163,7 @@ async def test_a_gap_without_usable_record_ids_asks_for_a_time_range_fill(
 
 
 async def test_messages_without_a_replay_id_are_not_dropped_as_duplicates(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     ingest = Ingest(store, ENDPOINTS, Metrics())
     messages = [("pushtopic", wire(json.dumps(pushtopic(None, f"INV-{n}")))) for n in range(3)]
@@ -176,7 +176,7 @@ async def test_messages_without_a_replay_id_are_not_dropped_as_duplicates(
 
 
 async def test_a_merged_event_gives_each_webhook_only_its_own_record(
-    tmp_path: Path, store: SqliteStore
+    tmp_path: Path, store: Store
 ) -> None:
     ids = [f"001{n:015d}" for n in range(2000)]
     message = wire(json.dumps(cdc("UPDATE", ids, Name="Bulk")))

@@ -9,7 +9,7 @@ from aiohttp import web
 from sftriggerd.delivery import Dispatcher
 from sftriggerd.delivery.sender import BODY_PREFIX_BYTES
 from sftriggerd.metrics import Metrics
-from sftriggerd.store.sqlite import SqliteStore
+from sftriggerd.store.base import Store
 from tests.delivery.rig import MS, endpoint, running
 from tests.hostile.test_endpoints import _attempted_each, enqueue, rows, serving
 from tests.support.waiting import eventually
@@ -18,7 +18,7 @@ TOKEN = "rcv-4f9a1c7e2b8d4e6f9a0b1c2d3e4f5a6b"
 
 
 async def test_a_secret_header_echoed_across_the_read_limit_does_not_leak(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     """The receiver echoes the request's Authorization header after a run of whitespace, so
     the read limit cuts the token in two: the part that was read is still a secret."""

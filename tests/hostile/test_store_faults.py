@@ -19,6 +19,7 @@ import pytest
 
 from sftriggerd.errors import StoreError
 from sftriggerd.pruner import Pruner
+from sftriggerd.store.base import Store
 from sftriggerd.store.records import Delivered
 from sftriggerd.store.sqlite import SqliteStore
 from sftriggerd.store.sqlite import prune as sqlite_prune
@@ -142,7 +143,7 @@ def test_an_inspection_command_on_a_mistyped_store_path_fails_and_creates_nothin
     assert not (tmp_path / "typo").exists()
 
 
-async def delivered_history(store: SqliteStore, size: int, first: int = 0) -> None:
+async def delivered_history(store: Store, size: int, first: int = 0) -> None:
     events = [event(n, record=f"r{n}") for n in range(first, first + size)]
     await store.ingest("t", events, checkpoint(first + size))
     claims = await store.claim_due("hook", size, LEASE)

@@ -18,6 +18,7 @@ from sftriggerd.salesforce.client import RetryPolicy, SalesforceClient
 from sftriggerd.sources.context import SourceContext
 from sftriggerd.sources.polling import PollingSource
 from sftriggerd.sources.status import TriggerStatus
+from sftriggerd.store.base import Store
 from sftriggerd.store.records import Checkpoint, IngestResult, PoisonEvent
 from sftriggerd.store.sqlite import SqliteStore
 
@@ -46,7 +47,7 @@ class RecordingIngest(Ingest):
 class PollingRig:
     source: PollingSource
     ingest: RecordingIngest
-    store: SqliteStore
+    store: Store
     client: SalesforceClient
     metrics: Metrics
     now_offset: timedelta = field(default=timedelta(0))
@@ -60,7 +61,7 @@ async def wire(
     http: aiohttp.ClientSession,
     state_dir: Path,
     metrics: Metrics,
-    store: SqliteStore | None,
+    store: Store | None,
     budget: float = 0.5,
 ) -> tuple[SqliteStore, SalesforceClient, RecordingIngest]:
     """The store, a client logged in as the emulator's admin, and a recording ingest."""
@@ -91,7 +92,7 @@ async def make_rig(
     emulator_url: str,
     http: aiohttp.ClientSession,
     state_dir: Path,
-    store: SqliteStore | None = None,
+    store: Store | None = None,
     batch_size: int | None = None,
     budget: float = 0.5,
     **trigger: Any,

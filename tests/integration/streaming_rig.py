@@ -15,7 +15,7 @@ from sftriggerd.salesforce.client import SalesforceClient
 from sftriggerd.sources.context import SourceContext
 from sftriggerd.sources.status import TriggerStatus
 from sftriggerd.sources.streaming import StreamingSource
-from sftriggerd.store.sqlite import SqliteStore
+from sftriggerd.store.base import Store
 from tests.integration.polling_rig import RecordingIngest, wire
 
 
@@ -23,7 +23,7 @@ from tests.integration.polling_rig import RecordingIngest, wire
 class StreamingRig:
     source: StreamingSource
     ingest: RecordingIngest
-    store: SqliteStore
+    store: Store
     client: SalesforceClient
     metrics: Metrics
     stopping: asyncio.Event
@@ -62,7 +62,7 @@ async def make_streaming_rig(
     emulator_url: str,
     http: aiohttp.ClientSession,
     state_dir: Path,
-    store: SqliteStore | None = None,
+    store: Store | None = None,
     **trigger: Any,
 ) -> StreamingRig:
     fields = {

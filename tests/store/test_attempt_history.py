@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sftriggerd.errors import StoreError
+from sftriggerd.store.base import Store
 from sftriggerd.store.records import (
     AttemptTrace,
     Checkpoint,
@@ -28,7 +29,7 @@ LEASE = timedelta(seconds=30)
 BODY = b'{"type":"record.updated","id":"evt_1"}'
 
 
-async def one_claim(store: SqliteStore, event_id: str = "evt_1") -> Claim:
+async def one_claim(store: Store, event_id: str = "evt_1") -> Claim:
     event = NewEvent(
         event_id=event_id, record_id="001", occurred_at=T0, body=BODY, endpoints=("hook",)
     )
@@ -37,7 +38,7 @@ async def one_claim(store: SqliteStore, event_id: str = "evt_1") -> Claim:
     return claim
 
 
-async def claim_again(store: SqliteStore) -> Claim:
+async def claim_again(store: Store) -> Claim:
     [claim] = await store.claim_due("hook", 1, LEASE)
     return claim
 

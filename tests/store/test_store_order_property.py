@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from sftriggerd.store.base import Store
 from sftriggerd.store.records import Claim, Dead, Delivered, Retry
 from sftriggerd.store.replay import Selection
 from sftriggerd.store.sqlite import SqliteStore
@@ -72,7 +73,7 @@ async def play(actions: list[tuple[object, ...]]) -> None:
         await store.close()
 
 
-async def apply(store: SqliteStore, model: Model, action: tuple[object, ...]) -> None:
+async def apply(store: Store, model: Model, action: tuple[object, ...]) -> None:
     if action[0] == "ingest":
         n = len(model.record) + 1
         await store.ingest("t", [event(n, str(action[1]))], checkpoint(n))
@@ -101,7 +102,7 @@ async def apply(store: SqliteStore, model: Model, action: tuple[object, ...]) ->
         model.clock.advance(LEASE + timedelta(seconds=1))
 
 
-async def answer(store: SqliteStore, model: Model, claim: Claim, kind: str) -> None:
+async def answer(store: Store, model: Model, claim: Claim, kind: str) -> None:
     outcome = (
         Delivered(status=200)
         if kind == "ok"
@@ -119,7 +120,7 @@ async def answer(store: SqliteStore, model: Model, claim: Claim, kind: str) -> N
         model.dead.add(claim.delivery_id)
 
 
-async def drain(store: SqliteStore, model: Model) -> None:
+async def drain(store: Store, model: Model) -> None:
     """Every open delivery goes out in the end, each record's oldest first."""
     for _ in range(4 * len(model.record) + 4):
         if not model.open:
