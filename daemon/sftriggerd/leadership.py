@@ -4,9 +4,9 @@ Every replica runs this loop on the shared store. Each round (every `ha.renew_ev
 heartbeats, renews the leases it holds (one transaction), counts the live replicas, gives up
 what it holds beyond its fair share (ceil(triggers / live replicas)) so that triggers spread,
 and takes free leases (never held, run out, or released) up to that share. A trigger left
-free for a whole round is taken whatever the share, so none is left unread while the count
-of replicas settles. A won lease starts the trigger's source, built afresh so that it reads
-its position from the store; a lost one stops it.
+free for two whole rounds is taken whatever the share, so none is left unread should a
+replica count as live yet take nothing. A won lease starts the trigger's source, built
+afresh so that it reads its position from the store; a lost one stops it.
 
 A lease lasts `ha.takeover` minus one renew period, so a follower's next round after a dead
 leader's lease ran out falls within `ha.takeover`. The leader must stop its source before
@@ -41,6 +41,11 @@ log = get_logger(__name__)
 
 # Replicas silent this many takeovers are forgotten (a pod gone for good).
 _FORGET_AFTER_TAKEOVERS = 20
+# A trigger seen free in this many rounds in a row before the present one is taken even
+# beyond the fair share. Two: between them every replica had a round after it came free,
+# so one under its share would have taken it; it is left over (a replica counted live that
+# takes nothing), and reading it beats spreading it.
+_ORPHANED_AFTER = 2
 
 
 class LedSource(Protocol):
@@ -125,7 +130,7 @@ class Leadership:
         self._held: dict[str, _Held] = {}
         # Epochs of leases this replica held and lost: the fence its writes still carry.
         self._last_epoch: dict[str, int] = {}
-        self._free_last_round: set[str] = set()
+        self._free_rounds: dict[str, int] = {}
         self._leaders: dict[str, str] = {}
         self._round_now = asyncio.Event()
         self._rounds_done = 0
@@ -211,11 +216,16 @@ class Leadership:
             and (trigger not in leases or not leases[trigger].live or _ours(leases, trigger, self))
         ]
         for trigger in free:
-            if len(self._held) >= share and trigger not in self._free_last_round:
+            if len(self._held) >= share and self._free_rounds.get(trigger, 0) < _ORPHANED_AFTER:
                 continue
             await self._acquire(trigger)
-        # What this replica just gave up is left for the others, not taken back next round.
-        self._free_last_round = {t for t in free if t not in self._held and t not in shed}
+        # How many rounds in a row each trigger was seen free here; what this replica just
+        # gave up is left for the others, counted from zero.
+        self._free_rounds = {
+            t: 0 if t in shed else self._free_rounds.get(t, 0) + 1
+            for t in free
+            if t not in self._held
+        }
         self._rounds_done += 1
 
     async def _renew(self) -> None:
