@@ -17,16 +17,20 @@ from tests.support.emulator import (
     org,
     record_changes,
 )
+from tests.support.postgres import empty_postgres_url, postgres_template, postgres_url
 from tests.support.receiver import receiver
 from tests.support.stores import store
 
 __all__ = [
     "clock",
+    "empty_postgres_url",
     "emulator",
     "emulator_settings",
     "emulator_starter",
     "http",
     "org",
+    "postgres_template",
+    "postgres_url",
     "receiver",
     "record_changes",
     "serve",

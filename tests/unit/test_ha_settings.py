@@ -9,7 +9,7 @@ import socket
 from datetime import timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from sftriggerd.config import parse_settings
@@ -20,6 +20,11 @@ HEAD = """salesforce:
   auth: {client_id: cid, client_secret: cs, username: u, password: p}
 """
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]*")
+# What the settings strip from a value: Unicode White_Space. Python's str.strip also strips the
+# four information separators U+001C..U+001F, which the settings keep (and then refuse).
+WHITE_SPACE = "".join(
+    char for char in map(chr, range(0x3001)) if char.isspace() and char not in "\x1c\x1d\x1e\x1f"
+)
 # Milliseconds: what a duration in the file resolves to.
 MILLIS = st.integers(min_value=1, max_value=3 * 3_600_000)
 
@@ -115,12 +120,15 @@ def test_the_derived_renewal_is_always_valid(takeover_ms: int) -> None:
 
 
 @given(name=st.text(max_size=140))
+@example(name="0\x1f")  # Python strips U+001F, the settings do not
+@example(name=" node-1\u2028")
 def test_a_replica_name_is_accepted_exactly_when_it_is_a_plain_name(name: str) -> None:
     # Quoted as JSON (a YAML subset) so the file holds exactly this text, whatever it is.
     text = with_ha("replica_name: " + _json_string(name))
-    plain = NAME.fullmatch(name.strip()) is not None and len(name.strip()) <= 128
+    stripped = name.strip(WHITE_SPACE)
+    plain = NAME.fullmatch(stripped) is not None and len(stripped) <= 128
     if plain:
-        assert parse_settings(text, environ={}).ha.resolved_replica_name == name.strip()
+        assert parse_settings(text, environ={}).ha.resolved_replica_name == stripped
     else:
         assert any("ha.replica_name" in problem for problem in problems_of(text))
 

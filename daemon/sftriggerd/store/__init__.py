@@ -1,7 +1,6 @@
 """The durable store: one interface (`base.Store`), two engines (SQLite, PostgreSQL)."""
 
 from ..config.settings import StoreSettings
-from ..errors import NotAvailableError
 from .base import Store
 
 
@@ -11,4 +10,6 @@ def store_from_settings(settings: StoreSettings) -> Store:
         from .sqlite import SqliteStore
 
         return SqliteStore(settings.sqlite_path)
-    raise NotAvailableError("the postgresql store is not available in this version")
+    from .postgres import PostgresStore
+
+    return PostgresStore(settings.url, max_connections=settings.pool_size)

@@ -1,0 +1,19 @@
+"""Text from outside as PostgreSQL stores it."""
+
+from __future__ import annotations
+
+import re
+
+# NUL, which a text column refuses, and lone surrogates (a JSON `\ud800` escape decodes to
+# one), which UTF-8 cannot encode.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def readable(value: str) -> str:
+    """`value` as a text column can hold it: U+FFFD where a character could not be stored.
+    Used on ids too, on the way in and in lookups alike, so they still match."""
+    return _UNSTORABLE.sub("\ufffd", value)
+
+
+def optional_readable(value: str | None) -> str | None:
+    return None if value is None else readable(value)

@@ -1,0 +1,155 @@
+"""The PostgreSQL engine's schema: migrations, their lock, and the invariants the database
+itself enforces."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from urllib.parse import quote
+
+import psycopg
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sftriggerd.config.settings import StoreSettings
+from sftriggerd.errors import StoreError
+from sftriggerd.store import store_from_settings
+from sftriggerd.store.postgres import PostgresStore
+from sftriggerd.store.postgres.engine import describe
+from sftriggerd.store.postgres.schema import migrations
+from tests.support.postgres import SERVER
+
+from .test_store_contract import checkpoint, event
+
+LEASE = timedelta(seconds=30)
+
+
+@pytest.fixture
+async def pg(postgres_url: str) -> AsyncIterator[PostgresStore]:
+    store = PostgresStore(postgres_url)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def sql(url: str, statement: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        cursor = conn.execute(statement.encode(), params)
+        return cursor.fetchall() if cursor.description else []
+
+
+async def test_the_url_names_the_postgresql_engine(postgres_url: str) -> None:
+    store = store_from_settings(StoreSettings(url=postgres_url))
+    assert isinstance(store, PostgresStore)
+    await store.open(create=False)
+    try:
+        assert await store.schema_version() == len(migrations())
+        assert await store.ping()
+    finally:
+        await store.close()
+
+
+async def test_migrating_a_new_database_from_several_processes_at_once_runs_once(
+    empty_postgres_url: str,
+) -> None:
+    script = (
+        "import asyncio, sys\n"
+        "from sftriggerd.store.postgres import PostgresStore\n"
+        "async def main() -> None:\n"
+        "    store = PostgresStore(sys.argv[1])\n"
+        "    await store.open()\n"
+        "    print(await store.schema_version())\n"
+        "    await store.close()\n"
+        "asyncio.run(main())\n"
+    )
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, empty_postgres_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    answers = [process.communicate(timeout=60) for process in processes]
+    supported = len(migrations())
+    assert [
+        (p.returncode, out.strip()) for p, (out, _) in zip(processes, answers, strict=True)
+    ] == [(0, str(supported))] * 4, [err for _, err in answers]
+    versions = sql(empty_postgres_url, "SELECT version FROM sftriggerd_schema ORDER BY version")
+    assert versions == [(n,) for n in range(1, supported + 1)]
+
+
+async def test_a_schema_newer_than_the_code_is_refused(postgres_url: str) -> None:
+    sql(
+        postgres_url,
+        "INSERT INTO sftriggerd_schema (version) VALUES (%s)",
+        (len(migrations()) + 1,),
+    )
+    with pytest.raises(StoreError, match="newer than this sftriggerd supports"):
+        await PostgresStore(postgres_url).open()
+
+
+async def test_opening_an_empty_database_without_create_is_refused(
+    empty_postgres_url: str,
+) -> None:
+    with pytest.raises(StoreError, match="holds no sftriggerd store"):
+        await PostgresStore(empty_postgres_url).open(create=False)
+    assert sql(empty_postgres_url, "SELECT to_regclass('deliveries')") == [(None,)]
+
+
+async def test_a_server_that_cannot_be_reached_is_named_without_the_password() -> None:
+    url = "postgresql://postgres:s3cret-pw@127.0.0.1:1/nowhere"
+    with pytest.raises(StoreError) as raised:
+        await PostgresStore(url).open()
+    assert "127.0.0.1:1/nowhere" in str(raised.value)
+    assert "s3cret-pw" not in str(raised.value)
+
+
+async def test_a_missing_database_is_named() -> None:
+    url = f"{SERVER}/sftriggerd_no_such_database"
+    with pytest.raises(StoreError, match="sftriggerd_no_such_database"):
+        await PostgresStore(url).open()
+
+
+async def test_the_database_refuses_a_second_in_flight_change_of_one_record(
+    pg: PostgresStore, postgres_url: str
+) -> None:
+    await pg.ingest("t", [event(1), event(2), event(3, record="other")], checkpoint(3))
+    claimed = await pg.claim_due("hook", 10, LEASE)
+    assert [claim.event_id for claim in claimed] == ["evt_1", "evt_3"]
+    with pytest.raises(psycopg.errors.UniqueViolation, match="one_in_flight_per_record"):
+        sql(
+            postgres_url,
+            "UPDATE deliveries SET status = 'in_flight', lease_token = 'x'"
+            " WHERE id = (SELECT max(id) FROM deliveries WHERE order_key = %s)",
+            ("t\x1f001A",),
+        )
+
+
+async def test_the_database_refuses_rows_that_break_the_invariants(
+    pg: PostgresStore, postgres_url: str
+) -> None:
+    await pg.ingest("t", [event(1)], checkpoint(1))
+    for broken in (
+        "UPDATE deliveries SET finished_at = now()",  # pending, yet finished
+        "UPDATE deliveries SET status = 'delivered'",  # finished, without a time
+        "UPDATE deliveries SET status = 'sent'",
+        "UPDATE deliveries SET lease_token = 'x'",  # a lease while pending
+        "UPDATE deliveries SET next_attempt_at = NULL",  # open, never due
+    ):
+        with pytest.raises(psycopg.errors.CheckViolation):
+            sql(postgres_url, broken)
+    [row] = await pg.list_deliveries()
+    assert row.status == "pending"
+
+
+@given(password=st.text(min_size=1, max_size=30), user=st.text(min_size=1, max_size=10))
+def test_where_a_url_points_is_told_without_its_user_info(password: str, user: str) -> None:
+    url = f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@db.example:6543/app"
+    assert describe(url) == "db.example:6543/app"
