@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 from sftriggerd.store.base import Store
 from sftriggerd.store.leadership import Fence, LeaseLostError
 from sftriggerd.store.memory import MemoryStore
+from sftriggerd.store.postgres import PostgresStore
 from sftriggerd.store.sqlite import SqliteStore
 from tests.store.test_store_contract import checkpoint
 
@@ -57,8 +59,8 @@ ENGINES: dict[str, Callable[[], Store]] = {
 }
 
 
-async def play(engine: str, actions: list[tuple[object, ...]]) -> None:
-    store = ENGINES[engine]()
+async def play(make: Callable[[], Store], actions: list[tuple[object, ...]]) -> None:
+    store = make()
     await store.open()
     model, position = Lease(), 0
     try:
@@ -112,4 +114,17 @@ async def play(engine: str, actions: list[tuple[object, ...]]) -> None:
 def test_one_holder_the_next_epoch_and_fenced_writes_only_under_the_running_lease(
     engine: str, actions: list[tuple[object, ...]]
 ) -> None:
-    asyncio.run(play(engine, actions))
+    asyncio.run(play(ENGINES[engine], actions))
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(actions=steps)
+def test_the_same_on_postgresql(postgres_url: str, actions: list[tuple[object, ...]]) -> None:
+    # One database for the test; each example starts from empty tables.
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE trigger_leases, checkpoints")
+    asyncio.run(play(lambda: PostgresStore(postgres_url), actions))

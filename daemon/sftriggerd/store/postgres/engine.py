@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -26,6 +26,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ...errors import StoreError
 from ..base import Store
+from ..leadership import Fence, Replica, TriggerLease
 from ..records import (
     Checkpoint,
     Claim,
@@ -40,7 +41,7 @@ from ..records import (
     RecordState,
 )
 from ..replay import Requeued, Selection
-from . import claims, expiry, inspect, outcomes, prune, requeue, schema
+from . import claims, expiry, inspect, leadership, outcomes, prune, requeue, schema
 from . import ingest as ingesting
 from .notify import WakeUp, wake_ups
 
@@ -182,12 +183,13 @@ class PostgresStore(Store):
         events: Sequence[NewEvent],
         checkpoint: Checkpoint | None,
         poison: Sequence[PoisonEvent] = (),
+        fence: Fence | None = None,
     ) -> IngestResult:
         done = asyncio.Event()
         self._ingesting.add(done)
         try:
             return await self._run(
-                lambda conn: ingesting.ingest(conn, trigger, events, checkpoint, poison)
+                lambda conn: ingesting.ingest(conn, trigger, events, checkpoint, poison, fence)
             )
         finally:
             self._ingesting.discard(done)
@@ -260,5 +262,32 @@ class PostgresStore(Store):
     async def requeue(self, selection: Selection) -> Requeued:
         return await self._run(lambda conn: requeue.requeue(conn, selection))
 
-    async def rewind(self, trigger: str, checkpoint: Checkpoint) -> None:
-        await self._run(lambda conn: requeue.rewind(conn, trigger, checkpoint))
+    async def rewind(
+        self, trigger: str, checkpoint: Checkpoint, fence: Fence | None = None
+    ) -> None:
+        await self._run(lambda conn: requeue.rewind(conn, trigger, checkpoint, fence))
+
+    async def heartbeat(self, replica: str, forget_after: timedelta) -> None:
+        await self._run(lambda conn: leadership.heartbeat(conn, replica, forget_after))
+
+    async def retire_replica(self, replica: str) -> None:
+        await self._run(lambda conn: leadership.retire(conn, replica))
+
+    async def replicas(self, seen_within: timedelta | None = None) -> list[Replica]:
+        return await self._run(lambda conn: leadership.replicas(conn, seen_within))
+
+    async def acquire_lease(
+        self, trigger: str, replica: str, lasting: timedelta
+    ) -> TriggerLease | None:
+        return await self._run(lambda conn: leadership.acquire(conn, trigger, replica, lasting))
+
+    async def renew_leases(
+        self, replica: str, epochs: Mapping[str, int], lasting: timedelta
+    ) -> list[TriggerLease]:
+        return await self._run(lambda conn: leadership.renew(conn, replica, epochs, lasting))
+
+    async def release_lease(self, trigger: str, fence: Fence) -> bool:
+        return await self._run(lambda conn: leadership.release(conn, trigger, fence))
+
+    async def leases(self) -> list[TriggerLease]:
+        return await self._run(leadership.leases)
