@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-# From a lease's end (run out or released) to its next holder's acquisition: around the
-# renew period when a leader dies, about nothing when one hands over on shutdown.
+# From a lease's end (run out or released) to its next holder's acquisition: up to one
+# renew period (`ha.renew_every`, 5 s by default), whichever way the lease ended.
 _TAKEOVER_BUCKETS_S = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 300)
 _LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600)
 
