@@ -274,10 +274,10 @@ class Leadership:
             rebuild()
         held.stopping = asyncio.Event()
         held.task = asyncio.create_task(
-            self._run_fenced(trigger, source, held.stopping), name=f"led:{trigger}"
+            self._run_fenced(source, held.stopping), name=f"led:{trigger}"
         )
 
-    async def _run_fenced(self, trigger: str, source: LedSource, stopping: asyncio.Event) -> None:
+    async def _run_fenced(self, source: LedSource, stopping: asyncio.Event) -> None:
         """Runs the source until told to stop; a write the store refused for a lost lease
         stops it at once (and asks for a round, which finds the lease gone)."""
         try:
