@@ -36,7 +36,7 @@ from .inspect import checkpoints
 from .text import optional_readable, readable
 
 TABLES = "events, deliveries, checkpoints, attempts, poison"
-# How long an export waits for writers (a replica left running) to let go of the tables.
+# How long a move waits for others (a replica left running) to let go of the tables.
 LOCK_TIMEOUT = "10s"
 
 _DELIVERIES = """
@@ -156,7 +156,13 @@ async def import_dump(
     conn: AsyncConnection[Any], where: str, dump: AsyncIterable[DumpBatch]
 ) -> None:
     async with conn.transaction():
-        await conn.execute(f"LOCK TABLE {TABLES} IN EXCLUSIVE MODE")
+        await conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+        try:
+            await conn.execute(f"LOCK TABLE {TABLES} IN EXCLUSIVE MODE")
+        except psycopg.errors.LockNotAvailable as exc:
+            raise StoreError(
+                f"{where}: its tables stay busy: stop every replica that runs on it first"
+            ) from exc
         counted = await conn.execute(
             "SELECT (SELECT count(*) FROM events) + (SELECT count(*) FROM deliveries)"
             " + (SELECT count(*) FROM checkpoints) + (SELECT count(*) FROM attempts)"
