@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from sftriggerd.commands_transfer import copy, migrate_store
@@ -248,5 +249,22 @@ async def test_a_daemon_cannot_write_to_the_source_during_the_export(tmp_path: P
                 writer.execute("DELETE FROM poison")
         finally:
             writer.close()
+            await dump.aclose()
+        assert len(await source.list_poison()) == 2
+
+
+async def test_replicas_cannot_write_to_a_postgresql_source_during_the_export(
+    postgres_url: str,
+) -> None:
+    async with opened(PostgresStore(postgres_url)) as source:
+        await populate(source)
+        dump = source.export_dump(batch_rows=2)
+        await anext(dump)
+        async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as other:
+            await other.execute("SET lock_timeout = '50ms'")
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                await other.execute("DELETE FROM poison")
+            read = await other.execute("SELECT count(*) FROM poison")  # reads go on
+            assert await read.fetchone() == (2,)
             await dump.aclose()
         assert len(await source.list_poison()) == 2
