@@ -4,6 +4,7 @@ a move that fails part-way leaves the target empty for the next run."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ from sftriggerd.metrics import Metrics
 from sftriggerd.store.base import Store
 from sftriggerd.store.memory import MemoryStore
 from sftriggerd.store.postgres import PostgresStore
+from sftriggerd.store.postgres.schema import migrations
 from sftriggerd.store.records import Checkpoint, DeliveryRow
 from sftriggerd.store.sqlite import SqliteStore
 from sftriggerd.store.transfer import DumpBatch, TargetNotEmptyError
@@ -268,3 +270,15 @@ async def test_replicas_cannot_write_to_a_postgresql_source_during_the_export(
             assert await read.fetchone() == (2,)
             await dump.aclose()
         assert len(await source.list_poison()) == 2
+
+
+async def test_a_database_without_the_schema_gets_it_first(
+    tmp_path: Path, empty_postgres_url: str
+) -> None:
+    db = tmp_path / "state.db"
+    async with opened(SqliteStore(db)) as source:
+        await populate(source)
+    summary = json.loads(await migrate_store(f"sqlite:///{db}", empty_postgres_url, True))
+    assert (summary["schema_version"], summary["events"]) == (len(migrations()), 13)
+    async with opened(PostgresStore(empty_postgres_url), create=False) as target:
+        assert len(await target.list_deliveries(limit=1000)) == 26
