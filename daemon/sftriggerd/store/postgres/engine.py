@@ -15,7 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Awaitable,
+    Callable,
+    Mapping,
+    Sequence,
+)
 from datetime import timedelta
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -42,7 +49,8 @@ from ..records import (
     RecordState,
 )
 from ..replay import Requeued, Selection
-from . import claims, expiry, inspect, leadership, outcomes, prune, requeue, schema
+from ..transfer import BATCH_ROWS, DumpBatch
+from . import claims, expiry, inspect, leadership, outcomes, prune, requeue, schema, transfer
 from . import ingest as ingesting
 from .notify import WakeUp, wake_ups
 
@@ -308,3 +316,28 @@ class PostgresStore(Store):
 
     async def leases(self) -> list[TriggerLease]:
         return await self._run(leadership.leases)
+
+    async def export_dump(self, batch_rows: int = BATCH_ROWS) -> AsyncGenerator[DumpBatch, None]:
+        """One snapshot, the tables locked against writes meanwhile (`transfer`)."""
+        if self._pool is None:
+            raise StoreError(f"postgresql store {self.target} is not open")
+        try:
+            async for batch in transfer.export_dump(self.connect, self.target, batch_rows):
+                yield batch
+        except psycopg.Error as exc:
+            raise self._error("export failed", exc) from exc
+
+    async def import_dump(self, dump: AsyncIterable[DumpBatch]) -> None:
+        if self._pool is None:
+            raise StoreError(f"postgresql store {self.target} is not open")
+        try:
+            conn = await self.connect()
+        except psycopg.Error as exc:
+            raise self._error("cannot connect", exc) from exc
+        try:
+            await self._shift_clock(conn)
+            await transfer.import_dump(conn, self.target, dump)
+        except psycopg.Error as exc:
+            raise self._error("import failed", exc) from exc
+        finally:
+            await conn.close()
