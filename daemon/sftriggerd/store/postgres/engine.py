@@ -40,9 +40,10 @@ from ..records import (
     RecordState,
 )
 from ..replay import Requeued, Selection
+from ..wake_ups import WakeUp
 from . import claims, expiry, inspect, outcomes, prune, requeue, schema
 from . import ingest as ingesting
-from .notify import WakeUp, wake_ups
+from .notify import wake_ups
 
 T = TypeVar("T")
 Work = Callable[[AsyncConnection[Any]], Awaitable[T]]
