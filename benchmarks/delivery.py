@@ -44,6 +44,7 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from delivery_stores import Engine, postgres_engine, replicas_leg, sqlite_engine
 
 from sftriggerd.config.settings import EndpointSettings, RetrySettings
 from sftriggerd.delivery import Dispatcher
@@ -52,9 +53,10 @@ from sftriggerd.events.model import Event, event_id
 from sftriggerd.ingest import Ingest
 from sftriggerd.logs import configure_logging
 from sftriggerd.metrics import Metrics
+from sftriggerd.store.base import Store
 from sftriggerd.store.memory import MemoryStore
 from sftriggerd.store.records import Checkpoint, Claim, Delivered, OutboxCounts, Outcome
-from sftriggerd.store.sqlite import SqliteStore
+from sftriggerd.store.wake_ups import offered_wake_ups
 
 TRIGGER = "bench"
 ENDPOINT = "bench"
@@ -234,9 +236,8 @@ async def feed(ingest: Ingest, events: Sequence[Event], args: argparse.Namespace
     return time.perf_counter() - started
 
 
-async def committed(path: Path, events: Sequence[Event], args: argparse.Namespace) -> None:
-    """A store holding every event's delivery, pending."""
-    store = SqliteStore(path)
+async def committed(store: Store, events: Sequence[Event], args: argparse.Namespace) -> None:
+    """Fills the (fresh) store with every event's delivery, pending."""
     await store.open()
     try:
         await feed(
@@ -255,18 +256,30 @@ async def delivered(metrics: Metrics, count: int) -> None:
 
 
 async def durable(
-    url: str, events: Sequence[Event], args: argparse.Namespace, path: Path, backlog: bool
+    url: str, events: Sequence[Event], args: argparse.Namespace, engine: Engine, backlog: bool
 ) -> tuple[Figures, float]:
     """Live (`backlog` False): the source commits while the dispatcher delivers, timed from
     the first ingest. Backlog: everything is committed first, and only the dispatcher's
     drain is timed. Returns the figures and how long ingesting took."""
-    store = SqliteStore(path)
+    async with engine.fresh("backlog" if backlog else "live") as store:
+        return await _durable(url, events, args, engine, store, backlog)
+
+
+async def _durable(
+    url: str,
+    events: Sequence[Event],
+    args: argparse.Namespace,
+    engine: Engine,
+    store: Store,
+    backlog: bool,
+) -> tuple[Figures, float]:
     await store.open()
     metrics = Metrics()
     hook = endpoint_settings(url, args)
     stopping = asyncio.Event()
     try:
-        dispatcher = Dispatcher(store, [hook], metrics)
+        # As the daemon builds it: listening too, where the engine offers wake-ups.
+        dispatcher = Dispatcher(store, [hook], metrics, wake_ups=offered_wake_ups(store))
         ingest = Ingest(store, [hook], metrics, notify=dispatcher.notify)
         ingest_s = await feed(ingest, events, args) if backlog else 0.0
         started, cpu = time.perf_counter(), time.process_time()
@@ -279,15 +292,9 @@ async def durable(
         elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu
         stopping.set()
         await running
+        latencies = await engine.latencies(store)
     finally:
         await store.close()
-    with sqlite3.connect(path) as db:
-        latencies = [
-            row[0]
-            for row in db.execute(
-                "SELECT finished_at - created_at FROM deliveries WHERE status = 'delivered'"
-            )
-        ]
     return Figures(len(events), elapsed, latencies, cpu_s), ingest_s
 
 
@@ -362,20 +369,21 @@ async def dispatcher_alone(
     return Figures(len(events), elapsed, [0.0], cpu_s)
 
 
-async def store_alone(path: Path, args: argparse.Namespace) -> Figures:
+async def store_alone(engine: Engine, events: Sequence[Event], args: argparse.Namespace) -> Figures:
     """Claims and records every delivery of a committed backlog, no HTTP."""
-    store = SqliteStore(path)
-    await store.open()
-    lease = timedelta(seconds=30)
-    try:
-        started, cpu = time.perf_counter(), time.process_time()
-        done = 0
-        while claims := await store.claim_due(ENDPOINT, args.concurrency, lease):
-            await store.record_outcomes([(claim, Delivered(status=204)) for claim in claims])
-            done += len(claims)
-        elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu
-    finally:
-        await store.close()
+    async with engine.fresh("store-alone") as store:
+        await committed(store, events, args)
+        await store.open()
+        lease = timedelta(seconds=30)
+        try:
+            started, cpu = time.perf_counter(), time.process_time()
+            done = 0
+            while claims := await store.claim_due(ENDPOINT, args.concurrency, lease):
+                await store.record_outcomes([(claim, Delivered(status=204)) for claim in claims])
+                done += len(claims)
+            elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu
+        finally:
+            await store.close()
     return Figures(done, elapsed, [0.0], cpu_s)
 
 
@@ -395,6 +403,40 @@ async def received_count(url: str) -> int:
         return int((await answer.json())["received"])
 
 
+async def engine_legs(
+    url: str, events: Sequence[Event], args: argparse.Namespace, engine: Engine
+) -> Legs:
+    live, ingest_s = await durable(url, events, args, engine, False)
+    drain, _ = await durable(url, events, args, engine, True)
+    return Legs(live, drain, ingest_s, await store_alone(engine, events, args))
+
+
+async def two_replicas(
+    url: str, events: Sequence[Event], args: argparse.Namespace
+) -> tuple[Figures, Figures]:
+    """Live and backlog with `--replicas` dispatching processes on one PostgreSQL database."""
+    hook = endpoint_settings(url, args)
+
+    async def feed_all(store: Store) -> float:
+        return await feed(Ingest(store, [hook], Metrics()), events, args)
+
+    legs = []
+    for backlog in (False, True):
+        leg = await replicas_leg(
+            args.postgres_url, hook, args.replicas, backlog, feed_all, len(events)
+        )
+        legs.append(Figures(len(events), leg.elapsed_s, leg.latencies_s, leg.cpu_s))
+    return legs[0], legs[1]
+
+
+@dataclass(frozen=True)
+class Legs:
+    live: Figures
+    drain: Figures
+    ingest_s: float
+    store_alone: Figures
+
+
 async def run(url: str, args: argparse.Namespace) -> None:
     events = [bench_event(number, args.records or args.events) for number in range(args.events)]
     probe = Ingest(MemoryStore(), [endpoint_settings(url, args)], Metrics())
@@ -408,32 +450,37 @@ async def run(url: str, args: argparse.Namespace) -> None:
     raw = await raw_ceiling(url, events, probe, args)
     before = await received_count(url)
     with tempfile.TemporaryDirectory(dir=args.dir) as directory:
-        live, ingest_s = await durable(url, events, args, Path(directory) / "live.db", False)
-        drain, _ = await durable(url, events, args, Path(directory) / "backlog.db", True)
+        engines = [sqlite_engine(Path(directory))]
+        if args.store == "postgresql":
+            engines.append(postgres_engine(args.postgres_url))
+        legs = {engine.name: await engine_legs(url, events, args, engine) for engine in engines}
+        replicas = await two_replicas(url, events, args) if args.store == "postgresql" else None
         sent = await received_count(url) - before
         alone = await dispatcher_alone(url, events, probe, args)
-        backlog = Path(directory) / "store-alone.db"
-        await committed(backlog, events, args)
-        store = await store_alone(backlog, args)
     print(raw.line("raw POSTs       "))
-    print(live.line("durable, live   ") + " (ingest to 2xx)")
+    for name, leg in legs.items():
+        print(f"{name}:")
+        print(leg.live.line("  durable, live   ") + " (ingest to 2xx)")
+        print(leg.drain.line("  durable, backlog") + " (all committed first; the drain alone)")
+        print(
+            f"  the store alone (claim + record, no HTTP) {leg.store_alone.rate:,.0f}/s,"
+            f" CPU {leg.store_alone.cpu_us:.0f} µs each; live ingest took {leg.ingest_s:.2f} s"
+        )
+        paced = " (paced by --rate, not a ceiling)" if args.rate else ""
+        print(
+            f"  ratio durable/raw: {leg.live.rate / raw.rate:.0%} live{paced},"
+            f" {leg.drain.rate / raw.rate:.0%} backlog drain"
+        )
+    deliveries = 2 * len(legs) + (2 if replicas else 0)
+    if replicas is not None:
+        live, drain = replicas
+        print(f"postgresql, {args.replicas} dispatching processes (CPU: theirs, summed):")
+        print(live.line("  durable, live   ") + f" = {live.rate / raw.rate:.0%} of raw")
+        print(drain.line("  durable, backlog") + f" = {drain.rate / raw.rate:.0%} of raw")
     print(
-        f"durable, backlog: {drain.count} in {drain.elapsed_s:.2f} s = {drain.rate:,.0f}/s;"
-        f" CPU {drain.cpu_us:.0f} µs each (all committed first; the dispatcher's drain alone)"
-    )
-    print(
-        f"live ingest of all events took {ingest_s:.2f} s; the receiver saw {sent} POSTs"
-        f" for 2 x {args.events} deliveries"
-    )
-    print(
-        f"where the gap lies: the dispatcher fed from memory (no store) {alone.rate:,.0f}/s"
-        f" = {alone.rate / raw.rate:.0%} of raw, CPU {alone.cpu_us:.0f} µs each; the store"
-        f" alone (claim + record, no HTTP) {store.rate:,.0f}/s, CPU {store.cpu_us:.0f} µs each"
-    )
-    paced = " (paced by --rate, not a ceiling)" if args.rate else ""
-    print(
-        f"ratio durable/raw: {live.rate / raw.rate:.0%} live{paced},"
-        f" {drain.rate / raw.rate:.0%} backlog drain"
+        f"the receiver saw {sent} POSTs for {deliveries} x {args.events} deliveries;"
+        f" the dispatcher fed from memory (no store) {alone.rate:,.0f}/s"
+        f" = {alone.rate / raw.rate:.0%} of raw, CPU {alone.cpu_us:.0f} µs each"
     )
 
 
@@ -446,6 +493,18 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--records", type=int, default=0, help="distinct records (0: one each)")
     parser.add_argument("--ordering", choices=("per_record", "none"), default="per_record")
     parser.add_argument("--dir", default=None, help="where the store file goes (temp dir)")
+    parser.add_argument(
+        "--store",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="postgresql: also run every durable leg there, and with --replicas processes",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="a server and a database to connect to; each leg creates its own and drops it",
+    )
+    parser.add_argument("--replicas", type=int, default=2, help="dispatching processes")
     return parser.parse_args(argv)
 
 
