@@ -18,6 +18,7 @@ import os
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 import psycopg
 from psycopg import AsyncConnection
@@ -54,14 +55,30 @@ POOL_TIMEOUT = 30.0
 
 
 def describe(url: str) -> str:
-    """Where the URL points, as `host:port/db` for messages: never its password."""
+    """Where the URL points, as `host:port/db` for messages: never its user info.
+
+    Read as a URL first, so user info libpq would refuse (a NUL, say) still gives the place;
+    libpq's own reading covers the rest (a host given as a query parameter)."""
+    host: str | None = None
+    port: str | None = None
+    dbname = ""
     try:
-        params = conninfo_to_dict(url)
-    except psycopg.ProgrammingError:
-        return "(an unreadable postgresql:// URL)"
-    host = params.get("host") or os.environ.get("PGHOST") or "localhost"
-    port = params.get("port") or os.environ.get("PGPORT") or "5432"
-    dbname = params.get("dbname") or os.environ.get("PGDATABASE") or params.get("user") or ""
+        parts = urlsplit(url)
+        host, dbname = parts.hostname, unquote(parts.path.lstrip("/"))
+        port = str(parts.port) if parts.port else None
+    except ValueError:  # a port out of range: the rest is still worth telling
+        pass
+    if not host:
+        try:
+            params = conninfo_to_dict(url)
+        except (psycopg.Error, ValueError):  # anything libpq refuses
+            return "(an unreadable postgresql:// URL)"
+        host = str(params.get("host") or "") or None
+        port = port or str(params.get("port") or "") or None
+        dbname = dbname or str(params.get("dbname") or params.get("user") or "")
+    host = host or os.environ.get("PGHOST") or "localhost"
+    port = port or os.environ.get("PGPORT") or "5432"
+    dbname = dbname or os.environ.get("PGDATABASE") or ""
     return f"{host}:{port}/{dbname}"
 
 
