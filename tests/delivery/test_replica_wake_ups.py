@@ -14,7 +14,9 @@ from aiohttp import web
 from sftriggerd.config import parse_settings
 from sftriggerd.delivery import Dispatcher, build_dispatcher
 from sftriggerd.metrics import Metrics
+from sftriggerd.store.base import Store
 from sftriggerd.store.postgres import PostgresStore
+from sftriggerd.store.wake_ups import offered_wake_ups
 from tests.delivery.rig import MS, endpoint, enqueue, new_event, running
 from tests.support.receiver import Arrival, Receiver
 from tests.support.waiting import eventually
@@ -51,6 +53,10 @@ async def listeners(url: str) -> list[int]:
 def delivered_by(metrics: Metrics) -> float:
     labels = {"endpoint": "hook", "outcome": "delivered"}
     return metrics.registry.get_sample_value("sftriggerd_deliveries_total", labels) or 0.0
+
+
+async def test_only_an_engine_shared_between_processes_offers_wake_ups(store: Store) -> None:
+    assert (offered_wake_ups(store) is not None) == isinstance(store, PostgresStore)
 
 
 async def test_two_replicas_deliver_each_change_once_in_its_records_order(
