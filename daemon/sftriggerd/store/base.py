@@ -19,7 +19,7 @@ Engines implement this class; engine SQL never appears here.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Sequence
 from datetime import timedelta
 
 from .records import (
@@ -36,6 +36,7 @@ from .records import (
     RecordState,
 )
 from .replay import Requeued, Selection
+from .transfer import BATCH_ROWS, DumpBatch
 
 
 class Store(abc.ABC):
@@ -162,3 +163,15 @@ class Store(abc.ABC):
     async def rewind(self, trigger: str, checkpoint: Checkpoint) -> None:
         """Moves the trigger's checkpoint to an earlier point (an operator's rewind), the one
         move outside `ingest`; only while the trigger's source is stopped."""
+
+    @abc.abstractmethod
+    def export_dump(self, batch_rows: int = BATCH_ROWS) -> AsyncGenerator[DumpBatch, None]:
+        """Every row that matters, in batches of at most `batch_rows`, in the order
+        `transfer` describes; read from one consistent view of the store, which other
+        writers cannot change while it runs (the engine says how). Only reads."""
+
+    @abc.abstractmethod
+    async def import_dump(self, dump: AsyncIterable[DumpBatch]) -> None:
+        """Writes an export into this store in one transaction: all of it, or (on any error,
+        the source's included) nothing. Refuses (`transfer.TargetNotEmptyError`) before it
+        reads the dump when the store holds any row already."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -36,11 +36,14 @@ from ..records import (
     Retry,
 )
 from ..replay import Requeued, Selection
+from ..transfer import BATCH_ROWS, DumpBatch, not_empty
+from . import transfer
 from .tables import (
     OPEN,
     DeliveryRecord,
     EventRow,
     body_record,
+    check_event,
     claimable,
     replay_id_after,
     selected,
@@ -94,7 +97,7 @@ class MemoryStore(Store):
         async with self._lock:
             self._check_open()
             for event in events:
-                _check_event(event)
+                check_event(event)
             now = self._clock()
             self._poison += [replace(item, received_at=item.received_at or now) for item in poison]
             new = duplicates = deliveries = 0
@@ -379,11 +382,22 @@ class MemoryStore(Store):
                 updated_at=self._clock(),
             )
 
+    async def export_dump(self, batch_rows: int = BATCH_ROWS) -> AsyncGenerator[DumpBatch, None]:
+        """Under the store's lock throughout: nothing changes it meanwhile."""
+        async with self._lock:
+            self._check_open()
+            tables = (self._checkpoints, self._events, self._deliveries, self._poison)
+            for batch in transfer.dump(*tables, batch_rows):
+                yield batch
 
-def _check_event(event: NewEvent) -> None:
-    """What the SQLite engine's NOT NULL columns refuse, refused here before anything is
-    stored, so a bad event rolls the whole ingest back as there."""
-    if not isinstance(event.body, bytes | bytearray | memoryview):
-        raise StoreError(f"event {event.event_id!r}: its body is no bytes")
-    if not isinstance(event.event_id, str) or not isinstance(event.occurred_at, datetime):
-        raise StoreError(f"event {event.event_id!r}: no event id or no change time")
+    async def import_dump(self, dump: AsyncIterable[DumpBatch]) -> None:
+        async with self._lock:
+            self._check_open()
+            held = len(self._checkpoints) + len(self._events) + len(self._poison)
+            if held or self._deliveries:
+                raise not_empty("the memory store", held + len(self._deliveries))
+            staged = await transfer.stage(dump, self._clock)
+            self._checkpoints, self._events = staged.checkpoints, staged.events
+            self._deliveries, self._poison = staged.deliveries, staged.poison
+            self._seqs = itertools.count(staged.last_seq + 1)
+            self._ids = itertools.count(staged.last_id + 1)

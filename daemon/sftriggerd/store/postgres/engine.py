@@ -15,7 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Awaitable,
+    Callable,
+    Sequence,
+)
 from datetime import timedelta
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -41,8 +47,9 @@ from ..records import (
     RecordState,
 )
 from ..replay import Requeued, Selection
+from ..transfer import BATCH_ROWS, DumpBatch
 from ..wake_ups import WakeUp
-from . import claims, expiry, inspect, outcomes, prune, requeue, schema
+from . import claims, expiry, inspect, outcomes, prune, requeue, schema, transfer
 from . import ingest as ingesting
 from .notify import wake_ups
 
@@ -280,3 +287,28 @@ class PostgresStore(Store):
 
     async def rewind(self, trigger: str, checkpoint: Checkpoint) -> None:
         await self._run(lambda conn: requeue.rewind(conn, trigger, checkpoint))
+
+    async def export_dump(self, batch_rows: int = BATCH_ROWS) -> AsyncGenerator[DumpBatch, None]:
+        """One snapshot, the tables locked against writes meanwhile (`transfer`)."""
+        if self._pool is None:
+            raise StoreError(f"postgresql store {self.target} is not open")
+        try:
+            async for batch in transfer.export_dump(self.connect, self.target, batch_rows):
+                yield batch
+        except psycopg.Error as exc:
+            raise self._error("export failed", exc) from exc
+
+    async def import_dump(self, dump: AsyncIterable[DumpBatch]) -> None:
+        if self._pool is None:
+            raise StoreError(f"postgresql store {self.target} is not open")
+        try:
+            conn = await self.connect()
+        except psycopg.Error as exc:
+            raise self._error("cannot connect", exc) from exc
+        try:
+            await self._shift_clock(conn)
+            await transfer.import_dump(conn, self.target, dump)
+        except psycopg.Error as exc:
+            raise self._error("import failed", exc) from exc
+        finally:
+            await conn.close()

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from functools import partial
@@ -46,7 +46,8 @@ from ..records import (
     RecordState,
 )
 from ..replay import Requeued, Selection
-from . import attempts, expiry, leases, ops, replay
+from ..transfer import BATCH_ROWS, DumpBatch, DumpRecord, Page, paged, sort_batch
+from . import attempts, expiry, leases, ops, replay, transfer
 from . import prune as pruning
 
 T = TypeVar("T")
@@ -304,3 +305,38 @@ class SqliteStore(Store):
                 )
             )
         return removed
+
+    async def export_dump(self, batch_rows: int = BATCH_ROWS) -> AsyncGenerator[DumpBatch, None]:
+        """Under the write lock throughout (`transfer`): a daemon left running on the file
+        cannot write meanwhile (its writes wait, then fail)."""
+        await self._run(partial(transfer.begin, path=self.path))
+        try:
+            pages = (transfer.events_after, transfer.deliveries_after, transfer.poison_after)
+            readers: list[Page] = [partial(self._page, page) for page in pages]
+            async for batch in paged(
+                partial(self._run, transfer.read_checkpoints), readers, batch_rows
+            ):
+                yield batch
+        finally:
+            await self._run(partial(transfer.end, commit=False))
+
+    async def _page(
+        self,
+        page: Callable[[sqlite3.Connection, int, int], tuple[Sequence[DumpRecord], int]],
+        after: int,
+        limit: int,
+    ) -> tuple[Sequence[DumpRecord], int]:
+        return await self._run(lambda db: page(db, after, limit))
+
+    async def import_dump(self, dump: AsyncIterable[DumpBatch]) -> None:
+        await self._run(partial(transfer.begin_import, path=self.path))
+        committed = False
+        try:
+            async for batch in dump:
+                now = self._clock()
+                await self._run(partial(transfer.write, batch=sort_batch(batch), now=now))
+            await self._run(partial(transfer.end, commit=True))
+            committed = True
+        finally:
+            if not committed:
+                await self._run(partial(transfer.end, commit=False))
