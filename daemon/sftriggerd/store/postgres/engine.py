@@ -50,9 +50,10 @@ from ..records import (
 )
 from ..replay import Requeued, Selection
 from ..transfer import BATCH_ROWS, DumpBatch
+from ..wake_ups import WakeUp
 from . import claims, expiry, inspect, leadership, outcomes, prune, requeue, schema, transfer
 from . import ingest as ingesting
-from .notify import WakeUp, wake_ups
+from .notify import wake_ups
 
 T = TypeVar("T")
 Work = Callable[[AsyncConnection[Any]], Awaitable[T]]
