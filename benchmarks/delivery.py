@@ -1,6 +1,8 @@
 """Durable delivery against the raw HTTP ceiling, on this machine.
 
     .venv/bin/python benchmarks/delivery.py --events 5000
+    .venv/bin/python benchmarks/delivery.py --events 5000 --store postgresql \
+        --postgres-url postgresql://postgres@127.0.0.1:5432/postgres
 
 Starts a fast webhook receiver (aiohttp, answering 204) in a process of its own, so the
 client and the server do not share one event loop. Then, against that receiver:
@@ -18,7 +20,13 @@ client and the server do not share one event loop. Then, against that receiver:
   timed (claim, sign, POST, record), the number to hold against the raw ceiling;
 - where the gap lies: the same dispatcher fed from memory (claims prebuilt, outcomes
   dropped: its own ceiling without any store), and the store alone (the backlog claimed and
-  recorded through `SqliteStore`, no HTTP).
+  recorded through the store, no HTTP).
+
+With `--store postgresql` every durable leg runs on SQLite and then on PostgreSQL (each leg
+in a database of its own, created on the server `--postgres-url` reaches and dropped after
+it), and live and backlog run once more with `--replicas` dispatching processes on one
+database, each with its own store and woken by the store's notifications, as replicas of the
+daemon run (see delivery_stores).
 
 It prints the machine, the rates and their ratios. No assertions: figures for people.
 """
@@ -35,139 +43,35 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from itertools import count as counter
-from multiprocessing.connection import Connection
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
+from delivery_memory import dispatcher_alone
+from delivery_stores import Engine, postgres_engine, replicas_leg, sqlite_engine
+from delivery_workload import (
+    ENDPOINT,
+    TRIGGER,
+    Figures,
+    bench_event,
+    endpoint_settings,
+    serve,
+)
 
-from sftriggerd.config.settings import EndpointSettings, RetrySettings
 from sftriggerd.delivery import Dispatcher
 from sftriggerd.delivery.signing import webhook_headers
-from sftriggerd.events.model import Event, event_id
+from sftriggerd.events.model import Event
 from sftriggerd.ingest import Ingest
 from sftriggerd.logs import configure_logging
 from sftriggerd.metrics import Metrics
+from sftriggerd.store.base import Store
 from sftriggerd.store.memory import MemoryStore
-from sftriggerd.store.records import Checkpoint, Claim, Delivered, OutboxCounts, Outcome
-from sftriggerd.store.sqlite import SqliteStore
+from sftriggerd.store.records import Checkpoint, Delivered
+from sftriggerd.store.wake_ups import offered_wake_ups
 
-TRIGGER = "bench"
-ENDPOINT = "bench"
-SECRET = "whsec_YmVuY2htYXJrLXNlY3JldC1rZXktMDEyMzQ1Njc4OQ=="
 WARM_UP_POSTS = 500
-
-
-# --- the receiver, in its own process -------------------------------------------------
-
-
-def serve(conn: Connection) -> None:
-    """Runs the receiver until terminated; sends its port through `conn` first."""
-    asyncio.run(receive(conn.send))
-
-
-async def receive(announce: Callable[[int], object], stop_after: int = 0) -> None:
-    """Answers POSTs to /hook with 204 until terminated, or until `stop_after` of them (0:
-    no limit); announces its port first."""
-    received = 0
-    enough = asyncio.Event()
-
-    async def hook(request: web.Request) -> web.Response:
-        nonlocal received
-        await request.read()
-        if "webhook-id" not in request.headers:
-            return web.Response(status=400)
-        received += 1
-        if received == stop_after:
-            enough.set()
-        return web.Response(status=204)
-
-    async def count(request: web.Request) -> web.Response:
-        return web.json_response({"received": received})
-
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    app.router.add_get("/count", count)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0, backlog=1024).start()
-    announce(runner.addresses[0][1])
-    await enough.wait()
-    await runner.cleanup()
-
-
-# --- the workload ----------------------------------------------------------------------
-
-
-def bench_event(number: int, records: int) -> Event:
-    """A record change shaped like a CDC update: a handful of fields, about 600 bytes."""
-    return Event(
-        id=event_id(TRIGGER, number),
-        trigger=TRIGGER,
-        object="Account",
-        change="updated",
-        record_id=f"001BENCH{number % records:010d}",
-        occurred_at=datetime.now(UTC),
-        source={"kind": "streaming", "channel": "/data/AccountChangeEvent", "replay_id": number},
-        changed_fields=("Name", "Phone", "BillingCity", "AnnualRevenue"),
-        record={
-            "Id": f"001BENCH{number % records:010d}",
-            "Name": f"Benchmark account {number}",
-            "Phone": "+1 415 555 0100",
-            "BillingCity": "San Francisco",
-            "AnnualRevenue": 1_250_000 + number,
-            "Industry": "Technology",
-        },
-        raw={"ChangeEventHeader": {"changeType": "UPDATE", "commitNumber": number}},
-    )
-
-
-def endpoint_settings(url: str, args: argparse.Namespace) -> EndpointSettings:
-    return EndpointSettings.model_validate(
-        {
-            "name": ENDPOINT,
-            "url": url,
-            "secret": SECRET,
-            "timeout": timedelta(seconds=10),
-            "max_in_flight": args.concurrency,
-            "ordering": args.ordering,
-            "retry": RetrySettings(schedule=(timedelta(seconds=1),), max_age=timedelta(hours=1)),
-        }
-    )
-
-
-def percentile(values: Sequence[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
-
-@dataclass(frozen=True)
-class Figures:
-    count: int
-    elapsed_s: float
-    latencies_s: list[float]
-    cpu_s: float  # this process's CPU in the timed window, all threads (not the receiver's)
-
-    @property
-    def rate(self) -> float:
-        return self.count / self.elapsed_s
-
-    @property
-    def cpu_us(self) -> float:
-        """CPU per delivery, in microseconds."""
-        return self.cpu_s / self.count * 1e6
-
-    def line(self, what: str) -> str:
-        p50, p99 = percentile(self.latencies_s, 0.50), percentile(self.latencies_s, 0.99)
-        return (
-            f"{what}: {self.count} in {self.elapsed_s:.2f} s = {self.rate:,.0f}/s;"
-            f" latency p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms;"
-            f" CPU {self.cpu_us:.0f} µs each"
-        )
 
 
 # --- raw: plain POSTs ------------------------------------------------------------------
@@ -234,9 +138,8 @@ async def feed(ingest: Ingest, events: Sequence[Event], args: argparse.Namespace
     return time.perf_counter() - started
 
 
-async def committed(path: Path, events: Sequence[Event], args: argparse.Namespace) -> None:
-    """A store holding every event's delivery, pending."""
-    store = SqliteStore(path)
+async def committed(store: Store, events: Sequence[Event], args: argparse.Namespace) -> None:
+    """Fills the (fresh) store with every event's delivery, pending."""
     await store.open()
     try:
         await feed(
@@ -255,18 +158,30 @@ async def delivered(metrics: Metrics, count: int) -> None:
 
 
 async def durable(
-    url: str, events: Sequence[Event], args: argparse.Namespace, path: Path, backlog: bool
+    url: str, events: Sequence[Event], args: argparse.Namespace, engine: Engine, backlog: bool
 ) -> tuple[Figures, float]:
     """Live (`backlog` False): the source commits while the dispatcher delivers, timed from
     the first ingest. Backlog: everything is committed first, and only the dispatcher's
     drain is timed. Returns the figures and how long ingesting took."""
-    store = SqliteStore(path)
+    async with engine.fresh("backlog" if backlog else "live") as store:
+        return await _durable(url, events, args, engine, store, backlog)
+
+
+async def _durable(
+    url: str,
+    events: Sequence[Event],
+    args: argparse.Namespace,
+    engine: Engine,
+    store: Store,
+    backlog: bool,
+) -> tuple[Figures, float]:
     await store.open()
     metrics = Metrics()
     hook = endpoint_settings(url, args)
     stopping = asyncio.Event()
     try:
-        dispatcher = Dispatcher(store, [hook], metrics)
+        # As the daemon builds it: listening too, where the engine offers wake-ups.
+        dispatcher = Dispatcher(store, [hook], metrics, wake_ups=offered_wake_ups(store))
         ingest = Ingest(store, [hook], metrics, notify=dispatcher.notify)
         ingest_s = await feed(ingest, events, args) if backlog else 0.0
         started, cpu = time.perf_counter(), time.process_time()
@@ -279,103 +194,30 @@ async def durable(
         elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu
         stopping.set()
         await running
+        latencies = await engine.latencies(store)
     finally:
         await store.close()
-    with sqlite3.connect(path) as db:
-        latencies = [
-            row[0]
-            for row in db.execute(
-                "SELECT finished_at - created_at FROM deliveries WHERE status = 'delivered'"
-            )
-        ]
     return Figures(len(events), elapsed, latencies, cpu_s), ingest_s
 
 
-# --- where the gap lies ------------------------------------------------------------------
+# --- the store alone ---------------------------------------------------------------------
 
 
-class MemoryOutbox(MemoryStore):
-    """An open store whose outbox answers from memory: claims prebuilt, outcomes dropped.
-    Not durable; it shows what the dispatcher itself costs beside the POSTs."""
-
-    def __init__(self, claims: list[Claim]) -> None:
-        super().__init__()
-        self._claims = claims
-        self._total = len(claims)
-        self.recorded = 0
-        self.all_recorded = asyncio.Event()
-
-    async def claim_due(self, endpoint: str, limit: int, lease: timedelta) -> list[Claim]:
-        taken, self._claims = self._claims[:limit], self._claims[limit:]
-        return taken
-
-    async def record_outcomes(self, outcomes: Sequence[tuple[Claim, Outcome]]) -> list[bool]:
-        self.recorded += len(outcomes)
-        if self.recorded >= self._total:
-            self.all_recorded.set()
-        return [True] * len(outcomes)
-
-    async def next_due_in(self, endpoint: str) -> timedelta | None:
-        return None
-
-    async def outbox_counts(self) -> dict[str, OutboxCounts]:
-        return {}
-
-
-def memory_claims(events: Sequence[Event], ingest: Ingest) -> list[Claim]:
-    """A claim per event, as the store would hand them out."""
-    far = datetime.now(UTC) + timedelta(days=1)
-    ids = counter(1)
-    return [
-        Claim(
-            delivery_id=next(ids),
-            endpoint=ENDPOINT,
-            trigger=TRIGGER,
-            event_id=event.id,
-            body=ingest.prepare(event).body,
-            attempts=0,
-            retry_since=event.occurred_at,
-            occurred_at=event.occurred_at,
-            lease_token="memory",
-            lease_until=far,
-        )
-        for event in events
-    ]
-
-
-async def dispatcher_alone(
-    url: str, events: Sequence[Event], ingest: Ingest, args: argparse.Namespace
-) -> Figures:
-    store = MemoryOutbox(memory_claims(events, ingest))
-    await store.open()
-    stopping = asyncio.Event()
-    try:
-        dispatcher = Dispatcher(store, [endpoint_settings(url, args)], Metrics())
-        started, cpu = time.perf_counter(), time.process_time()
-        running = asyncio.create_task(dispatcher.run(stopping))
-        await store.all_recorded.wait()
-        elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu
-        stopping.set()
-        await running
-    finally:
-        await store.close()
-    return Figures(len(events), elapsed, [0.0], cpu_s)
-
-
-async def store_alone(path: Path, args: argparse.Namespace) -> Figures:
+async def store_alone(engine: Engine, events: Sequence[Event], args: argparse.Namespace) -> Figures:
     """Claims and records every delivery of a committed backlog, no HTTP."""
-    store = SqliteStore(path)
-    await store.open()
-    lease = timedelta(seconds=30)
-    try:
-        started, cpu = time.perf_counter(), time.process_time()
-        done = 0
-        while claims := await store.claim_due(ENDPOINT, args.concurrency, lease):
-            await store.record_outcomes([(claim, Delivered(status=204)) for claim in claims])
-            done += len(claims)
-        elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu
-    finally:
-        await store.close()
+    async with engine.fresh("store-alone") as store:
+        await committed(store, events, args)
+        await store.open()
+        lease = timedelta(seconds=30)
+        try:
+            started, cpu = time.perf_counter(), time.process_time()
+            done = 0
+            while claims := await store.claim_due(ENDPOINT, args.concurrency, lease):
+                await store.record_outcomes([(claim, Delivered(status=204)) for claim in claims])
+                done += len(claims)
+            elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu
+        finally:
+            await store.close()
     return Figures(done, elapsed, [0.0], cpu_s)
 
 
@@ -395,6 +237,40 @@ async def received_count(url: str) -> int:
         return int((await answer.json())["received"])
 
 
+async def engine_legs(
+    url: str, events: Sequence[Event], args: argparse.Namespace, engine: Engine
+) -> Legs:
+    live, ingest_s = await durable(url, events, args, engine, False)
+    drain, _ = await durable(url, events, args, engine, True)
+    return Legs(live, drain, ingest_s, await store_alone(engine, events, args))
+
+
+async def two_replicas(
+    url: str, events: Sequence[Event], args: argparse.Namespace
+) -> tuple[Figures, Figures]:
+    """Live and backlog with `--replicas` dispatching processes on one PostgreSQL database."""
+    hook = endpoint_settings(url, args)
+
+    async def feed_all(store: Store) -> float:
+        return await feed(Ingest(store, [hook], Metrics()), events, args)
+
+    legs = []
+    for backlog in (False, True):
+        leg = await replicas_leg(
+            args.postgres_url, hook, args.replicas, backlog, feed_all, len(events)
+        )
+        legs.append(Figures(len(events), leg.elapsed_s, leg.latencies_s, leg.cpu_s))
+    return legs[0], legs[1]
+
+
+@dataclass(frozen=True)
+class Legs:
+    live: Figures
+    drain: Figures
+    ingest_s: float
+    store_alone: Figures
+
+
 async def run(url: str, args: argparse.Namespace) -> None:
     events = [bench_event(number, args.records or args.events) for number in range(args.events)]
     probe = Ingest(MemoryStore(), [endpoint_settings(url, args)], Metrics())
@@ -408,32 +284,37 @@ async def run(url: str, args: argparse.Namespace) -> None:
     raw = await raw_ceiling(url, events, probe, args)
     before = await received_count(url)
     with tempfile.TemporaryDirectory(dir=args.dir) as directory:
-        live, ingest_s = await durable(url, events, args, Path(directory) / "live.db", False)
-        drain, _ = await durable(url, events, args, Path(directory) / "backlog.db", True)
+        engines = [sqlite_engine(Path(directory))]
+        if args.store == "postgresql":
+            engines.append(postgres_engine(args.postgres_url))
+        legs = {engine.name: await engine_legs(url, events, args, engine) for engine in engines}
+        replicas = await two_replicas(url, events, args) if args.store == "postgresql" else None
         sent = await received_count(url) - before
         alone = await dispatcher_alone(url, events, probe, args)
-        backlog = Path(directory) / "store-alone.db"
-        await committed(backlog, events, args)
-        store = await store_alone(backlog, args)
     print(raw.line("raw POSTs       "))
-    print(live.line("durable, live   ") + " (ingest to 2xx)")
+    for name, leg in legs.items():
+        print(f"{name}:")
+        print(leg.live.line("  durable, live   ") + " (ingest to 2xx)")
+        print(leg.drain.line("  durable, backlog") + " (all committed first; the drain alone)")
+        print(
+            f"  the store alone (claim + record, no HTTP) {leg.store_alone.rate:,.0f}/s,"
+            f" CPU {leg.store_alone.cpu_us:.0f} µs each; live ingest took {leg.ingest_s:.2f} s"
+        )
+        paced = " (paced by --rate, not a ceiling)" if args.rate else ""
+        print(
+            f"  ratio durable/raw: {leg.live.rate / raw.rate:.0%} live{paced},"
+            f" {leg.drain.rate / raw.rate:.0%} backlog drain"
+        )
+    deliveries = 2 * len(legs) + (2 if replicas else 0)
+    if replicas is not None:
+        live, drain = replicas
+        print(f"postgresql, {args.replicas} dispatching processes (CPU: theirs, summed):")
+        print(live.line("  durable, live   ") + f" = {live.rate / raw.rate:.0%} of raw")
+        print(drain.line("  durable, backlog") + f" = {drain.rate / raw.rate:.0%} of raw")
     print(
-        f"durable, backlog: {drain.count} in {drain.elapsed_s:.2f} s = {drain.rate:,.0f}/s;"
-        f" CPU {drain.cpu_us:.0f} µs each (all committed first; the dispatcher's drain alone)"
-    )
-    print(
-        f"live ingest of all events took {ingest_s:.2f} s; the receiver saw {sent} POSTs"
-        f" for 2 x {args.events} deliveries"
-    )
-    print(
-        f"where the gap lies: the dispatcher fed from memory (no store) {alone.rate:,.0f}/s"
-        f" = {alone.rate / raw.rate:.0%} of raw, CPU {alone.cpu_us:.0f} µs each; the store"
-        f" alone (claim + record, no HTTP) {store.rate:,.0f}/s, CPU {store.cpu_us:.0f} µs each"
-    )
-    paced = " (paced by --rate, not a ceiling)" if args.rate else ""
-    print(
-        f"ratio durable/raw: {live.rate / raw.rate:.0%} live{paced},"
-        f" {drain.rate / raw.rate:.0%} backlog drain"
+        f"the receiver saw {sent} POSTs for {deliveries} x {args.events} deliveries;"
+        f" the dispatcher fed from memory (no store) {alone.rate:,.0f}/s"
+        f" = {alone.rate / raw.rate:.0%} of raw, CPU {alone.cpu_us:.0f} µs each"
     )
 
 
@@ -446,6 +327,18 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--records", type=int, default=0, help="distinct records (0: one each)")
     parser.add_argument("--ordering", choices=("per_record", "none"), default="per_record")
     parser.add_argument("--dir", default=None, help="where the store file goes (temp dir)")
+    parser.add_argument(
+        "--store",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="postgresql: also run every durable leg there, and with --replicas processes",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="a server and a database to connect to; each leg creates its own and drops it",
+    )
+    parser.add_argument("--replicas", type=int, default=2, help="dispatching processes")
     return parser.parse_args(argv)
 
 

@@ -33,17 +33,11 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from delivery import (
-    MemoryOutbox,
-    bench_event,
-    committed,
-    endpoint_settings,
-    memory_claims,
-    post_all,
-    receive,
-    signed_requests,
-    store_alone,
-)
+from delivery_memory import MemoryOutbox, memory_claims
+from delivery_stores import sqlite_engine
+from delivery_workload import bench_event, endpoint_settings, receive
+
+from delivery import committed, post_all, signed_requests, store_alone
 from sftriggerd.delivery import Dispatcher
 from sftriggerd.events.model import Event
 from sftriggerd.ingest import Ingest
@@ -106,11 +100,12 @@ async def run_leg(leg: str, url: str, events: list[Event], args: argparse.Namesp
                 await memory.close()
     else:
         with tempfile.TemporaryDirectory() as directory:
+            if leg == "store":  # commits the backlog itself, then claims and records it
+                await store_alone(sqlite_engine(Path(directory)), events, args)
+                return
             path = Path(directory) / "leg.db"
-            await committed(path, events, args)
-            if leg == "store":
-                await store_alone(path, args)
-            elif leg == "backlog":
+            await committed(SqliteStore(path), events, args)
+            if leg == "backlog":
                 store = _CountedSqlite(path, len(events))
                 await store.open()
                 try:

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import __version__, cli_replay, commands
+from . import __version__, cli_replay, commands, commands_transfer
 from . import commands_deliveries as delivery_commands
 from .config import Settings, load_settings
 from .daemon import run_daemon
@@ -83,6 +83,15 @@ def _build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="create or upgrade the store schema")
     _config_option(migrate)
     migrate.set_defaults(handler=_migrate)
+
+    moving = commands.add_parser(
+        "migrate-store",
+        help="copy a whole store into an empty one (SQLite to PostgreSQL); stop the daemon first",
+    )
+    moving.add_argument("--from", dest="source", required=True, metavar="URL")
+    moving.add_argument("--to", dest="target", required=True, metavar="URL")
+    moving.add_argument("--json", action="store_true", help="machine-readable summary")
+    moving.set_defaults(handler=_migrate_store)
     return parser
 
 
@@ -168,6 +177,11 @@ async def _serve(settings: Settings) -> None:
 
 def _migrate(args: argparse.Namespace) -> int:
     print(asyncio.run(commands.migrate(load_settings(args.config))))
+    return 0
+
+
+def _migrate_store(args: argparse.Namespace) -> int:
+    print(asyncio.run(commands_transfer.migrate_store(args.source, args.target, args.json)))
     return 0
 
 

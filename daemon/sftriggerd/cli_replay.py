@@ -22,6 +22,7 @@ from . import commands, replay
 from .commands_deliveries import delivery_id_arg
 from .config import Settings, load_settings
 from .errors import SftriggerdError, UsageError
+from .events.payload import format_time
 from .store.base import Store
 from .store.replay import Requeued, Selection
 
@@ -119,10 +120,24 @@ def _rewind(args: argparse.Namespace) -> int:
         return 0
 
     async def work(store: Store) -> replay.RewindDone:
+        await _refuse_while_led(store, trigger.name)
         return await replay.rewind(store, trigger, args.to, args.resend, datetime.now(UTC))
 
     print(replay.rewind_text(asyncio.run(commands.with_store(settings, work))))
     return 0
+
+
+async def _refuse_while_led(store: Store, trigger: str) -> None:
+    """A replica that holds the trigger's lease may be reading it: moving the checkpoint
+    under its running source would be lost at its next write. (No daemon answered here, but
+    another replica, elsewhere, may run.)"""
+    for lease in await store.leases():
+        if lease.trigger == trigger and lease.live:
+            raise UsageError(
+                f"trigger {trigger} is being read by replica {lease.holder} (its lease runs"
+                f" until {format_time(lease.expires_at)}): rewind through that replica's"
+                " admin API, or stop it first"
+            )
 
 
 async def _rewind_running(settings: Settings, name: str, to: str, resend: bool) -> str | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 from functools import partial
+from typing import Any
 
 import aiohttp
 
@@ -15,6 +16,7 @@ from .config import Settings
 from .config.settings import TriggerSettings
 from .delivery.dispatcher import Dispatcher, build_dispatcher
 from .ingest import Ingest
+from .leadership import Leadership, Timing
 from .metrics import Metrics
 from .pruner import Pruner
 from .salesforce.client import SalesforceClient
@@ -65,6 +67,28 @@ def _source(
     return AutoSource(streaming, PollingSource(trigger, context, status), status)
 
 
+# The name of the one process a SQLite store has: the same after every restart, so that a
+# process started after a crash takes its predecessor's leases over at once (with the next
+# epoch) instead of waiting for them to run out. One process owns the file, so nothing
+# else can hold them.
+SQLITE_REPLICA = "local"
+
+
+def replica_name(settings: Settings) -> str:
+    if settings.store.engine == "sqlite":
+        return SQLITE_REPLICA
+    return settings.ha.resolved_replica_name
+
+
+def led_status(status: TriggerStatus, leadership: Leadership) -> dict[str, Any]:
+    """A trigger's status for /api/triggers and the status page, with who leads it; on a
+    replica that does not, the source stands by (its last state here is not current)."""
+    shown = {**status.as_json(), "leader": leadership.leader_of(status.name)}
+    if not leadership.leads(status.name):
+        shown.update(state="standby", checkpoint=None, lag_s=None, last_error=None)
+    return shown
+
+
 async def run_daemon(
     settings: Settings,
     stopping: asyncio.Event,
@@ -87,19 +111,35 @@ async def run_daemon(
             client = SalesforceClient(settings.salesforce, salesforce_http, metrics)
             ingest = Ingest(store, settings.endpoints, metrics, notify=notify)
             sources, statuses = build_sources(settings, client, ingest, store, metrics)
-            parts.append(StatusReporter(statuses, metrics))
-            admin = AdminState(
+            app = App(settings=settings, metrics=metrics, store=store)
+            app.supervisor.policy = restart_policy or RestartPolicy()
+            restartable = {s.trigger: s for s in sources if isinstance(s, RestartableSource)}
+            # Each source runs only while this replica holds its trigger's lease, and its
+            # writes carry that lease as a fence. (One source per trigger, in their order.)
+            led = dict(zip((t.name for t in settings.triggers), sources, strict=True))
+            leadership = Leadership(
+                store,
+                replica_name(settings),
+                led,
+                Timing(settings.ha.takeover, settings.ha.resolved_renew_every),
+                metrics,
+                run_source=app.supervisor.run_while_led,
+            )
+            ingest.fence_for = leadership.fence_for
+            reporter = StatusReporter(statuses, metrics, leads=leadership.leads)
+            app.parts = [leadership, *parts, reporter]
+            app.admin = AdminState(
                 settings=settings,
                 metrics=metrics,
                 store=store,
                 on_redrive=lambda endpoint: notify([endpoint]),
-                trigger_status=lambda: [status.as_json() for status in statuses],
+                trigger_status=lambda: [led_status(status, leadership) for status in statuses],
                 breakers=next((p.breakers for p in parts if isinstance(p, Dispatcher)), None),
-                sources={s.trigger: s for s in sources if isinstance(s, RestartableSource)},
+                sources=restartable,
+                replica=leadership.replica,
+                leads=leadership.leads,
+                fence_for=leadership.fence_for,
             )
-            app = App(settings=settings, metrics=metrics, parts=[*sources, *parts], store=store)
-            app.supervisor.policy = restart_policy or RestartPolicy()
-            app.admin = admin
             await app.run(stopping)
     finally:
         await store.close()

@@ -20,6 +20,7 @@ from .events.payload import UnencodableEvent, encode_body, poison_text, storable
 from .metrics import Metrics
 from .routing import endpoints_for, order_key, ordered_endpoints
 from .store.base import Store
+from .store.leadership import Fence
 from .store.records import Checkpoint, IngestResult, NewEvent, PoisonEvent
 
 CHUNK_EVENTS = 500
@@ -27,6 +28,10 @@ CHUNK_BYTES = 4 * 1024 * 1024
 
 
 def _ignore(endpoints: Iterable[str]) -> None:
+    return None
+
+
+def _unfenced(trigger: str) -> Fence | None:
     return None
 
 
@@ -47,6 +52,7 @@ class Ingest:
         metrics: Metrics,
         notify: Callable[[Iterable[str]], None] = _ignore,
         *,
+        fence_for: Callable[[str], Fence | None] = _unfenced,
         chunk_events: int = CHUNK_EVENTS,
         chunk_bytes: int = CHUNK_BYTES,
     ) -> None:
@@ -55,6 +61,9 @@ class Ingest:
         self._ordered = ordered_endpoints(endpoints)
         self._metrics = metrics
         self.notify = notify
+        # The lease a trigger's writes are checked against (`leadership`); read per part,
+        # so a part stored after the lease was lost is refused.
+        self.fence_for = fence_for
         self._chunk_events = max(1, chunk_events)
         self._chunk_bytes = max(1, chunk_bytes)
 
@@ -130,7 +139,8 @@ class Ingest:
         checkpoint: Checkpoint | None,
         poison: Sequence[PoisonEvent],
     ) -> IngestResult:
-        result = await self._store.ingest(trigger, chunk.events, checkpoint, poison)
+        fence = self.fence_for(trigger)
+        result = await self._store.ingest(trigger, chunk.events, checkpoint, poison, fence)
         self._metrics.events_enqueued.labels(trigger=trigger).inc(result.new_events)
         if result.deliveries:
             # Each part is announced as it commits, so delivery starts before the last.

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+# From a lease's end (run out or released) to its next holder's acquisition: up to one
+# renew period (`ha.renew_every`, 5 s by default), whichever way the lease ended.
+_TAKEOVER_BUCKETS_S = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 300)
 _LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600)
 
 
@@ -98,5 +101,18 @@ class Metrics:
         self.salesforce_api_usage_ratio = Gauge(
             "sftriggerd_salesforce_api_usage_ratio",
             "Share of the org's daily API limit used, from Sforce-Limit-Info",
+            registry=reg,
+        )
+        self.lease_changes = Counter(
+            "sftriggerd_lease_changes",
+            "Trigger leases this replica acquired, lost (not renewed in time) or released",
+            ["trigger", "change"],
+            registry=reg,
+        )
+        self.takeover_seconds = Histogram(
+            "sftriggerd_takeover_seconds",
+            "From the previous holder's lease end (expiry or release) to this replica's"
+            " acquisition of the trigger",
+            buckets=_TAKEOVER_BUCKETS_S,
             registry=reg,
         )

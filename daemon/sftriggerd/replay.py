@@ -15,6 +15,7 @@ from .moments import parse_moment
 from .sources.position import encode
 from .sources.rewind import plan_rewind
 from .store.base import Store
+from .store.leadership import Fence
 from .store.records import Checkpoint, DeliveryStatus
 from .store.replay import REDRIVABLE, RESENDABLE, Requeued, Selection
 
@@ -95,10 +96,13 @@ async def rewind(
     resend: bool,
     now: datetime,
     restart: Restart | None = None,
+    fence: Fence | None = None,
 ) -> RewindDone:
     """Moves the trigger's checkpoint back to `to` (refused outside retention) and, with
     `resend`, queues the deliveries of the stored events from there again. `restart` runs
-    the change while the running source is stopped (a rewind through the admin API)."""
+    the change while the running source is stopped (a rewind through the admin API); with
+    `fence` (this replica's lease on the trigger) the store refuses the move, raising
+    `LeaseLostError`, unless this replica leads the trigger."""
     plan = plan_rewind(trigger, to, now)
     position = encode(plan.position)
     checkpoint = Checkpoint(trigger=trigger.name, position=position, event_time=plan.event_time)
@@ -106,7 +110,7 @@ async def rewind(
     async def work() -> Requeued | None:
         # Queued before the checkpoint moves: the re-read then finds these events stored.
         resent = await store.requeue(plan.resend) if resend else None
-        await store.rewind(trigger.name, checkpoint)
+        await store.rewind(trigger.name, checkpoint, fence)
         return resent
 
     resent = await (restart(work) if restart is not None else work())

@@ -163,6 +163,15 @@ class Supervisor:
             self.metrics.part_restarts.labels(part=part.name).inc()
             log.warning("part_restarting", part=part.name, restarts=health.restarts)
 
+    async def run_while_led(self, part: Supervised, stopping: asyncio.Event) -> None:
+        """Runs a trigger's source while this replica leads the trigger (`leadership`); once
+        it stops, its health is forgotten, so that a follower's /readyz does not report a
+        source it no longer runs."""
+        try:
+            await self.run(part, stopping)
+        finally:
+            self.health.pop(part.name, None)
+
     def record_failure(
         self, part: Supervised, health: PartHealth, error: str, ran_s: float
     ) -> float:

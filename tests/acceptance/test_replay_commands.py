@@ -171,3 +171,25 @@ def test_a_polled_trigger_rewinds_to_any_time(tmp_path: Path) -> None:
     asyncio.run(seeded(tmp_path / "state.db"))
     code, text = cli(config, "triggers", "rewind", "polled", "--to", "2020-01-01T00:00:00Z")
     assert code == 0 and "rewound to 2020-01-01T00:00:00.000000Z" in text
+
+
+async def led_elsewhere(path: Path) -> None:
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        await store.acquire_lease("accounts", "replica-7", timedelta(hours=1))
+    finally:
+        await store.close()
+
+
+def test_a_rewind_without_a_daemon_is_refused_while_a_replica_leads_the_trigger(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path)
+    asyncio.run(stored_streaming(tmp_path / "state.db"))
+    asyncio.run(led_elsewhere(tmp_path / "state.db"))
+    code, text = cli(config, "triggers", "rewind", "accounts", "--to", "5")
+    assert code == 2 and "is being read by replica replica-7" in text
+    assert asyncio.run(position(tmp_path / "state.db"))["replay_id"] != 5
+    code, _ = cli(config, "triggers", "rewind", "polled", "--to", "2020-01-01T00:00:00Z")
+    assert code == 0  # another trigger, led by nobody

@@ -21,8 +21,6 @@ from kubernetes_validate.utils import latest_version
 
 from sftriggerd.config import parse_settings
 from sftriggerd.config.settings import Settings
-from sftriggerd.errors import NotAvailableError
-from sftriggerd.store import store_from_settings
 from tests.deploy.manifests import (
     DOCKERFILE,
     KUBERNETES,
@@ -494,11 +492,3 @@ def test_the_two_configs_differ_only_in_the_store_and_ha() -> None:
 def test_every_postgresql_file_says_it_needs_a_store_this_version_lacks() -> None:
     for path in sorted((KUBERNETES / "postgresql").glob("*.yaml")):
         assert NOT_AVAILABLE_NOTE in path.read_text(), path
-
-
-def test_the_postgresql_note_is_still_true() -> None:
-    """When the PostgreSQL store ships this fails: remove the notes from deploy/kubernetes/
-    postgresql/ and docs/operations.md, then this test."""
-    settings = mounted_settings(variant("postgresql"))
-    with pytest.raises(NotAvailableError):
-        store_from_settings(settings.store)

@@ -13,6 +13,7 @@ from sftriggerd.events.model import Event
 from sftriggerd.ingest import Ingest
 from sftriggerd.metrics import Metrics
 from sftriggerd.store.base import Store
+from sftriggerd.store.leadership import Fence
 from sftriggerd.store.records import Checkpoint, IngestResult, NewEvent, PoisonEvent
 from sftriggerd.store.sqlite import SqliteStore
 from tests.unit.test_routing import ENDPOINTS
@@ -68,13 +69,14 @@ class CountingStore(SqliteStore):
         events: Sequence[NewEvent],
         checkpoint: Checkpoint | None,
         poison: Sequence[PoisonEvent] = (),
+        fence: Fence | None = None,
     ) -> IngestResult:
         if len(self.calls) + 1 == self.fail_call:
             self.fail_call = None
             raise StoreError("disk full (injected)")
         size = sum(len(e.body) for e in events)
         self.calls.append((len(events), size, checkpoint is not None, len(poison)))
-        return await super().ingest(trigger, events, checkpoint, poison)
+        return await super().ingest(trigger, events, checkpoint, poison, fence)
 
 
 @pytest.fixture

@@ -20,3 +20,21 @@ def test_gauges_follow_the_statuses() -> None:
     streaming.connected = False
     reporter.report()
     assert sample("sftriggerd_stream_connected", {"trigger": "s"}) == 0
+
+
+def test_only_the_leader_of_a_trigger_reports_its_gauges() -> None:
+    metrics = Metrics()
+    status = TriggerStatus(name="s", mode="streaming", mode_reason="x", connected=True)
+    status.caught_up_to = datetime.now(UTC) - timedelta(hours=2)
+    led = {"s"}
+    reporter = StatusReporter([status], metrics, leads=lambda trigger: trigger in led)
+    reporter.report()
+    sample = metrics.registry.get_sample_value
+    assert sample("sftriggerd_stream_connected", {"trigger": "s"}) == 1
+    # Another replica took the trigger over: what this one last knew of it is not reported
+    # (a lag that only grows here would fire the alert; "connected" would hide a real drop).
+    led.clear()
+    reporter.report()
+    assert sample("sftriggerd_stream_connected", {"trigger": "s"}) is None
+    assert sample("sftriggerd_checkpoint_lag_seconds", {"trigger": "s"}) is None
+    reporter.report()  # nothing left to forget: no error

@@ -18,6 +18,7 @@ from aiohttp import web
 from .. import replay
 from ..errors import UsageError
 from ..sources.rewind import RewindRefused
+from ..store.leadership import LeaseLostError
 from ..store.replay import Requeued, Selection
 from .guard import error
 from .params import BadRequestError, parse_id
@@ -126,9 +127,12 @@ async def rewind_trigger(request: web.Request) -> web.Response:
         raise BadRequestError("resend must be true or false")
     if state.store is None:
         return error(503, "the store is not open")
-    source = state.sources.get(request.match_info["name"])
+    name = request.match_info["name"]
+    source = state.sources.get(name)
+    if state.leads is not None and name in state.sources and not state.leads(name):
+        return _not_led(name)
     try:
-        trigger = replay.trigger_named(state.settings, request.match_info["name"])
+        trigger = replay.trigger_named(state.settings, name)
         done = await replay.rewind(
             state.store,
             trigger,
@@ -136,9 +140,12 @@ async def rewind_trigger(request: web.Request) -> web.Response:
             resend,
             datetime.now(UTC),
             restart=source.restart if source is not None else None,
+            fence=state.fence_for(name) if state.fence_for is not None else None,
         )
     except UsageError as exc:
         return _answer(exc)
+    except LeaseLostError:  # lost while the rewind was under way
+        return _not_led(name)
     _notify(state, done.resent)
     answer: dict[str, Any] = {
         "trigger": done.trigger,
@@ -148,6 +155,11 @@ async def rewind_trigger(request: web.Request) -> web.Response:
         "resent": None if done.resent is None else _requeued_json(done.resent),
     }
     return web.json_response(answer)
+
+
+def _not_led(trigger: str) -> web.Response:
+    # Only the leader's source can be stopped under the move: the operator asks the leader.
+    return error(409, f"this replica does not lead trigger {trigger}; see GET /api/replicas")
 
 
 def add_replay_routes(app: web.Application) -> None:

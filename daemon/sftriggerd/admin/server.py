@@ -13,6 +13,7 @@ from .api import STATE_KEY, add_api_routes
 from .delivery_view import add_delivery_routes
 from .guard import admin_guard, warn_if_open
 from .replay_api import add_replay_routes
+from .replicas import add_replica_routes
 from .state import AdminState
 from .status_page import add_status_page
 
@@ -54,6 +55,7 @@ def build_admin_app(state: AdminState) -> web.Application:
     add_api_routes(app)
     add_delivery_routes(app)
     add_replay_routes(app)
+    add_replica_routes(app)
     add_status_page(app)
     return app
 

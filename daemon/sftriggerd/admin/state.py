@@ -12,6 +12,7 @@ from ..config.settings import Settings
 from ..delivery.breaker import BreakerSnapshot
 from ..metrics import Metrics
 from ..store.base import Store
+from ..store.leadership import Fence
 from ..supervision import PartHealth
 
 T = TypeVar("T")
@@ -43,6 +44,11 @@ class AdminState:
     part_health: Callable[[], list[PartHealth]] | None = None
     # Each running trigger's source by trigger name, for a rewind while running.
     sources: Mapping[str, RestartsSource] = field(default_factory=dict)
+    # This replica's name (`ha.replica_name`), and the fence its writes for a trigger carry:
+    # a rewind is refused on a replica that does not lead the trigger.
+    replica: str | None = None
+    leads: Callable[[str], bool] | None = None
+    fence_for: Callable[[str], Fence] | None = None
 
 
 STATE_KEY = web.AppKey("admin_state", AdminState)

@@ -24,6 +24,7 @@ from ..events.payload import format_time
 from ..store.records import DeliveryRow, PoisonEvent
 from ..supervision import PartHealth
 from .api import STATE_KEY
+from .replicas import ReplicaView
 from .status_view import DeliveryRate, EndpointView, StatusView, delivered_totals, gather_status
 
 _STATIC = resources.files(__package__).joinpath("static")
@@ -111,7 +112,8 @@ def _row(attribute: str, key: object, cells: list[tuple[str, str]]) -> str:
     return f'<tr {attribute}="{_e(key)}">{tds}</tr>'
 
 
-_STATE_KINDS = {"running": "ok", "starting": "warn", "failed": "bad"}
+# "standby": another replica leads the trigger; this one takes over should it fail.
+_STATE_KINDS = {"running": "ok", "starting": "warn", "failed": "bad", "standby": "muted"}
 _CONNECTED: dict[bool | None, str] = {
     True: _badge("yes", "ok"),
     False: _badge("no", "bad"),
@@ -246,6 +248,23 @@ def _part_row(part: PartHealth, view: StatusView) -> str:
     )
 
 
+def _replica_row(replica: ReplicaView, view: StatusView) -> str:
+    name = f"<strong>{_e(replica.name)}</strong>"
+    if replica.this:
+        name += " " + _badge("this one", "ok")
+    led = ", ".join(replica.triggers)
+    return _row(
+        "data-replica",
+        replica.name,
+        [
+            ("Replica", name),
+            ("Started", _when(replica.started_at, view.now)),
+            ("Heartbeat", _when(replica.heartbeat_at, view.now)),
+            ("Leads", _e(led) if led else '<span class="muted">no trigger</span>'),
+        ],
+    )
+
+
 def _summary(view: StatusView) -> str:
     pending = sum(endpoint.counts.pending for endpoint in view.endpoints)
     dead = sum(endpoint.counts.dead for endpoint in view.endpoints)
@@ -292,6 +311,11 @@ def render_sections(view: StatusView) -> str:
         [_poison_row(event, view) for event in view.poison],
         "No poison events: every message from Salesforce could be read.",
     )
+    replicas = _table(
+        ["Replica", "Started", "Heartbeat", "Leads"],
+        [_replica_row(replica, view) for replica in view.replicas],
+        "No replica has been heard from yet.",
+    )
     parts = ""
     if view.troubled_parts:
         rows = [_part_row(part, view) for part in view.troubled_parts]
@@ -301,6 +325,7 @@ def render_sections(view: StatusView) -> str:
         _summary(view)
         + parts
         + f'<section id="triggers"><h2>Triggers</h2>{triggers}</section>'
+        + f'<section id="replicas"><h2>Replicas</h2>{replicas}</section>'
         + f'<section id="endpoints"><h2>Endpoints</h2>{endpoints}'
         + f'<p class="muted">Delivered/min: by this process, {_e(span)}.</p>'
         + "</section>"

@@ -15,6 +15,7 @@ from ..metrics import Metrics
 from ..store.base import Store
 from ..store.records import DeliveryRow, DeliveryStatus, OutboxCounts, PoisonEvent
 from ..supervision import PartHealth
+from .replicas import ReplicaView, replica_views
 from .state import AdminState
 
 _FAILURES_SHOWN = 50
@@ -91,6 +92,8 @@ class StatusView:
     poison: list[PoisonEvent] = field(default_factory=list)
     # Parts that are restarting or have been restarted by this process.
     troubled_parts: list[PartHealth] = field(default_factory=list)
+    # The replicas sharing the store, and what each leads.
+    replicas: list[ReplicaView] = field(default_factory=list)
 
 
 async def _failures(store: Store) -> list[DeliveryRow]:
@@ -107,12 +110,14 @@ async def gather_status(state: AdminState, rate: DeliveryRate) -> StatusView:
     counts: dict[str, OutboxCounts] = {}
     failures: list[DeliveryRow] = []
     poison: list[PoisonEvent] = []
+    replicas: list[ReplicaView] = []
     store_problem = "the store is not open" if state.store is None else None
     if state.store is not None:
         try:
             counts = await state.store.outbox_counts()
             failures = await _failures(state.store)
             poison = await state.store.list_poison(limit=_POISON_SHOWN)
+            replicas = await replica_views(state.store, state)
         except StoreError as exc:
             store_problem = f"the store is not reachable: {exc}"
     triggers = state.trigger_status() if state.trigger_status is not None else []
@@ -149,6 +154,7 @@ async def gather_status(state: AdminState, rate: DeliveryRate) -> StatusView:
         rate_span_s=span_s,
         token_required=state.settings.server.admin_token is not None,
         poison=poison,
+        replicas=replicas,
         troubled_parts=[
             part
             for part in (state.part_health() if state.part_health is not None else [])

@@ -1,4 +1,5 @@
-"""The delivery part: one worker per endpoint, woken by ingest, drained at shutdown.
+"""The delivery part: one worker per endpoint, woken by ingest (this replica's directly,
+other replicas' through the store's wake-ups when it offers them), drained at shutdown.
 
 Each endpoint gets its own loop, breaker and in-flight bound, so a slow or failing endpoint
 never holds up another. The outbox gauges are read from the store (not counted in memory),
@@ -17,8 +18,10 @@ from ..errors import StoreError
 from ..logs import get_logger
 from ..metrics import Metrics
 from ..store.base import Store
+from ..store.wake_ups import WakeUpSource, offered_wake_ups
 from .breaker import BreakerPolicy, BreakerSnapshot
 from .expiry import EXPIRE_BATCH, expiry_reason
+from .wake_ups import WakeUpListener
 from .worker import EndpointWorker, WorkerOptions, wait_any
 
 log = get_logger(__name__)
@@ -50,12 +53,14 @@ class Dispatcher:
         max_idle: timedelta = timedelta(seconds=5),
         counts_interval: timedelta = timedelta(seconds=5),
         expiry_interval: timedelta = timedelta(seconds=30),
+        wake_ups: WakeUpSource | None = None,
     ) -> None:
         """`lease` overrides the per-endpoint default (2 x timeout + 5 s, at least 30 s);
         `jitter` returns a float in [0, 1) (see backoff.jittered); `breaker` overrides every
         endpoint's own `breaker` settings; `max_idle` caps how long a worker sleeps without
         news, so leases other processes let lapse are noticed; every `expiry_interval`,
-        deliveries past their endpoint's max_age go dead (see expiry)."""
+        deliveries past their endpoint's max_age go dead (see expiry); with `wake_ups`,
+        other processes' commits wake the workers (see wake_ups)."""
         self._store = store
         self._metrics = metrics
         self._clock = clock
@@ -75,6 +80,9 @@ class Dispatcher:
             endpoint.name: EndpointWorker(endpoint, store, metrics, options)
             for endpoint in endpoints
         }
+        self.listener = (
+            WakeUpListener(wake_ups, list(self._workers), self.notify) if wake_ups else None
+        )
 
     def notify(self, endpoint_names: Iterable[str]) -> None:
         """New deliveries for these endpoints are committed: look for them now."""
@@ -99,6 +107,8 @@ class Dispatcher:
                 group.create_task(worker.run(stopping, self._grace), name=f"delivery:{name}")
             group.create_task(self._refresh_counts_loop(stopping), name="delivery:counts")
             group.create_task(self._expire_loop(stopping), name="delivery:expiry")
+            if self.listener is not None:
+                group.create_task(self.listener.run(stopping), name="delivery:wake-ups")
         await self._refresh_counts()
         log.info("dispatcher_stopped")
 
@@ -158,11 +168,15 @@ class Dispatcher:
 def build_dispatcher(
     store: Store, settings: Settings, metrics: Metrics
 ) -> tuple[Dispatcher, Callable[[Iterable[str]], None]]:
-    """The dispatcher as the daemon builds it (matches `daemon.DispatcherFactory`)."""
+    """The dispatcher as the daemon builds it (matches `daemon.DispatcherFactory`). With
+    `ha.wake_ups: poll` it never listens (behind PgBouncer in transaction mode a LISTEN
+    hears nothing): other replicas' work is found by the workers' timed looks."""
+    listens = settings.ha.wake_ups == "notify"
     dispatcher = Dispatcher(
         store,
         settings.endpoints,
         metrics,
         shutdown_grace=settings.server.shutdown_grace,
+        wake_ups=offered_wake_ups(store) if listens else None,
     )
     return dispatcher, dispatcher.notify

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ..config.settings import RetrySettings
 from ..store.records import AttemptTrace, Claim, Dead, Delivered, Outcome, Retry
@@ -37,11 +37,16 @@ def classify(
     now: datetime,
     jitter: float,
     secrets: Sequence[str] = (),
+    store_ahead: timedelta = timedelta(),
 ) -> Outcome:
-    """The outcome of one attempt. `secrets` are scrubbed from the answer's snippet, since
-    a receiver may echo our headers back and `last_error` is shown by the admin API."""
+    """The outcome of one attempt, answered at `now` (this process's clock). `secrets` are
+    scrubbed from the answer's snippet, since a receiver may echo our headers back and
+    `last_error` is shown by the admin API. `store_ahead` is how far the store's clock runs
+    ahead of `now`'s: the claim's `retry_since` is the store's time, and the max_age
+    deadline counted from it must not move by the clocks' skew."""
+    since = claim.retry_since - store_ahead
     if isinstance(result, Failure):
-        return _retry_or_dead(claim, retry, now, jitter, None, strip_userinfo(result.error))
+        return _retry_or_dead(claim, since, retry, now, jitter, None, strip_userinfo(result.error))
     if result.ok:
         return Delivered(status=result.status)
     error = answer_error(result, secrets)
@@ -50,24 +55,23 @@ def classify(
     if result.status in _HONOURS_RETRY_AFTER:
         asked = parse_retry_after(result.retry_after, now)
         if asked is not None:
-            at = honour_retry_after(asked, retry.max_age, claim.retry_since, now)
+            at = honour_retry_after(asked, retry.max_age, since, now)
             if at is None:
                 return _aged_out(result.status, error)
             return Retry(delay=at - now, status=result.status, error=error)
-    return _retry_or_dead(claim, retry, now, jitter, result.status, error)
+    return _retry_or_dead(claim, since, retry, now, jitter, result.status, error)
 
 
 def _retry_or_dead(
     claim: Claim,
+    since: datetime,
     retry: RetrySettings,
     now: datetime,
     jitter: float,
     status: int | None,
     error: str,
 ) -> Outcome:
-    at = next_attempt_at(
-        retry.schedule, retry.max_age, claim.attempts, claim.retry_since, now, jitter
-    )
+    at = next_attempt_at(retry.schedule, retry.max_age, claim.attempts, since, now, jitter)
     if at is None:
         return _aged_out(status, error)
     # A delay, not a time: the store adds it to its own clock (see store.base).

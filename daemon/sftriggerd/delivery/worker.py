@@ -4,6 +4,12 @@ When to look for work: right after a notify (new deliveries committed), when ans
 freed a batch's worth of room, when outcomes are committed (the next change of their record
 may now be due), or when the store says the earliest delivery comes due; never later than
 `max_idle`, so deliveries whose lease another process let lapse are picked up.
+
+Clocks. The store stamps and compares times on its own clock (a database server's, on
+PostgreSQL), which may differ from this process's by seconds. So every *when* decided here is
+a duration: what the store says is due in (`next_due_in`), a lease counted on this clock from
+before its claim, a retry's delay; and the claim's `retry_since` (a store time) is moved onto
+this clock by the skew each claim shows (`_store_ahead`) before max_age is counted from it.
 """
 
 from __future__ import annotations
@@ -100,6 +106,10 @@ class EndpointWorker:
         # claim (so never later than the store's own `lease_until`, whatever its clock).
         self._lease_ends: dict[int, datetime] = {}
         self._retry_hints: list[datetime] = []
+        # How far the store's clock runs ahead of ours, as the last claim showed it: its
+        # lease ends `lease` after the store's now. Measured from before the claim, so it
+        # errs by the claim's round trip toward the store's clock being later.
+        self._store_ahead = timedelta()
 
     async def run(self, stopping: asyncio.Event, grace: timedelta) -> None:
         """Delivers until `stopping`; then lets sends finish for `grace`, cancels the rest
@@ -171,6 +181,8 @@ class EndpointWorker:
                 self._probe_id = claims[0].delivery_id
             else:
                 self.breaker.cancel_probe()
+        if claims:
+            self._store_ahead = claims[0].lease_until - self.lease - now
         for claim in claims:
             self._unfinished[claim.delivery_id] = claim
             self._lease_ends[claim.delivery_id] = now + self.lease
@@ -217,7 +229,9 @@ class EndpointWorker:
 
     async def _deliver(self, claim: Claim) -> None:
         probe = claim.delivery_id == self._probe_id
-        lease_end = self._lease_ends.pop(claim.delivery_id, claim.lease_until)
+        # Its lease's end on this clock: set at its claim (the store's `lease_until` is on
+        # the store's clock, never compared with ours unmoved).
+        lease_end = self._lease_ends.pop(claim.delivery_id, claim.lease_until - self._store_ahead)
         if probe:
             self._probe_id = None
         elif not self.breaker.closed:
@@ -247,10 +261,16 @@ class EndpointWorker:
         done_at = self._clock()
         outcome = traced(
             classify(
-                result, claim, self.endpoint.retry, done_at, self._options.jitter(), self._secrets
+                result,
+                claim,
+                self.endpoint.retry,
+                done_at,
+                self._options.jitter(),
+                self._secrets,
+                self._store_ahead,
             ),
             result,
-            now,
+            now + self._store_ahead,  # kept beside the store's own times in the history
             self._secrets,
         )
         # From here the writer owns the claim: it is never released, even at shutdown.

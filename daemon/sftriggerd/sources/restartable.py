@@ -72,6 +72,17 @@ class RestartableSource:
                 raise error  # the supervisor restarts the part
             return
 
+    def rebuild(self) -> None:
+        """Builds a new source from the settings for the next run, so that it starts from
+        the position in the store, not one held in memory (leadership: another replica may
+        have moved the checkpoint since this one last ran). Only while it is not running."""
+        if self._running is not None:
+            raise RuntimeError(f"{self.name} is running; stop it before rebuilding")
+        self._source = self._build()
+        if self.status is not None:
+            self.status.checkpoint = None
+            self.status.state = "starting"
+
     async def restart(self, work: Callable[[], Awaitable[T]]) -> T:
         """Stops the source, runs `work`, and starts a newly built source; `work`'s result."""
         async with self._lock:

@@ -19,9 +19,10 @@ Engines implement this class; engine SQL never appears here.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Mapping, Sequence
 from datetime import timedelta
 
+from .leadership import Fence, Replica, TriggerLease
 from .records import (
     Checkpoint,
     Claim,
@@ -36,6 +37,7 @@ from .records import (
     RecordState,
 )
 from .replay import Requeued, Selection
+from .transfer import BATCH_ROWS, DumpBatch
 
 
 class Store(abc.ABC):
@@ -62,6 +64,7 @@ class Store(abc.ABC):
         events: Sequence[NewEvent],
         checkpoint: Checkpoint | None,
         poison: Sequence[PoisonEvent] = (),
+        fence: Fence | None = None,
     ) -> IngestResult:
         """Stores new events and their deliveries and moves the checkpoint, atomically.
 
@@ -69,7 +72,12 @@ class Store(abc.ABC):
         events (messages that could not be handled) are kept in the same transaction, so the
         checkpoint never moves past a message that is neither stored nor recorded as poison.
         `checkpoint=None` stores without moving it: the first parts of one large message,
-        whose position is saved with its last part."""
+        whose position is saved with its last part.
+
+        With a `fence`, the trigger's lease is checked in the same transaction: unless the
+        fence's replica holds it, with that epoch, and it has not run out, nothing is
+        written and `LeaseLostError` is raised. Without one (tools, tests) no lease is
+        looked at."""
 
     @abc.abstractmethod
     async def list_poison(self, trigger: str | None = None, limit: int = 100) -> list[PoisonEvent]:
@@ -159,6 +167,63 @@ class Store(abc.ABC):
         whose status the selection takes pending and due now; pending ones are left alone."""
 
     @abc.abstractmethod
-    async def rewind(self, trigger: str, checkpoint: Checkpoint) -> None:
+    async def rewind(
+        self, trigger: str, checkpoint: Checkpoint, fence: Fence | None = None
+    ) -> None:
         """Moves the trigger's checkpoint to an earlier point (an operator's rewind), the one
-        move outside `ingest`; only while the trigger's source is stopped."""
+        move outside `ingest`; only while the trigger's source is stopped. A `fence` is
+        checked as `ingest` checks it."""
+
+    # Leadership (`store.leadership`): one lease per trigger, and the replicas' heartbeats.
+    # Every time here is the store's clock; callers give durations.
+
+    @abc.abstractmethod
+    async def heartbeat(self, replica: str, forget_after: timedelta) -> None:
+        """Marks the replica alive now (known from now on if it was not), and forgets the
+        other replicas silent for longer than `forget_after`."""
+
+    @abc.abstractmethod
+    async def retire_replica(self, replica: str) -> None:
+        """Forgets the replica at once (it is shutting down), so the others count it out."""
+
+    @abc.abstractmethod
+    async def replicas(self, seen_within: timedelta | None = None) -> list[Replica]:
+        """The known replicas, by name; with `seen_within`, those heard from that recently."""
+
+    @abc.abstractmethod
+    async def acquire_lease(
+        self, trigger: str, replica: str, lasting: timedelta
+    ) -> TriggerLease | None:
+        """Takes the trigger's lease for `lasting` if no other replica holds it (never held,
+        run out or released), with the next epoch; `previous_ended_at` tells when the last
+        one ended. A running lease under this replica's own name (left by an earlier process
+        of it) is taken too, with the next epoch. None when another replica holds it."""
+
+    @abc.abstractmethod
+    async def renew_leases(
+        self, replica: str, epochs: Mapping[str, int], lasting: timedelta
+    ) -> list[TriggerLease]:
+        """Extends to `lasting` from now, in one transaction, each of the given triggers'
+        leases that this replica still holds with the given epoch and that has not run out;
+        returns those renewed. One not returned is lost: its source must stop."""
+
+    @abc.abstractmethod
+    async def release_lease(self, trigger: str, fence: Fence) -> bool:
+        """Hands the lease over: it runs out now, so any replica may take it at once (with
+        the next epoch). False when the fence no longer held it."""
+
+    @abc.abstractmethod
+    async def leases(self) -> list[TriggerLease]:
+        """Every trigger's lease, by trigger, `live` by the store's clock: who leads what."""
+
+    @abc.abstractmethod
+    def export_dump(self, batch_rows: int = BATCH_ROWS) -> AsyncGenerator[DumpBatch, None]:
+        """Every row that matters, in batches of at most `batch_rows`, in the order
+        `transfer` describes; read from one consistent view of the store, which other
+        writers cannot change while it runs (the engine says how). Only reads."""
+
+    @abc.abstractmethod
+    async def import_dump(self, dump: AsyncIterable[DumpBatch]) -> None:
+        """Writes an export into this store in one transaction: all of it, or (on any error,
+        the source's included) nothing. Refuses (`transfer.TargetNotEmptyError`) before it
+        reads the dump when the store holds any row already."""

@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
 from ...errors import StoreError
 from ..base import Store
 from ..clock import Clock, wall_clock
+from ..leadership import Fence
 from ..records import (
     AttemptRow,
     Checkpoint,
@@ -36,11 +37,15 @@ from ..records import (
     Retry,
 )
 from ..replay import Requeued, Selection
+from ..transfer import BATCH_ROWS, DumpBatch, not_empty
+from . import transfer
+from .leadership import LeadershipMethods, LeaseTables
 from .tables import (
     OPEN,
     DeliveryRecord,
     EventRow,
     body_record,
+    check_event,
     claimable,
     replay_id_after,
     selected,
@@ -51,7 +56,7 @@ from .tables import (
 SCHEMA_VERSION = 1
 
 
-class MemoryStore(Store):
+class MemoryStore(LeadershipMethods, Store):
     def __init__(self, clock: Clock = wall_clock) -> None:
         """`clock` gives every time the store stamps or compares (see `base`)."""
         self._clock = clock
@@ -64,6 +69,7 @@ class MemoryStore(Store):
         self._deliveries: dict[int, DeliveryRecord] = {}
         self._checkpoints: dict[str, Checkpoint] = {}
         self._poison: list[PoisonEvent] = []
+        self._leadership = LeaseTables()
 
     def _check_open(self) -> None:
         if not self._open:
@@ -90,12 +96,15 @@ class MemoryStore(Store):
         events: Sequence[NewEvent],
         checkpoint: Checkpoint | None,
         poison: Sequence[PoisonEvent] = (),
+        fence: Fence | None = None,
     ) -> IngestResult:
         async with self._lock:
             self._check_open()
             for event in events:
-                _check_event(event)
+                check_event(event)
             now = self._clock()
+            if fence is not None:
+                self._leadership.check_fence(trigger, fence, now)
             self._poison += [replace(item, received_at=item.received_at or now) for item in poison]
             new = duplicates = deliveries = 0
             for event in events:
@@ -369,9 +378,13 @@ class MemoryStore(Store):
         ]
         return min(seqs, default=None)
 
-    async def rewind(self, trigger: str, checkpoint: Checkpoint) -> None:
+    async def rewind(
+        self, trigger: str, checkpoint: Checkpoint, fence: Fence | None = None
+    ) -> None:
         async with self._lock:
             self._check_open()
+            if fence is not None:
+                self._leadership.check_fence(trigger, fence, self._clock())
             self._checkpoints[trigger] = Checkpoint(
                 trigger=trigger,
                 position=checkpoint.position,
@@ -379,11 +392,22 @@ class MemoryStore(Store):
                 updated_at=self._clock(),
             )
 
+    async def export_dump(self, batch_rows: int = BATCH_ROWS) -> AsyncGenerator[DumpBatch, None]:
+        """Under the store's lock throughout: nothing changes it meanwhile."""
+        async with self._lock:
+            self._check_open()
+            tables = (self._checkpoints, self._events, self._deliveries, self._poison)
+            for batch in transfer.dump(*tables, batch_rows):
+                yield batch
 
-def _check_event(event: NewEvent) -> None:
-    """What the SQLite engine's NOT NULL columns refuse, refused here before anything is
-    stored, so a bad event rolls the whole ingest back as there."""
-    if not isinstance(event.body, bytes | bytearray | memoryview):
-        raise StoreError(f"event {event.event_id!r}: its body is no bytes")
-    if not isinstance(event.event_id, str) or not isinstance(event.occurred_at, datetime):
-        raise StoreError(f"event {event.event_id!r}: no event id or no change time")
+    async def import_dump(self, dump: AsyncIterable[DumpBatch]) -> None:
+        async with self._lock:
+            self._check_open()
+            held = len(self._checkpoints) + len(self._events) + len(self._poison)
+            if held or self._deliveries:
+                raise not_empty("the memory store", held + len(self._deliveries))
+            staged = await transfer.stage(dump, self._clock)
+            self._checkpoints, self._events = staged.checkpoints, staged.events
+            self._deliveries, self._poison = staged.deliveries, staged.poison
+            self._seqs = itertools.count(staged.last_seq + 1)
+            self._ids = itertools.count(staged.last_id + 1)

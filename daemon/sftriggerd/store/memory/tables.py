@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..records import AttemptRow, DeliveryRow, DeliveryStatus
+from ...errors import StoreError
+from ..records import AttemptRow, DeliveryRow, DeliveryStatus, NewEvent
 from ..replay import Selection
 
 OPEN: frozenset[DeliveryStatus] = frozenset({"pending", "in_flight"})
@@ -133,3 +134,12 @@ def body_record(body: bytes) -> dict[str, Any] | None:
         return None
     found = record.get("record") if isinstance(record, dict) else None
     return found if isinstance(found, dict) else None
+
+
+def check_event(event: NewEvent) -> None:
+    """What the SQLite engine's NOT NULL columns refuse, refused here before anything is
+    stored, so a bad event rolls the whole ingest back as there."""
+    if not isinstance(event.body, bytes | bytearray | memoryview):
+        raise StoreError(f"event {event.event_id!r}: its body is no bytes")
+    if not isinstance(event.event_id, str) or not isinstance(event.occurred_at, datetime):
+        raise StoreError(f"event {event.event_id!r}: no event id or no change time")

@@ -1,6 +1,6 @@
 """The PostgreSQL engine: one database shared by every replica of the daemon."""
 
+from ..wake_ups import WakeUp
 from .engine import PostgresStore
-from .notify import WakeUp
 
 __all__ = ["PostgresStore", "WakeUp"]

@@ -15,9 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Awaitable,
+    Callable,
+    Mapping,
+    Sequence,
+)
 from datetime import timedelta
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 import psycopg
 from psycopg import AsyncConnection
@@ -26,6 +34,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ...errors import StoreError
 from ..base import Store
+from ..leadership import Fence, Replica, TriggerLease
 from ..records import (
     Checkpoint,
     Claim,
@@ -40,9 +49,11 @@ from ..records import (
     RecordState,
 )
 from ..replay import Requeued, Selection
-from . import claims, expiry, inspect, outcomes, prune, requeue, schema
+from ..transfer import BATCH_ROWS, DumpBatch
+from ..wake_ups import WakeUp
+from . import claims, expiry, inspect, leadership, outcomes, prune, requeue, schema, transfer
 from . import ingest as ingesting
-from .notify import WakeUp, wake_ups
+from .notify import wake_ups
 
 T = TypeVar("T")
 Work = Callable[[AsyncConnection[Any]], Awaitable[T]]
@@ -53,14 +64,30 @@ POOL_TIMEOUT = 30.0
 
 
 def describe(url: str) -> str:
-    """Where the URL points, as `host:port/db` for messages: never its password."""
+    """Where the URL points, as `host:port/db` for messages: never its user info.
+
+    Read as a URL first, so user info libpq would refuse (a NUL, say) still gives the place;
+    libpq's own reading covers the rest (a host given as a query parameter)."""
+    host: str | None = None
+    port: str | None = None
+    dbname = ""
     try:
-        params = conninfo_to_dict(url)
-    except psycopg.ProgrammingError:
-        return "(an unreadable postgresql:// URL)"
-    host = params.get("host") or os.environ.get("PGHOST") or "localhost"
-    port = params.get("port") or os.environ.get("PGPORT") or "5432"
-    dbname = params.get("dbname") or os.environ.get("PGDATABASE") or params.get("user") or ""
+        parts = urlsplit(url)
+        host, dbname = parts.hostname, unquote(parts.path.lstrip("/"))
+        port = str(parts.port) if parts.port else None
+    except ValueError:  # a port out of range: the rest is still worth telling
+        pass
+    if not host:
+        try:
+            params = conninfo_to_dict(url)
+        except (psycopg.Error, ValueError):  # anything libpq refuses
+            return "(an unreadable postgresql:// URL)"
+        host = str(params.get("host") or "") or None
+        port = port or str(params.get("port") or "") or None
+        dbname = dbname or str(params.get("dbname") or params.get("user") or "")
+    host = host or os.environ.get("PGHOST") or "localhost"
+    port = port or os.environ.get("PGPORT") or "5432"
+    dbname = dbname or os.environ.get("PGDATABASE") or ""
     return f"{host}:{port}/{dbname}"
 
 
@@ -182,12 +209,13 @@ class PostgresStore(Store):
         events: Sequence[NewEvent],
         checkpoint: Checkpoint | None,
         poison: Sequence[PoisonEvent] = (),
+        fence: Fence | None = None,
     ) -> IngestResult:
         done = asyncio.Event()
         self._ingesting.add(done)
         try:
             return await self._run(
-                lambda conn: ingesting.ingest(conn, trigger, events, checkpoint, poison)
+                lambda conn: ingesting.ingest(conn, trigger, events, checkpoint, poison, fence)
             )
         finally:
             self._ingesting.discard(done)
@@ -260,5 +288,57 @@ class PostgresStore(Store):
     async def requeue(self, selection: Selection) -> Requeued:
         return await self._run(lambda conn: requeue.requeue(conn, selection))
 
-    async def rewind(self, trigger: str, checkpoint: Checkpoint) -> None:
-        await self._run(lambda conn: requeue.rewind(conn, trigger, checkpoint))
+    async def rewind(
+        self, trigger: str, checkpoint: Checkpoint, fence: Fence | None = None
+    ) -> None:
+        await self._run(lambda conn: requeue.rewind(conn, trigger, checkpoint, fence))
+
+    async def heartbeat(self, replica: str, forget_after: timedelta) -> None:
+        await self._run(lambda conn: leadership.heartbeat(conn, replica, forget_after))
+
+    async def retire_replica(self, replica: str) -> None:
+        await self._run(lambda conn: leadership.retire(conn, replica))
+
+    async def replicas(self, seen_within: timedelta | None = None) -> list[Replica]:
+        return await self._run(lambda conn: leadership.replicas(conn, seen_within))
+
+    async def acquire_lease(
+        self, trigger: str, replica: str, lasting: timedelta
+    ) -> TriggerLease | None:
+        return await self._run(lambda conn: leadership.acquire(conn, trigger, replica, lasting))
+
+    async def renew_leases(
+        self, replica: str, epochs: Mapping[str, int], lasting: timedelta
+    ) -> list[TriggerLease]:
+        return await self._run(lambda conn: leadership.renew(conn, replica, epochs, lasting))
+
+    async def release_lease(self, trigger: str, fence: Fence) -> bool:
+        return await self._run(lambda conn: leadership.release(conn, trigger, fence))
+
+    async def leases(self) -> list[TriggerLease]:
+        return await self._run(leadership.leases)
+
+    async def export_dump(self, batch_rows: int = BATCH_ROWS) -> AsyncGenerator[DumpBatch, None]:
+        """One snapshot, the tables locked against writes meanwhile (`transfer`)."""
+        if self._pool is None:
+            raise StoreError(f"postgresql store {self.target} is not open")
+        try:
+            async for batch in transfer.export_dump(self.connect, self.target, batch_rows):
+                yield batch
+        except psycopg.Error as exc:
+            raise self._error("export failed", exc) from exc
+
+    async def import_dump(self, dump: AsyncIterable[DumpBatch]) -> None:
+        if self._pool is None:
+            raise StoreError(f"postgresql store {self.target} is not open")
+        try:
+            conn = await self.connect()
+        except psycopg.Error as exc:
+            raise self._error("cannot connect", exc) from exc
+        try:
+            await self._shift_clock(conn)
+            await transfer.import_dump(conn, self.target, dump)
+        except psycopg.Error as exc:
+            raise self._error("import failed", exc) from exc
+        finally:
+            await conn.close()

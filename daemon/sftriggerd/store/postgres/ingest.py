@@ -9,7 +9,9 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
+from ..leadership import Fence
 from ..records import Checkpoint, IngestResult, NewEvent, PoisonEvent
+from . import leadership
 from .notify import CHANNEL
 from .text import optional_readable, readable
 
@@ -67,8 +69,11 @@ async def ingest(
     events: Sequence[NewEvent],
     checkpoint: Checkpoint | None,
     poison: Sequence[PoisonEvent] = (),
+    fence: Fence | None = None,
 ) -> IngestResult:
     async with conn.transaction():
+        if fence is not None:  # first: a lost lease writes nothing
+            await leadership.check_fence(conn, trigger, fence)
         if poison:
             await conn.execute(
                 _INSERT_POISON,

@@ -10,23 +10,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection
 
+from ..wake_ups import WakeUp
+
 CHANNEL = "sftriggerd_due"
 # Waits between reconnections of a lost listener, growing to the last.
 RECONNECT_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
-
-
-@dataclass(frozen=True)
-class WakeUp:
-    """Due work may be waiting: for `endpoint`, or for any endpoint when None (the listener
-    has just (re)connected and may have missed notifications)."""
-
-    endpoint: str | None
 
 
 Connect = Callable[[], Awaitable[AsyncConnection[Any]]]

@@ -14,8 +14,10 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
+from ..leadership import Fence
 from ..records import Checkpoint
 from ..replay import Requeued, Selection
+from . import leadership
 from .notify import CHANNEL
 
 _CHUNK = 500
@@ -96,10 +98,17 @@ async def requeue(conn: AsyncConnection[Any], selection: Selection) -> Requeued:
     return Requeued(requeued, already, frozenset(endpoints))
 
 
-async def rewind(conn: AsyncConnection[Any], trigger: str, checkpoint: Checkpoint) -> None:
+async def rewind(
+    conn: AsyncConnection[Any],
+    trigger: str,
+    checkpoint: Checkpoint,
+    fence: Fence | None = None,
+) -> None:
     """Replaces the trigger's checkpoint, also when it moves back (which `ingest` never
     does): the position, and the event time exactly as given (None clears it)."""
     async with conn.transaction():
+        if fence is not None:
+            await leadership.check_fence(conn, trigger, fence)
         await conn.execute(
             "INSERT INTO checkpoints (trigger, position, event_time, updated_at)"
             " VALUES (%s, %s, %s, sftriggerd_now()) ON CONFLICT (trigger) DO UPDATE SET"

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from functools import partial
@@ -32,6 +32,7 @@ from typing import TypeVar
 from ...errors import StoreError
 from ..base import Store
 from ..clock import Clock, wall_clock
+from ..leadership import Fence, LeaseLostError, Replica, TriggerLease
 from ..records import (
     Checkpoint,
     Claim,
@@ -46,7 +47,8 @@ from ..records import (
     RecordState,
 )
 from ..replay import Requeued, Selection
-from . import attempts, expiry, leases, ops, replay
+from ..transfer import BATCH_ROWS, DumpBatch, DumpRecord, Page, paged, sort_batch
+from . import attempts, expiry, leadership, leases, ops, replay, transfer
 from . import prune as pruning
 
 T = TypeVar("T")
@@ -98,6 +100,8 @@ class SqliteStore(Store):
             return await asyncio.get_running_loop().run_in_executor(self._executor, on_thread)
         except sqlite3.Error as exc:
             raise StoreError(f"sqlite store {self.path}: {exc}") from exc
+        except LeaseLostError:
+            raise  # typed: the source stops, it does not retry
         except StoreError as exc:
             # Raised on the thread by the engine's own checks (a schema too new): name the file.
             raise StoreError(f"sqlite store {self.path}: {exc}") from exc
@@ -164,10 +168,14 @@ class SqliteStore(Store):
         events: Sequence[NewEvent],
         checkpoint: Checkpoint | None,
         poison: Sequence[PoisonEvent] = (),
+        fence: Fence | None = None,
     ) -> IngestResult:
         now = self._clock()
+        check = leadership.fence_check(trigger, fence, now)
         return await self._run(
-            lambda db: ops.ingest(db, trigger, events, checkpoint, now, poison=poison)
+            lambda db: ops.ingest(
+                db, trigger, events, checkpoint, now, poison=poison, fence_check=check
+            )
         )
 
     async def list_poison(self, trigger: str | None = None, limit: int = 100) -> list[PoisonEvent]:
@@ -271,9 +279,43 @@ class SqliteStore(Store):
             endpoints |= touched
         return Requeued(requeued, planned.already_pending, frozenset(endpoints))
 
-    async def rewind(self, trigger: str, checkpoint: Checkpoint) -> None:
+    async def rewind(
+        self, trigger: str, checkpoint: Checkpoint, fence: Fence | None = None
+    ) -> None:
         now = self._clock()
-        await self._run(lambda db: replay.rewind(db, trigger, checkpoint, now))
+        check = leadership.fence_check(trigger, fence, now)
+        await self._run(lambda db: replay.rewind(db, trigger, checkpoint, now, check))
+
+    async def heartbeat(self, replica: str, forget_after: timedelta) -> None:
+        now = self._clock()
+        await self._run(lambda db: leadership.heartbeat(db, replica, forget_after, now))
+
+    async def retire_replica(self, replica: str) -> None:
+        await self._run(lambda db: leadership.retire(db, replica))
+
+    async def replicas(self, seen_within: timedelta | None = None) -> list[Replica]:
+        now = self._clock()
+        return await self._run(lambda db: leadership.replicas(db, seen_within, now))
+
+    async def acquire_lease(
+        self, trigger: str, replica: str, lasting: timedelta
+    ) -> TriggerLease | None:
+        now = self._clock()
+        return await self._run(lambda db: leadership.acquire(db, trigger, replica, lasting, now))
+
+    async def renew_leases(
+        self, replica: str, epochs: Mapping[str, int], lasting: timedelta
+    ) -> list[TriggerLease]:
+        now = self._clock()
+        return await self._run(lambda db: leadership.renew(db, replica, epochs, lasting, now))
+
+    async def release_lease(self, trigger: str, fence: Fence) -> bool:
+        now = self._clock()
+        return await self._run(lambda db: leadership.release(db, trigger, fence, now))
+
+    async def leases(self) -> list[TriggerLease]:
+        now = self._clock()
+        return await self._run(lambda db: leadership.leases(db, now))
 
     async def outbox_counts(self) -> dict[str, OutboxCounts]:
         return await self._run(ops.outbox_counts)
@@ -304,3 +346,38 @@ class SqliteStore(Store):
                 )
             )
         return removed
+
+    async def export_dump(self, batch_rows: int = BATCH_ROWS) -> AsyncGenerator[DumpBatch, None]:
+        """Under the write lock throughout (`transfer`): a daemon left running on the file
+        cannot write meanwhile (its writes wait, then fail)."""
+        await self._run(partial(transfer.begin, path=self.path))
+        try:
+            pages = (transfer.events_after, transfer.deliveries_after, transfer.poison_after)
+            readers: list[Page] = [partial(self._page, page) for page in pages]
+            async for batch in paged(
+                partial(self._run, transfer.read_checkpoints), readers, batch_rows
+            ):
+                yield batch
+        finally:
+            await self._run(partial(transfer.end, commit=False))
+
+    async def _page(
+        self,
+        page: Callable[[sqlite3.Connection, int, int], tuple[Sequence[DumpRecord], int]],
+        after: int,
+        limit: int,
+    ) -> tuple[Sequence[DumpRecord], int]:
+        return await self._run(lambda db: page(db, after, limit))
+
+    async def import_dump(self, dump: AsyncIterable[DumpBatch]) -> None:
+        await self._run(partial(transfer.begin_import, path=self.path))
+        committed = False
+        try:
+            async for batch in dump:
+                now = self._clock()
+                await self._run(partial(transfer.write, batch=sort_batch(batch), now=now))
+            await self._run(partial(transfer.end, commit=True))
+            committed = True
+        finally:
+            if not committed:
+                await self._run(partial(transfer.end, commit=False))

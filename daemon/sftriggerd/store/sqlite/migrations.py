@@ -160,4 +160,20 @@ MIGRATIONS: list[str] = [
     CREATE INDEX deliveries_dead ON deliveries (status, id) WHERE status = 'dead';
     CREATE INDEX deliveries_delivered ON deliveries (finished_at) WHERE status = 'delivered';
     """,
+    # 7: leadership: one lease per trigger (its holder, and the epoch that fences a holder
+    # that lost it), and the replicas sharing the store, known by their heartbeats.
+    """
+    CREATE TABLE trigger_leases (
+        trigger TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        epoch INTEGER NOT NULL CHECK (epoch > 0),
+        acquired_at REAL NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    CREATE TABLE replicas (
+        name TEXT PRIMARY KEY,
+        started_at REAL NOT NULL,
+        heartbeat_at REAL NOT NULL
+    );
+    """,
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -117,9 +117,12 @@ def ingest(
     checkpoint: Checkpoint | None,
     now: datetime,
     poison: Sequence[PoisonEvent] = (),
+    fence_check: Callable[[sqlite3.Connection], None] | None = None,
 ) -> IngestResult:
     new = duplicates = deliveries = 0
     with transaction(db):
+        if fence_check is not None:  # first, so a lost lease writes nothing
+            fence_check(db)
         _insert_poison(db, poison, now)
         for event in events:
             cursor = db.execute(

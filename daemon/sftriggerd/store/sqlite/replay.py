@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -98,11 +99,19 @@ def requeue_chunk(
     return len(changed), set(changed)
 
 
-def rewind(db: sqlite3.Connection, trigger: str, checkpoint: Checkpoint, now: datetime) -> None:
+def rewind(
+    db: sqlite3.Connection,
+    trigger: str,
+    checkpoint: Checkpoint,
+    now: datetime,
+    fence_check: Callable[[sqlite3.Connection], None] | None = None,
+) -> None:
     """Replaces the trigger's checkpoint, also when it moves back (which `ingest` never
     does): the position, and the event time exactly as given (None clears it)."""
     event_time = ts(checkpoint.event_time) if checkpoint.event_time else None
     with transaction(db):
+        if fence_check is not None:
+            fence_check(db)
         db.execute(
             "INSERT INTO checkpoints (trigger, position, event_time, updated_at)"
             " VALUES (?, ?, ?, ?) ON CONFLICT (trigger) DO UPDATE SET"

@@ -1,0 +1,386 @@
+"""One replica per trigger: each trigger's source runs only where its lease is held.
+
+Every replica runs this loop on the shared store. Each round (every `ha.renew_every`) it
+heartbeats, renews the leases it holds (one transaction), counts the live replicas, gives up
+what it holds beyond its fair share (ceil(triggers / live replicas)) so that triggers spread,
+and takes free leases (never held, run out, or released) up to that share. A trigger left
+free for two whole rounds is taken whatever the share, so none is left unread should a
+replica count as live yet take nothing. A won lease starts the trigger's source, built
+afresh so that it reads its position from the store; a lost one stops it.
+
+A lease lasts `ha.takeover` minus one renew period, so a follower's next round after a dead
+leader's lease ran out falls within `ha.takeover`. The leader must stop its source before
+that: a watchdog stops any source whose lease was not renewed by the time it runs out,
+minus a margin for the source to drain, measured with the monotonic clock from when the
+last successful renewal was *sent* (an answer that came late does not extend it). And should
+a source still write after all (a process frozen past its lease), its writes carry the
+lease's epoch as a fence, and the store refuses them once another replica holds the trigger.
+
+On shutdown each source is drained and its lease released at once (it runs out "now"), so
+a follower takes over at its next round instead of waiting for the lease to run out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Protocol
+
+from .errors import StoreError
+from .logs import get_logger
+from .metrics import Metrics
+from .store.base import Store
+from .store.leadership import Fence, LeaseLostError, TriggerLease
+
+log = get_logger(__name__)
+
+# Replicas silent this many takeovers are forgotten (a pod gone for good).
+_FORGET_AFTER_TAKEOVERS = 20
+# A trigger seen free in this many rounds in a row before the present one is taken even
+# beyond the fair share. Two: between them every replica had a round after it came free,
+# so one under its share would have taken it; it is left over (a replica counted live that
+# takes nothing), and reading it beats spreading it.
+_ORPHANED_AFTER = 2
+
+
+class LedSource(Protocol):
+    """A trigger's source as leadership drives it (`sources.restartable.RestartableSource`,
+    whose `rebuild()`, when a source has one, makes its next run start afresh from the
+    position in the store)."""
+
+    name: str
+
+    async def run(self, stopping: asyncio.Event) -> None: ...
+
+    def not_ready_reasons(self) -> list[str]: ...
+
+
+class Runnable(Protocol):
+    name: str
+
+    async def run(self, stopping: asyncio.Event) -> None: ...
+
+
+# How a source is run: by the supervisor (restarted after failures) in the daemon.
+RunSource = Callable[[Runnable, asyncio.Event], Awaitable[None]]
+
+
+async def _run_plainly(source: Runnable, stopping: asyncio.Event) -> None:
+    await source.run(stopping)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """`ha.takeover` and `ha.renew_every`, and what follows from them."""
+
+    takeover: timedelta
+    renew_every: timedelta
+
+    @property
+    def lasting(self) -> timedelta:
+        """How long a lease lasts from its last renewal: a follower's next round after it
+        ran out still comes within `takeover`."""
+        return self.takeover - self.renew_every
+
+    @property
+    def margin_s(self) -> float:
+        """How long before its lease runs out an unrenewed source is told to stop: the time
+        it has to drain before it is cut off."""
+        return self.lasting.total_seconds() / 4
+
+
+@dataclass
+class _Held:
+    """A lease this replica holds, and its source's run."""
+
+    lease: TriggerLease
+    # Monotonic: when the source must have stopped unless the lease is renewed by then.
+    stop_at_s: float
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
+class Leadership:
+    """The part that holds this replica's leases and runs the sources under them."""
+
+    name = "leadership"
+
+    def __init__(
+        self,
+        store: Store,
+        replica: str,
+        sources: Mapping[str, LedSource],
+        timing: Timing,
+        metrics: Metrics,
+        run_source: RunSource = _run_plainly,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.replica = replica
+        self.sources = dict(sources)
+        self.timing = timing
+        self.metrics = metrics
+        self._run_source = run_source
+        self._monotonic = monotonic
+        self._held: dict[str, _Held] = {}
+        # Epochs of leases this replica held and lost: the fence its writes still carry.
+        self._last_epoch: dict[str, int] = {}
+        self._free_rounds: dict[str, int] = {}
+        self._leaders: dict[str, str] = {}
+        self._round_now = asyncio.Event()
+        self._rounds_done = 0
+        for trigger in self.sources:  # from zero, so that `increase()` sees the first one
+            for change in ("acquired", "lost", "released"):
+                metrics.lease_changes.labels(trigger=trigger, change=change)
+
+    # --- what the rest of the daemon reads -------------------------------------------------
+
+    def fence_for(self, trigger: str) -> Fence:
+        """The fence this replica's writes for `trigger` carry. Epoch 0 (never held) and a
+        lost lease's epoch are refused by the store: without the lease, nothing is written."""
+        held = self._held.get(trigger)
+        if held is not None:
+            return held.lease.fence
+        return Fence(self.replica, self._last_epoch.get(trigger, 0))
+
+    def leads(self, trigger: str) -> bool:
+        return trigger in self._held
+
+    def leader_of(self, trigger: str) -> str | None:
+        """Who led the trigger at the last round (None: nobody)."""
+        if trigger in self._held:
+            return self.replica
+        return self._leaders.get(trigger)
+
+    def led(self) -> list[str]:
+        return sorted(self._held)
+
+    def not_ready_reasons(self) -> list[str]:
+        # Until its first round this replica does not know what it leads; after it, a
+        # follower is ready (it delivers, and stands by to take triggers over) and a leader
+        # when the sources it runs are.
+        if not self._rounds_done:
+            return ["leadership: the first round (which triggers this replica leads) is not done"]
+        return [
+            reason for trigger in self._held for reason in self.sources[trigger].not_ready_reasons()
+        ]
+
+    # --- the loop ------------------------------------------------------------------------
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        watchdog = asyncio.create_task(self._watch(stopping), name="leadership-watchdog")
+        try:
+            while not stopping.is_set():
+                try:
+                    await asyncio.wait_for(self.round(), self.timing.lasting.total_seconds())
+                except (StoreError, TimeoutError) as exc:
+                    # The watchdog stops what is not renewed in time; try again next round.
+                    log.warning("leadership_round_failed", error=str(exc) or type(exc).__name__)
+                await self._sleep(stopping, self.timing.renew_every.total_seconds())
+        finally:
+            watchdog.cancel()
+            await self.hand_over()
+
+    async def _sleep(self, stopping: asyncio.Event, seconds: float) -> None:
+        stop = asyncio.create_task(stopping.wait())
+        early = asyncio.create_task(self._round_now.wait())
+        try:
+            await asyncio.wait({stop, early}, timeout=seconds, return_when="FIRST_COMPLETED")
+        finally:
+            stop.cancel()
+            early.cancel()
+            self._round_now.clear()
+
+    async def round(self) -> None:
+        """One round: heartbeat, renew, then give up or take leases toward the fair share."""
+        lasting = self.timing.lasting
+        await self.store.heartbeat(self.replica, self.timing.takeover * _FORGET_AFTER_TAKEOVERS)
+        await self._renew()
+        live = await self.store.replicas(seen_within=lasting)
+        count = max(1, len(live) + (self.replica not in {r.name for r in live}))
+        share = math.ceil(len(self.sources) / count)
+        leases = {lease.trigger: lease for lease in await self.store.leases()}
+        self._leaders = {t: lease.holder for t, lease in leases.items() if lease.live}
+        shed = sorted(self._held)[share:]
+        for trigger in shed:
+            await self._release(trigger)
+        free = [
+            trigger
+            for trigger in sorted(self.sources)
+            if trigger not in self._held
+            and (trigger not in leases or not leases[trigger].live or _ours(leases, trigger, self))
+        ]
+        for trigger in free:
+            if len(self._held) >= share and self._free_rounds.get(trigger, 0) < _ORPHANED_AFTER:
+                continue
+            await self._acquire(trigger)
+        # How many rounds in a row each trigger was seen free here; what this replica just
+        # gave up is left for the others, counted from zero.
+        self._free_rounds = {
+            t: 0 if t in shed else self._free_rounds.get(t, 0) + 1
+            for t in free
+            if t not in self._held
+        }
+        self._rounds_done += 1
+
+    async def _renew(self) -> None:
+        if not self._held:
+            return
+        sent_s = self._monotonic()
+        epochs = {trigger: held.lease.epoch for trigger, held in self._held.items()}
+        renewed = {
+            lease.trigger: lease
+            for lease in await self.store.renew_leases(self.replica, epochs, self.timing.lasting)
+        }
+        for trigger in list(self._held):
+            held = self._held[trigger]
+            lease = renewed.get(trigger)
+            if lease is None or lease.epoch != held.lease.epoch:
+                await self._lose(trigger, "not renewed")
+                continue
+            held.lease = lease
+            held.stop_at_s = sent_s + self._stop_after_s()
+            if held.task is None or held.task.done():
+                # Stopped by the watchdog, yet the lease held: start it again, afresh.
+                self._start(trigger, held)
+
+    def _stop_after_s(self) -> float:
+        return self.timing.lasting.total_seconds() - self.timing.margin_s
+
+    async def _acquire(self, trigger: str) -> None:
+        sent_s = self._monotonic()
+        lease = await self.store.acquire_lease(trigger, self.replica, self.timing.lasting)
+        if lease is None:
+            return
+        held = _Held(lease=lease, stop_at_s=sent_s + self._stop_after_s())
+        self._held[trigger] = held
+        self._leaders[trigger] = self.replica
+        self.metrics.lease_changes.labels(trigger=trigger, change="acquired").inc()
+        if lease.previous_ended_at is not None:
+            waited = (lease.acquired_at - lease.previous_ended_at).total_seconds()
+            self.metrics.takeover_seconds.observe(max(0.0, waited))
+        log.info("lease_acquired", trigger=trigger, replica=self.replica, epoch=lease.epoch)
+        self._start(trigger, held)
+
+    def _start(self, trigger: str, held: _Held) -> None:
+        source = self.sources[trigger]
+        rebuild: Callable[[], None] | None = getattr(source, "rebuild", None)
+        if rebuild is not None:  # another replica may have moved the checkpoint meanwhile
+            rebuild()
+        held.stopping = asyncio.Event()
+        held.task = asyncio.create_task(
+            self._run_fenced(source, held.stopping), name=f"led:{trigger}"
+        )
+
+    async def _run_fenced(self, source: LedSource, stopping: asyncio.Event) -> None:
+        """Runs the source until told to stop; a write the store refused for a lost lease
+        stops it at once (and asks for a round, which finds the lease gone)."""
+        try:
+            await self._run_source(_StopsOnLostLease(source, stopping, self._round_now), stopping)
+        except LeaseLostError:
+            stopping.set()
+            self._round_now.set()
+
+    async def _stop(self, held: _Held, within_s: float) -> None:
+        """Tells the source to stop, and cuts it off after `within_s`."""
+        held.stopping.set()
+        task = held.task
+        if task is None or task.done():
+            return
+        try:
+            done, _ = await asyncio.wait({task}, timeout=max(0.0, within_s))
+        except asyncio.CancelledError:
+            task.cancel()  # never left running unwatched (a round cut off by its timeout)
+            raise
+        if not done:
+            log.warning("led_source_cut_off", part=task.get_name())
+            task.cancel()
+            await asyncio.wait({task})
+
+    async def _lose(self, trigger: str, why: str) -> None:
+        held = self._held.pop(trigger)
+        self._last_epoch[trigger] = held.lease.epoch
+        await self._stop(held, self._left_s(held))
+        self.metrics.lease_changes.labels(trigger=trigger, change="lost").inc()
+        log.warning("lease_lost", trigger=trigger, replica=self.replica, why=why)
+
+    async def _release(self, trigger: str) -> None:
+        """Stops the source, then hands the lease over at once."""
+        held = self._held[trigger]
+        await self._stop(held, self._left_s(held))
+        del self._held[trigger]
+        self._last_epoch[trigger] = held.lease.epoch
+        released = False
+        with contextlib.suppress(StoreError):  # unreleased, it runs out on its own
+            released = await self.store.release_lease(trigger, held.lease.fence)
+        if released:
+            self.metrics.lease_changes.labels(trigger=trigger, change="released").inc()
+            log.info("lease_released", trigger=trigger, replica=self.replica)
+
+    def _left_s(self, held: _Held) -> float:
+        """Until the lease runs out, by this replica's reckoning."""
+        return held.stop_at_s + self.timing.margin_s - self._monotonic()
+
+    async def _watch(self, stopping: asyncio.Event) -> None:
+        """Stops every source whose lease was not renewed in time, whatever the loop is
+        doing (a renewal stuck on a store that stopped answering)."""
+        while not stopping.is_set():
+            now_s = self._monotonic()
+            overdue = [
+                held
+                for held in self._held.values()
+                if now_s >= held.stop_at_s and held.task is not None and not held.task.done()
+            ]
+            for held in overdue:
+                log.warning("lease_unrenewed_stopping_source", trigger=held.lease.trigger)
+            await asyncio.gather(*(self._stop(held, self._left_s(held)) for held in overdue))
+            deadlines = [h.stop_at_s for h in self._held.values() if h.task and not h.task.done()]
+            wait_s = min(deadlines, default=now_s + 1.0) - self._monotonic()
+            await self._sleep_watch(stopping, min(max(wait_s, 0.01), 1.0))
+
+    async def _sleep_watch(self, stopping: asyncio.Event, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), seconds)
+
+    async def hand_over(self) -> None:
+        """Stops every source and releases every lease (shutdown); forgets this replica."""
+        await asyncio.gather(
+            *(self._release(trigger) for trigger in list(self._held)), return_exceptions=True
+        )
+        with contextlib.suppress(StoreError):
+            await self.store.retire_replica(self.replica)
+
+
+def _ours(leases: Mapping[str, TriggerLease], trigger: str, leadership: Leadership) -> bool:
+    """A live lease under this replica's name that this process does not hold: left by an
+    earlier process of the same name (a restart). Taking it bumps the epoch, fencing that
+    process out should it still be running."""
+    return leases[trigger].holder == leadership.replica
+
+
+class _StopsOnLostLease:
+    """The source as the supervisor runs it: a write refused for a lost lease ends the run
+    instead of counting as a failure to restart from."""
+
+    def __init__(self, source: LedSource, stopping: asyncio.Event, round_now: asyncio.Event):
+        self.source = source
+        self.name = source.name
+        self.status = getattr(source, "status", None)
+        self._stopping = stopping
+        self._round_now = round_now
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        try:
+            await self.source.run(stopping)
+        except LeaseLostError as exc:
+            log.warning("led_source_fenced_out", part=self.name, error=str(exc))
+            self._stopping.set()
+            self._round_now.set()
+
+    def not_ready_reasons(self) -> list[str]:
+        return self.source.not_ready_reasons()
