@@ -36,7 +36,6 @@ from tests.keys import rsa_key_pair
 KUBERNETES_VERSIONS = ("1.25", latest_version())
 OPERATOR_GROUP = "monitoring.coreos.com/"
 VARIANTS = ("sqlite", "postgresql")
-NOT_AVAILABLE_NOTE = "REQUIRES THE POSTGRESQL STORE, WHICH THIS VERSION DOES NOT HAVE"
 
 SECRET_EXAMPLE = KUBERNETES / "secret.example.yaml"
 ALL = resources_under(KUBERNETES)
@@ -487,8 +486,3 @@ def test_the_two_configs_differ_only_in_the_store_and_ha() -> None:
     excluded = {"store", "ha"}
     assert sqlite.model_dump(exclude=excluded) == postgresql.model_dump(exclude=excluded)
     assert sqlite.store.retention == postgresql.store.retention
-
-
-def test_every_postgresql_file_says_it_needs_a_store_this_version_lacks() -> None:
-    for path in sorted((KUBERNETES / "postgresql").glob("*.yaml")):
-        assert NOT_AVAILABLE_NOTE in path.read_text(), path
