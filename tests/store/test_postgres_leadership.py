@@ -114,3 +114,32 @@ async def test_a_leader_writing_while_another_takes_over_never_writes_after_it(
     assert written  # the leader wrote while it held the lease
     saved = await a.checkpoint("t")
     assert saved is not None and saved.position == {"replay_id": 1_000_000}
+
+
+async def test_a_leader_frozen_inside_its_write_cannot_hold_a_takeover_off(
+    replicas: list[PostgresStore], clock: ShiftedClock
+) -> None:
+    """A leader stopped (SIGSTOP, a VM pause) between the statements of its fenced write keeps
+    the lease row locked; the server ends that idle transaction, so the takeover goes on
+    without waiting for the frozen process to wake."""
+    a, b = replicas[0], replicas[1]
+    lease = await a.acquire_lease("t", "a", timedelta(minutes=1))
+    assert lease is not None
+    assert a._pool is not None
+    frozen_write = await a._pool.getconn()  # configured as every connection of the store
+    try:
+        await frozen_write.execute("BEGIN")
+        await pg_leadership.check_fence(frozen_write, "t", lease.fence)
+        clock.advance(timedelta(minutes=2))  # the lease runs out while the writer is frozen
+        async with asyncio.timeout(15):
+            taken = await b.acquire_lease("t", "b", HOUR)
+        assert taken is not None and (taken.holder, taken.epoch) == ("b", 2)
+        # The frozen writer, thawed, finds its transaction gone: it can write nothing.
+        with pytest.raises(psycopg.Error):
+            await frozen_write.execute(
+                "INSERT INTO checkpoints (trigger, position, updated_at)"
+                " VALUES ('t', '{\"n\": 1}', now())"
+            )
+    finally:
+        await a._pool.putconn(frozen_write)
+    assert await b.checkpoint("t") is None

@@ -61,6 +61,18 @@ Work = Callable[[AsyncConnection[Any]], Awaitable[T]]
 # Seconds to wait for the server when opening, and for a free connection of the pool.
 CONNECT_TIMEOUT = 10
 POOL_TIMEOUT = 30.0
+# The server ends a transaction left idle this long. A leader frozen mid-ingest (SIGSTOP, a VM
+# pause) holds its lease row FOR SHARE inside that transaction, and a takeover must wait for
+# it; without this limit it would wait until the frozen process thawed. Our transactions run
+# their statements back to back, so only a stalled process comes near it.
+IDLE_IN_TRANSACTION_TIMEOUT = "5s"
+
+
+async def _configure(conn: AsyncConnection[Any]) -> None:
+    await conn.execute(
+        "SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
+        (IDLE_IN_TRANSACTION_TIMEOUT,),
+    )
 
 
 def describe(url: str) -> str:
@@ -145,6 +157,7 @@ class PostgresStore(Store):
             max_size=self._max,
             kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
             check=AsyncConnectionPool.check_connection,
+            configure=_configure,
             timeout=POOL_TIMEOUT,
             name="sftriggerd-store",
             open=False,

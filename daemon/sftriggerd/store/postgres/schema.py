@@ -23,7 +23,10 @@ def migrations() -> list[str]:
     for entry in resources.files(__package__ + ".migrations").iterdir():
         match = _FILE.match(entry.name)
         if match:
-            found[int(match.group(1))] = entry.read_text(encoding="utf-8")
+            version = int(match.group(1))
+            if version in found:  # two files of one number: one would be skipped silently
+                raise StoreError(f"two postgresql migrations are numbered {version}")
+            found[version] = entry.read_text(encoding="utf-8")
     if sorted(found) != list(range(1, len(found) + 1)):
         raise StoreError(f"postgresql migrations are not numbered 1..n: {sorted(found)}")
     return [found[version] for version in sorted(found)]
