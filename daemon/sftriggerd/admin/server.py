@@ -27,8 +27,11 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
+    # The ping first: the reasons and the parts are then read at one moment, with no await
+    # between them, so the answer never pairs old reasons with newer failing parts.
+    reachable = state.store is None or await state.store.ping()
     reasons = [reason for check in state.readiness for reason in check()]
-    if state.store is not None and not await state.store.ping():
+    if not reachable:
         reasons.insert(0, "store: not reachable")
     parts = state.part_health() if state.part_health is not None else []
     failing = [part.name for part in parts if part.state != "running"]
