@@ -16,7 +16,7 @@ from .sources.position import PositionError, decode
 from .store import store_from_settings
 from .store.base import Store
 from .store.records import DeliveryRow, DeliveryStatus
-from .urls import strip_userinfo
+from .urls import store_url_shown
 
 T = TypeVar("T")
 
@@ -36,7 +36,7 @@ async def with_store(
 
 async def migrate(settings: Settings) -> str:
     version = await with_store(settings, lambda store: store.schema_version(), create=True)
-    return strip_userinfo(f"store {settings.store.url}: schema at version {version}")
+    return f"store {store_url_shown(settings.store.url)}: schema at version {version}"
 
 
 async def list_deliveries(

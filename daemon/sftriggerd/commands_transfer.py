@@ -22,7 +22,7 @@ from .store import store_from_settings
 from .store.base import Store
 from .store.postgres.engine import describe
 from .store.transfer import BATCH_ROWS, TransferCounts, counted
-from .urls import strip_userinfo
+from .urls import store_url_shown
 
 
 def store_settings(option: str, url: str) -> StoreSettings:
@@ -30,7 +30,7 @@ def store_settings(option: str, url: str) -> StoreSettings:
         return StoreSettings(url=url)
     except pydantic.ValidationError as exc:
         reasons = "; ".join(str(error["msg"]) for error in exc.errors())
-        raise UsageError(f"{option} {strip_userinfo(url)}: {reasons}") from exc
+        raise UsageError(f"{option} {store_url_shown(url)}: {reasons}") from exc
 
 
 def same_store(source: StoreSettings, target: StoreSettings) -> bool:
@@ -50,7 +50,7 @@ async def migrate_store(
 ) -> str:
     source_settings = store_settings("--from", source_url)
     target_settings = store_settings("--to", target_url)
-    shown_source, shown_target = strip_userinfo(source_url), strip_userinfo(target_url)
+    shown_source, shown_target = store_url_shown(source_url), store_url_shown(target_url)
     if same_store(source_settings, target_settings):
         raise UsageError(f"--from and --to name the same store ({shown_target})")
     if source_settings.engine == "sqlite" and not Path(source_settings.sqlite_path).is_file():

@@ -18,3 +18,13 @@ _USERINFO = re.compile(r"(?<![A-Za-z0-9+.\-])(?P<scheme>[A-Za-z0-9+.\-]*+://)[^/
 def strip_userinfo(text: str) -> str:
     """`text` with `user:password@` removed from every URL in it."""
     return _USERINFO.sub(r"\g<scheme>", text)
+
+
+def store_url_shown(url: str) -> str:
+    """A store URL fit to print: a PostgreSQL URL as `postgresql://host:port/db` only (its
+    query may carry `password=`), any other with its user info removed."""
+    if url.startswith(("postgresql:", "postgres:")):
+        from .store.postgres.engine import describe  # psycopg only when the URL needs it
+
+        return f"postgresql://{describe(url)}"
+    return strip_userinfo(url)

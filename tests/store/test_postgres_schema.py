@@ -20,6 +20,7 @@ from sftriggerd.store import store_from_settings
 from sftriggerd.store.postgres import PostgresStore
 from sftriggerd.store.postgres.engine import describe
 from sftriggerd.store.postgres.schema import migrations
+from sftriggerd.urls import store_url_shown
 from tests.support.postgres import SERVER
 
 from .test_store_contract import checkpoint, event
@@ -153,3 +154,25 @@ async def test_the_database_refuses_rows_that_break_the_invariants(
 def test_where_a_url_points_is_told_without_its_user_info(password: str, user: str) -> None:
     url = f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@db.example:6543/app"
     assert describe(url) == "db.example:6543/app"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://postgres:Hunter2%zz@127.0.0.1:5432/d",  # libpq refuses the encoding
+        "postgresql://postgres:top secret@127.0.0.1:5432/d",  # libpq refuses the space
+        "postgresql://127.0.0.1:1/d?user=postgres&password=topsecret",  # nothing listens
+    ],
+)
+async def test_no_store_error_quotes_the_password_back(url: str) -> None:
+    with pytest.raises(StoreError) as raised:
+        await PostgresStore(url).open()
+    for secret in ("Hunter2", "top secret", "topsecret"):
+        assert secret not in str(raised.value)
+
+
+def test_a_store_url_is_shown_without_any_password() -> None:
+    shown = store_url_shown("postgresql://127.0.0.1:5432/db?user=postgres&password=topsecret")
+    assert shown == "postgresql://127.0.0.1:5432/db"
+    assert store_url_shown("postgresql://u:pw@h/db") == "postgresql://h:5432/db"
+    assert store_url_shown("sqlite:////var/lib/x.db") == "sqlite:////var/lib/x.db"

@@ -126,10 +126,18 @@ class PostgresStore(Store):
         message = str(exc).strip() or type(exc).__name__
         try:
             password = conninfo_to_dict(self.url).get("password")
-        except psycopg.ProgrammingError:
-            password = None
-        if password:
-            message = message.replace(str(password), "***")
+        except (psycopg.Error, ValueError):
+            # libpq could not read the URL, and its message may quote the password back.
+            return StoreError(f"postgresql store {self.target}: {doing}: the URL is not valid")
+        secrets = {str(password)} if password else set()
+        try:
+            raw = urlsplit(self.url).password
+        except ValueError:
+            raw = None
+        if raw:
+            secrets |= {raw, unquote(raw)}
+        for secret in sorted(secrets, key=len, reverse=True):
+            message = message.replace(secret, "***")
         return StoreError(f"postgresql store {self.target}: {doing}: {message}")
 
     async def connect(self) -> AsyncConnection[Any]:
