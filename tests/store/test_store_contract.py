@@ -443,3 +443,17 @@ async def test_a_closed_store_answers_no_ping_and_reopens_with_what_it_held(stor
     await store.open(create=False)
     assert await store.ping()
     assert [d.event_id for d in await store.list_deliveries()] == ["evt_1"]
+
+
+async def test_a_position_holding_unstorable_text_is_saved_and_the_trigger_moves_on(
+    store: Store,
+) -> None:
+    """A polled record Id from outside may hold NUL or a lone surrogate; its watermark must
+    not make every later ingest of the trigger fail (PostgreSQL's jsonb refuses both)."""
+    odd = {"watermark": "2026-11-28T10:00:00Z", "id": "001\x00\ud800", "floor": None}
+    await store.ingest("t", [event(1)], Checkpoint(trigger="t", position=odd))
+    saved = await store.checkpoint("t")
+    assert saved is not None and saved.position["watermark"] == odd["watermark"]
+    await store.ingest("t", [event(2)], checkpoint(2))
+    moved = await store.checkpoint("t")
+    assert moved is not None and moved.position == {"replay_id": 2}

@@ -13,7 +13,7 @@ from ..leadership import Fence
 from ..records import Checkpoint, IngestResult, NewEvent, PoisonEvent
 from . import leadership
 from .notify import CHANNEL
-from .text import optional_readable, readable
+from .text import optional_readable, readable, storable_json
 
 # Rows come back in the order given (WITH ORDINALITY), so seq follows the batch's order,
 # which is the order the claims send a record's changes in.
@@ -88,7 +88,11 @@ async def ingest(
         if checkpoint is not None:
             await conn.execute(
                 _SAVE_CHECKPOINT,
-                (checkpoint.trigger, Jsonb(checkpoint.position), checkpoint.event_time),
+                (
+                    checkpoint.trigger,
+                    Jsonb(storable_json(checkpoint.position)),
+                    checkpoint.event_time,
+                ),
             )
         # pg_notify inside the transaction: PostgreSQL sends it when, and only if, it
         # commits, so no replica is woken for deliveries rolled back, nor left unwoken by a

@@ -19,6 +19,7 @@ from ..records import Checkpoint
 from ..replay import Requeued, Selection
 from . import leadership
 from .notify import CHANNEL
+from .text import storable_json
 
 _CHUNK = 500
 
@@ -114,5 +115,5 @@ async def rewind(
             " VALUES (%s, %s, %s, sftriggerd_now()) ON CONFLICT (trigger) DO UPDATE SET"
             " position = excluded.position, event_time = excluded.event_time,"
             " updated_at = excluded.updated_at",
-            (trigger, Jsonb(checkpoint.position), checkpoint.event_time),
+            (trigger, Jsonb(storable_json(checkpoint.position)), checkpoint.event_time),
         )

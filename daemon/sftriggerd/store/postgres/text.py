@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 # NUL, which a text column refuses, and lone surrogates (a JSON `\ud800` escape decodes to
 # one), which UTF-8 cannot encode.
@@ -17,3 +18,16 @@ def readable(value: str) -> str:
 
 def optional_readable(value: str | None) -> str | None:
     return None if value is None else readable(value)
+
+
+def storable_json(value: Any) -> Any:
+    """A JSON value (a checkpoint's position) with every string, keys too, made `readable`:
+    `jsonb` refuses `\\u0000` and lone surrogates, and a position holding one (a polled
+    record Id from outside) would otherwise fail every ingest of its trigger for good."""
+    if isinstance(value, str):
+        return readable(value)
+    if isinstance(value, dict):
+        return {readable(str(key)): storable_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable_json(item) for item in value]
+    return value

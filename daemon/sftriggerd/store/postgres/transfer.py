@@ -33,7 +33,7 @@ from ..transfer import (
     sort_batch,
 )
 from .inspect import checkpoints
-from .text import optional_readable, readable
+from .text import optional_readable, readable, storable_json
 
 TABLES = "events, deliveries, checkpoints, attempts, poison"
 # How long a move waits for others (a replica left running) to let go of the tables.
@@ -188,7 +188,12 @@ async def _write(conn: AsyncConnection[Any], batch: Sorted) -> None:
                 "INSERT INTO checkpoints (trigger, position, event_time, updated_at)"
                 " VALUES (%s, %s, %s, coalesce(%s, sftriggerd_now()))",
                 [
-                    (readable(c.trigger), Jsonb(c.position), c.event_time, c.updated_at)
+                    (
+                        readable(c.trigger),
+                        Jsonb(storable_json(c.position)),
+                        c.event_time,
+                        c.updated_at,
+                    )
                     for c in batch.checkpoints
                 ],
             )
