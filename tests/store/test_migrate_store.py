@@ -20,6 +20,7 @@ from sftriggerd.delivery import Dispatcher
 from sftriggerd.errors import StoreError, UsageError
 from sftriggerd.metrics import Metrics
 from sftriggerd.store.base import Store
+from sftriggerd.store.leadership import LeaseLostError
 from sftriggerd.store.memory import MemoryStore
 from sftriggerd.store.postgres import PostgresStore
 from sftriggerd.store.postgres.schema import migrations
@@ -162,6 +163,29 @@ async def test_a_target_with_rows_is_refused(tmp_path: Path, postgres_url: str) 
             with pytest.raises(TargetNotEmptyError, match="already holds 1 rows"):
                 await copy(source, target)
             assert [c.trigger for c in await target.checkpoints()] == ["other"]
+
+
+async def test_a_target_a_replica_leads_on_is_refused_and_its_fences_end(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """A replica leading a trigger on the new database, rows or none, would write its own
+    later position over the imported one; the move is refused while a lease runs, and a
+    lease left by a stopped replica no longer fences anything after the move."""
+    async with opened(SqliteStore(tmp_path / "state.db")) as source:
+        await populate(source)
+        async with opened(PostgresStore(postgres_url)) as target:
+            lease = await target.acquire_lease("accounts", "r1", timedelta(minutes=5))
+            assert lease is not None
+            with pytest.raises(StoreError, match="replicas are running on it"):
+                await copy(source, target)
+            assert await target.checkpoints() == []
+            assert await target.release_lease("accounts", lease.fence)
+            await copy(source, target)
+            moved = {c.trigger: c.position for c in await target.checkpoints()}
+            stale = Checkpoint("accounts", {"replay_id": 10**9})
+            with pytest.raises(LeaseLostError):
+                await target.ingest("accounts", [], stale, fence=lease.fence)
+            assert {c.trigger: c.position for c in await target.checkpoints()} == moved
 
 
 class Failing(Exception):

@@ -159,6 +159,9 @@ async def import_dump(
         await conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
         try:
             await conn.execute(f"LOCK TABLE {TABLES} IN EXCLUSIVE MODE")
+            # The leases too: EXCLUSIVE waits out a fenced write under way (it holds its lease
+            # row FOR SHARE) and keeps any replica from taking a lease until the commit.
+            await conn.execute("LOCK TABLE trigger_leases, replicas IN EXCLUSIVE MODE")
         except psycopg.errors.LockNotAvailable as exc:
             raise StoreError(
                 f"{where}: its tables stay busy: stop every replica that runs on it first"
@@ -171,6 +174,19 @@ async def import_dump(
         found = await counted.fetchone()
         if found is not None and found[0]:
             raise not_empty(f"postgresql store {where}", int(found[0]))
+        # A replica leading a trigger here would write its own later position over the one
+        # imported, and everything between them would never be read.
+        leading = await conn.execute(
+            "SELECT count(*) FROM trigger_leases WHERE expires_at > sftriggerd_now()"
+        )
+        led = await leading.fetchone()
+        if led is not None and led[0]:
+            raise StoreError(
+                f"postgresql store {where}: replicas are running on it ({led[0]} triggers led);"
+                " stop every replica before moving a store into it"
+            )
+        # Leases left by stopped replicas: whoever starts next takes them under a new epoch.
+        await conn.execute("UPDATE trigger_leases SET epoch = epoch + 1")
         async for batch in dump:
             await _write(conn, sort_batch(batch))
         for table, column in (("events", "seq"), ("deliveries", "id")):
