@@ -158,6 +158,12 @@ class Leadership:
             reason for trigger in self._held for reason in self.sources[trigger].not_ready_reasons()
         ]
 
+    def lease_released(self, trigger: str) -> None:
+        """Another replica released `trigger`'s lease (a hand-over): a round now may take
+        it, instead of the next round up to `ha.renew_every` later."""
+        if trigger in self.sources and trigger not in self._held:
+            self._round_now.set()
+
     # --- the loop ------------------------------------------------------------------------
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -360,9 +366,11 @@ class Leadership:
             await asyncio.wait_for(stopping.wait(), seconds)
 
     async def hand_over(self) -> None:
-        """Stops every source and releases every lease (shutdown); forgets this replica."""
+        """Forgets this replica, then stops every source and releases every lease (shutdown).
+        Forgotten first: a follower woken by a release (`lease_released`) then counts the
+        replicas without this one, so its fair share takes in what is handed over."""
+        with contextlib.suppress(StoreError):
+            await self.store.retire_replica(self.replica)
         await asyncio.gather(
             *(self._release(trigger) for trigger in list(self._held)), return_exceptions=True
         )
-        with contextlib.suppress(StoreError):
-            await self.store.retire_replica(self.replica)
