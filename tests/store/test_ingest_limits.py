@@ -6,15 +6,21 @@ every retry, so the source retried the same batch for ever and the trigger stopp
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import random
 import string
+import uuid
 from datetime import UTC, datetime, timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sftriggerd.events.model import Event
 from sftriggerd.ingest import ID_LIMIT_BYTES, Ingest, id_bytes
 from sftriggerd.metrics import Metrics
 from sftriggerd.store.base import Store
+from sftriggerd.store.postgres import PostgresStore
 from sftriggerd.store.records import Checkpoint, Delivered
 from tests.unit.test_routing import ENDPOINTS
 
@@ -110,3 +116,52 @@ async def test_an_over_long_id_alone_still_moves_the_checkpoint(store: Store) ->
     assert saved is not None and saved.position == {"replay_id": 42}
     assert len(await store.list_poison("accounts")) == 2
     assert await store.claim_due("all", 10, timedelta(seconds=30)) == []
+
+
+# --- fuzzing: any record id, through ingest, into PostgreSQL -----------------------------
+
+ANY_CHARACTER = st.characters(codec=None, categories=None)  # NUL and lone surrogates too
+RECORD_IDS = st.one_of(
+    st.text(ANY_CHARACTER, min_size=1, max_size=40),
+    st.text(ANY_CHARACTER, min_size=60, max_size=1500),  # around the limit and far past it
+    st.binary(min_size=100, max_size=2000).map(bytes.hex),  # long and incompressible
+)
+
+
+async def ingest_then_next_batch(url: str, record_id: str) -> None:
+    """A batch holding the fuzzed record id between two ordinary events, then the next batch:
+    nothing raises, the ordinary events and both checkpoints are stored, and the fuzzed one
+    is stored or kept as poison, by its length alone."""
+    store = PostgresStore(url)
+    await store.open()
+    trigger = f"t{uuid.uuid4().hex}"  # one database for every example: each its own trigger
+    try:
+        ingest = Ingest(store, ENDPOINTS, Metrics())
+        fuzzed = account_event(2, trigger=trigger, record_id=record_id, record={"Id": record_id})
+        batch = [account_event(1, trigger=trigger), fuzzed, account_event(3, trigger=trigger)]
+        result = await ingest(trigger, batch, Checkpoint(trigger=trigger, position={"n": 1}))
+        fits = id_bytes(record_id) <= ID_LIMIT_BYTES
+        assert result.new_events == (3 if fits else 2)
+        poison = await store.list_poison(trigger)
+        assert len(poison) == (0 if fits else 1)
+        if fits:
+            found = await store.last_changes(trigger, [record_id])
+            assert found[record_id].occurred_at == T0
+        following = await ingest(
+            trigger, [account_event(4, trigger=trigger)], Checkpoint(trigger, {"n": 2})
+        )
+        assert following.new_events == 1
+        saved = await store.checkpoint(trigger)
+        assert saved is not None and saved.position == {"n": 2}
+    finally:
+        await store.close()
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(record_id=RECORD_IDS)
+def test_any_record_id_is_stored_or_poison_and_never_wedges_postgresql(
+    postgres_url: str, record_id: str
+) -> None:
+    asyncio.run(ingest_then_next_batch(postgres_url, record_id))
