@@ -80,7 +80,8 @@ MALFORMED = [
     (
         HEAD + "endpoints: [{name: e, url: 'http://h/x', secret: []}]\n",
         "endpoints[0].secret: needs at least one secret",
-    ),    # Names are keys of the store's indexes and PostgreSQL NOTIFY payloads: bounded.
+    ),
+    # Names are keys of the store's indexes and PostgreSQL NOTIFY payloads: bounded.
     (
         HEAD + f"triggers: [{{name: {'t' * 101}, object: Account}}]\n",
         "bad.yaml:3: triggers[0].name: string should have at most 100 characters",
