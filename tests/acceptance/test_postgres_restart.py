@@ -2,14 +2,16 @@
 connection to its database ended at once (`pg_terminate_backend` from an admin connection; the
 shared server itself cannot be restarted by tests). Changes made before, during and after
 arrive; the pool replaces its broken connections, the wake-up listener comes back, the lease
-and its source go on, /readyz answers 200 again. Then the aftermath: a second termination
-right after recovery, one with the server down past the lease, and a quiet spell followed by one more change."""
+and its source go on, /readyz answers 200 again. Then the aftermath: the server down past the
+lease (connections refused meanwhile), a termination right after that recovery, and a quiet
+spell followed by one more change."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -89,11 +91,11 @@ async def ready(http: aiohttp.ClientSession, port: int) -> bool:
         return False
 
 
-async def seconds_until(check: object, timeout_s: float) -> float:
-    """Seconds until the async `check()` is true, polled every 50 ms."""
+async def seconds_until(check: Callable[[], Awaitable[bool]], timeout_s: float) -> float:
+    """Seconds until `check()` is true, asked every 50 ms."""
     started = time.monotonic()
     async with asyncio.timeout(timeout_s):
-        while not await check():  # type: ignore[operator]
+        while not await check():
             await asyncio.sleep(0.05)
     return time.monotonic() - started
 
@@ -141,11 +143,15 @@ async def test_every_connection_ended_twice_then_a_quiet_spell(
                 for n in range(next_change, next_change + 3):
                     await change(n)
                 next_change += 3
-                ready_s = time.monotonic() - cut + await seconds_until(
-                    lambda: ready(http, replica.admin_port), timeout_s=60
+                ready_s = (
+                    time.monotonic()
+                    - cut
+                    + await seconds_until(lambda: ready(http, replica.admin_port), timeout_s=60)
                 )
-                listen_s = time.monotonic() - cut + await seconds_until(
-                    lambda: listening(dbname), timeout_s=30
+                listen_s = (
+                    time.monotonic()
+                    - cut
+                    + await seconds_until(lambda: listening(dbname), timeout_s=30)
                 )
                 await wait_until_delivered(receiver, set(made), timeout_s=90)
                 delivered_s = time.monotonic() - cut
