@@ -100,7 +100,10 @@ async def seconds_until(check: Callable[[], Awaitable[bool]], timeout_s: float) 
     return time.monotonic() - started
 
 
+# The default pool, and the smallest: its two connections both broken at once.
+@pytest.mark.parametrize("pool_size", [10, 2])
 async def test_every_connection_ended_twice_then_a_quiet_spell(
+    pool_size: int,
     tmp_path: Path,
     postgres_url: str,
     emulator: RunningEmulator,
@@ -117,7 +120,9 @@ async def test_every_connection_ended_twice_then_a_quiet_spell(
         made.update({f"acct-{n}", f"ct-{n}"})
 
     async with flaky_receiver(failing=0.0) as receiver:
-        replica = Replica("r1", tmp_path, postgres_url, emulator.url, receiver.port, "3s")
+        replica = Replica(
+            "r1", tmp_path, postgres_url, emulator.url, receiver.port, "3s", pool_size
+        )
         await replica.start()
         try:
             await wait_for_leaders(http, [replica], {STREAMED, POLLED}, timeout_s=60)
@@ -174,4 +179,4 @@ async def test_every_connection_ended_twice_then_a_quiet_spell(
                 await replica.process.stop()
 
     assert receiver.bad_signatures == 0
-    print("\npostgres restart: " + "; ".join(figures))
+    print(f"\npostgres restart, pool_size {pool_size}: " + "; ".join(figures))
