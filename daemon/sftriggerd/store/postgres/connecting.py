@@ -35,14 +35,21 @@ KEEPALIVES: dict[str, int] = {
 IDLE_IN_TRANSACTION_TIMEOUT = "5s"
 
 
-def connection_options(url: str) -> dict[str, Any]:
+def connection_options(url: str, prepared_statements: bool = True) -> dict[str, Any]:
     """Keyword options for `AsyncConnection.connect` (and the pool's `kwargs`) with `url`:
-    autocommit, the connect timeout and the keepalives the URL does not set itself."""
+    autocommit, the connect timeout and the keepalives the URL does not set itself.
+
+    `prepared_statements` false: psycopg never prepares a statement on the server (by default
+    it does from the fifth run of one on a connection). A pooler in transaction mode hands each
+    transaction to any server connection, where a statement prepared on another one is
+    missing, or one of the same name exists already."""
     try:
         given = conninfo_to_dict(url)
     except (psycopg.Error, ValueError):
         given = {}  # libpq refuses the URL: connecting will say so, whatever we add
     options: dict[str, Any] = {"autocommit": True}
+    if not prepared_statements:
+        options["prepare_threshold"] = None
     if "connect_timeout" not in given:
         options["connect_timeout"] = CONNECT_TIMEOUT
     options.update({key: value for key, value in KEEPALIVES.items() if key not in given})

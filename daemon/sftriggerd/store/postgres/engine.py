@@ -99,15 +99,17 @@ class PostgresStore(Store):
         max_connections: int = 10,
         clock_shift: Callable[[], timedelta] | None = None,
         pool_timeout: float = POOL_TIMEOUT,
+        prepared_statements: bool = True,
     ) -> None:
         """`clock_shift`, for tests: how far ahead of the database's clock the store's runs,
         read before each operation. `pool_timeout`: seconds an operation waits for a free
-        connection of the pool before it fails."""
+        connection of the pool before it fails. `prepared_statements`: `connecting`."""
         self.url = url
         self._clock_shift = clock_shift
         self.target = describe(url)
         self._min, self._max = min_connections, max_connections
         self._pool_timeout = pool_timeout
+        self._options = connection_options(url, prepared_statements)
         self._pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
         self._outcomes = outcomes.GroupCommit(self._apply_outcomes)
         # Ingests of this process still running: see `_after_ingests`.
@@ -133,7 +135,7 @@ class PostgresStore(Store):
 
     async def connect(self) -> AsyncConnection[Any]:
         """A connection of its own, outside the pool (migrations, listening)."""
-        return await AsyncConnection.connect(self.url, **connection_options(self.url))
+        return await AsyncConnection.connect(self.url, **self._options)
 
     async def open(self, create: bool = True) -> None:
         try:
@@ -152,7 +154,7 @@ class PostgresStore(Store):
             self.url,
             min_size=self._min,
             max_size=self._max,
-            kwargs=connection_options(self.url),
+            kwargs=self._options,
             # A connection the server ended meanwhile (a restart, pg_terminate_backend) is
             # found out and replaced before an operation gets it, rather than failing it.
             check=AsyncConnectionPool.check_connection,
