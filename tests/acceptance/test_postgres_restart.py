@@ -18,7 +18,6 @@ import aiohttp
 import psycopg
 import pytest
 
-from sftriggerd.store.postgres.notify import CHANNEL
 from sftriggerd_emulator.context import EmulatorSettings
 from tests.acceptance.replicas_rig import (
     POLLED,
@@ -75,8 +74,8 @@ async def listening(dbname: str) -> bool:
         database_url("postgres"), autocommit=True
     ) as admin:
         cursor = await admin.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND query = %s",
-            (dbname, f"LISTEN {CHANNEL}"),
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND query LIKE 'LISTEN %%'",
+            (dbname,),
         )
         row = await cursor.fetchone()
         return row is not None and row[0] > 0
