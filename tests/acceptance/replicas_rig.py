@@ -181,8 +181,8 @@ def overlapping_subscribers(spans: list[dict[str, str]]) -> list[str]:
     for index, (first, last, client) in enumerate(parsed):
         for other_first, other_last, other in parsed[index + 1 :]:
             if other_first < last and other != client:
-                spans = f"[{first}..{last}] and {other} [{other_first}..{other_last}]"
-                found.append(f"{client} {spans}")
+                overlap = f"[{first}..{last}] and {other} [{other_first}..{other_last}]"
+                found.append(f"{client} {overlap}")
     return found
 
 
