@@ -115,6 +115,9 @@ class StoreSettings(_Section):
     retention: Duration = timedelta(days=7)
     # PostgreSQL: the most connections one replica holds open (SQLite has one file handle).
     pool_size: int = Field(default=10, ge=2, le=100)
+    # PostgreSQL: let the client prepare the statements it runs often. Off for a pooler in
+    # transaction mode that cannot follow them (PgBouncer before 1.21).
+    prepared_statements: bool = True
 
     @field_validator("url")
     @classmethod
