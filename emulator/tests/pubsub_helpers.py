@@ -9,8 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -31,18 +30,41 @@ def auth_metadata(emulator: RunningEmulator, token: str) -> tuple[tuple[str, str
     return (("accesstoken", token), ("instanceurl", emulator.url), ("tenantid", ORG_ID))
 
 
-@dataclass
 class Subscriber:
-    """One Subscribe call: requests go in through a queue, responses are read one by one."""
+    """One Subscribe call: requests are written in order, responses read one by one. A read
+    that times out stays pending (cancelling it would cancel the call)."""
 
-    call: StreamCall
-    requests: asyncio.Queue[pb.FetchRequest | None] = field(default_factory=asyncio.Queue)
+    def __init__(self, call: StreamCall, first: pb.FetchRequest) -> None:
+        self.call = call
+        self._writing: asyncio.Future[None] = asyncio.ensure_future(self._write(first))
+        self._reading: asyncio.Future[object] | None = None
+
+    async def _write(self, request: pb.FetchRequest) -> None:
+        try:
+            await self.call.write(request)
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            pass  # the call has ended; reading says how
+
+    async def send(self, request: pb.FetchRequest) -> None:
+        await self._writing
+        self._writing = asyncio.ensure_future(self._write(request))
+        await self._writing
 
     async def fetch(self, num_requested: int, topic: str = "") -> None:
-        await self.requests.put(pb.FetchRequest(topic_name=topic, num_requested=num_requested))
+        await self.send(pb.FetchRequest(topic_name=topic, num_requested=num_requested))
+
+    async def read(self, timeout: float = WAIT_S) -> object:
+        """The next response, or grpc.aio.EOF; raises TimeoutError, or the call's error."""
+        if self._reading is None:
+            self._reading = asyncio.ensure_future(self.call.read())
+        done, _ = await asyncio.wait({self._reading}, timeout=timeout)
+        if not done:
+            raise TimeoutError
+        reading, self._reading = self._reading, None
+        return reading.result()
 
     async def next(self, timeout: float = WAIT_S) -> pb.FetchResponse:
-        response = await asyncio.wait_for(self.call.read(), timeout)
+        response = await self.read(timeout)
         assert isinstance(response, pb.FetchResponse), response
         return response
 
@@ -58,8 +80,7 @@ class Subscriber:
         """The error the call ends with (responses before it are skipped)."""
         try:
             while True:
-                response = await asyncio.wait_for(self.call.read(), timeout)
-                if response is grpc.aio.EOF:
+                if await self.read(timeout) is grpc.aio.EOF:
                     raise AssertionError("the stream ended without an error")
         except grpc.aio.AioRpcError as error:
             return error
@@ -92,19 +113,12 @@ class PubSubClient:
         return schema
 
     def subscribe(self, first: pb.FetchRequest) -> Subscriber:
-        queue: asyncio.Queue[pb.FetchRequest | None] = asyncio.Queue()
-        queue.put_nowait(first)
-
-        async def requests() -> AsyncIterator[pb.FetchRequest]:
-            while (request := await queue.get()) is not None:
-                yield request
-
         call = self.channel.stream_stream(
             SERVICE + "Subscribe",
             request_serializer=pb.FetchRequest.SerializeToString,
             response_deserializer=pb.FetchResponse.FromString,
-        )(requests(), metadata=self.metadata)
-        return Subscriber(call, queue)
+        )(metadata=self.metadata)
+        return Subscriber(call, first)
 
     async def decode(self, event: pb.ConsumerEvent) -> tuple[dict[str, Any], dict[str, Any]]:
         """(record, schema) of an event, with the schema fetched by its id."""

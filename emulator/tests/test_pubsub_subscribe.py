@@ -166,7 +166,7 @@ async def test_custom_replay_starts_after_the_given_event(
     shared = pubsub.subscribe(first("/data/ChangeEvents", 10, pb.CUSTOM, events[2].replay_id))
     assert [e.replay_id for e in await shared.events(1)] == [events[3].replay_id]
     # Preset and replay id of later requests are ignored.
-    await resumed.requests.put(first("", 5, pb.EARLIEST))
+    await resumed.send(first("", 5, pb.EARLIEST))
     await org.create("Contact", {"LastName": "Next"})
     [newest] = await resumed.events(1)
     assert (await pubsub.decode(newest))[0]["Name"]["LastName"] == "Next"
@@ -258,7 +258,7 @@ async def test_a_stream_with_nothing_requested_is_closed(
     assert len((await subscriber.next()).events) == 1
     loop = asyncio.get_running_loop()
     drained = loop.time()
-    while (response := await asyncio.wait_for(subscriber.call.read(), 5)) is not grpc.aio.EOF:
+    while (response := await subscriber.read()) is not grpc.aio.EOF:
         assert isinstance(response, pb.FetchResponse) and not response.events
     assert loop.time() - drained >= IDLE_CLOSE_S * 0.9
     assert await subscriber.call.code() is grpc.StatusCode.OK
