@@ -29,7 +29,7 @@ from sftriggerd_emulator.pubsub.schemas import (
     topic_schema,
 )
 from sftriggerd_emulator.streaming.channels import stream_kind
-from sftriggerd_emulator.streaming.streams import StoredEvent
+from sftriggerd_emulator.streaming.streams import StoredEvent, Stream
 
 
 def schema_fingerprint(schema: dict[str, Any]) -> str:
@@ -45,7 +45,8 @@ class EventCodec:
         self._types = types
         self._schemas: dict[str, str] = {}  # schema id -> schema JSON
         self._parsed: dict[str, Any] = {}
-        self._events: dict[tuple[str, int], pb.ConsumerEvent] = {}
+        # stream -> position -> the event as first sent
+        self._events: dict[str, dict[int, pb.ConsumerEvent]] = {}
 
     def schema_json(self, schema_id: str) -> str | None:
         return self._schemas.get(schema_id)
@@ -60,18 +61,21 @@ class EventCodec:
     def topic_schema_id(self, entity: str, kind: str) -> str:
         return self.register(topic_schema(entity, kind, self._types))
 
-    def consumer_event(self, stream: str, event: StoredEvent) -> pb.ConsumerEvent:
-        key = (stream, event.replay_id)
-        encoded = self._events.get(key)
+    def consumer_event(self, stream: Stream, event: StoredEvent) -> pb.ConsumerEvent:
+        kept = self._events.setdefault(stream.name, {})
+        encoded = kept.get(event.replay_id)
         if encoded is None:
-            encoded = self._encode(stream, event)
-            self._events[key] = encoded
+            encoded = self._encode(stream.name, event)
+            kept[event.replay_id] = encoded
+            if len(kept) > 2 * len(stream) + 100:
+                self._forget_dropped(kept, stream.oldest_replay_id)
         return encoded
 
-    def forget_before(self, stream: str, position: int) -> None:
-        """Drops kept encodings of events retention has removed."""
-        for key in [key for key in self._events if key[0] == stream and key[1] < position]:
-            del self._events[key]
+    @staticmethod
+    def _forget_dropped(kept: dict[int, pb.ConsumerEvent], oldest: int | None) -> None:
+        """Drops the encodings of events retention has removed from the stream."""
+        for position in [p for p in kept if oldest is None or p < oldest]:
+            del kept[position]
 
     def _encode(self, stream: str, event: StoredEvent) -> pb.ConsumerEvent:
         data = event.data

@@ -6,9 +6,9 @@ integer the CometD side sends as `replayId`, so both sides name an event alike) 
 
     [n: 1 byte][stream tag: 2 bytes][position: n bytes, big-endian][filler: position % 5 bytes]
 
-so lengths run from 4 to 13 bytes and change from one event to the next: a client that
-assumes eight bytes, or an integer, is caught. The tag and the filler let a damaged id, or one
-from another stream, be told from a real one.
+so lengths run from 4 to 15 bytes (5 to 9 for the positions a test reaches) and change from
+one event to the next: a client that assumes eight bytes, or an integer, is caught. The tag
+and the filler let a damaged id, or one from another stream, be told from a real one.
 """
 
 from __future__ import annotations

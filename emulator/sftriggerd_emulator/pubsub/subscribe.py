@@ -189,7 +189,7 @@ class Subscription:
                 break
             self.state.position = event.replay_id
             if self._topic.view.admits(event):
-                batch.append(self._codec.consumer_event(stream.name, event))
+                batch.append(self._codec.consumer_event(stream, event))
         self.state.pending -= len(batch)
         return batch
 
