@@ -277,3 +277,7 @@ async def test_control_shows_open_streams(
     shown = await control(http, emulator.url, "pubsub")
     [stream] = shown.body["streams"]
     assert stream["topic"] == "/event/Order__e" and stream["pending_num_requested"] == 7
+    await pubsub.subscribe(first("/topic/Nope")).error()
+    stats = (await control(http, emulator.url, "stats")).body
+    assert stats["pubsub_subscribes"] == 1 and stats["pubsub_keepalives"] >= 1
+    assert stats["pubsub_errors"] == 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Coroutine
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 
@@ -33,6 +33,7 @@ from sftriggerd_emulator.pubsub.errors import (
 )
 from sftriggerd_emulator.pubsub.faults import PubSubFaults
 from sftriggerd_emulator.pubsub.subscribe import (
+    MAX_REQUESTED,
     StreamState,
     Subscription,
     check_requested,
@@ -88,7 +89,7 @@ class PubSubService:
             self._take_fault(f"GetTopic {request.topic_name}")
             topic = resolve_topic(self._hub, request.topic_name)
         except PubSubError as error:
-            await abort(context, error)
+            await self._fail(context, error)
         return pb.TopicInfo(
             topic_name=topic.name,
             tenant_guid=ORG_ID,
@@ -104,7 +105,7 @@ class PubSubService:
             self._take_fault(f"GetSchema {request.schema_id}")
             schema = self._schema(request.schema_id)
         except PubSubError as error:
-            await abort(context, error)
+            await self._fail(context, error)
         return pb.SchemaInfo(schema_json=schema, schema_id=request.schema_id, rpc_id=new_rpc_id())
 
     async def subscribe(
@@ -124,10 +125,11 @@ class PubSubService:
                     "The maximum number of concurrent clients has been exceeded.",
                 )
             topic = resolve_topic(self._hub, first.topic_name)
-            pending = min(100, check_requested(first))
+            pending = min(MAX_REQUESTED, check_requested(first))
             position = start_position(self._hub.stream(topic.stream), first)
             subscription = self._open(topic, position, pending, token)
             self.open[key] = subscription
+            self._ctx.stats["pubsub_subscribes"] += 1
             reader = _background(subscription.read_requests(requests))
             try:
                 async for response in subscription.responses():
@@ -135,19 +137,22 @@ class PubSubService:
             finally:
                 reader.cancel()
         except PubSubError as error:
-            self.open.pop(key, None)
-            await abort(context, error)
+            await self._fail(context, error)
         except (grpc.aio.AbortError, GeneratorExit):
             raise
         except Exception:
+            # A defect of the emulator: the client still gets a clear gRPC error.
             log.exception("Subscribe failed")
-            self.open.pop(key, None)
             internal = PubSubError(grpc.StatusCode.INTERNAL, INTERNAL_ERROR, "Internal error.")
-            await abort(context, internal)
+            await self._fail(context, internal)
         finally:
             self.open.pop(key, None)
 
     # -- parts -----------------------------------------------------------------------------
+
+    async def _fail(self, context: Context, error: PubSubError) -> NoReturn:
+        self._ctx.stats["pubsub_errors"] += 1
+        await abort(context, error)
 
     def _open(self, topic: Topic, position: int, pending: int, token: str) -> Subscription:
         settings = self._ctx.settings
@@ -161,6 +166,7 @@ class PubSubService:
             lambda: self._ctx.sessions.user_for_token(token) is not None,
             settings.pubsub_keepalive_s,
             settings.pubsub_idle_close_s,
+            self._ctx.stats,
         )
 
     def _authenticate(self, context: Context) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -100,6 +101,7 @@ class Subscription:
         session_alive: Callable[[], bool],
         keepalive_s: float,
         idle_close_s: float,
+        stats: Counter[str],
     ) -> None:
         self._hub = hub
         self._codec = codec
@@ -109,6 +111,7 @@ class Subscription:
         self._session_alive = session_alive
         self._keepalive_s = keepalive_s
         self._idle_close_s = idle_close_s
+        self._stats = stats
         self.wake = asyncio.Event()
         self._failure: PubSubError | None = None
 
@@ -138,10 +141,12 @@ class Subscription:
             if not self._faults.silent:
                 batch = self._take()
                 if batch:
+                    self._stats["pubsub_events_delivered"] += len(batch)
                     yield self._response(batch)
                     last_sent = now
                     continue
                 if now - last_sent >= self._keepalive_s:
+                    self._stats["pubsub_keepalives"] += 1
                     yield self._response([])
                     last_sent = now
             if self.state.pending > 0:
