@@ -50,7 +50,7 @@ from ..records import (
 )
 from ..replay import Requeued, Selection
 from ..transfer import BATCH_ROWS, DumpBatch
-from ..wake_ups import WakeUp
+from ..wake_ups import LeaseReleased, WakeUp
 from . import claims, expiry, inspect, leadership, outcomes, prune, requeue, schema, transfer
 from . import ingest as ingesting
 from .notify import wake_ups
@@ -210,7 +210,7 @@ class PostgresStore(Store):
                 (f"{shift.total_seconds()} seconds",),
             )
 
-    def wake_ups(self) -> AsyncGenerator[WakeUp, None]:
+    def wake_ups(self) -> AsyncGenerator[WakeUp | LeaseReleased, None]:
         """Wake-ups from every replica's commits (`notify`), on a connection of their own."""
         return wake_ups(self.connect)
 
