@@ -104,6 +104,16 @@ async def test_a_silenced_stream_sends_nothing_until_cleared(
     await control(org.http, emulator.url, "pubsub/silence", {"enabled": False})
     [event] = await subscriber.events(1)
     assert (await pubsub.decode(event))[0]["Name"] == "Quiet"
+    # Keepalives only: events flow, the empty responses stop.
+    body = {"enabled": True, "keepalives_only": True}
+    shown = await control(org.http, emulator.url, "pubsub/silence", body)
+    assert shown.body["keepalives_off"] and not shown.body["silent"]
+    await org.create("Account", {"Name": "Still"})
+    assert len((await subscriber.next()).events) == 1
+    with pytest.raises(TimeoutError):
+        await subscriber.next(timeout=1.0)
+    await control(org.http, emulator.url, "pubsub/silence", {"enabled": False})
+    assert not (await subscriber.next()).events
 
 
 async def test_starved_topics_get_keepalives_only(

@@ -4,7 +4,8 @@
   "match": "Subscribe"}`: the next matching calls end so (count 0 clears, negative: until
   cleared).
 - `POST /_emulator/pubsub/drop`: every open Subscribe stream ends now (UNAVAILABLE).
-- `POST /_emulator/pubsub/silence` `{"enabled": true}`: open streams go quiet.
+- `POST /_emulator/pubsub/silence` `{"enabled": true}`: open streams go quiet (with
+  `"keepalives_only": true` only their keepalives stop); `false` clears both.
 - `GET /_emulator/pubsub`: open streams (topic, position, pending) and what is armed.
 """
 
@@ -63,9 +64,11 @@ def drop(service: PubSubService, body: Body) -> Body:
 
 def silence(service: PubSubService, body: Body) -> Body:
     enabled = body.get("enabled", True)
-    if not isinstance(enabled, bool):
-        raise ControlError("'enabled' must be true or false")
-    service.faults.silent = enabled
+    keepalives_only = body.get("keepalives_only", False)
+    if not isinstance(enabled, bool) or not isinstance(keepalives_only, bool):
+        raise ControlError("'enabled' and 'keepalives_only' must be true or false")
+    service.faults.silent = enabled and not keepalives_only
+    service.faults.keepalives_off = enabled and keepalives_only
     if not enabled:
         for subscription in service.open.values():
             subscription.wake.set()

@@ -5,7 +5,8 @@
   choosing, e.g. UNAVAILABLE with `sfdc.platform.eventbus.grpc.service.unavailable`.
 - `drop`: every open Subscribe stream ends now (UNAVAILABLE, as when a connection is reset).
 - `silence`: open streams send nothing, neither events nor keepalives, until cleared: a
-  half-open connection as a watchdog must see it.
+  half-open connection as a watchdog must see it; or (`keepalives_only`) events still flow
+  but keepalives stop.
 
 Expired sessions (`/_emulator/sessions/expire`), starved channels (`/_emulator/cometd/starve`)
 and retention (`/_emulator/retention`) are shared with the CometD side.
@@ -33,6 +34,7 @@ class PubSubFaults:
     def __init__(self) -> None:
         self._armed: _Armed | None = None
         self.silent = False
+        self.keepalives_off = False
         # Bumped by `drop`: a stream opened under an older generation ends.
         self.drop_generation = 0
 
@@ -65,4 +67,9 @@ class PubSubFaults:
                 "match": armed.match,
                 "given": armed.given,
             }
-        return {"fail": fail, "silent": self.silent, "drops": self.drop_generation}
+        return {
+            "fail": fail,
+            "silent": self.silent,
+            "keepalives_off": self.keepalives_off,
+            "drops": self.drop_generation,
+        }

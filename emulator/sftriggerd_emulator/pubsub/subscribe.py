@@ -145,7 +145,7 @@ class Subscription:
                     yield self._response(batch)
                     last_sent = now
                     continue
-                if now - last_sent >= self._keepalive_s:
+                if now - last_sent >= self._keepalive_s and not self._faults.keepalives_off:
                     self._stats["pubsub_keepalives"] += 1
                     yield self._response([])
                     last_sent = now
