@@ -191,7 +191,9 @@ TOPICS = st.sampled_from(
     preset=st.integers(min_value=-3, max_value=5),
     replay=st.binary(max_size=16),
     asked=st.integers(min_value=-(2**31), max_value=2**31 - 1),
-    later=st.lists(st.tuples(TOPICS, st.integers(-5, 500)), max_size=3),
+    # One later request: after a request the server refuses, a client's further writes fail
+    # on the client's side (grpc reports its own INTERNAL), which would test grpc, not us.
+    later=st.none() | st.tuples(TOPICS, st.integers(-5, 500)),
 )
 async def test_any_fetch_request_gets_an_answer_or_a_clear_error(
     pubsub: PubSubClient,
@@ -199,16 +201,15 @@ async def test_any_fetch_request_gets_an_answer_or_a_clear_error(
     preset: int,
     replay: bytes,
     asked: int,
-    later: list[tuple[str, int]],
+    later: tuple[str, int] | None,
 ) -> None:
     first = pb.FetchRequest(topic_name=topic, num_requested=asked, replay_id=replay)
     first.replay_preset = preset  # type: ignore[assignment]
     subscriber = pubsub.subscribe(first)
     try:
         await subscriber.next()
-        for later_topic, more in later:
-            await subscriber.send(pb.FetchRequest(topic_name=later_topic, num_requested=more))
-        if later:
+        if later is not None:
+            await subscriber.send(pb.FetchRequest(topic_name=later[0], num_requested=later[1]))
             await subscriber.next()
     except grpc.aio.AioRpcError as error:
         assert error.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND), error
