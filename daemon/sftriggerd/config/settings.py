@@ -32,6 +32,10 @@ _SENSITIVE_HEADER = re.compile(r"auth|token|key|secret|cookie|session", re.IGNOR
 
 Change = Literal["created", "updated", "deleted", "undeleted"]
 ALL_CHANGES: tuple[Change, ...] = ("created", "updated", "deleted", "undeleted")
+# Trigger and endpoint names: ASCII, so the cap is bytes too. They are index keys in the
+# store and an endpoint's name is the payload of a PostgreSQL NOTIFY (at most 8000 bytes).
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+NAME_LIMIT = 100
 
 
 def _duration(value: object) -> timedelta:
@@ -133,7 +137,7 @@ class StoreSettings(_Section):
 
 
 class TriggerSettings(_Section):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = Field(min_length=1, max_length=NAME_LIMIT, pattern=NAME_PATTERN)
     object: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
     events: tuple[Change, ...] = ALL_CHANGES
     mode: Literal["auto", "streaming", "polling"] = "auto"
@@ -247,7 +251,7 @@ WebhookSecrets = Annotated[
 
 
 class EndpointSettings(_Section):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = Field(min_length=1, max_length=NAME_LIMIT, pattern=NAME_PATTERN)
     url: HttpUrl
     # One secret, or several while a receiver rolls over to a new one: every one signs.
     secret: WebhookSecrets
