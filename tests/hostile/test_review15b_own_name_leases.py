@@ -40,7 +40,7 @@ async def stop(*rigs: ReplicaRig) -> None:
             if held.stopping is not None:
                 held.stopping.set()
     for rig in rigs:
-        await eventually(lambda rig=rig: rig.running() == [])  # type: ignore[misc]
+        await eventually(lambda rig=rig: rig.running() == [])
 
 
 @pytest.mark.xfail(
