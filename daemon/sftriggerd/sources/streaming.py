@@ -45,9 +45,6 @@ from .transport import (
 
 log = get_logger(__name__)
 
-# Kept for callers of the name before the transport seam.
-ChannelUnavailableError = ChannelUnavailable
-
 
 class StreamingSource(StreamHandling):
     def __init__(
