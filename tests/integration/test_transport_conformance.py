@@ -254,3 +254,20 @@ async def test_a_held_answer_past_its_time_raises_stalled(
         await adapter.stall_once(http, emulator.url)
         with pytest.raises(Stalled):
             await receive_until_raised(transport)
+
+
+async def test_cometd_reconnect_none_advice_raises_reauthenticate_at_the_next_receive(
+    client: SalesforceClient, http: aiohttp.ClientSession, emulator: RunningEmulator
+) -> None:
+    """CometD only: the advice comes with an answer whose events are still delivered."""
+    transport = COMETD.make(client, CHANNEL)
+    try:
+        await transport.open()
+        await transport.subscribe(StartAt.NEW)
+        await _post(http, emulator.url, "cometd/advice", {"advice": {"reconnect": "none"}})
+        answered = await transport.receive()  # the answer carrying the advice
+        assert answered == []
+        with pytest.raises(Reauthenticate, match="reconnect: none"):
+            await transport.receive()
+    finally:
+        await transport.close()
