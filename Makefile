@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 
 NODE_DEPS := emulator/tests/conformance/node_modules/.installed
 
-.PHONY: test lint typecheck pytest deploy-check demo clean
+.PHONY: test lint typecheck pytest deploy-check demo clean proto
 
 RUNTIME := $(VENV)/.runtime
 
@@ -43,6 +43,12 @@ pytest: $(STAMP) $(NODE_DEPS)
 deploy-check: $(STAMP)
 	bash deploy/check-systemd.sh
 	bash deploy/check-prometheus.sh
+
+# The Pub/Sub API messages, generated from the .proto beside them and committed (a test checks
+# they match it). Run after editing the .proto.
+proto: $(STAMP)
+	$(PY) -m grpc_tools.protoc -I daemon --python_out=daemon --pyi_out=daemon \
+		daemon/sftriggerd/salesforce/pubsub/pubsub_api.proto
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

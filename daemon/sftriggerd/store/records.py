@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -121,6 +122,36 @@ class DeliveryRow:
     last_status: int | None
     last_error: str | None
     created_at: datetime
+
+
+def delivery_row(values: Sequence[Any], to_time: Callable[[Any], datetime | None]) -> DeliveryRow:
+    """A `DeliveryRow` from a row of id, event_id, endpoint, trigger, status, attempts,
+    next_attempt_at, last_status, last_error, created_at (the engines' one column order);
+    `to_time` reads the engine's stored times."""
+    created_at = to_time(values[9])
+    assert created_at is not None, "every delivery has a creation time"
+    return DeliveryRow(
+        id=values[0],
+        event_id=values[1],
+        endpoint=values[2],
+        trigger=values[3],
+        status=values[4],
+        attempts=values[5],
+        next_attempt_at=to_time(values[6]),
+        last_status=values[7],
+        last_error=values[8],
+        created_at=created_at,
+    )
+
+
+def body_record(body: bytes | str | None) -> dict[str, Any] | None:
+    """The `record` of a stored webhook body, or None when it cannot be read."""
+    try:
+        record = json.loads(body) if body is not None else None
+    except ValueError:
+        return None
+    found = record.get("record") if isinstance(record, dict) else None
+    return found if isinstance(found, dict) else None
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from ..records import (
     PoisonEvent,
     RecordState,
     Retry,
+    body_record,
 )
 from ..replay import Requeued, Selection
 from ..transfer import BATCH_ROWS, DumpBatch, not_empty
@@ -44,7 +45,6 @@ from .tables import (
     OPEN,
     DeliveryRecord,
     EventRow,
-    body_record,
     check_event,
     claimable,
     replay_id_after,

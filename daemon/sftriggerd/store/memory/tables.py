@@ -7,7 +7,6 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from ...errors import StoreError
 from ..records import AttemptRow, DeliveryRow, DeliveryStatus, NewEvent
@@ -124,16 +123,6 @@ def replay_id_after(body: bytes, after: int) -> bool:
     if isinstance(value, bool | int | float):
         return value > after
     return True
-
-
-def body_record(body: bytes) -> dict[str, Any] | None:
-    """The `record` of a stored webhook body, or None when it cannot be read."""
-    try:
-        record = json.loads(body)
-    except ValueError:
-        return None
-    found = record.get("record") if isinstance(record, dict) else None
-    return found if isinstance(found, dict) else None
 
 
 def check_event(event: NewEvent) -> None:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, LiteralString
 
 from psycopg import AsyncConnection
@@ -18,6 +17,8 @@ from ..records import (
     OutboxCounts,
     PoisonEvent,
     RecordState,
+    body_record,
+    delivery_row,
 )
 from .text import optional_readable, readable
 
@@ -77,19 +78,9 @@ async def last_changes(
     stored = {readable(record_id): record_id for record_id in record_ids}
     cursor = await conn.execute(_LAST_CHANGES, (list(stored), readable(trigger)))
     return {
-        stored[r[0]]: RecordState(change=r[1], occurred_at=r[2], record=_body_record(bytes(r[3])))
+        stored[r[0]]: RecordState(change=r[1], occurred_at=r[2], record=body_record(bytes(r[3])))
         for r in await cursor.fetchall()
     }
-
-
-def _body_record(body: bytes) -> dict[str, Any] | None:
-    """The `record` of a stored webhook body, or None when it cannot be read."""
-    try:
-        record = json.loads(body)
-    except ValueError:
-        return None
-    found = record.get("record") if isinstance(record, dict) else None
-    return found if isinstance(found, dict) else None
 
 
 async def next_due_in(conn: AsyncConnection[Any], endpoint: str) -> timedelta | None:
@@ -114,21 +105,7 @@ async def list_deliveries(
         _DELIVERIES,
         {"id": delivery_id, "status": status, "endpoint": endpoint, "limit": limit},
     )
-    return [
-        DeliveryRow(
-            id=r[0],
-            event_id=r[1],
-            endpoint=r[2],
-            trigger=r[3],
-            status=r[4],
-            attempts=r[5],
-            next_attempt_at=r[6],
-            last_status=r[7],
-            last_error=r[8],
-            created_at=r[9],
-        )
-        for r in await cursor.fetchall()
-    ]
+    return [delivery_row(r, _as_time) for r in await cursor.fetchall()]
 
 
 async def get_delivery(conn: AsyncConnection[Any], delivery_id: int) -> DeliveryRow | None:
@@ -192,3 +169,7 @@ async def outbox_counts(conn: AsyncConnection[Any]) -> dict[str, OutboxCounts]:
 async def _counts(conn: AsyncConnection[Any], query: LiteralString) -> dict[str, int]:
     cursor = await conn.execute(query)
     return {str(r[0]): int(r[1]) for r in await cursor.fetchall()}
+
+
+def _as_time(value: datetime | None) -> datetime | None:
+    return value  # psycopg reads timestamptz as aware datetimes already

@@ -8,7 +8,6 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
 
 from ...errors import StoreError
 from ..records import (
@@ -25,6 +24,8 @@ from ..records import (
     PoisonEvent,
     RecordState,
     Retry,
+    body_record,
+    delivery_row,
 )
 from . import attempts
 from .migrations import MIGRATIONS
@@ -301,21 +302,7 @@ def _select_deliveries(
         " ORDER BY d.id DESC LIMIT ?",
         (*params, limit),
     ).fetchall()
-    return [
-        DeliveryRow(
-            id=r[0],
-            event_id=r[1],
-            endpoint=r[2],
-            trigger=r[3],
-            status=r[4],
-            attempts=r[5],
-            next_attempt_at=dt(r[6]),
-            last_status=r[7],
-            last_error=r[8],
-            created_at=dt_required(r[9]),
-        )
-        for r in rows
-    ]
+    return [delivery_row(r, dt) for r in rows]
 
 
 _REDRIVE = (
@@ -364,16 +351,6 @@ def last_changes(
         ).fetchone()
         if row is not None:
             found[record_id] = RecordState(
-                change=row[0], occurred_at=dt_required(row[1]), record=_body_record(row[2])
+                change=row[0], occurred_at=dt_required(row[1]), record=body_record(row[2])
             )
     return found
-
-
-def _body_record(body: bytes | str | None) -> dict[str, Any] | None:
-    """The `record` of a stored webhook body, or None when it cannot be read."""
-    try:
-        record = json.loads(body) if body is not None else None
-    except ValueError:
-        return None
-    found = record.get("record") if isinstance(record, dict) else None
-    return found if isinstance(found, dict) else None
