@@ -157,14 +157,22 @@ async def test_an_expired_opaque_position_subscribes_new_and_back_fills_by_time(
 ) -> None:
     rig, _ = first
     missed = await org.create("Account", {"Name": "Made while down"})
-    script = Script(expired={b"\x00\x02\xff"})
+    # After the fill, the stream goes on and stores the next position it delivers.
+    script = Script(expired={b"\x00\x02\xff"}, batches=[[bare_item("001D", b"\x09")]])
     again = await scripted_rig(emulator, http, tmp_path, script, rig)
     again.start()
-    await again.wait_events(1)
+    await again.wait_events(2)
     await again.stop()
     assert script.starts == [b"\x00\x02\xff", StartAt.NEW]
-    assert [e.record_id for e in again.ingest.new] == [missed]
+    assert sorted(e.record_id or "" for e in again.ingest.new) == sorted([missed, "001D"])
     assert again.faults("replay_expired") == 1
+    # A restart after the recovery resumes after the position stored since, not the old one.
+    third_script = Script()
+    third = await scripted_rig(emulator, http, tmp_path, third_script, rig)
+    third.start()
+    await third.connected()
+    await third.stop()
+    assert third_script.starts == [b"\x09"] and third.faults("replay_expired") == 0
 
 
 async def test_reconnect_and_reauthenticate_take_their_paths_and_the_stream_goes_on(
