@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
-from datetime import UTC, datetime
+import os
+import socket
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeAlias
 from urllib.parse import quote
@@ -21,7 +24,8 @@ import aiohttp
 from . import commands, replay
 from .commands_deliveries import delivery_id_arg
 from .config import Settings, load_settings
-from .errors import SftriggerdError, UsageError
+from .config.settings import TriggerSettings
+from .errors import SftriggerdError, StoreError, UsageError
 from .events.payload import format_time
 from .store.base import Store
 from .store.replay import Requeued, Selection
@@ -120,14 +124,44 @@ def _rewind(args: argparse.Namespace) -> int:
         return 0
 
     async def work(store: Store) -> replay.RewindDone:
-        await _refuse_while_led(store, trigger.name)
-        return await replay.rewind(store, trigger, args.to, args.resend, datetime.now(UTC))
+        return await rewind_under_lease(
+            store, trigger, args.to, args.resend, settings.ha.takeover, cli_replica_name()
+        )
 
     print(replay.rewind_text(asyncio.run(commands.with_store(settings, work))))
     return 0
 
 
-async def _refuse_while_led(store: Store, trigger: str) -> None:
+def cli_replica_name() -> str:
+    """The name this command's lease is held under: its own, never a daemon's."""
+    return f"cli-{socket.gethostname()}-{os.getpid()}"
+
+
+async def rewind_under_lease(
+    store: Store,
+    trigger: TriggerSettings,
+    to: str,
+    resend: bool,
+    lasting: timedelta,
+    replica: str,
+) -> replay.RewindDone:
+    """The rewind with no daemon answering here, under the trigger's lease taken for the
+    command: another replica, elsewhere, may run. Holding the lease keeps any replica from
+    starting the trigger's source meanwhile (its next write would undo the move), and the
+    move is fenced by it; it is released at the end, failed or not, so a replica takes the
+    trigger at its next round (unreleased, after `lasting`)."""
+    lease = await store.acquire_lease(trigger.name, replica, lasting)
+    if lease is None:
+        await _refuse_led(store, trigger.name)
+        raise UsageError(f"trigger {trigger.name}: its lease was taken and given up meanwhile")
+    try:
+        return await replay.rewind(store, trigger, to, resend, datetime.now(UTC), fence=lease.fence)
+    finally:
+        with contextlib.suppress(StoreError):  # unreleased, it runs out on its own
+            await store.release_lease(trigger.name, lease.fence)
+
+
+async def _refuse_led(store: Store, trigger: str) -> None:
     """A replica that holds the trigger's lease may be reading it: moving the checkpoint
     under its running source would be lost at its next write. (No daemon answered here, but
     another replica, elsewhere, may run.)"""

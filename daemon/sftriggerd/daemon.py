@@ -126,6 +126,9 @@ async def run_daemon(
                 run_source=app.supervisor.run_while_led,
             )
             ingest.fence_for = leadership.fence_for
+            for part in parts:  # hand-overs heard on the dispatcher's LISTEN connection
+                if isinstance(part, Dispatcher) and part.listener is not None:
+                    part.listener.on_lease_released = leadership.lease_released
             reporter = StatusReporter(statuses, metrics, leads=leadership.leads)
             app.parts = [leadership, *parts, reporter]
             app.admin = AdminState(

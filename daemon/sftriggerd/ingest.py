@@ -6,6 +6,10 @@ of at most `CHUNK_EVENTS` events and about `CHUNK_BYTES` of bodies, so memory st
 whatever the batch size. Every part but the last is stored without a checkpoint; the last
 carries the checkpoint and the poison. A crash between parts moves nothing: the source
 resumes from the previous checkpoint, and the parts already stored come back as duplicates.
+
+An id longer than `ID_LIMIT_BYTES` is refused here, for every engine alike: the record id and
+the event id are index keys (PostgreSQL refuses a btree entry over about 2700 bytes), and an
+id a store cannot take would fail the batch on every retry, stopping the trigger for good.
 """
 
 from __future__ import annotations
@@ -25,6 +29,13 @@ from .store.records import Checkpoint, IngestResult, NewEvent, PoisonEvent
 
 CHUNK_EVENTS = 500
 CHUNK_BYTES = 4 * 1024 * 1024
+# The longest record id or event id stored, in UTF-8 bytes (a lone surrogate counts the three
+# bytes of the U+FFFD it is stored as). Salesforce Ids are 15 or 18 characters, the ids the
+# daemon makes (`events.model.event_id`) 36, and an external id field holds at most 255
+# characters; with 100-character names (the settings' cap) the largest index entry, the
+# per-record order key beside its endpoint, stays under 1.2 KB even when every byte of the id
+# is a NUL stored as U+FFFD: far from PostgreSQL's limit.
+ID_LIMIT_BYTES = 255
 
 
 def _ignore(endpoints: Iterable[str]) -> None:
@@ -68,7 +79,9 @@ class Ingest:
         self._chunk_bytes = max(1, chunk_bytes)
 
     def prepare(self, event: Event) -> NewEvent:
-        """The event routed and encoded; raises `UnencodableEvent` when it cannot be."""
+        """The event routed and encoded; raises `UnencodableEvent` when it cannot be (a
+        value JSON cannot write, or an id over `ID_LIMIT_BYTES`)."""
+        check_ids(event)
         targets = endpoints_for(event, self._endpoints)
         return NewEvent(
             event_id=event.id,
@@ -146,6 +159,26 @@ class Ingest:
             # Each part is announced as it commits, so delivery starts before the last.
             self.notify({name for item in chunk.events for name in item.endpoints})
         return result
+
+
+class OversizedId(UnencodableEvent):
+    """An event whose record id or event id is longer than any store index can hold."""
+
+
+def id_bytes(value: str) -> int:
+    """The UTF-8 length of an id as a store keeps it (a lone surrogate: three bytes)."""
+    return len(value.encode("utf-8", "surrogatepass"))
+
+
+def check_ids(event: Event) -> None:
+    """Raises `OversizedId` when the event's record id or event id is over the limit."""
+    for kind, value in (("event id", event.id), ("record id", event.record_id)):
+        if value is not None and id_bytes(value) > ID_LIMIT_BYTES:
+            # repr: NUL and lone surrogates shown as escapes, which any store can keep
+            raise OversizedId(
+                f"{kind} {value[:32]!r}... is {id_bytes(value)} bytes long;"
+                f" ids longer than {ID_LIMIT_BYTES} bytes are not stored"
+            )
 
 
 def unencodable_poison(trigger: str, event: Event, exc: UnencodableEvent) -> PoisonEvent:

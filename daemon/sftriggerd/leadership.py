@@ -16,6 +16,11 @@ last successful renewal was *sent* (an answer that came late does not extend it)
 a source still write after all (a process frozen past its lease), its writes carry the
 lease's epoch as a fence, and the store refuses them once another replica holds the trigger.
 
+A process takes over the live leases held under its own name only in its first round: they
+were its crashed predecessor's (a restart). Later, such a lease is another running process
+that shares the name (a configuration mistake); it is left to that process, and said, instead
+of both taking it from each other under a new epoch every round.
+
 On shutdown each source is drained and its lease released at once (it runs out "now"), so
 a follower takes over at its next round instead of waiting for the lease to run out.
 """
@@ -26,12 +31,12 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Protocol
 
 from .errors import StoreError
+from .led_sources import LedSource, RunSource, StopsOnLostLease, run_plainly
 from .logs import get_logger
 from .metrics import Metrics
 from .store.base import Store
@@ -46,32 +51,6 @@ _FORGET_AFTER_TAKEOVERS = 20
 # so one under its share would have taken it; it is left over (a replica counted live that
 # takes nothing), and reading it beats spreading it.
 _ORPHANED_AFTER = 2
-
-
-class LedSource(Protocol):
-    """A trigger's source as leadership drives it (`sources.restartable.RestartableSource`,
-    whose `rebuild()`, when a source has one, makes its next run start afresh from the
-    position in the store)."""
-
-    name: str
-
-    async def run(self, stopping: asyncio.Event) -> None: ...
-
-    def not_ready_reasons(self) -> list[str]: ...
-
-
-class Runnable(Protocol):
-    name: str
-
-    async def run(self, stopping: asyncio.Event) -> None: ...
-
-
-# How a source is run: by the supervisor (restarted after failures) in the daemon.
-RunSource = Callable[[Runnable, asyncio.Event], Awaitable[None]]
-
-
-async def _run_plainly(source: Runnable, stopping: asyncio.Event) -> None:
-    await source.run(stopping)
 
 
 @dataclass(frozen=True)
@@ -117,7 +96,7 @@ class Leadership:
         sources: Mapping[str, LedSource],
         timing: Timing,
         metrics: Metrics,
-        run_source: RunSource = _run_plainly,
+        run_source: RunSource = run_plainly,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
@@ -133,6 +112,10 @@ class Leadership:
         self._free_rounds: dict[str, int] = {}
         self._leaders: dict[str, str] = {}
         self._round_now = asyncio.Event()
+        # Triggers led under this replica's name by another process, at the last round; and
+        # those already logged (`replica_name_shared` is said once per trigger).
+        self._shared: set[str] = set()
+        self._said_shared: set[str] = set()
         self._rounds_done = 0
         for trigger in self.sources:  # from zero, so that `increase()` sees the first one
             for change in ("acquired", "lost", "released"):
@@ -166,9 +149,20 @@ class Leadership:
         # when the sources it runs are.
         if not self._rounds_done:
             return ["leadership: the first round (which triggers this replica leads) is not done"]
-        return [
+        shared = [
+            f"leadership: another process runs as replica {self.replica} (it leads"
+            f" {', '.join(sorted(self._shared))}): give each process its own ha.replica_name,"
+            " or leave it unset"
+        ]
+        return (shared if self._shared else []) + [
             reason for trigger in self._held for reason in self.sources[trigger].not_ready_reasons()
         ]
+
+    def lease_released(self, trigger: str) -> None:
+        """Another replica released `trigger`'s lease (a hand-over): a round now may take
+        it, instead of the next round up to `ha.renew_every` later."""
+        if trigger in self.sources and trigger not in self._held:
+            self._round_now.set()
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -209,11 +203,11 @@ class Leadership:
         shed = sorted(self._held)[share:]
         for trigger in shed:
             await self._release(trigger)
+        self._shared = set()
         free = [
             trigger
             for trigger in sorted(self.sources)
-            if trigger not in self._held
-            and (trigger not in leases or not leases[trigger].live or _ours(leases, trigger, self))
+            if trigger not in self._held and self._may_take(trigger, leases.get(trigger))
         ]
         for trigger in free:
             if len(self._held) >= share and self._free_rounds.get(trigger, 0) < _ORPHANED_AFTER:
@@ -227,6 +221,30 @@ class Leadership:
             if t not in self._held
         }
         self._rounds_done += 1
+
+    def _may_take(self, trigger: str, lease: TriggerLease | None) -> bool:
+        """Free (never held, run out or released), or held under this replica's name in this
+        process's first round: left by an earlier process of the name (a restart), taken at
+        once under the next epoch, which fences that process out should it still run. After
+        the first round such a lease is another running process sharing the name: taking it
+        would have it take the lease back at its next round, and so on every round. Left to
+        it, and said (once per trigger)."""
+        if lease is None or not lease.live:
+            return True
+        if lease.holder != self.replica:
+            return False
+        if not self._rounds_done:
+            return True
+        self._shared.add(trigger)
+        if trigger not in self._said_shared:
+            self._said_shared.add(trigger)
+            log.error(
+                "replica_name_shared",
+                trigger=trigger,
+                replica=self.replica,
+                fix="give each process its own ha.replica_name, or leave it unset (hostname-pid)",
+            )
+        return False
 
     async def _renew(self) -> None:
         if not self._held:
@@ -281,7 +299,7 @@ class Leadership:
         """Runs the source until told to stop; a write the store refused for a lost lease
         stops it at once (and asks for a round, which finds the lease gone)."""
         try:
-            await self._run_source(_StopsOnLostLease(source, stopping, self._round_now), stopping)
+            await self._run_source(StopsOnLostLease(source, stopping, self._round_now), stopping)
         except LeaseLostError:
             stopping.set()
             self._round_now.set()
@@ -348,39 +366,11 @@ class Leadership:
             await asyncio.wait_for(stopping.wait(), seconds)
 
     async def hand_over(self) -> None:
-        """Stops every source and releases every lease (shutdown); forgets this replica."""
+        """Forgets this replica, then stops every source and releases every lease (shutdown).
+        Forgotten first: a follower woken by a release (`lease_released`) then counts the
+        replicas without this one, so its fair share takes in what is handed over."""
+        with contextlib.suppress(StoreError):
+            await self.store.retire_replica(self.replica)
         await asyncio.gather(
             *(self._release(trigger) for trigger in list(self._held)), return_exceptions=True
         )
-        with contextlib.suppress(StoreError):
-            await self.store.retire_replica(self.replica)
-
-
-def _ours(leases: Mapping[str, TriggerLease], trigger: str, leadership: Leadership) -> bool:
-    """A live lease under this replica's name that this process does not hold: left by an
-    earlier process of the same name (a restart). Taking it bumps the epoch, fencing that
-    process out should it still be running."""
-    return leases[trigger].holder == leadership.replica
-
-
-class _StopsOnLostLease:
-    """The source as the supervisor runs it: a write refused for a lost lease ends the run
-    instead of counting as a failure to restart from."""
-
-    def __init__(self, source: LedSource, stopping: asyncio.Event, round_now: asyncio.Event):
-        self.source = source
-        self.name = source.name
-        self.status = getattr(source, "status", None)
-        self._stopping = stopping
-        self._round_now = round_now
-
-    async def run(self, stopping: asyncio.Event) -> None:
-        try:
-            await self.source.run(stopping)
-        except LeaseLostError as exc:
-            log.warning("led_source_fenced_out", part=self.name, error=str(exc))
-            self._stopping.set()
-            self._round_now.set()
-
-    def not_ready_reasons(self) -> list[str]:
-        return self.source.not_ready_reasons()

@@ -108,10 +108,15 @@ async def rewind(
     checkpoint = Checkpoint(trigger=trigger.name, position=position, event_time=plan.event_time)
 
     async def work() -> Requeued | None:
-        # Queued before the checkpoint moves: the re-read then finds these events stored.
-        resent = await store.requeue(plan.resend) if resend else None
+        # The fenced move first: a replica that lost the trigger's lease is refused here
+        # (`LeaseLostError`) before it has resent anything. Either order re-reads correctly
+        # (the source is stopped around both, or not running at all), so the order is only
+        # about what a failure between the two leaves: here, a moved checkpoint and nothing
+        # resent, which a second rewind with `resend` completes (moving it to the same point
+        # again is harmless); resending first would instead send again on behalf of a
+        # replica that may not lead the trigger, and a refused rewind could not take it back.
         await store.rewind(trigger.name, checkpoint, fence)
-        return resent
+        return await store.requeue(plan.resend) if resend else None
 
     resent = await (restart(work) if restart is not None else work())
     return RewindDone(trigger.name, plan.point, position, resent)

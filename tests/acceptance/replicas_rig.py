@@ -78,13 +78,14 @@ def write_config(
     receiver_port: int,
     admin_port: int,
     takeover: str,
+    pool_size: int = 10,
 ) -> None:
     path.write_text(f"""
 salesforce:
   login_url: {emulator_url}
   auth: {{client_id: emulator-client, client_secret: emulator-secret,
           username: admin@emulator.local, password: emulator}}
-store: {{url: "{store_url}"}}
+store: {{url: "{store_url}", pool_size: {pool_size}}}
 ha: {{takeover: {takeover}, replica_name: {name}}}
 triggers:
 {TRIGGERS}
@@ -107,6 +108,7 @@ class Replica:
     emulator_url: str
     receiver_port: int
     takeover: str
+    pool_size: int = 10
     admin_port: int = field(default_factory=free_port)
     process: Process | None = None
     started: int = 0
@@ -130,6 +132,7 @@ class Replica:
             self.receiver_port,
             self.admin_port,
             self.takeover,
+            self.pool_size,
         )
         self.process = await start(["run", "--config", str(config)], self.log)
 
@@ -178,8 +181,8 @@ def overlapping_subscribers(spans: list[dict[str, str]]) -> list[str]:
     for index, (first, last, client) in enumerate(parsed):
         for other_first, other_last, other in parsed[index + 1 :]:
             if other_first < last and other != client:
-                spans = f"[{first}..{last}] and {other} [{other_first}..{other_last}]"
-                found.append(f"{client} {spans}")
+                overlap = f"[{first}..{last}] and {other} [{other_first}..{other_last}]"
+                found.append(f"{client} {overlap}")
     return found
 
 

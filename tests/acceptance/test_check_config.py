@@ -81,6 +81,16 @@ MALFORMED = [
         HEAD + "endpoints: [{name: e, url: 'http://h/x', secret: []}]\n",
         "endpoints[0].secret: needs at least one secret",
     ),
+    # Names are keys of the store's indexes and PostgreSQL NOTIFY payloads: bounded.
+    (
+        HEAD + f"triggers: [{{name: {'t' * 101}, object: Account}}]\n",
+        "bad.yaml:3: triggers[0].name: string should have at most 100 characters",
+    ),
+    (
+        HEAD + f"endpoints: [{{name: {'e' * 101}, url: 'http://h/x', secret: "
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}]\n",
+        "bad.yaml:3: endpoints[0].name: string should have at most 100 characters",
+    ),
 ]
 
 

@@ -15,7 +15,7 @@ from sftriggerd.sources.restartable import RestartableSource
 from sftriggerd.sources.status import TriggerStatus
 from sftriggerd.store.base import Store
 from sftriggerd.store.records import Checkpoint
-from tests.admin.test_api import make_state
+from tests.admin.test_api import make_state, seed
 from tests.admin.test_replay_api import admin_for
 from tests.admin.test_replay_api import make_state as replay_state
 from tests.leadership.replicas import STEADY, replica, run_out
@@ -106,6 +106,39 @@ async def test_a_rewind_goes_through_the_leader_only(
     status, body = await on_a.post("/api/triggers/accounts/rewind", {"to": "5"})
     assert status == 409
     assert await replay_id(store) == 12
+    await a.hand_over()
+    await b.hand_over()
+
+
+async def test_a_replica_that_lost_the_lease_is_refused_before_it_resends_anything(
+    store: Store, clock: ShiftedClock, admin_for: Any
+) -> None:
+    """The rewind's fence is checked before its resend: refused with 409, nothing is pending
+    again (resent on behalf of a replica that no longer leads the trigger)."""
+    delivered, dead = await seed(store)
+    position = {"replay_id": 90, "channel": "/data/AccountChangeEvent"}
+    await store.ingest("accounts", [], Checkpoint(trigger="accounts", position=position))
+    source = RestartableSource("accounts", Builds())
+    a = Leadership(store, "a", {"accounts": source}, STEADY, Metrics())
+    b = Leadership(
+        store, "b", {"accounts": RestartableSource("accounts", Builds())}, STEADY, Metrics()
+    )
+    await a.round()
+    state = replay_state(store)
+    state.sources, state.replica = {"accounts": source}, "a"
+    state.leads, state.fence_for = a.leads, a.fence_for
+    on_a = await admin_for(state)
+    # "a" paused past its lease and "b" took over; "a" has not noticed yet.
+    await run_out(store, clock, "accounts")
+    await b.round()
+    assert a.leads("accounts") and b.leads("accounts")
+    status, body = await on_a.post("/api/triggers/accounts/rewind", {"to": "1h", "resend": True})
+    assert status == 409 and "does not lead" in body["error"], body
+    assert [(await store.get_delivery(d)).status for d in (delivered, dead)] == [  # type: ignore[union-attr]
+        "delivered",
+        "dead",
+    ]
+    assert await replay_id(store) == 90
     await a.hand_over()
     await b.hand_over()
 

@@ -165,18 +165,29 @@ async def test_a_target_with_rows_is_refused(tmp_path: Path, postgres_url: str) 
             assert [c.trigger for c in await target.checkpoints()] == ["other"]
 
 
+def target_store(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> Store:
+    if engine == "sqlite":
+        return SqliteStore(tmp_path / "target.db")
+    if engine == "memory":
+        return MemoryStore()
+    return PostgresStore(request.getfixturevalue("postgres_url"))
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "memory", "postgresql"])
 async def test_a_target_a_replica_leads_on_is_refused_and_its_fences_end(
-    tmp_path: Path, postgres_url: str
+    tmp_path: Path, request: pytest.FixtureRequest, engine: str
 ) -> None:
-    """A replica leading a trigger on the new database, rows or none, would write its own
-    later position over the imported one; the move is refused while a lease runs, and a
-    lease left by a stopped replica no longer fences anything after the move."""
+    """A replica leading a trigger on the target, rows or none, would write its own later
+    position over the imported one: the move is refused while a lease runs, whatever the
+    engine. A replica stopped on the empty target leaves its (released) lease and its
+    replica row: the move goes ahead, and that lease no longer fences anything after it."""
     async with opened(SqliteStore(tmp_path / "state.db")) as source:
         await populate(source)
-        async with opened(PostgresStore(postgres_url)) as target:
+        async with opened(target_store(engine, tmp_path, request)) as target:
+            await target.heartbeat("r1", timedelta(minutes=5))
             lease = await target.acquire_lease("accounts", "r1", timedelta(minutes=5))
             assert lease is not None
-            with pytest.raises(StoreError, match="replicas are running on it"):
+            with pytest.raises(StoreError, match=r"replicas are running on it \(1 triggers led\)"):
                 await copy(source, target)
             assert await target.checkpoints() == []
             assert await target.release_lease("accounts", lease.fence)
@@ -186,6 +197,10 @@ async def test_a_target_a_replica_leads_on_is_refused_and_its_fences_end(
             with pytest.raises(LeaseLostError):
                 await target.ingest("accounts", [], stale, fence=lease.fence)
             assert {c.trigger: c.position for c in await target.checkpoints()} == moved
+            # The next replica takes the trigger under a new epoch and writes.
+            taken = await target.acquire_lease("accounts", "r2", timedelta(minutes=5))
+            assert taken is not None and taken.epoch > lease.epoch + 1
+            await target.ingest("accounts", [], stale, fence=taken.fence)
 
 
 class Failing(Exception):

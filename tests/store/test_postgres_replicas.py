@@ -10,8 +10,10 @@ from datetime import timedelta
 
 import pytest
 
+from sftriggerd.store.leadership import Fence
 from sftriggerd.store.postgres import PostgresStore, WakeUp
 from sftriggerd.store.records import Claim, Delivered
+from sftriggerd.store.wake_ups import LeaseReleased
 
 from .test_store_contract import checkpoint, event
 
@@ -112,5 +114,26 @@ async def test_an_ingest_wakes_every_replica_with_its_endpoints(
         [claim] = await replicas[0].claim_due("a", 1, LEASE)
         await replicas[0].release([claim])
         assert await anext(listening) == WakeUp("a")  # the duplicate woke nobody
+    finally:
+        await listening.aclose()
+
+
+async def test_a_released_lease_is_heard_and_a_lease_run_out_or_refused_is_not(
+    replicas: list[PostgresStore],
+) -> None:
+    listening = replicas[1].wake_ups()
+    try:
+        assert await anext(listening) == WakeUp(endpoint=None)
+        lease = await replicas[0].acquire_lease("t", "r0", LEASE)
+        assert lease is not None
+        assert not await replicas[0].release_lease("t", Fence("r0", lease.epoch + 1))
+        assert await replicas[0].release_lease("t", lease.fence)
+        assert not await replicas[0].release_lease("t", lease.fence)  # released already
+        await replicas[0].ingest("t", [event(1, endpoints=("a",))], checkpoint(1))
+        # Only the one release, in its order among the other notifications.
+        assert [await anext(listening), await anext(listening)] == [
+            LeaseReleased("t"),
+            WakeUp("a"),
+        ]
     finally:
         await listening.aclose()

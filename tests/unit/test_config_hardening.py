@@ -203,3 +203,21 @@ def test_url_passwords_are_secrets_for_the_redactor() -> None:
 def test_a_listen_port_is_ascii_digits(listen: str) -> None:
     [problem] = problems_of(MINIMAL + f"server: {{listen: '{listen}'}}\n")
     assert "is not host:port" in problem
+
+
+def test_trigger_and_endpoint_names_are_at_most_100_characters() -> None:
+    """A name is a key of the store's indexes (PostgreSQL refuses an index entry over about
+    2700 bytes) and an endpoint's name is a NOTIFY payload (at most 8000 bytes)."""
+    longest, too_long = "a" * 100, "b" * 101
+    fitting = WITH_ENDPOINT.replace("name: t,", f"name: {longest},").replace(
+        "name: e\n", f"name: {longest}\n"
+    )
+    settings = parse_settings(fitting, "c.yaml", {})
+    assert settings.triggers[0].name == settings.endpoints[0].name == longest
+    over = WITH_ENDPOINT.replace("name: t,", f"name: {too_long},").replace(
+        "name: e\n", f"name: {too_long}\n"
+    )
+    assert problems_of(over) == [
+        "c.yaml:5: triggers[0].name: string should have at most 100 characters",
+        "c.yaml:7: endpoints[0].name: string should have at most 100 characters",
+    ]

@@ -32,6 +32,10 @@ _SENSITIVE_HEADER = re.compile(r"auth|token|key|secret|cookie|session", re.IGNOR
 
 Change = Literal["created", "updated", "deleted", "undeleted"]
 ALL_CHANGES: tuple[Change, ...] = ("created", "updated", "deleted", "undeleted")
+# Trigger and endpoint names: ASCII, so the cap is bytes too. They are index keys in the
+# store and an endpoint's name is the payload of a PostgreSQL NOTIFY (at most 8000 bytes).
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+NAME_LIMIT = 100
 
 
 def _duration(value: object) -> timedelta:
@@ -111,6 +115,9 @@ class StoreSettings(_Section):
     retention: Duration = timedelta(days=7)
     # PostgreSQL: the most connections one replica holds open (SQLite has one file handle).
     pool_size: int = Field(default=10, ge=2, le=100)
+    # PostgreSQL: let the client prepare the statements it runs often. Off for a pooler in
+    # transaction mode that cannot follow them (PgBouncer before 1.21).
+    prepared_statements: bool = True
 
     @field_validator("url")
     @classmethod
@@ -133,7 +140,7 @@ class StoreSettings(_Section):
 
 
 class TriggerSettings(_Section):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = Field(min_length=1, max_length=NAME_LIMIT, pattern=NAME_PATTERN)
     object: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
     events: tuple[Change, ...] = ALL_CHANGES
     mode: Literal["auto", "streaming", "polling"] = "auto"
@@ -247,7 +254,7 @@ WebhookSecrets = Annotated[
 
 
 class EndpointSettings(_Section):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = Field(min_length=1, max_length=NAME_LIMIT, pattern=NAME_PATTERN)
     url: HttpUrl
     # One secret, or several while a receiver rolls over to a new one: every one signs.
     secret: WebhookSecrets

@@ -4,7 +4,9 @@ and wakes this replica's endpoint workers at once, instead of at their next time
 A notification is a hint, never the work: when listening fails, this backs off and listens
 again, and meanwhile each worker's own timed look (`max_idle`) still finds everything, only
 later. Every (re)connection starts with a wake-up for every endpoint, since notifications
-sent while nobody listened are gone.
+sent while nobody listened are gone. The same connection hears leases released by other
+replicas (a hand-over), passed to `on_lease_released` (the daemon's leadership, which then
+runs a round at once instead of at its next one).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import contextlib
 from collections.abc import Callable, Iterable, Sequence
 
 from ..logs import get_logger
-from ..store.wake_ups import WakeUpSource
+from ..store.wake_ups import LeaseReleased, WakeUpSource
 
 log = get_logger(__name__)
 
@@ -39,6 +41,7 @@ class WakeUpListener:
         self._delays_s = tuple(delays_s)
         # Wake-ups heard (for tests and logs): each (re)connection counts one for all.
         self.heard = 0
+        self.on_lease_released: Callable[[str], None] = _ignored
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Listens until `stopping`; never fails (the timed looks are the fallback)."""
@@ -69,7 +72,9 @@ class WakeUpListener:
         try:
             async for wake_up in wake_ups:
                 self.heard += 1
-                if wake_up.endpoint is None:
+                if isinstance(wake_up, LeaseReleased):
+                    self.on_lease_released(wake_up.trigger)
+                elif wake_up.endpoint is None:
                     log.info("wake_ups_listening")
                     self._notify(self._endpoints)
                 else:
@@ -77,3 +82,7 @@ class WakeUpListener:
         finally:
             await wake_ups.aclose()
         raise ConnectionError("the store's wake-ups ended")
+
+
+def _ignored(trigger: str) -> None:
+    """No leadership listens (a dispatcher on its own)."""

@@ -12,4 +12,8 @@ def store_from_settings(settings: StoreSettings) -> Store:
         return SqliteStore(settings.sqlite_path)
     from .postgres import PostgresStore
 
-    return PostgresStore(settings.url, max_connections=settings.pool_size)
+    return PostgresStore(
+        settings.url,
+        max_connections=settings.pool_size,
+        prepared_statements=settings.prepared_statements,
+    )

@@ -170,6 +170,20 @@ def not_empty(where: str, rows: int) -> TargetNotEmptyError:
     )
 
 
+def led_by_replicas(where: str, led: int) -> StoreError:
+    """The rule every engine applies inside its import's transaction, after `not_empty`: no
+    live trigger lease on the target. A replica leading a trigger there would write its own
+    later position over the one imported, and everything between them would never be read.
+    Lease and replica rows are not counted by `not_empty`: a daemon stopped on an empty
+    target leaves them (its leases released or run out), and the move goes ahead; each
+    engine then bumps every lease's epoch, so a fence left from before the move writes
+    nothing after it."""
+    return StoreError(
+        f"{where}: replicas are running on it ({led} triggers led);"
+        " stop every replica before moving a store into it"
+    )
+
+
 Page = Callable[[int, int], Awaitable[tuple[Sequence[DumpRecord], int]]]
 
 

@@ -1,5 +1,6 @@
 """Wake-ups across processes: what an engine offers when other processes sharing its store
-can tell this one that due work was committed (PostgreSQL's LISTEN/NOTIFY).
+can tell this one that due work was committed, or that a trigger's lease was released for a
+hand-over (PostgreSQL's LISTEN/NOTIFY).
 
 An engine offers them by having a `wake_ups()` method (`WakeUpSource`); one that has none
 (SQLite: one process owns the file) is asked nothing. `offered_wake_ups` is the one place
@@ -21,9 +22,18 @@ class WakeUp:
     endpoint: str | None
 
 
+@dataclass(frozen=True)
+class LeaseReleased:
+    """A replica released `trigger`'s lease (a hand-over on shutdown, or giving up its share):
+    a follower may take it now rather than at its next round. A hint like the others: one
+    missed is made up by that round."""
+
+    trigger: str
+
+
 @runtime_checkable
 class WakeUpSource(Protocol):
-    def wake_ups(self) -> AsyncGenerator[WakeUp, None]:
+    def wake_ups(self) -> AsyncGenerator[WakeUp | LeaseReleased, None]:
         """Wake-ups from every process's commits, on a connection of their own; the first
         is `WakeUp(None)`, and so is the first after each reconnection."""
         ...

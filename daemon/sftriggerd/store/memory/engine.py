@@ -38,7 +38,7 @@ from ..records import (
     body_record,
 )
 from ..replay import Requeued, Selection
-from ..transfer import BATCH_ROWS, DumpBatch, not_empty
+from ..transfer import BATCH_ROWS, DumpBatch, led_by_replicas, not_empty
 from . import transfer
 from .leadership import LeadershipMethods, LeaseTables
 from .tables import (
@@ -406,7 +406,11 @@ class MemoryStore(LeadershipMethods, Store):
             held = len(self._checkpoints) + len(self._events) + len(self._poison)
             if held or self._deliveries:
                 raise not_empty("the memory store", held + len(self._deliveries))
+            led = self._leadership.live(self._clock())
+            if led:
+                raise led_by_replicas("the memory store", led)
             staged = await transfer.stage(dump, self._clock)
+            self._leadership.end_fences()
             self._checkpoints, self._events = staged.checkpoints, staged.events
             self._deliveries, self._poison = staged.deliveries, staged.poison
             self._seqs = itertools.count(staged.last_seq + 1)

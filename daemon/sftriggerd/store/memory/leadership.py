@@ -73,6 +73,14 @@ class LeaseTables:
             if (lease := self._current(trigger, now)) is not None
         ]
 
+    def live(self, now: datetime) -> int:
+        """How many triggers a replica leads (`store.transfer.led_by_replicas`)."""
+        return sum(lease.live for lease in self.all(now))
+
+    def end_fences(self) -> None:
+        """After an import: whoever starts next takes each lease under a new epoch."""
+        self.leases = {t: replace(x, epoch=x.epoch + 1) for t, x in self.leases.items()}
+
     def heartbeat(self, replica: str, forget_after: timedelta, now: datetime) -> None:
         known = self.replicas.get(replica)
         started = known.started_at if known is not None else now

@@ -50,29 +50,17 @@ from ..records import (
 )
 from ..replay import Requeued, Selection
 from ..transfer import BATCH_ROWS, DumpBatch
-from ..wake_ups import WakeUp
+from ..wake_ups import LeaseReleased, WakeUp
 from . import claims, expiry, inspect, leadership, outcomes, prune, requeue, schema, transfer
 from . import ingest as ingesting
+from .connecting import CONNECT_TIMEOUT, configure, connection_options
 from .notify import wake_ups
 
 T = TypeVar("T")
 Work = Callable[[AsyncConnection[Any]], Awaitable[T]]
 
-# Seconds to wait for the server when opening, and for a free connection of the pool.
-CONNECT_TIMEOUT = 10
+# Seconds to wait for a free connection of the pool.
 POOL_TIMEOUT = 30.0
-# The server ends a transaction left idle this long. A leader frozen mid-ingest (SIGSTOP, a VM
-# pause) holds its lease row FOR SHARE inside that transaction, and a takeover must wait for
-# it; without this limit it would wait until the frozen process thawed. Our transactions run
-# their statements back to back, so only a stalled process comes near it.
-IDLE_IN_TRANSACTION_TIMEOUT = "5s"
-
-
-async def _configure(conn: AsyncConnection[Any]) -> None:
-    await conn.execute(
-        "SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
-        (IDLE_IN_TRANSACTION_TIMEOUT,),
-    )
 
 
 def describe(url: str) -> str:
@@ -110,13 +98,18 @@ class PostgresStore(Store):
         min_connections: int = 1,
         max_connections: int = 10,
         clock_shift: Callable[[], timedelta] | None = None,
+        pool_timeout: float = POOL_TIMEOUT,
+        prepared_statements: bool = True,
     ) -> None:
         """`clock_shift`, for tests: how far ahead of the database's clock the store's runs,
-        read before each operation."""
+        read before each operation. `pool_timeout`: seconds an operation waits for a free
+        connection of the pool before it fails. `prepared_statements`: `connecting`."""
         self.url = url
         self._clock_shift = clock_shift
         self.target = describe(url)
         self._min, self._max = min_connections, max_connections
+        self._pool_timeout = pool_timeout
+        self._options = connection_options(url, prepared_statements)
         self._pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
         self._outcomes = outcomes.GroupCommit(self._apply_outcomes)
         # Ingests of this process still running: see `_after_ingests`.
@@ -142,9 +135,7 @@ class PostgresStore(Store):
 
     async def connect(self) -> AsyncConnection[Any]:
         """A connection of its own, outside the pool (migrations, listening)."""
-        return await AsyncConnection.connect(
-            self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT
-        )
+        return await AsyncConnection.connect(self.url, **self._options)
 
     async def open(self, create: bool = True) -> None:
         try:
@@ -163,10 +154,12 @@ class PostgresStore(Store):
             self.url,
             min_size=self._min,
             max_size=self._max,
-            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
+            kwargs=self._options,
+            # A connection the server ended meanwhile (a restart, pg_terminate_backend) is
+            # found out and replaced before an operation gets it, rather than failing it.
             check=AsyncConnectionPool.check_connection,
-            configure=_configure,
-            timeout=POOL_TIMEOUT,
+            configure=configure,
+            timeout=self._pool_timeout,
             name="sftriggerd-store",
             open=False,
         )
@@ -190,7 +183,13 @@ class PostgresStore(Store):
             async with self._pool.connection() as conn:
                 await self._shift_clock(conn)
                 return await work(conn)
-        except (psycopg.Error, PoolTimeout) as exc:
+        except PoolTimeout as exc:
+            raise StoreError(
+                f"postgresql store {self.target}: no connection of the pool free within"
+                f" {self._pool_timeout:g}s (store.pool_size {self._max}): each one busy,"
+                " or the server not answering"
+            ) from exc
+        except psycopg.Error as exc:
             raise self._error("failed", exc) from exc
 
     async def _after_ingests(self) -> None:
@@ -210,7 +209,7 @@ class PostgresStore(Store):
                 (f"{shift.total_seconds()} seconds",),
             )
 
-    def wake_ups(self) -> AsyncGenerator[WakeUp, None]:
+    def wake_ups(self) -> AsyncGenerator[WakeUp | LeaseReleased, None]:
         """Wake-ups from every replica's commits (`notify`), on a connection of their own."""
         return wake_ups(self.connect)
 

@@ -16,6 +16,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from ..leadership import Fence, LeaseLostError, Replica, TriggerLease
+from .notify import LEASES_CHANNEL
 
 _COLUMNS = "trigger, holder, epoch, acquired_at, expires_at, expires_at > sftriggerd_now()"
 
@@ -113,12 +114,15 @@ async def renew(
 
 
 async def release(conn: AsyncConnection[Any], trigger: str, fence: Fence) -> bool:
+    """Ends the lease now, and tells the listening followers (`notify.LEASES_CHANNEL`) so
+    that one takes the trigger at once; the notification goes out with the commit."""
     cursor = await conn.execute(
-        "UPDATE trigger_leases SET expires_at = sftriggerd_now()"
-        " WHERE trigger = %s AND holder = %s AND epoch = %s AND expires_at > sftriggerd_now()",
+        "WITH released AS (UPDATE trigger_leases SET expires_at = sftriggerd_now()"
+        " WHERE trigger = %s AND holder = %s AND epoch = %s AND expires_at > sftriggerd_now()"
+        f" RETURNING trigger) SELECT pg_notify('{LEASES_CHANNEL}', trigger) FROM released",
         (trigger, fence.replica, fence.epoch),
     )
-    return cursor.rowcount == 1
+    return len(await cursor.fetchall()) == 1
 
 
 async def leases(conn: AsyncConnection[Any]) -> list[TriggerLease]:

@@ -27,6 +27,7 @@ from ..transfer import (
     EventDump,
     Page,
     Sorted,
+    led_by_replicas,
     not_empty,
     open_delivery,
     paged,
@@ -174,17 +175,12 @@ async def import_dump(
         found = await counted.fetchone()
         if found is not None and found[0]:
             raise not_empty(f"postgresql store {where}", int(found[0]))
-        # A replica leading a trigger here would write its own later position over the one
-        # imported, and everything between them would never be read.
         leading = await conn.execute(
             "SELECT count(*) FROM trigger_leases WHERE expires_at > sftriggerd_now()"
         )
         led = await leading.fetchone()
         if led is not None and led[0]:
-            raise StoreError(
-                f"postgresql store {where}: replicas are running on it ({led[0]} triggers led);"
-                " stop every replica before moving a store into it"
-            )
+            raise led_by_replicas(f"postgresql store {where}", int(led[0]))
         # Leases left by stopped replicas: whoever starts next takes them under a new epoch.
         await conn.execute("UPDATE trigger_leases SET epoch = epoch + 1")
         async for batch in dump:

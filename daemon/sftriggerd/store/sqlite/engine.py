@@ -370,7 +370,7 @@ class SqliteStore(Store):
         return await self._run(lambda db: page(db, after, limit))
 
     async def import_dump(self, dump: AsyncIterable[DumpBatch]) -> None:
-        await self._run(partial(transfer.begin_import, path=self.path))
+        await self._run(partial(transfer.begin_import, path=self.path, now=self._clock()))
         committed = False
         try:
             async for batch in dump:

@@ -17,7 +17,14 @@ from itertools import groupby
 
 from ...errors import StoreError
 from ..records import AttemptRow, Checkpoint, PoisonEvent
-from ..transfer import DeliveryDump, EventDump, Sorted, not_empty, open_delivery
+from ..transfer import (
+    DeliveryDump,
+    EventDump,
+    Sorted,
+    led_by_replicas,
+    not_empty,
+    open_delivery,
+)
 from .ops import checkpoints, dt, dt_required, ts
 
 TABLES = ("events", "deliveries", "checkpoints", "attempts", "poison")
@@ -138,13 +145,22 @@ def poison_after(db: sqlite3.Connection, after: int, limit: int) -> tuple[list[P
     return poison, rows[-1][0] if rows else after
 
 
-def begin_import(db: sqlite3.Connection, path: str) -> None:
-    """The import's transaction, refused unless every table is empty."""
+def begin_import(db: sqlite3.Connection, path: str, now: datetime) -> None:
+    """The import's transaction, refused unless every table is empty and no replica leads a
+    trigger on the file (`led_by_replicas`); the write lock keeps one from taking a lease
+    until the commit."""
     begin(db, path)
     try:
         rows = sum(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in TABLES)
         if rows:
             raise not_empty(f"sqlite store {path}", rows)
+        led = db.execute(
+            "SELECT count(*) FROM trigger_leases WHERE expires_at > ?", (ts(now),)
+        ).fetchone()[0]
+        if led:
+            raise led_by_replicas(f"sqlite store {path}", led)
+        # Leases left by stopped replicas: whoever starts next takes them under a new epoch.
+        db.execute("UPDATE trigger_leases SET epoch = epoch + 1")
     except BaseException:
         end(db, commit=False)
         raise

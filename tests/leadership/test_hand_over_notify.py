@@ -1,0 +1,83 @@
+"""A hand-over on PostgreSQL is heard at once: the release notifies, the followers' wake-up
+listener (the dispatcher's LISTEN connection) hears it, and their leadership runs a round
+now instead of at its next one, up to `ha.renew_every` later."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from sftriggerd.delivery.wake_ups import WakeUpListener
+from sftriggerd.leadership import Leadership, Timing
+from sftriggerd.store.postgres import PostgresStore
+from tests.leadership.replicas import ReplicaRig, replica
+from tests.support.waiting import eventually
+
+# Rounds ten minutes apart: within a test, only a round asked for early runs.
+RARE = Timing(takeover=timedelta(minutes=30), renew_every=timedelta(minutes=10))
+TRIGGERS = ("t1", "t2")
+
+
+@asynccontextmanager
+async def running(leadership: Leadership) -> AsyncIterator[asyncio.Event]:
+    stopping = asyncio.Event()
+    task = asyncio.create_task(leadership.run(stopping))
+    try:
+        yield stopping
+    finally:
+        stopping.set()
+        await task
+
+
+@asynccontextmanager
+async def listening(store: PostgresStore, rig: ReplicaRig) -> AsyncIterator[WakeUpListener]:
+    """The follower's wake-up listener, wired to its leadership as the daemon wires it."""
+    listener = WakeUpListener(store, ["hook"], lambda names: None)
+    listener.on_lease_released = rig.leadership.lease_released
+    stopping = asyncio.Event()
+    task = asyncio.create_task(listener.run(stopping))
+    try:
+        await eventually(lambda: listener.heard > 0)  # LISTEN is in place
+        yield listener
+    finally:
+        stopping.set()
+        await task
+
+
+async def test_a_follower_takes_a_handed_over_trigger_at_once(postgres_url: str) -> None:
+    store = PostgresStore(postgres_url)
+    await store.open()
+    try:
+        a, b = replica(store, "a", TRIGGERS, RARE), replica(store, "b", TRIGGERS, RARE)
+        await store.heartbeat("b", RARE.takeover)
+        await a.leadership.round()  # two live replicas: one trigger each
+        await b.leadership.round()
+        assert (a.leadership.led(), b.leadership.led()) == (["t1"], ["t2"])
+        async with listening(store, b), running(b.leadership) as stopping_b:
+            async with running(a.leadership) as stopping_a:
+                await eventually(lambda: a.running() == ["t1"])
+                await eventually(lambda: b.running() == ["t2"])
+                started = time.monotonic()
+                stopping_a.set()  # SIGTERM: "a" retires, then releases "t1"
+            # Its lease would run half an hour more, and "b"'s next round is ten minutes away.
+            await eventually(lambda: b.running() == list(TRIGGERS))
+            took_s = time.monotonic() - started
+            print(f"takeover after a hand-over: {took_s * 1000:.0f} ms (renew_every 600 s)")
+            assert b.leadership.led() == list(TRIGGERS)
+            leases = {x.trigger: (x.holder, x.epoch) for x in await store.leases()}
+            assert leases == {"t1": ("b", 2), "t2": ("b", 1)}
+            assert b.changes("t1", "acquired") == 1 and b.takeovers() == 1
+            # "a" restarts as a follower; then "b" is stopped in turn: "a" takes both at once.
+            a = replica(store, "a", TRIGGERS, RARE)
+            async with listening(store, a), running(a.leadership):
+                await eventually(lambda: a.leadership.not_ready_reasons() == [])
+                assert a.leadership.led() == []
+                stopping_b.set()
+                await eventually(lambda: a.running() == list(TRIGGERS))
+                leases = {x.trigger: (x.holder, x.epoch) for x in await store.leases()}
+                assert leases == {"t1": ("a", 3), "t2": ("a", 2)}
+    finally:
+        await store.close()
