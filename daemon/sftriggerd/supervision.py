@@ -192,9 +192,7 @@ def _mark_trigger_failed(part: Supervised, error: str) -> None:
     """A trigger's source shows `failed` in /api/triggers until it works again."""
     status = getattr(part, "status", None)
     if isinstance(status, TriggerStatus):
-        status.state = "failed"
-        status.last_error = f"restarting after: {error}"
-        status.connected = False
+        status.restarting(error)
 
 
 async def _stopped_within(stopping: asyncio.Event, delay_s: float) -> bool:

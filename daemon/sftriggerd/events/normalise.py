@@ -1,8 +1,10 @@
-"""One pure function per Salesforce message kind, turning a streamed message into events.
+"""One pure function per Salesforce event kind, turning a streamed item into events.
 
-Every function here takes any JSON value and either returns events (or a `Gap`) or raises
-`MalformedMessage`; no other exception escapes, whatever types the fields hold, so the
-source can keep the message as a poison event and move on.
+Every normaliser takes a `Received` item (a payload and its position, whatever transport
+brought it) and either returns events (or a `Gap`) or raises `MalformedMessage`; no other
+exception escapes, whatever types the fields hold, so the source can keep the item as a
+poison event and move on. The `from_*` functions at the end take a CometD message and read
+its envelope first (events/cometd_envelope.py).
 
 Event ids are stable across replays of the same change: CDC uses the transaction key, the
 sequence number and the record id; platform events their EventUuid; PushTopic and generic
@@ -20,8 +22,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import SftriggerdError
+from .cometd_envelope import read_message, replay_id
 from .model import Change, Event, event_id
+from .streamed import MalformedMessage, Received
+
+__all__ = [
+    "Gap",
+    "MalformedMessage",
+    "cdc_changes",
+    "cdc_header",
+    "content_digest",
+    "from_cdc",
+    "from_generic",
+    "from_platform_event",
+    "from_pushtopic",
+    "generic_event",
+    "platform_event",
+    "pushtopic_change",
+    "replay_id",
+]
 
 _CDC_CHANGES: dict[str, Change] = {
     "CREATE": "created",
@@ -33,11 +52,6 @@ _PUSHTOPIC_CHANGES: dict[str, Change] = {
     c: c for c in ("created", "updated", "deleted", "undeleted")
 }
 _WILDCARD = "*"
-
-
-class MalformedMessage(SftriggerdError, ValueError):
-    """A streamed message without the fields its kind must have, or with fields of the wrong
-    JSON type. The only error normalisation raises."""
 
 
 @dataclass(frozen=True)
@@ -60,45 +74,23 @@ class Gap:
         return self.change_type == "GAP_OVERFLOW" or self.wildcard
 
 
-def _data(message: object) -> dict[str, Any]:
-    data = message.get("data") if isinstance(message, dict) else None
-    if not isinstance(data, dict):
-        raise MalformedMessage("message has no data object")
-    return data
-
-
-def _event_part(data: dict[str, Any]) -> dict[str, Any]:
-    event = data.get("event")
-    return event if isinstance(event, dict) else {}
-
-
-def replay_id(message: object) -> int | None:
-    """The message's replay id, or None when it has none of integer type (never raises)."""
-    data = message.get("data") if isinstance(message, dict) else None
-    event = data.get("event") if isinstance(data, dict) else None
-    value = event.get("replayId") if isinstance(event, dict) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def content_digest(message: object) -> str:
-    """A stable digest of a message's data: what stands for the replay id of a message that
-    has none (the same message gives the same digest, different ones differ)."""
-    data = message.get("data") if isinstance(message, dict) else message
+def content_digest(content: object) -> str:
+    """A stable digest of an event's content: what stands for the replay id of an event that
+    has none (the same content gives the same digest, different ones differ)."""
     try:
-        text = json.dumps(data, sort_keys=True, ensure_ascii=True, default=repr)
+        text = json.dumps(content, sort_keys=True, ensure_ascii=True, default=repr)
     except (TypeError, ValueError, RecursionError) as exc:
         raise MalformedMessage(f"message content cannot be digested: {exc}") from None
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-def _replay_key(message: object) -> int | str:
-    """The replay id, or the content digest when there is none: part of an event id."""
-    replay = replay_id(message)
-    return content_digest(message) if replay is None else replay
+def _identity_key(item: Received) -> int | str:
+    """The event's identity, or the content digest when there is none: part of an event id."""
+    return content_digest(item.content) if item.identity is None else item.identity
 
 
-def _source(channel: str, message: object) -> dict[str, Any]:
-    return {"kind": "streaming", "channel": channel, "replay_id": replay_id(message)}
+def _source(item: Received) -> dict[str, Any]:
+    return {"kind": "streaming", "channel": item.channel, "replay_id": item.identity}
 
 
 def _ms_time(value: object) -> datetime:
@@ -166,9 +158,9 @@ def _strings(value: object) -> tuple[str, ...] | None:
     return tuple(value)
 
 
-def cdc_header(message: object) -> dict[str, Any]:
-    payload = _data(message).get("payload")
-    header = payload.get("ChangeEventHeader") if isinstance(payload, dict) else None
+def cdc_header(item: Received) -> dict[str, Any]:
+    payload = item.readable_payload()
+    header = payload.get("ChangeEventHeader") if payload is not None else None
     if not isinstance(header, dict):
         raise MalformedMessage("CDC message has no ChangeEventHeader")
     return header
@@ -185,7 +177,7 @@ def _changed_fields(header: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _gap(
-    header: dict[str, Any], change_type: str, record_ids: tuple[str, ...] | None, message: object
+    header: dict[str, Any], change_type: str, record_ids: tuple[str, ...] | None, item: Received
 ) -> Gap | None:
     """The gap this header announces, or None for an ordinary change of named records.
 
@@ -200,20 +192,20 @@ def _gap(
         change_type=change_type,
         record_ids=record_ids or (),
         commit_time=_ms_time(header.get("commitTimestamp")),
-        replay_id=replay_id(message),
+        replay_id=item.identity if isinstance(item.identity, int) else None,
         wildcard=unknown and change_type != "GAP_OVERFLOW",
     )
 
 
-def from_cdc(trigger: str, channel: str, message: object) -> list[Event] | Gap:
+def cdc_changes(trigger: str, item: Received) -> list[Event] | Gap:
     """One event per record id of a (possibly merged) change event, or the gap it announces.
 
     Each event's `raw` is the message narrowed to its own record (the header lists only that
     record id), so a merged event for N records costs N small bodies, not N whole messages."""
-    header = cdc_header(message)
+    header = cdc_header(item)
     change_type = _text(header, "changeType")
     record_ids = _strings(header.get("recordIds"))
-    gap = _gap(header, change_type, record_ids, message)
+    gap = _gap(header, change_type, record_ids, item)
     if gap is not None:
         return gap
     change = _CDC_CHANGES.get(change_type)
@@ -227,16 +219,16 @@ def from_cdc(trigger: str, channel: str, message: object) -> list[Event] | Gap:
     committed = _ms_time(header.get("commitTimestamp"))
     key = (_optional(header, "transactionKey", str), _optional(header, "sequenceNumber", int))
     changed = _changed_fields(header) if change == "updated" else ()
-    data = _data(message)
-    payload: dict[str, Any] = data["payload"]
+    payload = item.readable_payload()
+    assert payload is not None  # cdc_header read its header
     fields = {k: v for k, v in payload.items() if k != "ChangeEventHeader"}
-    replay_key = _replay_key(message) if key[0] is None else None
-    source = _source(channel, message)
+    replay_key = _identity_key(item) if key[0] is None else None
+    source = _source(item)
     return [
         Event(
             id=event_id("cdc", object_name, *key, record)
             if key[0] is not None
-            else event_id("cdc-replay", channel, replay_key, record),
+            else event_id("cdc-replay", item.channel, replay_key, record),
             trigger=trigger,
             object=object_name,
             change=change,
@@ -245,53 +237,48 @@ def from_cdc(trigger: str, channel: str, message: object) -> list[Event] | Gap:
             source=source,
             changed_fields=changed,
             record={"Id": record, **fields},
-            raw=_narrowed(message, data, payload, header, record),
+            raw=_narrowed(item, payload, header, record),
         )
         for record in record_ids
     ]
 
 
 def _narrowed(
-    message: object,
-    data: dict[str, Any],
-    payload: dict[str, Any],
-    header: dict[str, Any],
-    record: str,
+    item: Received, payload: dict[str, Any], header: dict[str, Any], record: str
 ) -> dict[str, Any]:
     """The message as if it had named only `record` (shallow copies: values are shared)."""
-    assert isinstance(message, dict)
     narrowed_header = {**header, "recordIds": [record]}
-    narrowed_payload = {**payload, "ChangeEventHeader": narrowed_header}
-    return {**message, "data": {**data, "payload": narrowed_payload}}
+    raw = item.raw_with_payload({**payload, "ChangeEventHeader": narrowed_header})
+    assert isinstance(raw, dict)  # a readable item came as an object
+    return raw
 
 
-def from_platform_event(trigger: str, channel: str, message: object) -> Event:
-    data = _data(message)
-    payload = data.get("payload")
-    if not isinstance(payload, dict):
+def platform_event(trigger: str, item: Received) -> Event:
+    payload = item.readable_payload()
+    if payload is None:
         raise MalformedMessage("platform event has no payload object")
-    uuid = _event_part(data).get("EventUuid") or payload.get("EventUuid")
+    uuid = item.header_fields().get("EventUuid") or payload.get("EventUuid")
     if uuid is not None and (not isinstance(uuid, str) or not _storable(uuid)):
         raise MalformedMessage("EventUuid is not a string")
-    assert isinstance(message, dict)  # _data checked it
     return Event(
-        id=event_id("pe", uuid) if uuid else event_id("pe-replay", channel, _replay_key(message)),
+        id=event_id("pe", uuid)
+        if uuid
+        else event_id("pe-replay", item.channel, _identity_key(item)),
         trigger=trigger,
-        object=channel.removeprefix("/event/"),
+        object=item.channel.removeprefix("/event/"),
         change="event",
         record_id=None,
         occurred_at=_iso_time(payload.get("CreatedDate")),
-        source=_source(channel, message),
+        source=_source(item),
         record=payload,
-        raw=message,
+        raw=_raw(item),
     )
 
 
-def from_pushtopic(trigger: str, object_name: str, channel: str, message: object) -> Event:
-    data = _data(message)
-    event = data.get("event")
-    sobject = data.get("sobject")
-    if not isinstance(event, dict) or not isinstance(sobject, dict):
+def pushtopic_change(trigger: str, object_name: str, item: Received) -> Event:
+    sobject = item.readable_payload()
+    event = item.header
+    if not isinstance(event, dict) or sobject is None:
         raise MalformedMessage("PushTopic message needs data.event and data.sobject objects")
     record_id = sobject.get("Id")
     if not isinstance(record_id, str) or not record_id or not _storable(record_id):
@@ -300,32 +287,53 @@ def from_pushtopic(trigger: str, object_name: str, channel: str, message: object
     change = _PUSHTOPIC_CHANGES.get(kind) if isinstance(kind, str) else None
     if change is None:
         raise MalformedMessage(f"PushTopic event type {str(kind)[:64]!r} is not understood")
-    assert isinstance(message, dict)
     return Event(
-        id=event_id("topic", channel, _replay_key(message)),
+        id=event_id("topic", item.channel, _identity_key(item)),
         trigger=trigger,
         object=object_name,
         change=change,
         record_id=record_id,
         occurred_at=_iso_time(event.get("createdDate")),
-        source=_source(channel, message),
+        source=_source(item),
         record=sobject,
-        raw=message,
+        raw=_raw(item),
     )
+
+
+def generic_event(trigger: str, item: Received) -> Event:
+    item.readable_payload()  # raises for an unreadable item
+    return Event(
+        id=event_id("generic", item.channel, _identity_key(item)),
+        trigger=trigger,
+        object=item.channel.removeprefix("/u/"),
+        change="event",
+        record_id=None,
+        occurred_at=_iso_time(item.header_fields().get("createdDate")),
+        source=_source(item),
+        record={"payload": item.payload},
+        raw=_raw(item),
+    )
+
+
+def _raw(item: Received) -> dict[str, Any]:
+    assert isinstance(item.raw, dict)  # a readable item came as an object
+    return item.raw
+
+
+# -- CometD messages: the envelope read first ----------------------------------------------
+
+
+def from_cdc(trigger: str, channel: str, message: object) -> list[Event] | Gap:
+    return cdc_changes(trigger, read_message(channel, message))
+
+
+def from_platform_event(trigger: str, channel: str, message: object) -> Event:
+    return platform_event(trigger, read_message(channel, message))
+
+
+def from_pushtopic(trigger: str, object_name: str, channel: str, message: object) -> Event:
+    return pushtopic_change(trigger, object_name, read_message(channel, message, "sobject"))
 
 
 def from_generic(trigger: str, channel: str, message: object) -> Event:
-    data = _data(message)
-    event = _event_part(data)
-    assert isinstance(message, dict)
-    return Event(
-        id=event_id("generic", channel, _replay_key(message)),
-        trigger=trigger,
-        object=channel.removeprefix("/u/"),
-        change="event",
-        record_id=None,
-        occurred_at=_iso_time(event.get("createdDate")),
-        source=_source(channel, message),
-        record={"payload": data.get("payload")},
-        raw=message,
-    )
+    return generic_event(trigger, read_message(channel, message))

@@ -11,7 +11,8 @@ from datetime import timedelta
 from ..logs import get_logger
 from .polling import PollingSource
 from .status import TriggerStatus
-from .streaming import ChannelUnavailableError, StreamingSource
+from .streaming import StreamingSource
+from .transport import ChannelUnavailable
 
 log = get_logger(__name__)
 
@@ -42,7 +43,7 @@ class AutoSource:
             try:
                 await self._streaming.run(stopping)
                 return
-            except ChannelUnavailableError as exc:
+            except ChannelUnavailable as exc:
                 reason = f"auto: streaming unavailable ({exc}); retrying every {self._retry_s:.0f}s"
                 log.warning("auto_polling", trigger=self._streaming.trigger.name, error=str(exc))
                 self._use("polling", reason)
@@ -59,5 +60,4 @@ class AutoSource:
 
     def _use(self, mode: str, reason: str) -> None:
         self._polling_now = mode == "polling"
-        self.status.mode = "polling" if self._polling_now else "streaming"
-        self.status.mode_reason = reason
+        self.status.switched("polling" if self._polling_now else "streaming", reason)

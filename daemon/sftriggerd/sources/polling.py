@@ -171,7 +171,7 @@ class PollingSource:
                 start = initial_watermark(self.trigger.start_from, self._clock())
                 self.watermark = Watermark(window_end(start.time, timedelta(0)), "")
                 self._floor = self.watermark.time
-            self.status.checkpoint = str(self.watermark)
+            self.status.positioned(str(self.watermark))
         return self.watermark
 
     def _budget_allows(self) -> bool:
@@ -202,16 +202,11 @@ class PollingSource:
 
     def _succeeded(self, upper: datetime) -> None:
         status = self.status
-        status.state = "running"
-        status.last_error = None
-        status.last_success_at = self._clock()
-        status.caught_up_to = upper
-        status.checkpoint = str(self.watermark)
+        status.polled(str(self.watermark), upper, self._clock())
         lag = status.lag_s(self._clock())
         if lag is not None:
             self._metrics.checkpoint_lag_seconds.labels(trigger=self.trigger.name).set(lag)
 
     def _failed(self, exc: SftriggerdError) -> None:
-        self.status.state = "failed"
-        self.status.last_error = str(exc)
+        self.status.fault(str(exc), failed=True)
         log.error("poll_failed", trigger=self.trigger.name, error=str(exc))

@@ -80,8 +80,7 @@ class RestartableSource:
             raise RuntimeError(f"{self.name} is running; stop it before rebuilding")
         self._source = self._build()
         if self.status is not None:
-            self.status.checkpoint = None
-            self.status.state = "starting"
+            self.status.restarting()
 
     async def restart(self, work: Callable[[], Awaitable[T]]) -> T:
         """Stops the source, runs `work`, and starts a newly built source; `work`'s result."""
@@ -95,8 +94,7 @@ class RestartableSource:
                 result = await work()
                 self._source = self._build()
                 if self.status is not None:  # the old position's text is no longer true
-                    self.status.checkpoint = None
-                    self.status.state = "starting"
+                    self.status.restarting()
                 log.info("source_restarted", part=self.name)
                 return result
             finally:

@@ -14,6 +14,9 @@ State = Literal["starting", "running", "failed"]
 
 @dataclass
 class TriggerStatus:
+    """Read by many, changed only through the methods below, each named for what happened
+    (so every source reports the same event the same way)."""
+
     name: str
     mode: Mode
     mode_reason: str
@@ -24,6 +27,59 @@ class TriggerStatus:
     last_error: str | None = None
     last_success_at: datetime | None = None
     connected: bool = False
+
+    # -- what happened --------------------------------------------------------------------
+
+    def subscribed(self, now: datetime) -> None:
+        """The stream is subscribed: running, and nothing is pending as of now."""
+        self.connected = True
+        self.state = "running"
+        self.caught_up_to = now
+
+    def disconnected(self) -> None:
+        self.connected = False
+
+    def fault(self, error: str, *, failed: bool = False) -> None:
+        """A fault the source recovers from on its own (`failed`: one that needs the
+        operator, such as an unavailable channel or a refused login, until it clears)."""
+        self.last_error = error
+        if failed:
+            self.state = "failed"
+
+    def advanced(self, checkpoint: str | None, now: datetime) -> None:
+        """Everything before `now` is read; `checkpoint` (when given) is the new position."""
+        if checkpoint is not None:
+            self.checkpoint = checkpoint
+        self.caught_up_to = now
+
+    def polled(self, checkpoint: str, upper: datetime, now: datetime) -> None:
+        """A poll succeeded: it read everything before `upper`."""
+        self.state = "running"
+        self.last_error = None
+        self.last_success_at = now
+        self.caught_up_to = upper
+        self.checkpoint = checkpoint
+
+    def positioned(self, checkpoint: str) -> None:
+        """The source loaded its position."""
+        self.checkpoint = checkpoint
+
+    def restarting(self, error: str | None = None) -> None:
+        """The source is (re)built: its old position's text is no longer true. With an
+        `error`: it died of it and is restarted by the supervisor."""
+        if error is None:
+            self.checkpoint = None
+            self.state = "starting"
+            return
+        self.state = "failed"
+        self.last_error = f"restarting after: {error}"
+        self.connected = False
+
+    def switched(self, mode: Mode, reason: str) -> None:
+        self.mode = mode
+        self.mode_reason = reason
+
+    # -- what it shows ---------------------------------------------------------------------
 
     def lag_s(self, now: datetime | None = None) -> float | None:
         if self.caught_up_to is None:

@@ -30,6 +30,11 @@ from .position import (
 log = get_logger(__name__)
 
 
+def _cometd_resumable(replay: ReplayId) -> bool:
+    """Without a transport's word: CometD's (an opaque Pub/Sub replay id means nothing to it)."""
+    return isinstance(replay, int)
+
+
 class StreamPositions:
     def __init__(self, trigger: TriggerSettings, channel: str, context: SourceContext) -> None:
         self.trigger = trigger
@@ -51,10 +56,17 @@ class StreamPositions:
             self.reached = _later(self.reached, position.reached)
         return position
 
-    async def resume(self) -> StreamResume | None:
+    async def resume(
+        self, resumable: Callable[[ReplayId], bool] = _cometd_resumable
+    ) -> StreamResume | None:
+        """Where to resume; a stored replay id the transport cannot subscribe after (one
+        stored by another transport) is resumed from by time."""
         position = await self.load()
-        if isinstance(position, ReplayPosition) and isinstance(position.replay_id, bytes):
-            # An opaque (Pub/Sub API) replay id means nothing to CometD: resume by time.
+        if (
+            isinstance(position, ReplayPosition)
+            and position.replay_id is not None
+            and not resumable(position.replay_id)
+        ):
             position = ReplayPosition(position.channel, None, position.reached)
         return stream_resume(position, self.trigger.poll_lookback)
 

@@ -10,25 +10,25 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from ..events.normalise import MalformedMessage, replay_id
+from ..events.cometd_envelope import MAX_REPLAY_ID, resumable_replay_id
 from ..events.payload import poison_text, storable_text
 from ..store.records import PoisonEvent
 from ..urls import strip_userinfo
 
-# Salesforce replay ids are positive 64-bit integers; anything else is no position at all.
-MAX_REPLAY_ID = 2**63 - 1
+__all__ = [
+    "MAX_REPLAY_ID",
+    "backoff_delay_s",
+    "immediate_once_delay_s",
+    "message_replay_id",
+    "poison_event",
+]
+
 MAX_REASON_CHARS = 500
 
 
 def message_replay_id(message: dict[str, Any]) -> int | None:
     """The message's replay id, or None when it has none we could resume from."""
-    try:
-        value = replay_id(message)
-    except MalformedMessage:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        return None
-    return value if 0 <= value <= MAX_REPLAY_ID else None
+    return resumable_replay_id(message)
 
 
 def poison_event(trigger: str, message: object, reason: str) -> PoisonEvent:
