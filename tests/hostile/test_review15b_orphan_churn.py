@@ -32,11 +32,6 @@ async def stop(*rigs: ReplicaRig) -> None:
         await eventually(lambda rig=rig: rig.running() == [])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an orphan taken over the share is shed at the next round and taken again two"
-    " rounds later, forever: led one round in four, its source restarted each time",
-)
 async def test_review15b_an_orphan_taken_stays_taken_beside_a_replica_that_takes_nothing(
     store: Store,
 ) -> None:
@@ -56,12 +51,6 @@ async def test_review15b_an_orphan_taken_stays_taken_beside_a_replica_that_takes
         await stop(a)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a replica whose configuration has a trigger the others lack sheds it each round"
-    " after taking it as an orphan: led one round in four for as long as the configurations"
-    " differ",
-)
 async def test_review15b_a_trigger_only_one_replica_runs_stays_led(store: Store) -> None:
     old_a, old_b = replica(store, "a", ("t1", "t2")), replica(store, "b", ("t1", "t2"))
     new = replica(store, "c", ("t1", "t2", "t3", "t4", "t5"))  # the first pod of a rollout

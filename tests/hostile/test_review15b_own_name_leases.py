@@ -43,12 +43,6 @@ async def stop(*rigs: ReplicaRig) -> None:
         await eventually(lambda rig=rig: rig.running() == [])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an own-name lease whose acquire answer was lost (after round 1) is taken for a"
-    " twin's: the trigger is led by nobody until ha.takeover runs out, replica_name_shared is"
-    " logged and the only process of the name is not ready",
-)
 async def test_review15b_a_lost_acquire_answer_is_not_a_twin(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -90,12 +84,6 @@ async def test_review15b_a_lost_acquire_answer_is_not_a_twin(
         await stop(a, b)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a restarted process skips its predecessor's own-name leases beyond its share in"
-    " round 1, then takes them for a twin's: they stay unled until ha.takeover runs out,"
-    " replica_name_shared is logged and the process is not ready",
-)
 async def test_review15b_a_restart_over_its_share_is_not_a_twin(store: Store) -> None:
     # "a" alone leads all four triggers, then is killed (no hand-over) while "b" runs.
     crashed = replica(store, "a", TRIGGERS)

@@ -51,11 +51,6 @@ async def heartbeats(store: Store, name: str, stopping: asyncio.Event) -> None:
         await asyncio.sleep(0.3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a shed waits for its source's drain inside the round, after the renewals: the"
-    " watchdog stops every other source of the replica meanwhile (and their leases lapse)",
-)
 async def test_review15b_shedding_a_slow_trigger_leaves_the_others_running(
     store: Store,
 ) -> None:
