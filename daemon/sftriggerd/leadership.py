@@ -36,12 +36,12 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from .errors import StoreError
-from .lease_choices import OwnLease, OwnNameLeases, PinnedOrphans, to_shed
+from .held_leases import HeldLease
+from .held_leases import Timing as Timing
+from .lease_choices import OwnNameLeases, PinnedOrphans, to_shed
 from .led_sources import LedSource, RunSource, StopsOnLostLease, run_plainly
 from .logs import get_logger
 from .metrics import Metrics
@@ -57,39 +57,6 @@ _FORGET_AFTER_TAKEOVERS = 20
 # so one under its share would have taken it; it is left over (a replica counted live that
 # takes nothing), and reading it beats spreading it.
 _ORPHANED_AFTER = 2
-
-
-@dataclass(frozen=True)
-class Timing:
-    """`ha.takeover` and `ha.renew_every`, and what follows from them."""
-
-    takeover: timedelta
-    renew_every: timedelta
-
-    @property
-    def lasting(self) -> timedelta:
-        """How long a lease lasts from its last renewal: a follower's next round after it
-        ran out still comes within `takeover`."""
-        return self.takeover - self.renew_every
-
-    @property
-    def margin_s(self) -> float:
-        """How long before its lease runs out an unrenewed source is told to stop: the time
-        it has to drain before it is cut off."""
-        return self.lasting.total_seconds() / 4
-
-
-@dataclass
-class _Held:
-    """A lease this replica holds, and its source's run."""
-
-    lease: TriggerLease
-    # Monotonic: when the source must have stopped unless the lease is renewed by then.
-    stop_at_s: float
-    stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
-    # Shed: its source is draining, to be released once stopped; not counted in the share.
-    releasing: bool = False
 
 
 class Leadership:
@@ -114,16 +81,12 @@ class Leadership:
         self.metrics = metrics
         self._run_source = run_source
         self._monotonic = monotonic
-        self._held: dict[str, _Held] = {}
+        self._held: dict[str, HeldLease] = {}
         # Epochs of leases this replica held and lost: the fence its writes still carry.
         self._last_epoch: dict[str, int] = {}
         self._free_rounds: dict[str, int] = {}
         self._leaders: dict[str, str] = {}
         self._round_now = asyncio.Event()
-        # Triggers led under this replica's name by another process, at the last round; and
-        # those already logged (`replica_name_shared` is said once per trigger).
-        self._shared: set[str] = set()
-        self._said_shared: set[str] = set()
         self._own = OwnNameLeases(2 * timing.renew_every.total_seconds())
         self._pinned = PinnedOrphans()
         # Sources being stopped in the background (shed or lost), by trigger: not taken
@@ -167,10 +130,10 @@ class Leadership:
             return ["leadership: the first round (which triggers this replica leads) is not done"]
         shared = [
             f"leadership: another process runs as replica {self.replica} (it leads"
-            f" {', '.join(sorted(self._shared))}): give each process its own ha.replica_name,"
+            f" {', '.join(sorted(self._own.shared))}): give each process its own ha.replica_name,"
             " or leave it unset"
         ]
-        return (shared if self._shared else []) + [
+        return (shared if self._own.shared else []) + [
             reason
             for trigger, held in self._held.items()
             if not held.releasing
@@ -228,7 +191,12 @@ class Leadership:
             self._pinned.forget(trigger)
             self._held[trigger].releasing = True
             self._in_background(trigger, self._release(trigger))
-        free, leftovers = self._free_and_leftovers(leases)
+        candidates = [
+            t for t in sorted(self.sources) if t not in self._held and t not in self._stops
+        ]
+        free, leftovers = self._own.sort_out(
+            self.replica, candidates, leases, not self._rounds_done, self._monotonic()
+        )
         for lease in leftovers:
             if len(self._counted()) < share or self._own.unanswered(lease.trigger):
                 await self._acquire(lease.trigger)
@@ -265,43 +233,6 @@ class Leadership:
     def _counted(self) -> set[str]:
         """The held leases that count toward the share (not those being given up)."""
         return {t for t, held in self._held.items() if not held.releasing}
-
-    def _free_and_leftovers(
-        self, leases: Mapping[str, TriggerLease]
-    ) -> tuple[list[str], list[TriggerLease]]:
-        """The triggers free to take (never held, run out or released), and the live leases
-        under this replica's name that nobody else runs (see `OwnNameLeases`). Those renewed
-        by another process of the name are left to it, and said (once per trigger)."""
-        self._shared = set()
-        free: list[str] = []
-        leftovers: list[TriggerLease] = []
-        now_s = self._monotonic()
-        for trigger in sorted(self.sources):
-            lease = leases.get(trigger)
-            if trigger in self._held or trigger in self._stops:
-                continue
-            if lease is None or not lease.live or lease.holder != self.replica:
-                self._own.forget(trigger)
-                if lease is None or not lease.live:
-                    free.append(trigger)
-                continue
-            verdict = self._own.judge(lease, not self._rounds_done, now_s)
-            if verdict is OwnLease.LEFTOVER:
-                leftovers.append(lease)
-            elif verdict is OwnLease.TWIN:
-                self._say_shared(trigger)
-        return free, leftovers
-
-    def _say_shared(self, trigger: str) -> None:
-        self._shared.add(trigger)
-        if trigger not in self._said_shared:
-            self._said_shared.add(trigger)
-            log.error(
-                "replica_name_shared",
-                trigger=trigger,
-                replica=self.replica,
-                fix="give each process its own ha.replica_name, or leave it unset (hostname-pid)",
-            )
 
     async def _hand_back(self, lease: TriggerLease) -> None:
         """Releases a leftover under this replica's name that it has no room for."""
@@ -345,7 +276,7 @@ class Leadership:
         if lease is None:
             return
         self._own.forget(trigger)
-        held = _Held(lease=lease, stop_at_s=sent_s + self._stop_after_s())
+        held = HeldLease(lease=lease, stop_at_s=sent_s + self._stop_after_s())
         self._held[trigger] = held
         self._leaders[trigger] = self.replica
         self.metrics.lease_changes.labels(trigger=trigger, change="acquired").inc()
@@ -355,7 +286,7 @@ class Leadership:
         log.info("lease_acquired", trigger=trigger, replica=self.replica, epoch=lease.epoch)
         self._start(trigger, held)
 
-    def _start(self, trigger: str, held: _Held) -> None:
+    def _start(self, trigger: str, held: HeldLease) -> None:
         source = self.sources[trigger]
         rebuild: Callable[[], None] | None = getattr(source, "rebuild", None)
         if rebuild is not None:  # another replica may have moved the checkpoint meanwhile
@@ -374,7 +305,7 @@ class Leadership:
             stopping.set()
             self._round_now.set()
 
-    async def _stop(self, held: _Held, within_s: float) -> None:
+    async def _stop(self, held: HeldLease, within_s: float) -> None:
         """Tells the source to stop, and cuts it off after `within_s`."""
         held.stopping.set()
         task = held.task
@@ -429,7 +360,7 @@ class Leadership:
             self.metrics.lease_changes.labels(trigger=trigger, change="released").inc()
             log.info("lease_released", trigger=trigger, replica=self.replica)
 
-    def _left_s(self, held: _Held) -> float:
+    def _left_s(self, held: HeldLease) -> float:
         """Until the lease runs out, by this replica's reckoning."""
         return held.stop_at_s + self.timing.margin_s - self._monotonic()
 

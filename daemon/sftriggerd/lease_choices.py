@@ -8,10 +8,13 @@ and tested, on its own.
 from __future__ import annotations
 
 import enum
-from collections.abc import Set
+from collections.abc import Iterable, Mapping, Set
 from datetime import datetime
 
+from .logs import get_logger
 from .store.leadership import TriggerLease
+
+log = get_logger(__name__)
 
 
 class OwnLease(enum.Enum):
@@ -41,6 +44,49 @@ class OwnNameLeases:
         self._unanswered: set[str] = set()
         # Per trigger: the lease's (epoch, expires_at) when first seen so, and when (monotonic).
         self._seen: dict[str, tuple[tuple[int, datetime], float]] = {}
+        # Triggers led under this replica's name by another process, at the last round; and
+        # those already logged (`replica_name_shared` is said once per trigger).
+        self.shared: set[str] = set()
+        self._said_shared: set[str] = set()
+
+    def sort_out(
+        self,
+        replica: str,
+        candidates: Iterable[str],
+        leases: Mapping[str, TriggerLease],
+        first_round: bool,
+        now_s: float,
+    ) -> tuple[list[str], list[TriggerLease]]:
+        """Of `candidates` (not held by this process), the triggers free to take (never held,
+        run out or released), and the live leases under `replica` that nobody else runs.
+        Those another process of the name renews are left to it, and said."""
+        self.shared = set()
+        free: list[str] = []
+        leftovers: list[TriggerLease] = []
+        for trigger in candidates:
+            lease = leases.get(trigger)
+            if lease is None or not lease.live or lease.holder != replica:
+                self.forget(trigger)
+                if lease is None or not lease.live:
+                    free.append(trigger)
+                continue
+            verdict = self.judge(lease, first_round, now_s)
+            if verdict is OwnLease.LEFTOVER:
+                leftovers.append(lease)
+            elif verdict is OwnLease.TWIN:
+                self._say_shared(replica, trigger)
+        return free, leftovers
+
+    def _say_shared(self, replica: str, trigger: str) -> None:
+        self.shared.add(trigger)
+        if trigger not in self._said_shared:
+            self._said_shared.add(trigger)
+            log.error(
+                "replica_name_shared",
+                trigger=trigger,
+                replica=replica,
+                fix="give each process its own ha.replica_name, or leave it unset (hostname-pid)",
+            )
 
     def asking(self, trigger: str) -> None:
         """An acquisition is on its way: until it is answered, the lease may be this process's."""

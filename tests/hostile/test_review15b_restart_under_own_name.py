@@ -65,12 +65,6 @@ async def listed(http: aiohttp.ClientSession, replica: Replica, name: str) -> bo
     return False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a restarted process takes its predecessor's leases beyond its share for a twin's:"
-    " replica_name_shared logged, /readyz 503 and the trigger unled until the dead process's"
-    " lease runs out",
-)
 async def test_review15b_a_replica_restarted_under_its_name_leads_again_at_once(
     tmp_path: Path,
     postgres_url: str,
