@@ -5,8 +5,9 @@ heartbeats, renews the leases it holds (one transaction), counts the live replic
 what it holds beyond its fair share (ceil(triggers / live replicas)) so that triggers spread,
 and takes free leases (never held, run out, or released) up to that share. A trigger left
 free for two whole rounds is taken whatever the share, so none is left unread should a
-replica count as live yet take nothing, and kept until the live replicas change. A won lease starts the trigger's source, built
-afresh so that it reads its position from the store; a lost one stops it.
+replica count as live yet take nothing; it is kept until the live replicas change. A won
+lease starts the trigger's source, built afresh so that it reads its position from the
+store; a lost one stops it.
 
 A lease lasts `ha.takeover` minus one renew period, so a follower's next round after a dead
 leader's lease ran out falls within `ha.takeover`. The leader must stop its source before
@@ -23,10 +24,10 @@ acquisition went unanswered, or one nobody renews is a leftover, taken under the
 process sharing the name (a configuration mistake), left to it and said.
 
 A source to stop (a shed or lost lease) drains in the background, the round waiting for it
-only as long as the next renewal can spare: a slow drain holds up no renewal. A shed lease stays held, and renewed,
-until its source has stopped; then it is released. On shutdown each source is drained and its
-lease released at once (it runs out "now"), so a follower takes over at its next round instead
-of waiting for the lease to run out.
+only as long as the next renewal can spare: a slow drain holds up no renewal. A shed lease
+stays held, and renewed, until its source has stopped; then it is released. On shutdown each
+source is drained and its lease released at once (it runs out "now"), so a follower takes
+over at its next round instead of waiting for the lease to run out.
 """
 
 from __future__ import annotations

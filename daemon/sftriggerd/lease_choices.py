@@ -142,7 +142,6 @@ class PinnedOrphans:
 
 
 def to_shed(counted: Set[str], share: int, pinned: Set[str]) -> list[str]:
-    """What to give up to come down to `share`: the last by name, pinned orphans kept (they
-    count toward the share all the same)."""
-    sheddable = sorted(counted - pinned)
-    return sheddable[max(0, share - len(counted & pinned)) :]
+    """What to give up to come down to `share`: the last by name. Pinned orphans are kept,
+    and counted apart: extra by nature, they never push another trigger out."""
+    return sorted(counted - pinned)[share:]

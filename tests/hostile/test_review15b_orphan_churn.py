@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-
 from sftriggerd.store.base import Store
 from tests.leadership.replicas import ReplicaRig, replica
 from tests.support.waiting import eventually

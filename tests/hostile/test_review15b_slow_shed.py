@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-import pytest
 from structlog.testing import capture_logs
 
 from sftriggerd.ingest import Ingest
