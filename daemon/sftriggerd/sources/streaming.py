@@ -33,6 +33,7 @@ from .stream_pacing import Pacer, wait
 from .stream_positions import StreamPositions
 from .transport import (
     ChannelUnavailable,
+    IdlePositions,
     Reauthenticate,
     Reconnect,
     ReplayExpired,
@@ -189,7 +190,14 @@ class StreamingSource(StreamHandling):
             self.status.advanced(None, self._clock())  # an answer: nothing pending
             if items:
                 await self._handle(items)
+            elif isinstance(transport, IdlePositions):
+                await self._keep_idle_position(transport)
             await self._verify_if_silent()
+
+    async def _keep_idle_position(self, transport: IdlePositions) -> None:
+        position = transport.idle_position()
+        if position is not None and await self.positions.keep_idle(position):
+            log.debug("stream_idle_position_kept", trigger=self.trigger.name)
 
     def _start_from(self, resume: StreamResume | None) -> Start:
         if resume is not None and resume.replay_id is not None:

@@ -12,7 +12,7 @@ One transport object serves one session of one channel: `open`, `subscribe`, the
 from __future__ import annotations
 
 import enum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ..errors import SftriggerdError
 from ..events.streamed import Received
@@ -20,6 +20,7 @@ from .position import ReplayId
 
 __all__ = [
     "ChannelUnavailable",
+    "IdlePositions",
     "Reauthenticate",
     "Received",
     "Reconnect",
@@ -100,6 +101,17 @@ class StreamTransport(Protocol):
 
     async def close(self) -> None:
         """Ends the session, freeing the server's client slot; never raises."""
+        ...
+
+
+@runtime_checkable
+class IdlePositions(Protocol):
+    """A transport whose server tells an idle stream how far it has passed (Pub/Sub
+    keepalives): the loop stores that position, so an idle channel's stays inside retention."""
+
+    def idle_position(self) -> ReplayId | None:
+        """After a `receive` that brought no events: the position the stream has passed, every
+        event before it delivered already; None otherwise."""
         ...
 
 
