@@ -239,7 +239,7 @@ async def test_a_corrupted_replay_id_is_expired_only_for_a_stored_position(
         await post(http, emulator, "pubsub/fail", corrupted)
         with pytest.raises(TransportFailure):
             await subject.subscribe(StartAt.RETAINED)
-        with pytest.raises(ReplayExpired, match="replayid.corrupted"):
+        with pytest.raises(ReplayExpired, match=r"replayid\.corrupted"):
             await subject.subscribe(b"\x00\x01\x02\x03\x04")  # not of this stream
     finally:
         await subject.close()
