@@ -231,12 +231,12 @@ async def test_each_refusal_of_a_subscribe_becomes_its_outcome(
 async def test_a_corrupted_replay_id_is_expired_only_for_a_stored_position(
     pubsub: PubSubClient, http: aiohttp.ClientSession, emulator: RunningEmulator
 ) -> None:
-    body = {"status": "INVALID_ARGUMENT", "error_code": PREFIX + "subscription.fetch.replayid."}
+    body: dict[str, object] = {"status": "INVALID_ARGUMENT", "match": "Subscribe"}
     subject = transport(pubsub)
     await subject.open()
     try:
-        corrupted = {**body, "error_code": body["error_code"] + "corrupted", "match": "Subscribe"}
-        await post(http, emulator, "pubsub/fail", corrupted)
+        corrupted = PREFIX + "subscription.fetch.replayid.corrupted"
+        await post(http, emulator, "pubsub/fail", {**body, "error_code": corrupted})
         with pytest.raises(TransportFailure):
             await subject.subscribe(StartAt.RETAINED)
         with pytest.raises(ReplayExpired, match=r"replayid\.corrupted"):
