@@ -4,7 +4,6 @@ mid-stream (a re-login that fails first, then works, then the next fault after i
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from sftriggerd_emulator.context import EmulatorSettings
 from tests.integration.streaming_rig import StreamingRig, make_streaming_rig
 from tests.support.emulator import RunningEmulator
 from tests.support.sfclient import OrgClient, control
+from tests.support.waiting import eventually
 
 KEEPALIVE_S = 0.3
 
@@ -79,12 +79,6 @@ async def stored_replay(rig: StreamingRig) -> object:
     return saved.position.get("replay_id")
 
 
-async def until(condition: object, timeout_s: float = 10) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not callable(condition) or not await condition():
-            await asyncio.sleep(0.05)
-
-
 async def test_keepalives_keep_an_idle_channels_position_inside_retention(
     rigs: PubSubRigs, org: OrgClient, http: aiohttp.ClientSession, emulator: RunningEmulator
 ) -> None:
@@ -104,7 +98,7 @@ async def test_keepalives_keep_an_idle_channels_position_inside_retention(
     async def moved() -> bool:
         return await stored_replay(rig) != after_event
 
-    await until(moved)
+    await eventually(moved, timeout_s=10)
     await rig.stop()
     kept = await rig.store.checkpoint("accounts")
     assert kept is not None and kept.position.get("reached") == reached  # no event proved more
@@ -139,10 +133,7 @@ async def test_a_session_ended_mid_stream_logs_in_again_and_resumes_after_the_st
     await post(http, emulator, "grants", {"blocked": ["password"]})
     await post(http, emulator, "sessions/expire", {})
 
-    async def login_failed() -> bool:
-        return rig.faults("login_failed") >= 1
-
-    await until(login_failed)
+    await eventually(lambda: rig.faults("login_failed") >= 1, timeout_s=10)
     assert rig.faults("relogin") >= 1
     await post(http, emulator, "grants", {"blocked": []})
     await post(http, emulator, "pubsub/silence", {"enabled": False})
