@@ -4,16 +4,20 @@ mid-stream (a re-login that fails first, then works, then the next fault after i
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from sftriggerd.config.settings import TriggerSettings
 from sftriggerd.salesforce.pubsub.client import PubSubClient
 from sftriggerd.sources.context import SourceContext
 from sftriggerd.sources.pubsub_transport import pubsub_transports
+from sftriggerd.sources.status import TriggerStatus
 from sftriggerd.sources.streaming import StreamingSource
+from sftriggerd.sources.transport import TransportFactory
 from sftriggerd.store.base import Store
 from sftriggerd_emulator.context import EmulatorSettings
 from tests.integration.streaming_rig import StreamingRig, make_streaming_rig
@@ -39,6 +43,7 @@ class PubSubRigs:
     ) -> None:
         self._emulator, self._http, self._tmp_path = emulator, http, tmp_path
         self.clients: list[PubSubClient] = []
+        self.transports: list[TransportFactory] = []
 
     async def make(self, store: Store | None = None) -> StreamingRig:
         rig = await make_streaming_rig(self._emulator.url, self._http, self._tmp_path, store)
@@ -50,6 +55,7 @@ class PubSubRigs:
         transports = pubsub_transports(
             pubsub, keepalive_s=KEEPALIVE_S, stall_margin_s=1.0, settle_s=0.2
         )
+        self.transports.append(transports)
         rig.source = StreamingSource(
             rig.source.trigger, context, rig.source.status, backoff_cap_s=0.2, transport=transports
         )
@@ -151,3 +157,71 @@ async def test_a_session_ended_mid_stream_logs_in_again_and_resumes_after_the_st
     assert rig.changes() == [("created", first), ("created", missed), ("created", last)]
     assert rig.faults("rehandshake") >= 1
     assert rig.client.session.logins == logins + 1  # one login served the whole recovery
+
+
+async def test_triggers_sharing_the_channel_and_session_log_in_again_once(
+    rigs: PubSubRigs, http: aiohttp.ClientSession, emulator: RunningEmulator
+) -> None:
+    accounts = await rigs.make()
+    contacts_trigger = TriggerSettings.model_validate(
+        {
+            **accounts.source.trigger.model_dump(),
+            "name": "contacts",
+            "object": "Contact",
+            "fields": ["LastName"],
+        }
+    )
+    context = SourceContext(
+        client=accounts.client,
+        ingest=accounts.ingest,
+        store=accounts.store,
+        metrics=accounts.metrics,
+    )
+    contacts = StreamingSource(
+        contacts_trigger,
+        context,
+        TriggerStatus(name="contacts", mode="streaming", mode_reason="test"),
+        backoff_cap_s=0.2,
+        transport=rigs.transports[-1],
+    )
+    stopping = asyncio.Event()
+    accounts.start()
+    contacts_task = asyncio.create_task(contacts.run(stopping))
+    try:
+        await accounts.connected()
+        await eventually(lambda: contacts.status.connected)
+        logins = accounts.client.session.logins
+        await post(http, emulator, "sessions/expire", {})
+        await eventually(lambda: accounts.faults("relogin") >= 1, timeout_s=10)
+        await eventually(lambda: contacts.status.last_error is not None, timeout_s=10)
+        # Both subscribed again (each back-fills the minute it may have missed, finding none).
+        await accounts.connected()
+        await eventually(lambda: contacts.status.connected, timeout_s=10)
+        org = await OrgClient.login(http, emulator.url)
+        account = await org.create("Account", {"Name": "After the login"})
+        contact = await org.create("Contact", {"LastName": "After the login"})
+        await accounts.wait_events(2)
+        assert sorted(accounts.changes()) == sorted([("created", account), ("created", contact)])
+        assert accounts.client.session.logins == logins + 1
+    finally:
+        stopping.set()
+        await accounts.stop()
+        await asyncio.wait_for(contacts_task, 10)
+        await accounts.store.close()
+
+
+async def test_a_silent_stream_stalls_and_the_loop_reconnects(
+    rigs: PubSubRigs, org: OrgClient, http: aiohttp.ClientSession, emulator: RunningEmulator
+) -> None:
+    rig = await rigs.make()
+    rig.start()
+    await rig.connected()
+    await post(http, emulator, "pubsub/silence", {"enabled": True})
+    quiet = await org.create("Account", {"Name": "Sent into the silence"})
+    await eventually(lambda: rig.faults("error") >= 1, timeout_s=10)
+    assert "neither events nor a keepalive" in (rig.source.status.last_error or "")
+    await post(http, emulator, "pubsub/silence", {"enabled": False})
+    await rig.wait_events(1)
+    await rig.stop()
+    await rig.store.close()
+    assert rig.changes() == [("created", quiet)]

@@ -268,3 +268,21 @@ async def test_a_cometd_position_is_not_resumable_and_bad_batch_sizes_are_refuse
     for size in (0, 101):
         with pytest.raises(ValueError):
             PubSubTransport(pubsub, CHANNEL, batch_size=size)
+
+
+async def test_a_stream_the_server_closed_for_idleness_raises_reconnect(
+    pubsub: PubSubClient, org: OrgClient, emulator: RunningEmulator
+) -> None:
+    emulator.ctx.settings.pubsub_idle_close_s = 0.3
+    subject = transport(pubsub, batch_size=1)
+    await subject.open()
+    try:
+        await subject.subscribe(StartAt.NEW)
+        await org.create("Account", {"Name": "The only one asked for"})
+        await receive_events(subject, 1)
+        # The loop takes its time storing it: the stream, with nothing asked for, is closed.
+        await asyncio.sleep(1.0)
+        with pytest.raises(Reconnect, match="closed the stream"):
+            await subject.receive()
+    finally:
+        await subject.close()

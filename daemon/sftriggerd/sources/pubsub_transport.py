@@ -29,6 +29,7 @@ import grpc.aio
 
 from ..errors import SftriggerdError
 from ..events.streamed import Received
+from ..salesforce.answers import Token
 from ..salesforce.pubsub import pubsub_api_pb2 as pb
 from ..salesforce.pubsub.avro_payload import decode_payload
 from ..salesforce.pubsub.client import PubSubClient, PubSubSetupError, SubscribeCall
@@ -36,6 +37,7 @@ from .position import ReplayId
 from .pubsub_outcomes import error_code, outcome_of, stream_ended
 from .transport import (
     ChannelUnavailable,
+    Reauthenticate,
     Stalled,
     Start,
     StartAt,
@@ -91,6 +93,7 @@ class PubSubTransport:
         self.outstanding = 0
         self.requests_sent = 0
         self._idle_position: bytes | None = None
+        self._token: Token | None = None
 
     def resumable(self, position: ReplayId) -> bool:
         # A CometD replay id (an int) means nothing to the Pub/Sub API.
@@ -112,9 +115,11 @@ class PubSubTransport:
         await self._end_call()  # again after a ReplayExpired: a stream of its own
         self._from_position = isinstance(start, bytes)
         self._established = False
+        # Every call of this stream carries this token; a refusal names it as stale.
+        self._token = await self._pubsub.session.token()
         await self._check_topic()
         try:
-            call = self._call = await self._pubsub.subscribe()
+            call = self._call = await self._pubsub.subscribe(self._token)
         except PubSubSetupError as exc:
             raise TransportFailure(str(exc)) from exc
         self.outstanding = 0
@@ -158,7 +163,7 @@ class PubSubTransport:
 
     async def _check_topic(self) -> None:
         try:
-            topic = await self._pubsub.get_topic(self.channel)
+            topic = await self._pubsub.get_topic(self.channel, self._token)
         except grpc.aio.AioRpcError as exc:
             raise await self._outcome(exc, call="GetTopic") from exc
         except PubSubSetupError as exc:
@@ -186,7 +191,7 @@ class PubSubTransport:
         header = {"EventUuid": event.event.id, "replayId": identity_of(replay_id)}
         header["schemaId"] = schema_id
         try:
-            schema = await self._pubsub.schema_json(schema_id)
+            schema = await self._pubsub.schema_json(schema_id, self._token)
             payload: dict[str, Any] | None = decode_payload(schema, bytes(event.event.payload))
             unreadable = None
         except grpc.aio.AioRpcError as exc:
@@ -217,7 +222,9 @@ class PubSubTransport:
             code = error_code(await self._call.trailing_metadata())
         else:
             return TransportFailure(f"Pub/Sub {call} failed: {type(exc).__name__}: {exc}")
-        return outcome_of(
+        if status is grpc.StatusCode.OK:  # a write after the server closed the stream
+            return stream_ended(status, details)
+        outcome = outcome_of(
             call,
             status,
             code,
@@ -225,6 +232,9 @@ class PubSubTransport:
             from_position=self._from_position,
             established=self._established,
         )
+        if isinstance(outcome, Reauthenticate):
+            outcome.stale = self._token
+        return outcome
 
     async def _end_call(self) -> None:
         reading, call = self._reading, self._call

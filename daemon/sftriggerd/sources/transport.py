@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 
 from ..errors import SftriggerdError
 from ..events.streamed import Received
+from ..salesforce.answers import Token
 from .position import ReplayId
 
 __all__ = [
@@ -63,7 +64,12 @@ class Reconnect(TransportOutcome):
 
 class Reauthenticate(TransportOutcome):
     """The session behind the access token ended: log in again (one login serves every
-    trigger), then open a new session."""
+    trigger), then open a new session. `stale` is the token the refused call carried, when
+    the transport knows it: a trigger that finds it already replaced logs in no more."""
+
+    def __init__(self, message: str, stale: Token | None = None) -> None:
+        super().__init__(message)
+        self.stale = stale
 
 
 class TransportFailure(TransportOutcome):

@@ -22,6 +22,7 @@ import grpc
 import grpc.aio
 
 from ...errors import SftriggerdError
+from ..answers import Token
 from ..session import SalesforceSession
 from . import pubsub_api_pb2 as pb
 
@@ -101,9 +102,9 @@ class PubSubClient:
                 self._channel = grpc.aio.insecure_channel(self._target, options)
         return self._channel
 
-    async def metadata(self) -> Metadata:
-        """The session as call metadata; logs in when there is no session yet."""
-        token = await self.session.token()
+    async def metadata(self, token: Token | None = None) -> Metadata:
+        """`token` (by default the session's; logs in when there is none yet) as metadata."""
+        token = token or await self.session.token()
         if not token.org_id:
             raise PubSubSetupError(
                 "the login answer named no org id (identity URL `id`); the Pub/Sub API needs it"
@@ -114,7 +115,7 @@ class PubSubClient:
             ("tenantid", token.org_id),
         )
 
-    async def get_topic(self, topic_name: str) -> pb.TopicInfo:
+    async def get_topic(self, topic_name: str, token: Token | None = None) -> pb.TopicInfo:
         """Raises grpc.aio.AioRpcError as the server answered."""
         call = self.channel().unary_unary(
             GET_TOPIC,
@@ -123,11 +124,11 @@ class PubSubClient:
         )
         request = pb.TopicRequest(topic_name=topic_name)
         answer: pb.TopicInfo = await call(
-            request, metadata=await self.metadata(), timeout=UNARY_TIMEOUT_S
+            request, metadata=await self.metadata(token), timeout=UNARY_TIMEOUT_S
         )
         return answer
 
-    async def schema_json(self, schema_id: str) -> str:
+    async def schema_json(self, schema_id: str, token: Token | None = None) -> str:
         """The Avro schema (JSON) of `schema_id`, asked once per id for every trigger."""
         known = self._schemas.get(schema_id)
         if known is not None:
@@ -144,13 +145,13 @@ class PubSubClient:
             self.schema_fetches += 1
             answer: pb.SchemaInfo = await call(
                 pb.SchemaRequest(schema_id=schema_id),
-                metadata=await self.metadata(),
+                metadata=await self.metadata(token),
                 timeout=UNARY_TIMEOUT_S,
             )
             self._schemas[schema_id] = answer.schema_json
             return answer.schema_json
 
-    async def subscribe(self) -> SubscribeCall:
+    async def subscribe(self, token: Token | None = None) -> SubscribeCall:
         """A new Subscribe stream; the caller writes its FetchRequests and reads the answers."""
         method: grpc.aio.StreamStreamMultiCallable[pb.FetchRequest, pb.FetchResponse]
         method = self.channel().stream_stream(
@@ -158,7 +159,7 @@ class PubSubClient:
             request_serializer=pb.FetchRequest.SerializeToString,
             response_deserializer=pb.FetchResponse.FromString,
         )
-        call: SubscribeCall = method(metadata=await self.metadata())
+        call: SubscribeCall = method(metadata=await self.metadata(token))
         return call
 
     async def close(self) -> None:
