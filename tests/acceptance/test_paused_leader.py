@@ -25,6 +25,7 @@ from tests.acceptance.replicas_rig import (
     record_values,
     wait_for_leaders,
     wait_until_delivered,
+    wait_until_reading,
 )
 from tests.support.emulator import RunningEmulator
 from tests.support.sfclient import OrgClient
@@ -85,6 +86,7 @@ async def test_a_thawed_leader_is_fenced_out_and_nothing_goes_back(
         watcher = asyncio.create_task(watch_checkpoints(postgres_url, stopping, regressions))
         try:
             led = await wait_for_leaders(http, replicas, {STREAMED, POLLED}, timeout_s=60)
+            await wait_until_reading(postgres_url, STREAMED, timeout_s=60)
             frozen = next(r for r in replicas if r.name == led[STREAMED])
             other = next(r for r in replicas if r is not frozen)
 

@@ -17,7 +17,9 @@ import pytest
 from sftriggerd.events.normalise import cdc_changes
 from sftriggerd.metrics import Metrics
 from sftriggerd.salesforce.client import SalesforceClient
+from sftriggerd.salesforce.pubsub.client import PubSubClient
 from sftriggerd.sources.cometd_transport import CometdTransport
+from sftriggerd.sources.pubsub_transport import PubSubTransport
 from sftriggerd.sources.transport import (
     ChannelUnavailable,
     Reauthenticate,
@@ -34,8 +36,11 @@ from tests.support.emulator import RunningEmulator
 from tests.support.sfclient import OrgClient, control
 
 CHANNEL = "/data/AccountChangeEvent"
-# The server holds an empty poll this long (ms); the adapter gives up this much later (s).
+# The server holds an empty poll (CometD) or sends a keepalive (Pub/Sub) after this long
+# (ms); the adapter gives up this much later (s).
 HOLD_MS, STALL_MARGIN_S = 1000, 1.0
+# How long a Pub/Sub subscribe waits for a refusal: the emulator refuses at once.
+SETTLE_S = 0.3
 
 Session = Callable[[str], AbstractAsyncContextManager[StreamTransport]]
 Fault = Callable[[aiohttp.ClientSession, str], Awaitable[None]]
@@ -51,7 +56,7 @@ class Adapter:
     """One transport under test, and how the emulator makes each fault on its side."""
 
     name: str
-    make: Callable[[SalesforceClient, str], StreamTransport]
+    make: Callable[[SalesforceClient, PubSubClient, str], StreamTransport]
     missing_channel: str
     drop_clients: Fault
     expire_positions: Fault
@@ -60,7 +65,7 @@ class Adapter:
 
 COMETD = Adapter(
     name="cometd",
-    make=lambda client, channel: CometdTransport(client, channel, stall_margin_s=STALL_MARGIN_S),
+    make=lambda client, _, channel: CometdTransport(client, channel, stall_margin_s=STALL_MARGIN_S),
     missing_channel="/topic/NotDefined",
     drop_clients=lambda http, url: _post(http, url, "clients/forget", {}),
     expire_positions=lambda http, url: _post(
@@ -72,12 +77,35 @@ COMETD = Adapter(
 )
 
 
+PUBSUB = Adapter(
+    name="pubsub",
+    make=lambda _, pubsub, channel: PubSubTransport(
+        pubsub,
+        channel,
+        keepalive_s=HOLD_MS / 1000,
+        stall_margin_s=STALL_MARGIN_S,
+        settle_s=SETTLE_S,
+    ),
+    missing_channel="/topic/NotDefined",  # PushTopics exist only on the Streaming API
+    drop_clients=lambda http, url: _post(http, url, "pubsub/drop", {}),
+    expire_positions=lambda http, url: _post(
+        http, url, "retention", {"drop_before_replay_id": 10**12}
+    ),
+    stall_once=lambda http, url: _post(http, url, "pubsub/silence", {"enabled": True}),
+)
+
+
 @pytest.fixture
 def emulator_settings(tmp_path: Path) -> EmulatorSettings:
-    return EmulatorSettings(state_dir=tmp_path / "org", cometd_timeout_ms=HOLD_MS)
+    return EmulatorSettings(
+        state_dir=tmp_path / "org",
+        cometd_timeout_ms=HOLD_MS,
+        pubsub_port=0,
+        pubsub_keepalive_s=HOLD_MS / 1000,
+    )
 
 
-@pytest.fixture(params=[COMETD], ids=lambda adapter: adapter.name)
+@pytest.fixture(params=[COMETD, PUBSUB], ids=lambda adapter: adapter.name)
 def adapter(request: pytest.FixtureRequest) -> Adapter:
     chosen: Adapter = request.param
     return chosen
@@ -93,12 +121,21 @@ async def client(
 
 
 @pytest.fixture
-def session(adapter: Adapter, client: SalesforceClient) -> Session:
+async def pubsub(
+    emulator: RunningEmulator, client: SalesforceClient
+) -> AsyncIterator[PubSubClient]:
+    made = PubSubClient(client.session, f"http://{emulator.pubsub_address}")
+    yield made
+    await made.close()
+
+
+@pytest.fixture
+def session(adapter: Adapter, client: SalesforceClient, pubsub: PubSubClient) -> Session:
     """Opens a session of a channel, and closes it after the block."""
 
     @contextlib.asynccontextmanager
     async def opened(channel: str) -> AsyncIterator[StreamTransport]:
-        transport = adapter.make(client, channel)
+        transport = adapter.make(client, pubsub, channel)
         try:
             await transport.open()
             yield transport
@@ -257,10 +294,13 @@ async def test_a_held_answer_past_its_time_raises_stalled(
 
 
 async def test_cometd_reconnect_none_advice_raises_reauthenticate_at_the_next_receive(
-    client: SalesforceClient, http: aiohttp.ClientSession, emulator: RunningEmulator
+    client: SalesforceClient,
+    pubsub: PubSubClient,
+    http: aiohttp.ClientSession,
+    emulator: RunningEmulator,
 ) -> None:
     """CometD only: the advice comes with an answer whose events are still delivered."""
-    transport = COMETD.make(client, CHANNEL)
+    transport = COMETD.make(client, pubsub, CHANNEL)
     try:
         await transport.open()
         await transport.subscribe(StartAt.NEW)

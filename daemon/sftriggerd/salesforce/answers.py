@@ -70,9 +70,15 @@ class Token:
     access_token: str
     instance_url: str
     issued_at_ms: int
+    # The org's id, read from the identity URL (`id`) of the answer; the Pub/Sub API needs
+    # it (`tenantid`). None when the answer named no identity URL.
+    org_id: str | None = None
 
     def __repr__(self) -> str:
-        return f"Token(instance_url={self.instance_url!r}, issued_at_ms={self.issued_at_ms})"
+        return (
+            f"Token(instance_url={self.instance_url!r}, issued_at_ms={self.issued_at_ms},"
+            f" org_id={self.org_id!r})"
+        )
 
 
 @dataclass(frozen=True)
@@ -251,7 +257,21 @@ def _granted(body: Any, now: datetime) -> Token | Refused:
         issued_at_ms = int(issued)
     elif isinstance(issued, int) and not isinstance(issued, bool) and 0 <= issued < 10**16:
         issued_at_ms = issued
-    return Token(access_token, instance_url.rstrip("/"), issued_at_ms)
+    return Token(access_token, instance_url.rstrip("/"), issued_at_ms, org_id_of(body.get("id")))
+
+
+# `https://login.salesforce.com/id/00D.../005...`: an org id is 15 or 18 characters.
+_IDENTITY_URL = re.compile(
+    r"https?://[^\s/@]+/id/(00D[0-9A-Za-z]{12}(?:[0-9A-Za-z]{3})?)/[^/\s]+/?"
+)
+
+
+def org_id_of(identity_url: object) -> str | None:
+    """The org id in a token answer's identity URL; None for anything else."""
+    if not isinstance(identity_url, str):
+        return None
+    found = _IDENTITY_URL.fullmatch(identity_url)
+    return found.group(1) if found else None
 
 
 def describe_refusal(flow: str, status: int, body: Any) -> str:

@@ -85,6 +85,16 @@ class StreamPositions:
         position = ReplayPosition(self.channel, replay, self.reached)
         return Checkpoint(trigger=self.trigger.name, position=encode(position), event_time=newest)
 
+    async def keep_idle(self, replay: ReplayId) -> bool:
+        """Stores `replay`, a position an idle stream has passed with nothing for this trigger,
+        unless it is the stored one already; the time reached stays (no event proved a later
+        one). Returns whether it stored it."""
+        position = await self.load()
+        if isinstance(position, ReplayPosition) and position.replay_id == replay:
+            return False
+        await self._ingest(self.trigger.name, [], self.checkpoint(replay, None))
+        return True
+
     async def save_start(self, start: datetime) -> None:
         """A new trigger subscribed for new events only: remember from when, so a restart
         before its first event resumes from that time instead of from "now" again."""

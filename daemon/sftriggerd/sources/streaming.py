@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from ..config.settings import TriggerSettings
 from ..errors import SftriggerdError
 from ..logs import get_logger
+from ..salesforce.answers import Token
 from ..salesforce.cometd import STALL_MARGIN_S
 from ..urls import strip_userinfo
 from .backfill import Backfill
@@ -33,6 +34,7 @@ from .stream_pacing import Pacer, wait
 from .stream_positions import StreamPositions
 from .transport import (
     ChannelUnavailable,
+    IdlePositions,
     Reauthenticate,
     Reconnect,
     ReplayExpired,
@@ -97,7 +99,7 @@ class StreamingSource(StreamHandling):
                 await self._pause(stopping, "stream_rehandshake_backoff")
             except Reauthenticate as exc:
                 self._fault("stream_relogin", exc)
-                await self._relogin(stopping)
+                await self._relogin(stopping, exc.stale)
             except ChannelUnavailable as exc:
                 if self.fall_back:
                     raise
@@ -189,7 +191,14 @@ class StreamingSource(StreamHandling):
             self.status.advanced(None, self._clock())  # an answer: nothing pending
             if items:
                 await self._handle(items)
+            elif isinstance(transport, IdlePositions):
+                await self._keep_idle_position(transport)
             await self._verify_if_silent()
+
+    async def _keep_idle_position(self, transport: IdlePositions) -> None:
+        position = transport.idle_position()
+        if position is not None and await self.positions.keep_idle(position):
+            log.debug("stream_idle_position_kept", trigger=self.trigger.name)
 
     def _start_from(self, resume: StreamResume | None) -> Start:
         if resume is not None and resume.replay_id is not None:
@@ -205,12 +214,13 @@ class StreamingSource(StreamHandling):
             return StartAt.NEW
         return StartAt.RETAINED
 
-    async def _relogin(self, stopping: asyncio.Event) -> None:
+    async def _relogin(self, stopping: asyncio.Event, stale: Token | None) -> None:
         """A refused login (AuthenticationError) and an unreachable or failing token endpoint
-        (SalesforceUnavailable, 5xx) are both retried by the next round, after a back-off."""
+        (SalesforceUnavailable, 5xx) are both retried by the next round, after a back-off.
+        With the refused token known, a login another trigger made since serves this one."""
         await self._pause(stopping, "stream_relogin_backoff")
         try:
-            await self._client.session.relogin(await self._client.session.token())
+            await self._client.session.relogin(stale or await self._client.session.token())
         except SftriggerdError as exc:  # refused, or the token endpoint failed: back off
             self._fault("stream_login_failed", exc, level="error", failed=True)
 

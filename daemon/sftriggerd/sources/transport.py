@@ -12,14 +12,16 @@ One transport object serves one session of one channel: `open`, `subscribe`, the
 from __future__ import annotations
 
 import enum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ..errors import SftriggerdError
 from ..events.streamed import Received
+from ..salesforce.answers import Token
 from .position import ReplayId
 
 __all__ = [
     "ChannelUnavailable",
+    "IdlePositions",
     "Reauthenticate",
     "Received",
     "Reconnect",
@@ -62,7 +64,12 @@ class Reconnect(TransportOutcome):
 
 class Reauthenticate(TransportOutcome):
     """The session behind the access token ended: log in again (one login serves every
-    trigger), then open a new session."""
+    trigger), then open a new session. `stale` is the token the refused call carried, when
+    the transport knows it: a trigger that finds it already replaced logs in no more."""
+
+    def __init__(self, message: str, stale: Token | None = None) -> None:
+        super().__init__(message)
+        self.stale = stale
 
 
 class TransportFailure(TransportOutcome):
@@ -100,6 +107,17 @@ class StreamTransport(Protocol):
 
     async def close(self) -> None:
         """Ends the session, freeing the server's client slot; never raises."""
+        ...
+
+
+@runtime_checkable
+class IdlePositions(Protocol):
+    """A transport whose server tells an idle stream how far it has passed (Pub/Sub
+    keepalives): the loop stores that position, so an idle channel's stays inside retention."""
+
+    def idle_position(self) -> ReplayId | None:
+        """After a `receive` that brought no events: the position the stream has passed, every
+        event before it delivered already; None otherwise."""
         ...
 
 

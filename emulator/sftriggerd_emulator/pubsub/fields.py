@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any
 
 from sftriggerd_emulator.clock import epoch_ms, parse_datetime
+from sftriggerd_emulator.streaming.payloads import ADDRESS_PARTS, NAME_PARTS
 
 AvroType = str | dict[str, Any]
 _EPOCH = date(1970, 1, 1)
@@ -30,19 +31,6 @@ _DOC_NAMES = {
     "email": "Email",
     "textarea": "TextArea",
 }
-ADDRESS_PARTS = (
-    "Street",
-    "City",
-    "State",
-    "PostalCode",
-    "Country",
-    "StateCode",
-    "CountryCode",
-    "Latitude",
-    "Longitude",
-    "GeocodeAccuracy",
-)
-NAME_PARTS = ("Salutation", "FirstName", "LastName", "MiddleName", "Suffix")
 _NUMBER_PARTS = frozenset({"Latitude", "Longitude"})
 
 

@@ -18,7 +18,7 @@ from sftriggerd_emulator.context import RecordChange
 
 _SF_DATETIME = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\.(\d{3})\+0000")
 _NEVER_IN_BODY = frozenset({"Id", "IsDeleted", "SystemModstamp"})
-_ADDRESS_PARTS = (
+ADDRESS_PARTS = (
     "Street",
     "City",
     "State",
@@ -30,7 +30,7 @@ _ADDRESS_PARTS = (
     "Longitude",
     "GeocodeAccuracy",
 )
-_NAME_PARTS = ("Salutation", "FirstName", "MiddleName", "LastName", "Suffix")
+NAME_PARTS = ("Salutation", "FirstName", "MiddleName", "LastName", "Suffix")
 _ADDRESS_PREFIXES: dict[str, tuple[str, ...]] = {
     "Account": ("Billing", "Shipping"),
     "Contact": ("Mailing", "Other"),
@@ -67,10 +67,10 @@ def cdc_value(value: Any) -> Any:
 
 def compound_of(object_name: str, field_name: str) -> tuple[str, str] | None:
     """(`BillingAddress`, `City`) for `BillingCity` on Account; None for plain fields."""
-    if object_name in _PERSON_NAMED and field_name in _NAME_PARTS:
+    if object_name in _PERSON_NAMED and field_name in NAME_PARTS:
         return "Name", field_name
     for prefix in _ADDRESS_PREFIXES.get(object_name, ()):
-        for part in _ADDRESS_PARTS:
+        for part in ADDRESS_PARTS:
             if field_name == prefix + part:
                 return f"{prefix}Address", part
     return None

@@ -1,1 +1,2 @@
-"""Salesforce's Pub/Sub API (gRPC): the wire messages, generated from `pubsub_api.proto`."""
+"""Salesforce's Pub/Sub API (gRPC): the wire messages, generated from `pubsub_api.proto`; the
+daemon's client of it (`client.py`); reading an event's Avro payload (`avro_payload.py`)."""

@@ -1,0 +1,168 @@
+"""The daemon's Pub/Sub API client: one gRPC channel shared by every trigger.
+
+Salesforce serves `eventbus.v1.PubSub` with TLS at api.pubsub.salesforce.com:7443; an
+`http://host:port` URL is plaintext (the bundled emulator). Every call carries the daemon's
+Salesforce session as metadata (`accesstoken`, `instanceurl`, `tenantid`), read from the
+session at call time, so a re-login (one for all triggers) serves the next call at once.
+
+The channel sends HTTP/2 keepalive pings so a half-open connection under an open stream is
+found by the transport too, not only by the adapter's watchdog. Pings no more often than
+every 5 minutes: a gRPC server by default refuses more frequent ones (GOAWAY
+`too_many_pings`), which would end every stream of the channel.
+
+The committed stubs have no `_pb2_grpc` module: calls are made by method path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlsplit
+
+import grpc
+import grpc.aio
+
+from ...errors import SftriggerdError
+from ..answers import Token
+from ..session import SalesforceSession
+from . import pubsub_api_pb2 as pb
+
+DEFAULT_PUBSUB_URL = "https://api.pubsub.salesforce.com:7443"
+SUBSCRIBE = "/eventbus.v1.PubSub/Subscribe"
+GET_TOPIC = "/eventbus.v1.PubSub/GetTopic"
+GET_SCHEMA = "/eventbus.v1.PubSub/GetSchema"
+KEEPALIVE_TIME_MS = 300_000
+KEEPALIVE_TIMEOUT_MS = 20_000
+# GetTopic and GetSchema answer at once; a call that hangs is a failure, not a wait.
+UNARY_TIMEOUT_S = 30.0
+# A schema is small (a few kB); an object with many fields, not many schemas.
+_MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+
+Metadata = tuple[tuple[str, str], ...]
+SubscribeCall = grpc.aio.StreamStreamCall[pb.FetchRequest, pb.FetchResponse]
+
+
+class PubSubSetupError(SftriggerdError):
+    """The client cannot make a call: a URL it cannot use, or a session without an org id."""
+
+
+def target_of(url: str) -> tuple[str, bool]:
+    """`host:port` and whether the channel uses TLS: https (the default port 7443) or http
+    (plaintext, the emulator); anything else is a setup error."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise PubSubSetupError(f"Pub/Sub URL {url!r} is not an https:// or http:// URL")
+    try:
+        port = parts.port or 7443
+    except ValueError as exc:
+        raise PubSubSetupError(f"Pub/Sub URL {url!r} has no usable port") from exc
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{host}:{port}", parts.scheme == "https"
+
+
+def channel_options(keepalive_time_ms: int = KEEPALIVE_TIME_MS) -> list[tuple[str, int]]:
+    return [
+        ("grpc.keepalive_time_ms", keepalive_time_ms),
+        ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
+        # Pings only while a stream is open: an idle channel has nothing to lose.
+        ("grpc.keepalive_permit_without_calls", 0),
+        # A stream that waits minutes for events sends no data: ping it all the same.
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+    ]
+
+
+class PubSubClient:
+    """The shared channel, the session metadata, and the schemas seen so far by id."""
+
+    def __init__(
+        self,
+        session: SalesforceSession,
+        url: str = DEFAULT_PUBSUB_URL,
+        *,
+        keepalive_time_ms: int = KEEPALIVE_TIME_MS,
+    ) -> None:
+        self.session = session
+        self.url = url
+        self._target, self._secure = target_of(url)
+        self._keepalive_time_ms = keepalive_time_ms
+        self._channel: grpc.aio.Channel | None = None
+        # Schemas never change under an id (the id is the schema's fingerprint).
+        self._schemas: dict[str, str] = {}
+        self._schema_lock = asyncio.Lock()
+        self.schema_fetches = 0
+
+    def channel(self) -> grpc.aio.Channel:
+        """The channel, made on first use (inside the running event loop, as grpc.aio wants)."""
+        if self._channel is None:
+            options = channel_options(self._keepalive_time_ms)
+            if self._secure:
+                credentials = grpc.ssl_channel_credentials()
+                self._channel = grpc.aio.secure_channel(self._target, credentials, options)
+            else:
+                self._channel = grpc.aio.insecure_channel(self._target, options)
+        return self._channel
+
+    async def metadata(self, token: Token | None = None) -> Metadata:
+        """`token` (by default the session's; logs in when there is none yet) as metadata."""
+        token = token or await self.session.token()
+        if not token.org_id:
+            raise PubSubSetupError(
+                "the login answer named no org id (identity URL `id`); the Pub/Sub API needs it"
+            )
+        return (
+            ("accesstoken", token.access_token),
+            ("instanceurl", token.instance_url),
+            ("tenantid", token.org_id),
+        )
+
+    async def get_topic(self, topic_name: str, token: Token | None = None) -> pb.TopicInfo:
+        """Raises grpc.aio.AioRpcError as the server answered."""
+        call = self.channel().unary_unary(
+            GET_TOPIC,
+            request_serializer=pb.TopicRequest.SerializeToString,
+            response_deserializer=pb.TopicInfo.FromString,
+        )
+        request = pb.TopicRequest(topic_name=topic_name)
+        answer: pb.TopicInfo = await call(
+            request, metadata=await self.metadata(token), timeout=UNARY_TIMEOUT_S
+        )
+        return answer
+
+    async def schema_json(self, schema_id: str, token: Token | None = None) -> str:
+        """The Avro schema (JSON) of `schema_id`, asked once per id for every trigger."""
+        known = self._schemas.get(schema_id)
+        if known is not None:
+            return known
+        async with self._schema_lock:  # triggers meeting a new schema together ask once
+            known = self._schemas.get(schema_id)
+            if known is not None:
+                return known
+            call = self.channel().unary_unary(
+                GET_SCHEMA,
+                request_serializer=pb.SchemaRequest.SerializeToString,
+                response_deserializer=pb.SchemaInfo.FromString,
+            )
+            self.schema_fetches += 1
+            answer: pb.SchemaInfo = await call(
+                pb.SchemaRequest(schema_id=schema_id),
+                metadata=await self.metadata(token),
+                timeout=UNARY_TIMEOUT_S,
+            )
+            self._schemas[schema_id] = answer.schema_json
+            return answer.schema_json
+
+    async def subscribe(self, token: Token | None = None) -> SubscribeCall:
+        """A new Subscribe stream; the caller writes its FetchRequests and reads the answers."""
+        method: grpc.aio.StreamStreamMultiCallable[pb.FetchRequest, pb.FetchResponse]
+        method = self.channel().stream_stream(
+            SUBSCRIBE,
+            request_serializer=pb.FetchRequest.SerializeToString,
+            response_deserializer=pb.FetchResponse.FromString,
+        )
+        call: SubscribeCall = method(metadata=await self.metadata(token))
+        return call
+
+    async def close(self) -> None:
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            await channel.close(grace=None)
