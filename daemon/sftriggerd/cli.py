@@ -66,6 +66,12 @@ def _build_parser() -> argparse.ArgumentParser:
     emulator.add_argument("--host", default="127.0.0.1")
     emulator.add_argument("--state", type=Path, default=None, help="keep the org's data here")
     emulator.add_argument("--users", type=Path, default=None, help="YAML file of extra users")
+    emulator.add_argument(
+        "--pubsub-port",
+        type=int,
+        default=None,
+        help="also serve the Pub/Sub API (gRPC, plaintext) on this port (0: any free port)",
+    )
     emulator.set_defaults(handler=_emulator)
 
     demo = commands.add_parser("demo", help="emulator + receiver + daemon, all in one")
@@ -218,7 +224,9 @@ def _emulator(args: argparse.Namespace) -> int:
     from sftriggerd_emulator.context import EmulatorSettings
     from sftriggerd_emulator.server import run_emulator
 
-    settings = EmulatorSettings(host=args.host, port=args.port, state_dir=args.state)
+    settings = EmulatorSettings(
+        host=args.host, port=args.port, state_dir=args.state, pubsub_port=args.pubsub_port
+    )
     try:
         asyncio.run(run_emulator(settings, args.users))
     except KeyboardInterrupt:

@@ -102,6 +102,14 @@ class EmulatorSettings:
     # may also answer smaller pages than asked); tests set a few rows to make many pages.
     query_batch_size: int = 2000
     limit_info_style: str = "alternate"  # "alternate" | "plain" | "bursts"
+    # The Pub/Sub API (gRPC, plaintext) on a port of its own at `host`: None serves none,
+    # 0 any free port (written back once bound). Salesforce sends a keepalive within 270 s
+    # and closes a stream left with nothing requested after about 60 s; tests set seconds.
+    pubsub_port: int | None = None
+    pubsub_keepalive_s: float = 270.0
+    pubsub_idle_close_s: float = 60.0
+    # Open Subscribe streams at once before `concurrent.client.limit.exceeded`.
+    pubsub_max_streams: int = 1000
 
 
 @dataclass
@@ -118,3 +126,9 @@ class EmulatorContext:
     def base_url(self) -> str:
         """The login and instance URL; known once the server is bound."""
         return f"http://{self.settings.host}:{self.settings.port}"
+
+    @property
+    def pubsub_address(self) -> str | None:
+        """`host:port` of the Pub/Sub API (plaintext gRPC), once bound; None when off."""
+        port = self.settings.pubsub_port
+        return None if port is None or port == 0 else f"{self.settings.host}:{port}"

@@ -1,7 +1,8 @@
 """Builds the emulator's application from its parts and serves it.
 
 One aiohttp application answers OAuth, REST, the Streaming API and the `/_emulator/` admin
-calls on one base URL, which is both the login URL and the instance URL of the org.
+calls on one base URL, which is both the login URL and the instance URL of the org. The
+Pub/Sub API (gRPC) starts and stops with it, on a port of its own when one is configured.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from sftriggerd_emulator.limits import HEADER_STYLES, ApiUsage, HeaderStyle
 from sftriggerd_emulator.org import EmulatorOrg
 from sftriggerd_emulator.parts import PARTS, EmulatorParts
 from sftriggerd_emulator.persistence import OrgStore
+from sftriggerd_emulator.pubsub import install_pubsub
 from sftriggerd_emulator.streaming import install_streaming
 
 
@@ -61,6 +63,7 @@ def build_app(settings: EmulatorSettings) -> tuple[web.Application, EmulatorCont
     sobjects.add_routes(app)
     control.add_routes(app)
     install_streaming(ctx, app)
+    install_pubsub(parts, app)  # reads the streams install_streaming made
     app.on_cleanup.append(_close_store)
     return app, ctx
 
@@ -86,7 +89,8 @@ async def _close_store(app: web.Application) -> None:
 
 
 async def run_emulator(settings: EmulatorSettings, users_file: Path | None) -> None:
-    """Serves until cancelled; prints `emulator listening on http://HOST:PORT` once bound."""
+    """Serves until cancelled; prints `emulator listening on http://HOST:PORT` once bound,
+    then `pubsub listening on HOST:PORT` when the Pub/Sub API is served."""
     if users_file is not None:
         settings.users_file = users_file
     app, ctx = build_app(settings)
@@ -98,6 +102,8 @@ async def run_emulator(settings: EmulatorSettings, users_file: Path | None) -> N
         if settings.port == 0:
             settings.port = runner.addresses[0][1]
         print(f"emulator listening on {ctx.base_url}", flush=True)
+        if ctx.pubsub_address is not None:
+            print(f"pubsub listening on {ctx.pubsub_address}", flush=True)
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()

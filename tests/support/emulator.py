@@ -20,6 +20,14 @@ class RunningEmulator:
     url: str
     ctx: EmulatorContext
 
+    @property
+    def pubsub_address(self) -> str:
+        """`127.0.0.1:PORT` of its Pub/Sub API (plaintext gRPC)."""
+        address = self.ctx.pubsub_address
+        if address is None:
+            raise RuntimeError("this emulator serves no Pub/Sub API (pubsub_port is None)")
+        return address
+
 
 async def start_emulator(settings: EmulatorSettings) -> tuple[RunningEmulator, web.AppRunner]:
     app, ctx = build_app(settings)
@@ -34,7 +42,8 @@ async def start_emulator(settings: EmulatorSettings) -> tuple[RunningEmulator, w
 
 @pytest.fixture
 def emulator_settings(tmp_path: Path) -> EmulatorSettings:
-    return EmulatorSettings(state_dir=tmp_path / "org")
+    # Pub/Sub on a free port too; a restart with these settings reuses both ports.
+    return EmulatorSettings(state_dir=tmp_path / "org", pubsub_port=0)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +53,8 @@ class StreamingHub:
         self.starved: set[str] = set()
         self.hostile = HostileControls()
         self.activity = SubscriberActivity()
+        # Called after every stored event: other transports (Pub/Sub) wake their streams.
+        self.publish_listeners: list[Callable[[], None]] = []
         self._transaction_key = ""
         self._sequence_number = 0
         self._commit_number = 0
@@ -99,8 +101,13 @@ class StreamingHub:
         event = stream.append(self.ctx.clock.now(), entity, data)
         if self.store is not None:
             self.store.add_event(stream_name, event)
-        self.clients.nudge_all()
+        self._announce()
         return event
+
+    def _announce(self) -> None:
+        self.clients.nudge_all()
+        for listener in self.publish_listeners:
+            listener()
 
     def publish_raw(
         self, stream_name: str, entity: str, data: dict[str, Any], replay_id: Any = FILL_REPLAY_ID
@@ -123,7 +130,7 @@ class StreamingHub:
         )
         if self.store is not None:
             self.store.add_event(stream_name, event)
-        self.clients.nudge_all()
+        self._announce()
         return event
 
     def drop_before(self, replay_id: int, stream: str | None = None) -> int:

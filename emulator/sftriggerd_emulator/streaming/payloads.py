@@ -65,7 +65,7 @@ def cdc_value(value: Any) -> Any:
     return value
 
 
-def _compound_of(object_name: str, field_name: str) -> tuple[str, str] | None:
+def compound_of(object_name: str, field_name: str) -> tuple[str, str] | None:
     """(`BillingAddress`, `City`) for `BillingCity` on Account; None for plain fields."""
     if object_name in _PERSON_NAMED and field_name in _NAME_PARTS:
         return "Name", field_name
@@ -78,7 +78,7 @@ def _compound_of(object_name: str, field_name: str) -> tuple[str, str] | None:
 
 def field_path(object_name: str, field_name: str) -> str:
     """How changedFields/nulledFields name a field: `BillingAddress.City` for compounds."""
-    compound = _compound_of(object_name, field_name)
+    compound = compound_of(object_name, field_name)
     return field_name if compound is None else f"{compound[0]}.{compound[1]}"
 
 
@@ -88,7 +88,7 @@ def cdc_body(object_name: str, fields: Mapping[str, Any]) -> dict[str, Any]:
     for name, value in fields.items():
         if name in _NEVER_IN_BODY:
             continue
-        compound = _compound_of(object_name, name)
+        compound = compound_of(object_name, name)
         if compound is None:
             body[name] = cdc_value(value)
         else:
