@@ -13,14 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator
 
+from ..events.streamed import TransportName
 from .loader import YamlPath
 
-Transport = Literal["cometd", "pubsub"]
+Transport = TransportName
 TRANSPORTS: tuple[Transport, ...] = ("cometd", "pubsub")
 DEFAULT_TRANSPORT: Transport = "cometd"
 DEFAULT_PUBSUB_URL = "https://api.pubsub.salesforce.com:7443"
