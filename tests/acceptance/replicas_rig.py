@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psycopg
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
@@ -211,6 +212,19 @@ async def wait_for_leaders(
     except TimeoutError:
         logs = "\n".join(f"--- {r.slot}\n{r.log_tail()}" for r in replicas)
         raise AssertionError(f"no leader for {triggers} within {timeout_s}s\n{logs}") from None
+
+
+async def wait_until_reading(postgres_url: str, trigger: str, timeout_s: float) -> None:
+    """Until the trigger's leader has subscribed and stored where it started: a trigger that
+    starts from `latest` does not see changes made before that, by design."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
+            cursor = await conn.execute("SELECT 1 FROM checkpoints WHERE trigger = %s", (trigger,))
+            if await cursor.fetchone() is not None:
+                return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"trigger {trigger} had stored no starting point within {timeout_s}s")
 
 
 async def wait_until_delivered(receiver: FlakyReceiver, values: set[str], timeout_s: float) -> None:

@@ -26,6 +26,7 @@ from tests.acceptance.replicas_rig import (
     record_values,
     wait_for_leaders,
     wait_until_delivered,
+    wait_until_reading,
 )
 from tests.support.emulator import RunningEmulator
 from tests.support.sfclient import OrgClient, control
@@ -79,6 +80,7 @@ async def test_replicas_dying_at_random_lose_and_double_nothing(
             await replica.start()
         try:
             await wait_for_leaders(http, replicas, {STREAMED, POLLED}, timeout_s=60)
+            await wait_until_reading(postgres_url, STREAMED, timeout_s=60)
             stopping = asyncio.Event()
             changes = asyncio.create_task(make_changes(org, stopping, made))
             deadline = time.monotonic() + CHAOS_S
