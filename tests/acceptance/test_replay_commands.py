@@ -166,6 +166,55 @@ def test_rewind_to_a_replay_id_with_and_without_resend(tmp_path: Path) -> None:
     ]
 
 
+async def stored_pubsub(path: Path, tokens: list[str]) -> None:
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        events = [
+            NewEvent(
+                event_id=f"evt_{n}",
+                record_id=None,
+                occurred_at=datetime.now(UTC),
+                body=json.dumps(
+                    {"source": {"kind": "streaming", "replay_id": token, "transport": "pubsub"}}
+                ).encode(),
+                endpoints=("hook",),
+            )
+            for n, token in enumerate(tokens)
+        ]
+        replay = {"base64": tokens[-1]}
+        checkpoint = Checkpoint(trigger="orders", position={"replay_id": replay})
+        await store.ingest("orders", events, checkpoint)
+        for claim in await store.claim_due("hook", 3, timedelta(seconds=30)):
+            await store.record_outcome(claim, Delivered(status=200))
+    finally:
+        await store.close()
+
+
+def test_a_pubsub_trigger_rewinds_to_a_base64_replay_id(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    orders = "\n  - {name: orders, channel: /event/Order__e, transport: pubsub}\nendpoints:"
+    config.write_text(config.read_text().replace("\nendpoints:", orders, 1))
+    tokens = ["AAAAAAAGUNs=", "AAAAAAAGUNw=", "AAAAAAAGUN0="]
+    asyncio.run(stored_pubsub(tmp_path / "state.db", tokens))
+    code, text = cli(config, "triggers", "rewind", "orders", "--to", "5")
+    assert code == 2 and "whose replay ids are not numbers" in text
+    code, text = cli(config, "triggers", "rewind", "orders", "--to", tokens[0], "--resend")
+    assert code == 0 and "2 stored deliveries from there are pending again" in text, text
+    store = SqliteStore(tmp_path / "state.db")
+
+    async def saved_position() -> dict[str, object]:
+        await store.open(create=False)
+        try:
+            saved = await store.checkpoint("orders")
+            assert saved is not None
+            return saved.position
+        finally:
+            await store.close()
+
+    assert asyncio.run(saved_position())["replay_id"] == {"base64": tokens[0]}
+
+
 def test_a_polled_trigger_rewinds_to_any_time(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     asyncio.run(seeded(tmp_path / "state.db"))

@@ -108,7 +108,12 @@ def test_the_schema_refuses_what_sftriggerd_never_sends() -> None:
         "change": "updated",
         "record_id": "001000000000001AAA",
         "occurred_at": "2026-11-28T10:15:02.000Z",
-        "source": {"kind": "streaming", "channel": "/data/AccountChangeEvent", "replay_id": 7},
+        "source": {
+            "kind": "streaming",
+            "channel": "/data/AccountChangeEvent",
+            "replay_id": 7,
+            "transport": "cometd",
+        },
         "changed_fields": ["Name"],
         "record": {"Id": "001000000000001AAA", "Name": "Acme"},
         "raw": {},
@@ -126,6 +131,14 @@ def test_the_schema_refuses_what_sftriggerd_never_sends() -> None:
         {**good, "record": {"Name": "no Id"}},
         {**good, "extra": 1},
         {k: v for k, v in good.items() if k != "raw"},
+        {**good, "source": {**good["source"], "transport": "grpc"}},
+        {**good, "source": {k: v for k, v in good["source"].items() if k != "transport"}},
+        {**good, "source": {**good["source"], "replay_id": "AAAA"}},  # text over CometD
+        {**good, "source": {**good["source"], "transport": "pubsub"}},  # a number over Pub/Sub
+        {**good, "source": {**good["source"], "transport": "pubsub", "replay_id": "not b64!"}},
     ]
     for body in broken:
         assert list(check.iter_errors(body)), body
+    pubsub = {**good["source"], "transport": "pubsub", "replay_id": "AAAAAAAGUNsAAA=="}
+    for source in (pubsub, {**pubsub, "replay_id": None}):
+        assert not list(check.iter_errors({**good, "source": source}))

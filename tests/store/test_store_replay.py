@@ -84,7 +84,7 @@ async def test_bulk_by_endpoint_status_and_time_range(store: Store) -> None:
     assert await store.requeue(everything) == Requeued(0, 4)
 
 
-def streamed(n: int, replay_id: int | None, record: str = "A") -> NewEvent:
+def streamed(n: int, replay_id: int | str | None, record: str = "A") -> NewEvent:
     body = {"n": n, "source": {"kind": "streaming", "replay_id": replay_id}}
     if replay_id is None:
         body["source"] = {"kind": "polling", "gap_fill": True}
@@ -109,6 +109,35 @@ async def test_a_selection_after_a_replay_id_takes_what_was_stored_from_there(
     assert past_all == Requeued(0, 0)
     with pytest.raises(ValueError):
         await store.requeue(Selection(after_replay_id=1))
+
+
+async def test_a_selection_after_a_pubsub_replay_id_takes_what_was_stored_after_it(
+    store: Store,
+) -> None:
+    # Pub/Sub replay ids are base64 text with no order: the selection goes by storage order.
+    # Two events share "AAAB" (a change merged for two records), then a gap fill, then "AAAA",
+    # which sorts before it as text and is still taken.
+    events = [
+        streamed(1, "AAAC"),
+        streamed(2, "AAAB"),
+        streamed(3, "AAAB", "B"),
+        streamed(4, None, "C"),
+        streamed(5, "AAAA", "D"),
+        streamed(6, 12, "E"),  # a CometD body of the same trigger, before a switch
+    ]
+    await store.ingest("t", events, checkpoint(6))
+    await store.ingest("other", [streamed(9, "AAAB", "F")], checkpoint(9, "other"))
+    await finish(store, *["delivered"] * 7)
+    done = await store.requeue(Selection(trigger="t", after_replay_token="AAAB"))
+    assert done.requeued == 3
+    pending = await store.list_deliveries(status="pending")
+    assert sorted(row.event_id for row in pending) == ["evt_4", "evt_5", "evt_6"]
+    # A replay id no stored event carries selects nothing; after the last one, nothing new.
+    assert await store.requeue(Selection(trigger="t", after_replay_token="ZZZZ")) == Requeued(0, 0)
+    last = await store.requeue(Selection(trigger="t", after_replay_token="AAAA"))
+    assert last == Requeued(0, 1)  # evt_6, pending already
+    with pytest.raises(ValueError):
+        await store.requeue(Selection(after_replay_token="AAAB"))
 
 
 async def test_a_selection_by_change_time(store: Store) -> None:

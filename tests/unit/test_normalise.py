@@ -28,6 +28,7 @@ def test_cdc_update() -> None:
         "kind": "streaming",
         "channel": "/data/AccountChangeEvent",
         "replay_id": 103773372,
+        "transport": "cometd",
     }
 
 

@@ -30,7 +30,12 @@ UPDATED = Event(
     change="updated",
     record_id="001xx000003DGb2AAG",
     occurred_at=datetime(2026, 11, 28, 10, 15, 2, tzinfo=UTC),
-    source={"kind": "streaming", "channel": "/data/AccountChangeEvent", "replay_id": 12345},
+    source={
+        "kind": "streaming",
+        "channel": "/data/AccountChangeEvent",
+        "replay_id": 12345,
+        "transport": "cometd",
+    },
     changed_fields=("Name",),
     record={"Id": "001xx000003DGb2AAG", "Name": "Acme"},
     raw={"schema": "abc", "payload": {"Name": "Acme"}, "event": {"replayId": 12345}},
@@ -43,7 +48,12 @@ PLATFORM_EVENT = Event(
     change="event",
     record_id=None,
     occurred_at=datetime(2026, 11, 28, 10, 15, 2, 517000, tzinfo=UTC),
-    source={"kind": "streaming", "channel": "/event/Order_Placed__e", "replay_id": 7},
+    source={
+        "kind": "streaming",
+        "channel": "/event/Order_Placed__e",
+        "replay_id": 7,
+        "transport": "cometd",
+    },
     record={"Amount__c": 12.5, "Name": "Café"},
 )
 

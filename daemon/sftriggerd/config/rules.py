@@ -8,6 +8,7 @@ from typing import Any
 
 from ..soql_engine import SoqlError, parse_condition
 from .loader import YamlPath
+from .transport import transport_problems
 
 Problem = tuple[YamlPath, str]
 
@@ -25,6 +26,7 @@ def cross_field_problems(data: Any) -> list[Problem]:
         *_unique_names("triggers", triggers),
         *_unique_names("endpoints", endpoints),
         *_trigger_problems(triggers),
+        *transport_problems(data),
         *_endpoint_references(endpoints, {_name(t) for _, t in triggers} - {None}),
     ]
 

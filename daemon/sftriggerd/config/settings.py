@@ -7,26 +7,31 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 import re
-import socket
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     SecretStr,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from .durations import format_duration, parse_duration
+from .durations import parse_duration
+from .fields import Duration, HttpUrl
+from .fields import Section as _Section
+from .ha import HaSettings
+from .transport import (
+    DEFAULT_PUBSUB_URL,
+    DEFAULT_TRANSPORT,
+    PubSubUrl,
+    Transport,
+    resolve_transport,
+)
 
 _SENSITIVE_HEADER = re.compile(r"auth|token|key|secret|cookie|session", re.IGNORECASE)
 
@@ -36,22 +41,6 @@ ALL_CHANGES: tuple[Change, ...] = ("created", "updated", "deleted", "undeleted")
 # store and an endpoint's name is the payload of a PostgreSQL NOTIFY (at most 8000 bytes).
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 NAME_LIMIT = 100
-
-
-def _duration(value: object) -> timedelta:
-    if isinstance(value, timedelta):
-        return value
-    if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not a duration; write it like 500ms, 30s, 5m, 2h or 3d")
-    return parse_duration(value)
-
-
-def _http_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"'{value}' is not an http(s) URL")
-    # Kept exactly as written: `/hook/` and `/hook` may be different routes to the receiver.
-    return value
 
 
 def _optional_secret(value: object) -> object:
@@ -74,14 +63,8 @@ def _start_from(value: object) -> object:
     return value
 
 
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
-HttpUrl = Annotated[str, AfterValidator(_http_url)]
 OptionalSecret = Annotated[SecretStr | None, BeforeValidator(_optional_secret)]
 StartFrom = Annotated[Literal["latest", "earliest"] | datetime, BeforeValidator(_start_from)]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
 class AuthSettings(_Section):
@@ -101,6 +84,9 @@ class SalesforceSettings(_Section):
     auth: AuthSettings
     proxy: HttpUrl | None = None
     api_budget: float = Field(default=0.5, gt=0, le=1)
+    # How streaming triggers receive events (a trigger's own `transport` overrides it).
+    transport: Transport = DEFAULT_TRANSPORT
+    pubsub_url: PubSubUrl = DEFAULT_PUBSUB_URL
 
     @field_validator("api_version", mode="before")
     @classmethod
@@ -162,6 +148,13 @@ class TriggerSettings(_Section):
     # Streaming: after this long without events, check with a SOQL count that nothing was
     # missed, and back-fill by polling if something was.
     verify_after: Duration | None = None
+    # Streaming: this trigger's transport; once loaded in `Settings`, the resolved one
+    # (salesforce.transport when not written), and None for polling triggers.
+    transport: Transport | None = None
+
+    @property
+    def resolved_transport(self) -> Transport:
+        return resolve_transport(self.transport, DEFAULT_TRANSPORT)
 
     @property
     def channel_kind(self) -> Literal["cdc", "platform_event", "pushtopic", "generic"]:
@@ -322,63 +315,6 @@ def split_listen(value: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-class HaSettings(_Section):
-    """Several replicas on one PostgreSQL store: each trigger's source runs on one replica
-    at a time, under a lease that its holder renews; on a SQLite store this has no effect."""
-
-    # A leader that stops renewing loses its triggers to another replica within this.
-    takeover: Duration = timedelta(seconds=15)
-    # How often a leader renews its leases; unset, a third of takeover.
-    renew_every: Duration | None = None
-    # `poll` for PgBouncer in transaction mode, where LISTEN never hears a NOTIFY.
-    wake_ups: Literal["notify", "poll"] = "notify"
-    # Shown in /api/replicas and kept with each lease; unset, hostname-pid.
-    replica_name: str | None = Field(
-        default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$"
-    )
-
-    @field_validator("takeover")
-    @classmethod
-    def _takeover_in_range(cls, value: timedelta) -> timedelta:
-        # Below a second one slow query or event-loop stall would cost a healthy leader its
-        # leases; above an hour a dead leader's triggers would sit unread for too long.
-        if not timedelta(seconds=1) <= value <= timedelta(hours=1):
-            raise ValueError("must be between 1s and 1h")
-        return value
-
-    @field_validator("renew_every")
-    @classmethod
-    def _renewed_twice_per_takeover(
-        cls, value: timedelta | None, info: ValidationInfo
-    ) -> timedelta | None:
-        if value is None:
-            return value
-        if value <= timedelta(0):
-            raise ValueError("must be longer than 0s")
-        takeover = info.data.get("takeover")
-        # Two renewals fit in every takeover window, so one lost renewal (a slow query, a
-        # reconnect) does not hand a live leader's triggers to another replica.
-        if isinstance(takeover, timedelta) and value * 2 >= takeover:
-            raise ValueError(
-                f"{format_duration(value)} must be less than half of ha.takeover "
-                f"({format_duration(takeover)}), so that a leader renews at least twice "
-                "before its leases can be taken over"
-            )
-        return value
-
-    @property
-    def resolved_renew_every(self) -> timedelta:
-        """How often leases are renewed: as configured, or a third of takeover."""
-        return self.renew_every if self.renew_every is not None else self.takeover / 3
-
-    @property
-    def resolved_replica_name(self) -> str:
-        """This replica's name: as configured, or hostname-pid (a pod's name in Kubernetes)."""
-        if self.replica_name is not None:
-            return self.replica_name
-        return f"{socket.gethostname()}-{os.getpid()}"
-
-
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "console"] = "json"
@@ -392,6 +328,22 @@ class Settings(_Section):
     server: ServerSettings = ServerSettings()
     ha: HaSettings = HaSettings()
     logging: LoggingSettings = LoggingSettings()
+
+    @model_validator(mode="after")
+    def _resolve_transports(self) -> Settings:
+        """Every streaming trigger learns its transport, so the sources need not ask the
+        salesforce section (check-config refuses the combinations that cannot work)."""
+        default = self.salesforce.transport
+        resolved = tuple(
+            trigger
+            if trigger.mode == "polling"
+            else trigger.model_copy(
+                update={"transport": resolve_transport(trigger.transport, default)}
+            )
+            for trigger in self.triggers
+        )
+        object.__setattr__(self, "triggers", resolved)
+        return self
 
     def secrets(self) -> list[str]:
         """Every secret value in the settings, for the log redactor: credentials, tokens,

@@ -90,7 +90,12 @@ def _identity_key(item: Received) -> int | str:
 
 
 def _source(item: Received) -> dict[str, Any]:
-    return {"kind": "streaming", "channel": item.channel, "replay_id": item.identity}
+    return {
+        "kind": "streaming",
+        "channel": item.channel,
+        "replay_id": item.identity,
+        "transport": item.transport,
+    }
 
 
 def _ms_time(value: object) -> datetime:

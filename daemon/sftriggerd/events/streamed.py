@@ -1,15 +1,18 @@
 """One streamed event as a transport delivered it, before it is normalised.
 
 The normalisers and the stream loop read only this, never a transport's envelope: the
-transport adapter (CometD today) unwraps its messages into `Received` items.
+transport adapter (CometD, Pub/Sub) unwraps its messages into `Received` items.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import SftriggerdError
+
+# The streaming transports: the body's `source.transport`, a trigger's `transport` setting.
+TransportName = Literal["cometd", "pubsub"]
 
 
 class MalformedMessage(SftriggerdError, ValueError):
@@ -27,7 +30,8 @@ class Received:
     within its channel as it was sent (part of event ids and of the body's
     `source.replay_id`); None when there is none, and the event is named by a digest of
     `content` instead. `unreadable` says why the item cannot be read at all: it is kept as
-    poison, and the stream still moves past its position."""
+    poison, and the stream still moves past its position. `transport` names the transport
+    that delivered it; a Pub/Sub item's `identity` is its replay id in base64."""
 
     channel: str
     payload: object  # the event's own fields (a PushTopic message: its sobject)
@@ -38,6 +42,7 @@ class Received:
     content: object  # what a content digest covers
     payload_path: tuple[str, ...] = ()  # where `payload` sits inside `raw`
     unreadable: str | None = None
+    transport: TransportName = "cometd"
 
     def readable_payload(self) -> dict[str, Any] | None:
         """The payload when it is a JSON object; raises for an unreadable item."""

@@ -27,7 +27,9 @@ class Selection:
     list` shows it), `until` exclusive. `occurred_since` and `after_replay_id` select by the
     event instead, for a rewind's resend: events that changed at or after a time, or every
     event of the trigger stored from the first one whose replay id lies after the given one
-    (with the gap fills stored among them)."""
+    (with the gap fills stored among them). `after_replay_token` is the same for a replay
+    id that has no order (Pub/Sub's, as the body's base64 text): every event of the trigger
+    stored after the last one carrying it; none when no stored event carries it."""
 
     delivery_id: int | None = None
     endpoint: str | None = None
@@ -37,6 +39,12 @@ class Selection:
     until: datetime | None = None
     occurred_since: datetime | None = None
     after_replay_id: int | None = None
+    after_replay_token: str | None = None
+
+    @property
+    def by_replay(self) -> bool:
+        """Whether it selects from a replay id (which needs its trigger named)."""
+        return self.after_replay_id is not None or self.after_replay_token is not None
 
 
 @dataclass(frozen=True)

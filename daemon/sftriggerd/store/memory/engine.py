@@ -48,6 +48,7 @@ from .tables import (
     check_event,
     claimable,
     replay_id_after,
+    replay_text,
     selected,
 )
 
@@ -354,7 +355,7 @@ class MemoryStore(LeadershipMethods, Store):
         return len(gone)
 
     async def requeue(self, selection: Selection) -> Requeued:
-        if selection.after_replay_id is not None and selection.trigger is None:
+        if selection.by_replay and selection.trigger is None:
             raise ValueError("a selection by replay id names its trigger")
         async with self._lock:
             self._check_open()
@@ -368,15 +369,22 @@ class MemoryStore(LeadershipMethods, Store):
         return Requeued(len(wanted), already, frozenset(d.endpoint for d in wanted))
 
     def _first_after_replay(self, selection: Selection) -> int | None:
-        after = selection.after_replay_id
-        if after is None:
-            return None
-        seqs = [
-            row.seq
-            for row in self._events.values()
-            if row.trigger == selection.trigger and replay_id_after(row.body, after)
-        ]
-        return min(seqs, default=None)
+        """The first event a selection by replay id takes (None: it takes none)."""
+        rows = [row for row in self._events.values() if row.trigger == selection.trigger]
+        firsts: list[int] = []
+        if selection.after_replay_id is not None:
+            after = selection.after_replay_id
+            seqs = [row.seq for row in rows if replay_id_after(row.body, after)]
+            if not seqs:
+                return None
+            firsts.append(min(seqs))
+        if selection.after_replay_token is not None:
+            token = selection.after_replay_token
+            seqs = [row.seq for row in rows if replay_text(row.body) == token]
+            if not seqs:
+                return None
+            firsts.append(max(seqs) + 1)
+        return max(firsts, default=None)
 
     async def rewind(
         self, trigger: str, checkpoint: Checkpoint, fence: Fence | None = None

@@ -105,7 +105,7 @@ def selected(delivery: DeliveryRecord, selection: Selection, first_seq: int | No
         selection.since is None or delivery.created_at >= selection.since,
         selection.until is None or delivery.created_at < selection.until,
         selection.occurred_since is None or event.occurred_at >= selection.occurred_since,
-        selection.after_replay_id is None or (first_seq is not None and event.seq >= first_seq),
+        not selection.by_replay or (first_seq is not None and event.seq >= first_seq),
     )
     return all(checks)
 
@@ -123,6 +123,15 @@ def replay_id_after(body: bytes, after: int) -> bool:
     if isinstance(value, bool | int | float):
         return value > after
     return True
+
+
+def replay_text(body: bytes) -> str | None:
+    """A streamed body's `source.replay_id` when it is text (a Pub/Sub one, base64)."""
+    try:
+        value = json.loads(body)["source"]["replay_id"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 def check_event(event: NewEvent) -> None:

@@ -40,6 +40,9 @@ _SELECTED = """
       AND (%(replay)s::numeric IS NULL OR e.seq >= (
           SELECT min(seq) FROM events
           WHERE trigger = %(trigger)s AND sftriggerd_replay_id(body) > %(replay)s))
+      AND (%(token)s::text IS NULL OR e.seq > (
+          SELECT max(seq) FROM events
+          WHERE trigger = %(trigger)s AND sftriggerd_replay_text(body) = %(token)s))
     ORDER BY d.id
 """
 
@@ -66,7 +69,7 @@ async def redrive_endpoint(conn: AsyncConnection[Any], endpoint: str) -> int:
 
 
 async def requeue(conn: AsyncConnection[Any], selection: Selection) -> Requeued:
-    if selection.after_replay_id is not None and selection.trigger is None:
+    if selection.by_replay and selection.trigger is None:
         raise ValueError("a selection by replay id names its trigger")
     cursor = await conn.execute(
         _SELECTED,
@@ -78,6 +81,7 @@ async def requeue(conn: AsyncConnection[Any], selection: Selection) -> Requeued:
             "until": selection.until,
             "occurred": selection.occurred_since,
             "replay": selection.after_replay_id,
+            "token": selection.after_replay_token,
         },
     )
     rows: list[tuple[int, str, str]] = await cursor.fetchall()

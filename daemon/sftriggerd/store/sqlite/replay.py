@@ -29,6 +29,12 @@ _FIRST_AFTER_REPLAY = (
     " AND json_extract(CAST(body AS TEXT), '$.source.replay_id') > ?"
 )
 
+# The last stored event of a trigger carrying a replay id that has no order (Pub/Sub's).
+_LAST_WITH_REPLAY_TOKEN = (
+    "SELECT max(seq) FROM events WHERE trigger = ? AND json_valid(CAST(body AS TEXT))"
+    " AND json_extract(CAST(body AS TEXT), '$.source.replay_id') = ?"
+)
+
 
 def _where(selection: Selection) -> tuple[str, list[object]]:
     clauses: list[str] = []
@@ -47,6 +53,9 @@ def _where(selection: Selection) -> tuple[str, list[object]]:
     if selection.after_replay_id is not None:
         clauses.append(f"e.seq >= ({_FIRST_AFTER_REPLAY})")
         params += [selection.trigger, selection.after_replay_id]
+    if selection.after_replay_token is not None:
+        clauses.append(f"e.seq > ({_LAST_WITH_REPLAY_TOKEN})")
+        params += [selection.trigger, selection.after_replay_token]
     return " AND ".join(clauses) or "1", params
 
 
@@ -61,7 +70,7 @@ class Planned:
 
 def plan_requeue(db: sqlite3.Connection, selection: Selection) -> Planned:
     """The selected rows a requeue changes, and how many selected ones are already open."""
-    if selection.after_replay_id is not None and selection.trigger is None:
+    if selection.by_replay and selection.trigger is None:
         raise ValueError("a selection by replay id names its trigger")
     where, params = _where(selection)
     rows: list[tuple[int, str, str]] = db.execute(

@@ -1,0 +1,70 @@
+"""The `ha` section: several replicas sharing one PostgreSQL store."""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from .durations import format_duration
+from .fields import Duration, Section
+
+
+class HaSettings(Section):
+    """Several replicas on one PostgreSQL store: each trigger's source runs on one replica
+    at a time, under a lease that its holder renews; on a SQLite store this has no effect."""
+
+    # A leader that stops renewing loses its triggers to another replica within this.
+    takeover: Duration = timedelta(seconds=15)
+    # How often a leader renews its leases; unset, a third of takeover.
+    renew_every: Duration | None = None
+    # `poll` for PgBouncer in transaction mode, where LISTEN never hears a NOTIFY.
+    wake_ups: Literal["notify", "poll"] = "notify"
+    # Shown in /api/replicas and kept with each lease; unset, hostname-pid.
+    replica_name: str | None = Field(
+        default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$"
+    )
+
+    @field_validator("takeover")
+    @classmethod
+    def _takeover_in_range(cls, value: timedelta) -> timedelta:
+        # Below a second one slow query or event-loop stall would cost a healthy leader its
+        # leases; above an hour a dead leader's triggers would sit unread for too long.
+        if not timedelta(seconds=1) <= value <= timedelta(hours=1):
+            raise ValueError("must be between 1s and 1h")
+        return value
+
+    @field_validator("renew_every")
+    @classmethod
+    def _renewed_twice_per_takeover(
+        cls, value: timedelta | None, info: ValidationInfo
+    ) -> timedelta | None:
+        if value is None:
+            return value
+        if value <= timedelta(0):
+            raise ValueError("must be longer than 0s")
+        takeover = info.data.get("takeover")
+        # Two renewals fit in every takeover window, so one lost renewal (a slow query, a
+        # reconnect) does not hand a live leader's triggers to another replica.
+        if isinstance(takeover, timedelta) and value * 2 >= takeover:
+            raise ValueError(
+                f"{format_duration(value)} must be less than half of ha.takeover "
+                f"({format_duration(takeover)}), so that a leader renews at least twice "
+                "before its leases can be taken over"
+            )
+        return value
+
+    @property
+    def resolved_renew_every(self) -> timedelta:
+        """How often leases are renewed: as configured, or a third of takeover."""
+        return self.renew_every if self.renew_every is not None else self.takeover / 3
+
+    @property
+    def resolved_replica_name(self) -> str:
+        """This replica's name: as configured, or hostname-pid (a pod's name in Kubernetes)."""
+        if self.replica_name is not None:
+            return self.replica_name
+        return f"{socket.gethostname()}-{os.getpid()}"

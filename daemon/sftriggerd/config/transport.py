@@ -1,0 +1,109 @@
+"""Which transport streams a trigger's events: the Pub/Sub API or CometD.
+
+`salesforce.transport` chooses for every streaming trigger (CometD by default, as before
+Pub/Sub was supported); a trigger's own `transport` overrides it. Pub/Sub serves change
+events and high-volume platform events only: Salesforce's Pub/Sub API guide ("Event Types")
+says it does not support PushTopic events and generic streaming events, so `/topic/...`
+and `/u/...` channels stay on CometD. `salesforce.pubsub_url` says where the Pub/Sub API
+listens: `https://host:port` (TLS, Salesforce's endpoint by default) or `http://host:port`,
+plaintext gRPC for the emulator and test doubles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator
+
+from ..events.streamed import TransportName
+from .loader import YamlPath
+
+Transport = TransportName
+TRANSPORTS: tuple[Transport, ...] = ("cometd", "pubsub")
+DEFAULT_TRANSPORT: Transport = "cometd"
+DEFAULT_PUBSUB_URL = "https://api.pubsub.salesforce.com:7443"
+# Channels of the legacy streaming products, which only CometD serves.
+COMETD_ONLY_PREFIXES = ("/topic/", "/u/")
+
+
+@dataclass(frozen=True)
+class PubSubEndpoint:
+    """Where the gRPC channel connects: `target` is `host:port`; `tls` False for http://."""
+
+    host: str
+    port: int
+    tls: bool
+
+    @property
+    def target(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def pubsub_endpoint(url: str) -> PubSubEndpoint:
+    """The endpoint of a `pubsub_url`; raises ValueError saying what is wrong with it."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    usage = (
+        f"'{url}' is not a Pub/Sub API URL: use https://host:port "
+        f"(Salesforce's is {DEFAULT_PUBSUB_URL}), or http://host:port for plaintext gRPC "
+        "to an emulator or test double"
+    )
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(usage)
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise ValueError(f"{usage} (no path, query or user)")
+    if port is None:
+        if parts.scheme == "http":
+            raise ValueError(f"{usage} (plaintext needs the port)")
+        port = 443
+    return PubSubEndpoint(parts.hostname, port, tls=parts.scheme == "https")
+
+
+def _checked_pubsub_url(value: str) -> str:
+    pubsub_endpoint(value)
+    return value
+
+
+PubSubUrl = Annotated[str, AfterValidator(_checked_pubsub_url)]
+
+
+def resolve_transport(trigger_transport: Transport | None, default: Transport) -> Transport:
+    """A trigger's transport: its own, or the salesforce section's."""
+    return trigger_transport if trigger_transport is not None else default
+
+
+def transport_problems(data: Any) -> Iterator[tuple[YamlPath, str]]:
+    """Triggers whose transport cannot serve them, checked on the raw file data: a polling
+    trigger naming a transport, and a legacy channel resolved to Pub/Sub."""
+    salesforce = data.get("salesforce") if isinstance(data, dict) else None
+    default = salesforce.get("transport") if isinstance(salesforce, dict) else None
+    default = default if default in TRANSPORTS else DEFAULT_TRANSPORT
+    triggers = data.get("triggers") if isinstance(data, dict) else None
+    for index, trigger in enumerate(triggers if isinstance(triggers, list) else []):
+        if not isinstance(trigger, dict):
+            continue
+        own = trigger.get("transport")
+        if own is not None and trigger.get("mode") == "polling":
+            yield (
+                ("triggers", index, "transport"),
+                "a polling trigger reads by SOQL queries and streams nothing; "
+                "remove transport or use mode: streaming or auto",
+            )
+            continue
+        channel = trigger.get("channel")
+        resolved = own if own in TRANSPORTS else default
+        if resolved == "pubsub" and isinstance(channel, str):
+            if channel.startswith(COMETD_ONLY_PREFIXES):
+                kind = "PushTopic" if channel.startswith("/topic/") else "generic streaming"
+                yield (
+                    ("triggers", index, "transport" if own is not None else "channel"),
+                    f"channel {channel} is a {kind} channel, which the Pub/Sub API does not "
+                    "serve; set transport: cometd on this trigger",
+                )
