@@ -26,8 +26,13 @@ class Timing:
     @property
     def margin_s(self) -> float:
         """How long before its lease runs out an unrenewed source is told to stop: the time
-        it has to drain before it is cut off."""
-        return self.lasting.total_seconds() / 4
+        it has to drain before it is cut off. A quarter of the lease, but never so much that
+        the source is told to stop before the next round's renewal is due: then at most half
+        of what the lease lasts beyond one renew period (with `renew_every` at most a third
+        of `takeover`, as the configuration has it, the quarter is always the lesser)."""
+        lasting_s = self.lasting.total_seconds()
+        beyond_renewal_s = lasting_s - self.renew_every.total_seconds()
+        return min(lasting_s / 4, beyond_renewal_s / 2)
 
 
 @dataclass

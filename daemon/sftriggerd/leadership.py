@@ -43,7 +43,14 @@ from .errors import StoreError
 from .held_leases import HeldLease
 from .held_leases import Timing as Timing
 from .lease_choices import OwnNameLeases, PinnedOrphans, to_shed
-from .led_sources import LedSource, RunSource, StopsOnLostLease, run_plainly
+from .led_sources import (
+    LedSource,
+    RunSource,
+    StopsOnLostLease,
+    fenced_run,
+    run_fence,
+    run_plainly,
+)
 from .logs import get_logger
 from .metrics import Metrics
 from .store.base import Store
@@ -104,8 +111,13 @@ class Leadership:
     # --- what the rest of the daemon reads -------------------------------------------------
 
     def fence_for(self, trigger: str) -> Fence:
-        """The fence this replica's writes for `trigger` carry. Epoch 0 (never held) and a
-        lost lease's epoch are refused by the store: without the lease, nothing is written."""
+        """The fence this replica's writes for `trigger` carry: from a source's run, that
+        run's own (`led_sources.run_fence`); else the lease held now. Epoch 0 (never held, or
+        a run over) and a lost lease's epoch are refused by the store: without the lease,
+        nothing is written."""
+        fence = run_fence(trigger)
+        if fence is not None:
+            return fence
         held = self._held.get(trigger)
         if held is not None:
             return held.lease.fence
@@ -153,7 +165,9 @@ class Leadership:
     # --- the loop ------------------------------------------------------------------------
 
     async def run(self, stopping: asyncio.Event) -> None:
-        watchdog = asyncio.create_task(self._watch(stopping), name="leadership-watchdog")
+        # Its own event: the loop may also end on an error, and then the watchdog must end too.
+        watch_over = asyncio.Event()
+        watchdog = asyncio.create_task(self._watch(watch_over), name="leadership-watchdog")
         try:
             while not stopping.is_set():
                 try:
@@ -163,8 +177,22 @@ class Leadership:
                     log.warning("leadership_round_failed", error=str(exc) or type(exc).__name__)
                 await self._sleep(stopping, self.timing.renew_every.total_seconds())
         finally:
-            watchdog.cancel()
-            await self.hand_over()
+            watch_over.set()
+            try:
+                await self._end_watch(watchdog)
+            finally:
+                await self.hand_over()
+
+    async def _end_watch(self, watchdog: asyncio.Task[None]) -> None:
+        """Waits for the watchdog to end: a source it is stopping is given the rest of its
+        drain (cancelled, the watchdog would cut it off), and its failure is seen."""
+        try:
+            await watchdog
+        except asyncio.CancelledError:
+            watchdog.cancel()  # past the shutdown grace: nothing left unwatched
+            raise
+        except Exception as exc:
+            log.error("leadership_watchdog_failed", error=str(exc) or type(exc).__name__)
 
     async def _sleep(self, stopping: asyncio.Event, seconds: float) -> None:
         stop = asyncio.create_task(stopping.wait())
@@ -243,6 +271,20 @@ class Leadership:
                 self._own.forget(lease.trigger)
                 log.info("leftover_lease_released", trigger=lease.trigger, replica=self.replica)
 
+    async def _hand_back_leftovers(self) -> None:
+        """At shutdown: releases the leases under this name that this process did not hold
+        yet may call its own (an acquisition whose answer was lost, a leftover), so that no
+        trigger waits for a retired replica's lease to run out."""
+        try:
+            leases = await self.store.leases()
+        except StoreError:
+            return  # unreleased, they run out on their own
+        not_held = [t for t in self.sources if t not in self._held]
+        first_round = not self._rounds_done
+        now_s = self._monotonic()
+        for lease in self._own.own_leftovers(self.replica, not_held, leases, first_round, now_s):
+            await self._hand_back(lease)
+
     async def _renew(self) -> None:
         if not self._held:
             return
@@ -294,14 +336,19 @@ class Leadership:
             rebuild()
         held.stopping = asyncio.Event()
         held.task = asyncio.create_task(
-            self._run_fenced(source, held.stopping), name=f"led:{trigger}"
+            self._run_fenced(source, held.lease, held.stopping), name=f"led:{trigger}"
         )
 
-    async def _run_fenced(self, source: LedSource, stopping: asyncio.Event) -> None:
-        """Runs the source until told to stop; a write the store refused for a lost lease
-        stops it at once (and asks for a round, which finds the lease gone)."""
+    async def _run_fenced(
+        self, source: LedSource, lease: TriggerLease, stopping: asyncio.Event
+    ) -> None:
+        """Runs the source until told to stop, its writes under this run's lease; a write
+        the store refused for a lost lease stops it at once (and asks for a round, which
+        finds the lease gone)."""
         try:
-            await self._run_source(StopsOnLostLease(source, stopping, self._round_now), stopping)
+            with fenced_run(lease.trigger, lease.fence):
+                run = StopsOnLostLease(source, stopping, self._round_now)
+                await self._run_source(run, stopping)
         except LeaseLostError:
             stopping.set()
             self._round_now.set()
@@ -393,6 +440,7 @@ class Leadership:
         replicas without this one, so its fair share takes in what is handed over."""
         with contextlib.suppress(StoreError):
             await self.store.retire_replica(self.replica)
+        await self._hand_back_leftovers()
         for trigger, held in list(self._held.items()):
             if not held.releasing:
                 held.releasing = True

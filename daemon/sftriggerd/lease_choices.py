@@ -77,6 +77,27 @@ class OwnNameLeases:
                 self._say_shared(replica, trigger)
         return free, leftovers
 
+    def own_leftovers(
+        self,
+        replica: str,
+        triggers: Iterable[str],
+        leases: Iterable[TriggerLease],
+        first_round: bool,
+        now_s: float,
+    ) -> list[TriggerLease]:
+        """Of the live leases on `triggers` (not held by this process) under `replica`, those
+        it may release at shutdown: its own acquisitions whose answer was lost, and leftovers
+        judged so (a twin's are left to it)."""
+        wanted = set(triggers)
+        return [
+            lease
+            for lease in leases
+            if lease.trigger in wanted
+            and lease.live
+            and lease.holder == replica
+            and self.judge(lease, first_round, now_s) is OwnLease.LEFTOVER
+        ]
+
     def _say_shared(self, replica: str, trigger: str) -> None:
         self.shared.add(trigger)
         if trigger not in self._said_shared:

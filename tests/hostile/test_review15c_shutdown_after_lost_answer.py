@@ -19,10 +19,6 @@ async def holders(store: Store) -> dict[str, tuple[str, bool]]:
     return {lease.trigger: (lease.holder, lease.live) for lease in await store.leases()}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review15c: hand_over skips a lease whose acquire answer was lost (unanswered)",
-)
 async def test_shutdown_releases_a_lease_whose_acquire_answer_was_lost(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from sftriggerd.ingest import Ingest
 from sftriggerd.leadership import Leadership
 from sftriggerd.metrics import Metrics
@@ -74,11 +72,6 @@ class Monotonic:
         return self.now_s
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review15c: fence_for is per trigger, so a cut-off run still finishing writes under"
-    " the epoch this replica took afterwards",
-)
 async def test_a_cut_off_run_cannot_write_once_the_replica_leads_again(
     store: Store, clock: ShiftedClock
 ) -> None:
@@ -124,11 +117,6 @@ async def test_a_cut_off_run_cannot_write_once_the_replica_leads_again(
         await a.hand_over()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review15c: a run the watchdog cut off still finishes after the next renewal"
-    " restarted the source: two runs of one trigger write under one lease",
-)
 async def test_a_run_the_watchdog_cut_off_cannot_write_beside_its_restarted_successor(
     store: Store,
 ) -> None:

@@ -39,7 +39,7 @@ class HaSettings(Section):
 
     @field_validator("renew_every")
     @classmethod
-    def _renewed_twice_per_takeover(
+    def _renewed_three_times_per_takeover(
         cls, value: timedelta | None, info: ValidationInfo
     ) -> timedelta | None:
         if value is None:
@@ -47,13 +47,15 @@ class HaSettings(Section):
         if value <= timedelta(0):
             raise ValueError("must be longer than 0s")
         takeover = info.data.get("takeover")
-        # Two renewals fit in every takeover window, so one lost renewal (a slow query, a
-        # reconnect) does not hand a live leader's triggers to another replica.
-        if isinstance(takeover, timedelta) and value * 2 >= takeover:
+        # A lease lasts takeover - renew_every, and the watchdog stops a source a quarter of
+        # that before it runs out: at a third or less, the next renewal always comes before
+        # (above it, near half, a healthy source would be stopped every round), and one lost
+        # renewal (a slow query, a reconnect) does not hand a live leader's triggers over.
+        if isinstance(takeover, timedelta) and value * 3 > takeover:
             raise ValueError(
-                f"{format_duration(value)} must be less than half of ha.takeover "
-                f"({format_duration(takeover)}), so that a leader renews at least twice "
-                "before its leases can be taken over"
+                f"{format_duration(value)} must be at most a third of ha.takeover "
+                f"({format_duration(takeover)}), so that each renewal comes before the "
+                "watchdog stops the sources of a leader that failed to renew"
             )
         return value
 

@@ -18,6 +18,10 @@ from ..logs import get_logger
 
 log = get_logger(__name__)
 T = TypeVar("T")
+# How long a cancelled source gets to end: it ends at its next await, unless it waits on
+# something shielded (a write in flight); past this it is logged and left, its writes refused
+# by the store once its run is over (`led_sources.run_fence`).
+_CANCEL_GRACE_S = 1.0
 
 
 class Source(Protocol):
@@ -61,7 +65,10 @@ class RestartableSource:
                     local.set()
                     await _finish(task, self._stop_timeout_s)
             except asyncio.CancelledError:
-                task.cancel()  # past the shutdown grace
+                # Past the shutdown grace, or cut off by leadership: ended before this run
+                # counts as over, so that nothing of it writes beside the next run.
+                task.cancel()
+                await _after_cancel(task, _CANCEL_GRACE_S)
                 raise
             finally:
                 self._running = self._stop_running = None
@@ -108,6 +115,14 @@ async def _until_either(task: asyncio.Task[None], stopping: asyncio.Event) -> No
         await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         stop.cancel()
+
+
+async def _after_cancel(task: asyncio.Task[None], timeout_s: float) -> None:
+    """Waits for a cancelled `task` to end, for at most `timeout_s` (a source that swallows
+    the cancellation is logged and left, rather than hang its caller)."""
+    done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    if not done:
+        log.error("source_ignores_cancellation", part=task.get_name())
 
 
 async def _finish(task: asyncio.Task[None], timeout_s: float) -> None:
