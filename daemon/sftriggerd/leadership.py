@@ -13,9 +13,10 @@ A lease lasts `ha.takeover` minus one renew period, so a follower's next round a
 leader's lease ran out falls within `ha.takeover`. The leader must stop its source before
 that: a watchdog stops any source whose lease was not renewed by the time it runs out,
 minus a margin for the source to drain, measured with the monotonic clock from when the
-last successful renewal was *sent* (an answer that came late does not extend it). And should
-a source still write after all (a process frozen past its lease), its writes carry the
-lease's epoch as a fence, and the store refuses them once another replica holds the trigger.
+last successful renewal was *sent* (an answer that came late does not extend it). Should a
+source still write (a process frozen past its lease), each run's writes carry its own lease's
+epoch as a fence (none once the run is over): the store refuses them once the trigger is
+taken again, by another replica or this one (`led_sources.fenced_run`).
 
 A live lease under this replica's own name that this process does not hold is judged by
 `lease_choices.OwnNameLeases`: its crashed predecessor's (in the first round), its own whose
@@ -43,6 +44,7 @@ from .errors import StoreError
 from .held_leases import HeldLease
 from .held_leases import Timing as Timing
 from .lease_choices import OwnNameLeases, PinnedOrphans, to_shed
+from .lease_watchdog import end_watch, stop_run, watch
 from .led_sources import (
     LedSource,
     RunSource,
@@ -179,20 +181,9 @@ class Leadership:
         finally:
             watch_over.set()
             try:
-                await self._end_watch(watchdog)
+                await end_watch(watchdog)
             finally:
                 await self.hand_over()
-
-    async def _end_watch(self, watchdog: asyncio.Task[None]) -> None:
-        """Waits for the watchdog to end: a source it is stopping is given the rest of its
-        drain (cancelled, the watchdog would cut it off), and its failure is seen."""
-        try:
-            await watchdog
-        except asyncio.CancelledError:
-            watchdog.cancel()  # past the shutdown grace: nothing left unwatched
-            raise
-        except Exception as exc:
-            log.error("leadership_watchdog_failed", error=str(exc) or type(exc).__name__)
 
     async def _sleep(self, stopping: asyncio.Event, seconds: float) -> None:
         stop = asyncio.create_task(stopping.wait())
@@ -353,22 +344,6 @@ class Leadership:
             stopping.set()
             self._round_now.set()
 
-    async def _stop(self, held: HeldLease, within_s: float) -> None:
-        """Tells the source to stop, and cuts it off after `within_s`."""
-        held.stopping.set()
-        task = held.task
-        if task is None or task.done():
-            return
-        try:
-            done, _ = await asyncio.wait({task}, timeout=max(0.0, within_s))
-        except asyncio.CancelledError:
-            task.cancel()  # never left running unwatched (a round cut off by its timeout)
-            raise
-        if not done:
-            log.warning("led_source_cut_off", part=task.get_name())
-            task.cancel()
-            await asyncio.wait({task})
-
     def _lose(self, trigger: str, why: str) -> None:
         """Forgets a lease renewed no more; its source stops in the background."""
         held = self._held.pop(trigger)
@@ -377,7 +352,7 @@ class Leadership:
         self.metrics.lease_changes.labels(trigger=trigger, change="lost").inc()
         log.warning("lease_lost", trigger=trigger, replica=self.replica, why=why)
         if not held.releasing:  # else its release, under way, stops it
-            self._in_background(trigger, self._stop(held, self._left_s(held)))
+            self._in_background(trigger, stop_run(held, self._left_s(held)))
 
     def _in_background(self, trigger: str, stop: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(stop, name=f"leadership-stop:{trigger}")
@@ -395,7 +370,7 @@ class Leadership:
         """Stops the source, then hands the lease over at once. Until then the lease is
         renewed as any other (the source still writes under it)."""
         held = self._held[trigger]
-        await self._stop(held, self._left_s(held))
+        await stop_run(held, self._left_s(held))
         if self._held.get(trigger) is not held:
             return  # lost meanwhile: nothing left to release
         del self._held[trigger]
@@ -408,30 +383,12 @@ class Leadership:
             self.metrics.lease_changes.labels(trigger=trigger, change="released").inc()
             log.info("lease_released", trigger=trigger, replica=self.replica)
 
+    async def _watch(self, stopping: asyncio.Event) -> None:
+        await watch(self._held, self._left_s, self._monotonic, stopping)
+
     def _left_s(self, held: HeldLease) -> float:
         """Until the lease runs out, by this replica's reckoning."""
         return held.stop_at_s + self.timing.margin_s - self._monotonic()
-
-    async def _watch(self, stopping: asyncio.Event) -> None:
-        """Stops every source whose lease was not renewed in time, whatever the loop is
-        doing (a renewal stuck on a store that stopped answering)."""
-        while not stopping.is_set():
-            now_s = self._monotonic()
-            overdue = [
-                held
-                for held in self._held.values()
-                if now_s >= held.stop_at_s and held.task is not None and not held.task.done()
-            ]
-            for held in overdue:
-                log.warning("lease_unrenewed_stopping_source", trigger=held.lease.trigger)
-            await asyncio.gather(*(self._stop(held, self._left_s(held)) for held in overdue))
-            deadlines = [h.stop_at_s for h in self._held.values() if h.task and not h.task.done()]
-            wait_s = min(deadlines, default=now_s + 1.0) - self._monotonic()
-            await self._sleep_watch(stopping, min(max(wait_s, 0.01), 1.0))
-
-    async def _sleep_watch(self, stopping: asyncio.Event, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), seconds)
 
     async def hand_over(self) -> None:
         """Forgets this replica, then stops every source and releases every lease (shutdown),

@@ -177,9 +177,9 @@ def test_ha_on_a_sqlite_store_passes_with_a_note(tmp_path: Path) -> None:
 
 def test_a_renewal_too_slow_for_the_takeover_exits_2_naming_the_path(tmp_path: Path) -> None:
     config = tmp_path / "bad.yaml"
-    config.write_text(HEAD + "ha:\n  takeover: 10s\n  renew_every: 6s\n")
+    config.write_text(HEAD + "ha:\n  takeover: 10s\n  renew_every: 4s\n")
     result = run_cli("check-config", "--config", str(config))
     assert result.returncode == 2
-    assert f"{config}:5: ha.renew_every: 6s must be less than half of ha.takeover (10s)" in (
+    assert f"{config}:5: ha.renew_every: 4s must be at most a third of ha.takeover (10s)" in (
         result.stderr
     )
