@@ -28,6 +28,7 @@ from tests.acceptance.harness import (
 )
 from tests.acceptance.test_streaming_end_to_end import ready
 from tests.support.emulator import RunningEmulator
+from tests.support.sfclient import OrgClient
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -236,6 +237,84 @@ async def test_expired_positions_back_fill_and_a_switch_to_pubsub_resumes_by_tim
             assert {b["source"]["transport"] for b in newest} == {"pubsub"}
             every = set(streamed) | set(missed) | set(after) | set(missed_switch)
             assert every | set(streamed_after) == records(hooks, "accounts_cometd")
+            assert hooks.bad_signatures == 0
+            assert await daemon.stop() == 0
+            daemon = None
+        finally:
+            if daemon is not None:
+                await daemon.stop(signal.SIGKILL)
+
+
+FILTERED = """  - {name: filtered, object: Account, mode: streaming, fields: [Name, Industry],
+      start_from: latest, where: "Industry = 'Keep'", enrich: true, ignore_users: [OTHER]}"""
+GAPPED = """  - {name: accounts, object: Account, mode: streaming, fields: [Name],
+      start_from: latest}"""
+LEADS_AUTO = """  - {name: leads, object: Lead, mode: auto, fields: [LastName, Company],
+      poll_interval: 1s}"""
+
+
+async def test_where_enrich_ignore_gaps_and_auto_work_over_pubsub(
+    tmp_path: Path, emulator: RunningEmulator
+) -> None:
+    admin = free_port()
+    daemon: Process | None = None
+    async with aiohttp.ClientSession() as http, verifying_receiver() as hooks:
+        org = Org(emulator.url, http)
+        await org.login()
+        other_user = {"username": "other@example.com", "password": "pw"}
+        other_id = (await org.call("POST", "/_emulator/users", other_user))["user_id"]
+        other = await OrgClient.login(http, emulator.url, **other_user)
+        # The Lead change topic cannot be subscribed: `mode: auto` polls it instead.
+        unavailable = {
+            "status": "NOT_FOUND",
+            "error_code": "sfdc.platform.eventbus.grpc.topic.not.found",
+            "count": -1,
+            "match": "GetTopic /data/LeadChangeEvent",
+        }
+        await org.call("POST", "/_emulator/pubsub/fail", unavailable)
+        triggers = (FILTERED.replace("OTHER", other_id), GAPPED, LEADS_AUTO)
+        config = config_for(tmp_path, emulator, hooks, admin, *triggers)
+        try:
+            daemon = await start(["run", "--config", str(config)], tmp_path / "daemon.log")
+            await ready(admin)
+            async with http.get(f"http://127.0.0.1:{admin}/api/triggers") as response:
+                shown = {t["name"]: t for t in await response.json()}
+            assert shown["leads"]["mode"] == "polling" and shown["leads"]["transport"] == "pubsub"
+            assert "unavailable" in shown["leads"]["mode_reason"]
+
+            # `where`, `enrich` and `ignore_users` on streamed Pub/Sub changes.
+            kept = await org.call("POST", "sobjects/Account", {"Name": "K", "Industry": "Keep"})
+            await org.call("POST", "sobjects/Account", {"Name": "D", "Industry": "Drop"})
+            await org.call("PATCH", f"sobjects/Account/{kept['id']}", {"Name": "K2"})
+            await other.create("Account", {"Name": "O", "Industry": "Keep"})  # ignored
+            last = await org.call("POST", "sobjects/Account", {"Name": "L", "Industry": "Keep"})
+            await eventually(lambda: last["id"] in records(hooks, "filtered"))
+            filtered = [(b["change"], b["record_id"]) for b in of(hooks, "filtered")]
+            assert filtered == [
+                ("created", kept["id"]),
+                ("updated", kept["id"]),
+                ("created", last["id"]),
+            ]
+            [updated] = [b for b in of(hooks, "filtered") if b["change"] == "updated"]
+            assert updated["changed_fields"] == ["LastModifiedDate", "Name"]
+            assert updated["record"]["Industry"] == "Keep"  # not in the change: enriched
+
+            # A gap notice over Pub/Sub: the named record is read with SOQL.
+            [account] = await created(org, "G", 1)
+            await eventually(lambda: account in records(hooks, "accounts"))
+            await org.call(
+                "POST",
+                "/_emulator/gap",
+                {"object": "Account", "record_ids": [account], "change_type": "GAP_UPDATE"},
+            )
+            await eventually(
+                lambda: any(b["source"].get("gap_fill") for b in of(hooks, "accounts"))
+            )
+
+            # Auto mode polls the Lead object meanwhile.
+            lead = await org.call("POST", "sobjects/Lead", {"LastName": "L", "Company": "C"})
+            await eventually(lambda: lead["id"] in records(hooks, "leads"))
+            assert {b["source"]["kind"] for b in of(hooks, "leads")} == {"polling"}
             assert hooks.bad_signatures == 0
             assert await daemon.stop() == 0
             daemon = None
