@@ -247,6 +247,8 @@ async def test_expired_positions_back_fill_and_a_switch_to_pubsub_resumes_by_tim
 
 FILTERED = """  - {name: filtered, object: Account, mode: streaming, fields: [Name, Industry],
       start_from: latest, where: "Industry = 'Keep'", enrich: true, ignore_users: [OTHER]}"""
+CONTACTS = """  - {name: contacts, object: Contact, mode: streaming, fields: [LastName],
+      start_from: latest, where: "LastName = 'Keep'"}"""
 GAPPED = """  - {name: accounts, object: Account, mode: streaming, fields: [Name],
       start_from: latest}"""
 LEADS_AUTO = """  - {name: leads, object: Lead, mode: auto, fields: [LastName, Company],
@@ -272,7 +274,7 @@ async def test_where_enrich_ignore_gaps_and_auto_work_over_pubsub(
             "match": "GetTopic /data/LeadChangeEvent",
         }
         await org.call("POST", "/_emulator/pubsub/fail", unavailable)
-        triggers = (FILTERED.replace("OTHER", other_id), GAPPED, LEADS_AUTO)
+        triggers = (FILTERED.replace("OTHER", other_id), CONTACTS, GAPPED, LEADS_AUTO)
         config = config_for(tmp_path, emulator, hooks, admin, *triggers)
         try:
             daemon = await start(["run", "--config", str(config)], tmp_path / "daemon.log")
@@ -298,6 +300,12 @@ async def test_where_enrich_ignore_gaps_and_auto_work_over_pubsub(
             [updated] = [b for b in of(hooks, "filtered") if b["change"] == "updated"]
             assert updated["changed_fields"] == ["LastModifiedDate", "Name"]
             assert updated["record"]["Industry"] == "Keep"  # not in the change: enriched
+
+            # A condition on a part of a compound field (a change event nests LastName in Name).
+            await org.call("POST", "sobjects/Contact", {"LastName": "Drop"})
+            contact = await org.call("POST", "sobjects/Contact", {"LastName": "Keep"})
+            await eventually(lambda: contact["id"] in records(hooks, "contacts"))
+            assert records(hooks, "contacts") == {contact["id"]}
 
             # A gap notice over Pub/Sub: the named record is read with SOQL.
             [account] = await created(org, "G", 1)
