@@ -37,6 +37,8 @@ ACCOUNTS = """  - {name: accounts, object: Account, mode: streaming, fields: [Na
 ACCOUNTS_COMETD = """  - {name: accounts_cometd, object: Account, mode: streaming, fields: [Name],
       start_from: latest, transport: cometd}"""
 ORDERS = "  - {name: orders, channel: /event/Order__e, mode: streaming, start_from: latest}"
+ORDERS_COMETD = """  - {name: orders_cometd, channel: /event/Order__e, mode: streaming,
+      start_from: latest, transport: cometd}"""
 
 
 @pytest.fixture
@@ -114,14 +116,20 @@ async def test_pubsub_triggers_deliver_cometd_bodies_through_faults(
     async with aiohttp.ClientSession() as http, verifying_receiver() as hooks:
         org = Org(emulator.url, http)
         await org.login()
-        config = config_for(tmp_path, emulator, hooks, admin, ACCOUNTS, ACCOUNTS_COMETD, ORDERS)
+        triggers = (ACCOUNTS, ACCOUNTS_COMETD, ORDERS, ORDERS_COMETD)
+        config = config_for(tmp_path, emulator, hooks, admin, *triggers)
         log = tmp_path / "daemon.log"
         try:
             daemon = await start(["run", "--config", str(config)], log)
             await ready(admin)
             async with http.get(f"http://127.0.0.1:{admin}/api/triggers") as response:
                 shown = {t["name"]: t["transport"] for t in await response.json()}
-            assert shown == {"accounts": "pubsub", "accounts_cometd": "cometd", "orders": "pubsub"}
+            assert shown == {
+                "accounts": "pubsub",
+                "accounts_cometd": "cometd",
+                "orders": "pubsub",
+                "orders_cometd": "cometd",
+            }
             async with http.get(f"http://127.0.0.1:{admin}/") as response:
                 page = await response.text()
             assert "streaming over pubsub" in page and "streaming over cometd" in page
@@ -137,8 +145,11 @@ async def test_pubsub_triggers_deliver_cometd_bodies_through_faults(
             cometd = sorted(map(transport_neutral, of(hooks, "accounts_cometd")), key=repr)
             assert pubsub == cometd
             assert {b["source"]["transport"] for b in of(hooks, "accounts")} == {"pubsub"}
+            await eventually(lambda: len(of(hooks, "orders_cometd")) == 1)
             [first_order] = of(hooks, "orders")
             assert first_order["source"]["transport"] == "pubsub"
+            [over_cometd] = of(hooks, "orders_cometd")
+            assert transport_neutral(first_order) == transport_neutral(over_cometd)
             assert first_order["record"]["Note__c"] == "first"
 
             # SIGKILL, changes while it is dead: resumed after the stored position.
