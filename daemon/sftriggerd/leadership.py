@@ -5,8 +5,9 @@ heartbeats, renews the leases it holds (one transaction), counts the live replic
 what it holds beyond its fair share (ceil(triggers / live replicas)) so that triggers spread,
 and takes free leases (never held, run out, or released) up to that share. A trigger left
 free for two whole rounds is taken whatever the share, so none is left unread should a
-replica count as live yet take nothing. A won lease starts the trigger's source, built
-afresh so that it reads its position from the store; a lost one stops it.
+replica count as live yet take nothing; it is kept until the live replicas change. A won
+lease starts the trigger's source, built afresh so that it reads its position from the
+store; a lost one stops it.
 
 A lease lasts `ha.takeover` minus one renew period, so a follower's next round after a dead
 leader's lease ran out falls within `ha.takeover`. The leader must stop its source before
@@ -16,13 +17,17 @@ last successful renewal was *sent* (an answer that came late does not extend it)
 a source still write after all (a process frozen past its lease), its writes carry the
 lease's epoch as a fence, and the store refuses them once another replica holds the trigger.
 
-A process takes over the live leases held under its own name only in its first round: they
-were its crashed predecessor's (a restart). Later, such a lease is another running process
-that shares the name (a configuration mistake); it is left to that process, and said, instead
-of both taking it from each other under a new epoch every round.
+A live lease under this replica's own name that this process does not hold is judged by
+`lease_choices.OwnNameLeases`: its crashed predecessor's (in the first round), its own whose
+acquisition went unanswered, or one nobody renews is a leftover, taken under the next epoch
+(or handed back at once when beyond the share); one that someone renews is another running
+process sharing the name (a configuration mistake), left to it and said.
 
-On shutdown each source is drained and its lease released at once (it runs out "now"), so
-a follower takes over at its next round instead of waiting for the lease to run out.
+A source to stop (a shed or lost lease) drains in the background, the round waiting for it
+only as long as the next renewal can spare: a slow drain holds up no renewal. A shed lease
+stays held, and renewed, until its source has stopped; then it is released. On shutdown each
+source is drained and its lease released at once (it runs out "now"), so a follower takes
+over at its next round instead of waiting for the lease to run out.
 """
 
 from __future__ import annotations
@@ -31,11 +36,13 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import timedelta
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
 
 from .errors import StoreError
+from .held_leases import HeldLease
+from .held_leases import Timing as Timing
+from .lease_choices import OwnNameLeases, PinnedOrphans, to_shed
 from .led_sources import LedSource, RunSource, StopsOnLostLease, run_plainly
 from .logs import get_logger
 from .metrics import Metrics
@@ -51,37 +58,6 @@ _FORGET_AFTER_TAKEOVERS = 20
 # so one under its share would have taken it; it is left over (a replica counted live that
 # takes nothing), and reading it beats spreading it.
 _ORPHANED_AFTER = 2
-
-
-@dataclass(frozen=True)
-class Timing:
-    """`ha.takeover` and `ha.renew_every`, and what follows from them."""
-
-    takeover: timedelta
-    renew_every: timedelta
-
-    @property
-    def lasting(self) -> timedelta:
-        """How long a lease lasts from its last renewal: a follower's next round after it
-        ran out still comes within `takeover`."""
-        return self.takeover - self.renew_every
-
-    @property
-    def margin_s(self) -> float:
-        """How long before its lease runs out an unrenewed source is told to stop: the time
-        it has to drain before it is cut off."""
-        return self.lasting.total_seconds() / 4
-
-
-@dataclass
-class _Held:
-    """A lease this replica holds, and its source's run."""
-
-    lease: TriggerLease
-    # Monotonic: when the source must have stopped unless the lease is renewed by then.
-    stop_at_s: float
-    stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
 
 
 class Leadership:
@@ -106,16 +82,20 @@ class Leadership:
         self.metrics = metrics
         self._run_source = run_source
         self._monotonic = monotonic
-        self._held: dict[str, _Held] = {}
+        self._held: dict[str, HeldLease] = {}
         # Epochs of leases this replica held and lost: the fence its writes still carry.
         self._last_epoch: dict[str, int] = {}
         self._free_rounds: dict[str, int] = {}
         self._leaders: dict[str, str] = {}
         self._round_now = asyncio.Event()
-        # Triggers led under this replica's name by another process, at the last round; and
-        # those already logged (`replica_name_shared` is said once per trigger).
-        self._shared: set[str] = set()
-        self._said_shared: set[str] = set()
+        self._own = OwnNameLeases(2 * timing.renew_every.total_seconds())
+        self._pinned = PinnedOrphans()
+        # Sources being stopped in the background (shed or lost), by trigger: not taken
+        # again until stopped, so that a source never runs twice at once.
+        self._stops: dict[str, asyncio.Task[None]] = {}
+        # The round in which this process released each trigger: its own release's
+        # notification comes back to it, and is no reason for a round.
+        self._released_in: dict[str, int] = {}
         self._rounds_done = 0
         for trigger in self.sources:  # from zero, so that `increase()` sees the first one
             for change in ("acquired", "lost", "released"):
@@ -151,18 +131,24 @@ class Leadership:
             return ["leadership: the first round (which triggers this replica leads) is not done"]
         shared = [
             f"leadership: another process runs as replica {self.replica} (it leads"
-            f" {', '.join(sorted(self._shared))}): give each process its own ha.replica_name,"
+            f" {', '.join(sorted(self._own.shared))}): give each process its own ha.replica_name,"
             " or leave it unset"
         ]
-        return (shared if self._shared else []) + [
-            reason for trigger in self._held for reason in self.sources[trigger].not_ready_reasons()
+        return (shared if self._own.shared else []) + [
+            reason
+            for trigger, held in self._held.items()
+            if not held.releasing
+            for reason in self.sources[trigger].not_ready_reasons()
         ]
 
     def lease_released(self, trigger: str) -> None:
         """Another replica released `trigger`'s lease (a hand-over): a round now may take
         it, instead of the next round up to `ha.renew_every` later."""
-        if trigger in self.sources and trigger not in self._held:
-            self._round_now.set()
+        if trigger not in self.sources or trigger in self._held:
+            return
+        if self._released_in.get(trigger, -2) >= self._rounds_done - 1:
+            return  # its own release, heard back
+        self._round_now.set()
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -192,27 +178,39 @@ class Leadership:
 
     async def round(self) -> None:
         """One round: heartbeat, renew, then give up or take leases toward the fair share."""
+        started_s = self._monotonic()
         lasting = self.timing.lasting
         await self.store.heartbeat(self.replica, self.timing.takeover * _FORGET_AFTER_TAKEOVERS)
         await self._renew()
-        live = await self.store.replicas(seen_within=lasting)
-        count = max(1, len(live) + (self.replica not in {r.name for r in live}))
-        share = math.ceil(len(self.sources) / count)
+        live = frozenset({r.name for r in await self.store.replicas(seen_within=lasting)})
+        live |= {self.replica}
+        share = math.ceil(len(self.sources) / len(live))
         leases = {lease.trigger: lease for lease in await self.store.leases()}
         self._leaders = {t: lease.holder for t, lease in leases.items() if lease.live}
-        shed = sorted(self._held)[share:]
+        shed = to_shed(self._counted(), share, self._pinned.pinned(live))
         for trigger in shed:
-            await self._release(trigger)
-        self._shared = set()
-        free = [
-            trigger
-            for trigger in sorted(self.sources)
-            if trigger not in self._held and self._may_take(trigger, leases.get(trigger))
+            self._pinned.forget(trigger)
+            self._held[trigger].releasing = True
+            self._in_background(trigger, self._release(trigger))
+        candidates = [
+            t for t in sorted(self.sources) if t not in self._held and t not in self._stops
         ]
+        free, leftovers = self._own.sort_out(
+            self.replica, candidates, leases, not self._rounds_done, self._monotonic()
+        )
+        for lease in leftovers:
+            if len(self._counted()) < share or self._own.unanswered(lease.trigger):
+                await self._acquire(lease.trigger)
+            else:  # beyond the share: handed over, for a replica with room to take at once
+                await self._hand_back(lease)
         for trigger in free:
-            if len(self._held) >= share and self._free_rounds.get(trigger, 0) < _ORPHANED_AFTER:
+            orphaned = self._free_rounds.get(trigger, 0) >= _ORPHANED_AFTER
+            over = len(self._counted()) >= share
+            if over and not orphaned:
                 continue
             await self._acquire(trigger)
+            if over and trigger in self._held:
+                self._pinned.pin(trigger, live)
         # How many rounds in a row each trigger was seen free here; what this replica just
         # gave up is left for the others, counted from zero.
         self._free_rounds = {
@@ -221,30 +219,29 @@ class Leadership:
             if t not in self._held
         }
         self._rounds_done += 1
+        await self._let_stops_finish(started_s)
 
-    def _may_take(self, trigger: str, lease: TriggerLease | None) -> bool:
-        """Free (never held, run out or released), or held under this replica's name in this
-        process's first round: left by an earlier process of the name (a restart), taken at
-        once under the next epoch, which fences that process out should it still run. After
-        the first round such a lease is another running process sharing the name: taking it
-        would have it take the lease back at its next round, and so on every round. Left to
-        it, and said (once per trigger)."""
-        if lease is None or not lease.live:
-            return True
-        if lease.holder != self.replica:
-            return False
-        if not self._rounds_done:
-            return True
-        self._shared.add(trigger)
-        if trigger not in self._said_shared:
-            self._said_shared.add(trigger)
-            log.error(
-                "replica_name_shared",
-                trigger=trigger,
-                replica=self.replica,
-                fix="give each process its own ha.replica_name, or leave it unset (hostname-pid)",
-            )
-        return False
+    async def _let_stops_finish(self, started_s: float) -> None:
+        """Waits for the sources being stopped, for half the time the next renewal can spare
+        (a lease renewed at the round's start must be renewed again before its source is
+        told to stop): a quick drain is released within the round, a slow one goes on
+        draining in the background while the next rounds renew the other leases."""
+        spare_s = self._stop_after_s() - self.timing.renew_every.total_seconds()
+        wait_s = spare_s / 2 - (self._monotonic() - started_s)
+        if self._stops and wait_s > 0:
+            await asyncio.wait(set(self._stops.values()), timeout=wait_s)
+
+    def _counted(self) -> set[str]:
+        """The held leases that count toward the share (not those being given up)."""
+        return {t for t, held in self._held.items() if not held.releasing}
+
+    async def _hand_back(self, lease: TriggerLease) -> None:
+        """Releases a leftover under this replica's name that it has no room for."""
+        with contextlib.suppress(StoreError):  # unreleased, it runs out on its own
+            if await self.store.release_lease(lease.trigger, lease.fence):
+                self._released_in[lease.trigger] = self._rounds_done
+                self._own.forget(lease.trigger)
+                log.info("leftover_lease_released", trigger=lease.trigger, replica=self.replica)
 
     async def _renew(self) -> None:
         if not self._held:
@@ -259,11 +256,11 @@ class Leadership:
             held = self._held[trigger]
             lease = renewed.get(trigger)
             if lease is None or lease.epoch != held.lease.epoch:
-                await self._lose(trigger, "not renewed")
+                self._lose(trigger, "not renewed")
                 continue
             held.lease = lease
             held.stop_at_s = sent_s + self._stop_after_s()
-            if held.task is None or held.task.done():
+            if not held.releasing and (held.task is None or held.task.done()):
                 # Stopped by the watchdog, yet the lease held: start it again, afresh.
                 self._start(trigger, held)
 
@@ -272,10 +269,15 @@ class Leadership:
 
     async def _acquire(self, trigger: str) -> None:
         sent_s = self._monotonic()
+        # Unanswered (the connection dropped after the commit, the round cut off), the lease
+        # may be this process's: its next round takes it, as its own (`OwnNameLeases`).
+        self._own.asking(trigger)
         lease = await self.store.acquire_lease(trigger, self.replica, self.timing.lasting)
+        self._own.answered(trigger)
         if lease is None:
             return
-        held = _Held(lease=lease, stop_at_s=sent_s + self._stop_after_s())
+        self._own.forget(trigger)
+        held = HeldLease(lease=lease, stop_at_s=sent_s + self._stop_after_s())
         self._held[trigger] = held
         self._leaders[trigger] = self.replica
         self.metrics.lease_changes.labels(trigger=trigger, change="acquired").inc()
@@ -285,7 +287,7 @@ class Leadership:
         log.info("lease_acquired", trigger=trigger, replica=self.replica, epoch=lease.epoch)
         self._start(trigger, held)
 
-    def _start(self, trigger: str, held: _Held) -> None:
+    def _start(self, trigger: str, held: HeldLease) -> None:
         source = self.sources[trigger]
         rebuild: Callable[[], None] | None = getattr(source, "rebuild", None)
         if rebuild is not None:  # another replica may have moved the checkpoint meanwhile
@@ -304,7 +306,7 @@ class Leadership:
             stopping.set()
             self._round_now.set()
 
-    async def _stop(self, held: _Held, within_s: float) -> None:
+    async def _stop(self, held: HeldLease, within_s: float) -> None:
         """Tells the source to stop, and cuts it off after `within_s`."""
         held.stopping.set()
         task = held.task
@@ -320,27 +322,46 @@ class Leadership:
             task.cancel()
             await asyncio.wait({task})
 
-    async def _lose(self, trigger: str, why: str) -> None:
+    def _lose(self, trigger: str, why: str) -> None:
+        """Forgets a lease renewed no more; its source stops in the background."""
         held = self._held.pop(trigger)
         self._last_epoch[trigger] = held.lease.epoch
-        await self._stop(held, self._left_s(held))
+        self._pinned.forget(trigger)
         self.metrics.lease_changes.labels(trigger=trigger, change="lost").inc()
         log.warning("lease_lost", trigger=trigger, replica=self.replica, why=why)
+        if not held.releasing:  # else its release, under way, stops it
+            self._in_background(trigger, self._stop(held, self._left_s(held)))
+
+    def _in_background(self, trigger: str, stop: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(stop, name=f"leadership-stop:{trigger}")
+        self._stops[trigger] = task
+
+        def done(task: asyncio.Task[None]) -> None:
+            if self._stops.get(trigger) is task:
+                del self._stops[trigger]
+            if not task.cancelled() and task.exception() is not None:
+                log.warning("led_source_stop_failed", trigger=trigger, error=str(task.exception()))
+
+        task.add_done_callback(done)
 
     async def _release(self, trigger: str) -> None:
-        """Stops the source, then hands the lease over at once."""
+        """Stops the source, then hands the lease over at once. Until then the lease is
+        renewed as any other (the source still writes under it)."""
         held = self._held[trigger]
         await self._stop(held, self._left_s(held))
+        if self._held.get(trigger) is not held:
+            return  # lost meanwhile: nothing left to release
         del self._held[trigger]
         self._last_epoch[trigger] = held.lease.epoch
         released = False
         with contextlib.suppress(StoreError):  # unreleased, it runs out on its own
             released = await self.store.release_lease(trigger, held.lease.fence)
         if released:
+            self._released_in[trigger] = self._rounds_done
             self.metrics.lease_changes.labels(trigger=trigger, change="released").inc()
             log.info("lease_released", trigger=trigger, replica=self.replica)
 
-    def _left_s(self, held: _Held) -> float:
+    def _left_s(self, held: HeldLease) -> float:
         """Until the lease runs out, by this replica's reckoning."""
         return held.stop_at_s + self.timing.margin_s - self._monotonic()
 
@@ -366,11 +387,15 @@ class Leadership:
             await asyncio.wait_for(stopping.wait(), seconds)
 
     async def hand_over(self) -> None:
-        """Forgets this replica, then stops every source and releases every lease (shutdown).
+        """Forgets this replica, then stops every source and releases every lease (shutdown),
+        and waits for them all, those shed or lost before included.
         Forgotten first: a follower woken by a release (`lease_released`) then counts the
         replicas without this one, so its fair share takes in what is handed over."""
         with contextlib.suppress(StoreError):
             await self.store.retire_replica(self.replica)
-        await asyncio.gather(
-            *(self._release(trigger) for trigger in list(self._held)), return_exceptions=True
-        )
+        for trigger, held in list(self._held.items()):
+            if not held.releasing:
+                held.releasing = True
+                self._in_background(trigger, self._release(trigger))
+        # Every stop under way too (shed or lost before), so that none runs on unwatched.
+        await asyncio.gather(*self._stops.values(), return_exceptions=True)

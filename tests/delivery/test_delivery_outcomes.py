@@ -200,7 +200,9 @@ async def test_past_max_age_the_delivery_is_dead_after_a_last_attempt_at_the_dea
         await eventually(lambda: _status(store, "evt_1", "dead"))
     dead = await row(store, "evt_1")
     assert dead.last_error == 'HTTP 500: {"error": "still broken"} (max_age reached)'
-    assert dead.attempts == len(receiver.arrivals) >= 4
+    # At least one retry before the deadline and the last attempt at it; how many fit in
+    # 350 ms depends on the engine and the machine's load, not on the rule under test.
+    assert dead.attempts == len(receiver.arrivals) >= 2
     deadline_s = dead.created_at.timestamp() + 0.35
     assert receiver.arrivals[-1].at >= deadline_s - 0.005
     assert receiver.arrivals[-2].at < deadline_s

@@ -53,10 +53,14 @@ async def test_an_update_in_the_same_second_as_a_streamed_change_survives_a_back
     record streamed as created, then updated within the same second while the daemon was
     down (its replay id expired meanwhile): the back-fill must not take the update for the
     change already stored. (Frozen stamps make "within the same second" deterministic.)"""
-    frozen = datetime.now(UTC).replace(microsecond=0)
-    await harness.control("modstamp", {"freeze_at": frozen.isoformat().replace("+00:00", "Z")})
     rig = await harness.start()
     await rig.connected()
+    # Frozen at the second the create commits in (early in a fresh second, so the create
+    # lands in it), as Salesforce would stamp an update made within that second.
+    now = datetime.now(UTC)
+    await asyncio.sleep(1 - now.microsecond / 1e6 + 0.01)
+    frozen = datetime.now(UTC).replace(microsecond=0)
+    await harness.control("modstamp", {"freeze_at": frozen.isoformat().replace("+00:00", "Z")})
     record = await org.create("Account", {"Name": "First"})
     await rig.wait_events(1)
     await rig.stop()

@@ -81,3 +81,27 @@ async def test_a_follower_takes_a_handed_over_trigger_at_once(postgres_url: str)
                 assert leases == {"t1": ("a", 3), "t2": ("a", 2)}
     finally:
         await store.close()
+
+
+async def test_the_releaser_runs_no_round_on_its_own_release(postgres_url: str) -> None:
+    """A shed releases a lease and notifies: the others run a round, the releaser does not
+    (its round would only count the trigger free sooner, and take it back sooner)."""
+    store = PostgresStore(postgres_url)
+    await store.open()
+    try:
+        a, b = replica(store, "a", TRIGGERS, RARE), replica(store, "b", TRIGGERS, RARE)
+        await a.leadership.round()
+        assert a.leadership.led() == list(TRIGGERS)
+        async with listening(store, a) as heard_by_a, listening(store, b) as heard_by_b:
+            a_before, b_before = heard_by_a.heard, heard_by_b.heard
+            await store.heartbeat("b", RARE.takeover)
+            await a.leadership.round()  # share 1: t2 shed and released, with a notification
+            await eventually(lambda: a.leadership.led() == ["t1"])
+            await eventually(lambda: heard_by_b.heard > b_before)
+            await eventually(lambda: heard_by_a.heard > a_before)
+            assert b.leadership._round_now.is_set()  # a release by another: a round now
+            assert not a.leadership._round_now.is_set()  # its own: none
+        for rig in (a, b):
+            await rig.leadership.hand_over()
+    finally:
+        await store.close()
