@@ -109,11 +109,12 @@ async def trigger_status(settings: Settings, as_json: bool) -> str:
         rows = await _stored_triggers(settings)
     if as_json:
         return json.dumps(rows, indent=2)
-    header = ("TRIGGER", "MODE", "STATE", "LAG", "CHECKPOINT")
+    header = ("TRIGGER", "MODE", "TRANSPORT", "STATE", "LAG", "CHECKPOINT")
     lines = [header] + [
         (
             str(row["name"]),
             str(row["mode"]),
+            str(row.get("transport") or "-"),  # a daemon before transports lacks the key
             str(row["state"]),
             "-" if row["lag_s"] is None else f"{row['lag_s']:.0f}s",
             str(row["checkpoint"] or "-"),
@@ -159,6 +160,7 @@ async def _stored_triggers(settings: Settings) -> list[dict[str, Any]]:
                 "name": trigger.name,
                 "mode": trigger.mode,
                 "mode_reason": "daemon not running: configured mode",
+                "transport": trigger.transport,  # the resolved one; None when polling
                 "state": "stopped",
                 "checkpoint": _position_text(trigger.name, checkpoint.position)
                 if checkpoint

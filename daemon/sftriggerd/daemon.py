@@ -20,6 +20,7 @@ from .leadership import Leadership, Timing
 from .metrics import Metrics
 from .pruner import Pruner
 from .salesforce.client import SalesforceClient
+from .salesforce.pubsub.client import PubSubClient
 from .sources.auto import AutoSource
 from .sources.context import SourceContext
 from .sources.plan import Plan, plan_source
@@ -40,20 +41,42 @@ DispatcherFactory = Callable[
 
 
 def build_sources(
-    settings: Settings, client: SalesforceClient, ingest: Ingest, store: Store, metrics: Metrics
+    settings: Settings,
+    client: SalesforceClient,
+    ingest: Ingest,
+    store: Store,
+    metrics: Metrics,
+    pubsub: PubSubClient | None = None,
 ) -> tuple[list[Part], list[TriggerStatus]]:
+    """A source per trigger; a streamed one over its resolved transport (Pub/Sub ones over
+    `pubsub`, which `pubsub_client` makes when any trigger needs it)."""
     parts: list[Part] = []
     statuses: list[TriggerStatus] = []
-    context = SourceContext(client=client, ingest=ingest, store=store, metrics=metrics)
+    context = SourceContext(
+        client=client, ingest=ingest, store=store, metrics=metrics, pubsub=pubsub
+    )
     for trigger in settings.triggers:
         plan = plan_source(trigger)
         mode: Mode = "polling" if plan.plan == "polling" else "streaming"
         status = TriggerStatus(name=trigger.name, mode=mode, mode_reason=plan.reason)
+        if plan.plan != "polling":
+            status.transport = trigger.resolved_transport
         statuses.append(status)
         # Rebuilt from the settings when a rewind restarts it (`restartable`).
         build = partial(_source, trigger, plan.plan, context, status)
         parts.append(RestartableSource(trigger.name, build))
     return parts, statuses
+
+
+def pubsub_client(settings: Settings, client: SalesforceClient) -> PubSubClient | None:
+    """The daemon's one Pub/Sub client (one gRPC channel for every trigger), when a streamed
+    trigger uses the Pub/Sub API; it connects on first use."""
+    if not any(
+        plan_source(trigger).plan != "polling" and trigger.resolved_transport == "pubsub"
+        for trigger in settings.triggers
+    ):
+        return None
+    return PubSubClient(client.session, settings.salesforce.pubsub_url)
 
 
 def _source(
@@ -110,7 +133,8 @@ async def run_daemon(
                 parts.append(dispatcher)
             client = SalesforceClient(settings.salesforce, salesforce_http, metrics)
             ingest = Ingest(store, settings.endpoints, metrics, notify=notify)
-            sources, statuses = build_sources(settings, client, ingest, store, metrics)
+            pubsub = pubsub_client(settings, client)
+            sources, statuses = build_sources(settings, client, ingest, store, metrics, pubsub)
             app = App(settings=settings, metrics=metrics, store=store)
             app.supervisor.policy = restart_policy or RestartPolicy()
             restartable = {s.trigger: s for s in sources if isinstance(s, RestartableSource)}
@@ -143,6 +167,10 @@ async def run_daemon(
                 leads=leadership.leads,
                 fence_for=leadership.fence_for,
             )
-            await app.run(stopping)
+            try:
+                await app.run(stopping)
+            finally:
+                if pubsub is not None:
+                    await pubsub.close()
     finally:
         await store.close()

@@ -134,14 +134,21 @@ class Org:
 
 
 def daemon_config(
-    tmp_path: Path, emulator_port: int, receiver_port: int, admin_port: int, triggers: str
+    tmp_path: Path,
+    emulator_port: int,
+    receiver_port: int,
+    admin_port: int,
+    triggers: str,
+    salesforce: str = "",
 ) -> Path:
+    """`salesforce`: more lines of the salesforce section (indented two spaces)."""
     config = tmp_path / "sftriggerd.yaml"
     config.write_text(f"""
 salesforce:
   login_url: http://127.0.0.1:{emulator_port}
   auth: {{client_id: emulator-client, client_secret: emulator-secret,
           username: admin@emulator.local, password: emulator}}
+{salesforce}
 store: {{url: "sqlite:///{tmp_path}/state.db"}}
 triggers:
 {triggers}

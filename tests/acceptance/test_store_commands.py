@@ -89,8 +89,9 @@ def test_triggers_status_from_the_store_when_the_daemon_is_down(tmp_path: Path) 
     result = run_cli("triggers", "status", "--config", str(config))
     assert result.returncode == 0, result.stderr
     header, row = result.stdout.strip().splitlines()
-    assert header.split() == ["TRIGGER", "MODE", "STATE", "LAG", "CHECKPOINT"]
-    assert row.split()[:3] == ["accounts", "auto", "stopped"]
+    assert header.split() == ["TRIGGER", "MODE", "TRANSPORT", "STATE", "LAG", "CHECKPOINT"]
+    assert row.split()[:4] == ["accounts", "auto", "cometd", "stopped"]
     assert row.endswith("2026-11-28T10:00:00.000Z 001A")
     as_json = json.loads(run_cli("triggers", "status", "--config", str(config), "--json").stdout)
     assert as_json[0]["checkpoint"] == "2026-11-28T10:00:00.000Z 001A"
+    assert as_json[0]["transport"] == "cometd"

@@ -163,6 +163,7 @@ async def test_triggers_list_what_the_sources_report(store: Store, admin_for: An
             "name": "accounts",
             "mode": "polling",
             "mode_reason": "configured: mode polling",
+            "transport": None,
             "state": "running",
             "checkpoint": "2026-11-28T10:00:00.000Z 001A",
             "lag_s": None,

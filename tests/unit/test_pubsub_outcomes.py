@@ -129,7 +129,7 @@ def test_the_error_code_trailer_is_found_whatever_its_case_and_type() -> None:
     ("url", "target", "secure"),
     [
         ("https://api.pubsub.salesforce.com:7443", "api.pubsub.salesforce.com:7443", True),
-        ("https://api.pubsub.salesforce.com", "api.pubsub.salesforce.com:7443", True),
+        ("https://pubsub.example.com", "pubsub.example.com:443", True),
         ("http://127.0.0.1:50051", "127.0.0.1:50051", False),
         ("http://[::1]:50051", "[::1]:50051", False),
     ],

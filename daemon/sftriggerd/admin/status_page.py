@@ -135,7 +135,7 @@ def _trigger_row(trigger: dict[str, Any], view: StatusView) -> str:
         name,
         [
             ("Trigger", f"<strong>{_e(name)}</strong>"),
-            ("Mode", f"{_e(trigger.get('mode'))}<small>{_e(trigger.get('mode_reason'))}</small>"),
+            ("Mode", f"{_mode(trigger)}<small>{_e(trigger.get('mode_reason'))}</small>"),
             ("State", _badge(state, _STATE_KINDS.get(state, "warn"))),
             ("Connected", connected),
             ("Checkpoint", f"<code>{_e(trigger.get('checkpoint') or '—')}</code>"),
@@ -143,6 +143,13 @@ def _trigger_row(trigger: dict[str, Any], view: StatusView) -> str:
             ("Last error", _error(error)),
         ],
     )
+
+
+def _mode(trigger: dict[str, Any]) -> str:
+    """`streaming over pubsub`: a streamed trigger's mode names its transport."""
+    transport = trigger.get("transport")
+    over = f" over {_e(transport)}" if transport else ""
+    return f"{_e(trigger.get('mode'))}{over}"
 
 
 def _breaker_html(breaker: BreakerSnapshot | None, now: datetime) -> str:

@@ -61,8 +61,13 @@ class WhereCondition:
             if isinstance(literal.value, date)
         }
         short_ids = self._short_id_fields()
+        # Only the fields the condition reads: another field's value (a Contact's compound
+        # Name in a change event) cannot change the answer, so it cannot make it unknowable.
+        read = {field.casefold() for field in self.fields}
         typed: dict[str, Any] = {}
         for name, value in record.items():
+            if name.casefold() not in read:
+                continue
             if isinstance(value, str) and name.casefold() in temporal:
                 value = _temporal(value)
             elif isinstance(value, str) and name.casefold() in short_ids:

@@ -1,4 +1,5 @@
-"""What every source works with: the org, the way into the store, the store, the metrics."""
+"""What every source works with: the org, the way into the store, the store, the metrics, and
+the daemon's one Pub/Sub API client when a trigger streams over it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import UTC, datetime
 from ..ingest import Ingest
 from ..metrics import Metrics
 from ..salesforce.client import SalesforceClient
+from ..salesforce.pubsub.client import PubSubClient
 from ..store.base import Store
 
 
@@ -23,3 +25,5 @@ class SourceContext:
     store: Store
     metrics: Metrics
     clock: Callable[[], datetime] = field(default=utc_now)
+    # One gRPC channel for every Pub/Sub trigger; None when no trigger streams over Pub/Sub.
+    pubsub: PubSubClient | None = None

@@ -27,11 +27,9 @@ from typing import Any, TypeAlias
 import grpc
 import grpc.aio
 
-from ..errors import SftriggerdError
-from ..events.streamed import Received
+from ..events.streamed import MalformedMessage, Received
 from ..salesforce.answers import Token
 from ..salesforce.pubsub import pubsub_api_pb2 as pb
-from ..salesforce.pubsub.avro_payload import decode_payload
 from ..salesforce.pubsub.client import PubSubClient, PubSubSetupError, SubscribeCall
 from .position import ReplayId
 from .pubsub_outcomes import error_code, outcome_of, stream_ended
@@ -188,29 +186,38 @@ class PubSubTransport:
     async def _received(self, event: pb.ConsumerEvent) -> Received:
         replay_id = bytes(event.replay_id)
         schema_id = event.event.schema_id
-        header = {"EventUuid": event.event.id, "replayId": identity_of(replay_id)}
-        header["schemaId"] = schema_id
+        # What the CometD side calls `data.event`: the replay id (here base64), and a
+        # platform event's EventUuid (Pub/Sub's event id; the normaliser reads it here).
+        header = {"replayId": identity_of(replay_id)}
+        if self.channel.startswith("/event/"):
+            header["EventUuid"] = event.event.id
         try:
-            schema = await self._pubsub.schema_json(schema_id, self._token)
-            payload: dict[str, Any] | None = decode_payload(schema, bytes(event.event.payload))
+            decoder = await self._pubsub.decoder(schema_id, self._token)
+            payload: dict[str, Any] | None = decoder.decode(bytes(event.event.payload))
             unreadable = None
         except grpc.aio.AioRpcError as exc:
             if exc.code() not in _UNREADABLE_SCHEMA:
                 raise await self._outcome(exc, call="GetSchema") from exc
             payload, unreadable = None, f"schema {schema_id!r} cannot be had: {exc.details()}"
-        except SftriggerdError as exc:  # the payload or schema cannot be read
+        except MalformedMessage as exc:  # the payload or schema cannot be read
             payload, unreadable = None, str(exc)
-        raw = {"channel": self.channel, "event": header, "payload": payload}
+        # `raw` in the CometD message's shape, so a body's `raw` reads the same over both
+        # transports (but for the schema id and the replay id, which differ by nature).
+        data: dict[str, Any] = {"schema": schema_id, "payload": payload, "event": header}
+        if unreadable is not None:
+            data["payload_base64"] = _b64(event)
+        raw = {"channel": self.channel, "data": data}
         return Received(
             channel=self.channel,
             payload=payload,
             header=header,
             position=replay_id or None,
             identity=identity_of(replay_id) if replay_id else None,
-            raw=raw if unreadable is None else {**raw, "payload_base64": _b64(event)},
+            raw=raw,
             content={"schemaId": schema_id, "payload": payload} if unreadable is None else raw,
-            payload_path=("payload",),
+            payload_path=("data", "payload"),
             unreadable=unreadable,
+            transport="pubsub",
         )
 
     async def _outcome(self, exc: BaseException, call: str = "Subscribe") -> TransportOutcome:

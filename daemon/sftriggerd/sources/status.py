@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from ..events.streamed import TransportName
 from ..urls import strip_userinfo
 
 Mode = Literal["streaming", "polling"]
@@ -27,6 +28,9 @@ class TriggerStatus:
     last_error: str | None = None
     last_success_at: datetime | None = None
     connected: bool = False
+    # The transport a streamed trigger subscribes over (also while `mode: auto` polls);
+    # None for a polling trigger.
+    transport: TransportName | None = None
 
     # -- what happened --------------------------------------------------------------------
 
@@ -92,6 +96,7 @@ class TriggerStatus:
             "name": self.name,
             "mode": self.mode,
             "mode_reason": self.mode_reason,
+            "transport": self.transport,
             "state": self.state,
             "checkpoint": self.checkpoint,
             "lag_s": None if lag is None else round(lag, 3),

@@ -10,6 +10,10 @@ matching change is lost (at-least-once):
 - a change whose record cannot be read any more (deleted since) passes;
 - a value the condition cannot be compared with (a number against a text literal) passes,
   with a warning and a `where_unevaluable` stream fault.
+
+A change event nests compound fields (`Name: {FirstName, LastName}`, `BillingAddress:
+{City, ...}`) where SOQL names their parts as fields of their own (`LastName`,
+`BillingCity`): the condition reads the parts under their SOQL names.
 """
 
 from __future__ import annotations
@@ -74,21 +78,46 @@ class StreamFilter:
         missing = [
             name for name in where.fields if known is not None and name.casefold() not in known
         ]
+        record = flat_record(event.record)
         if not missing or event.object is None or event.record_id is None:
-            return event.record  # a field the event lacks and cannot be read is null
+            return record  # a field the event lacks and cannot be read is null
         read = await self._client.get_record(event.object, event.record_id, missing)
         if read is None:
             return None
         values = {k: v for k, v in read.items() if k != "attributes"}
-        return {**event.record, **values}
+        return {**record, **values}
+
+
+def flat_record(record: dict[str, Any]) -> dict[str, Any]:
+    """`record` with each compound field's parts also under their SOQL names."""
+    flat = dict(record)
+    for name, value in record.items():
+        if isinstance(value, dict):
+            for part, part_value in value.items():
+                flat.setdefault(soql_name(f"{name}.{part}"), part_value)
+    return flat
+
+
+def soql_name(field: str) -> str:
+    """A change event's name of a compound field's part as SOQL names it: `Name.LastName` is
+    `LastName`, `BillingAddress.City` is `BillingCity`; any other name stays as it is."""
+    compound, dot, part = field.partition(".")
+    if not dot:
+        return field
+    if compound == "Name":
+        return part
+    if compound.endswith("Address"):
+        return compound.removesuffix("Address") + part
+    return field
 
 
 def _known_fields(event: Event, cdc: bool) -> set[str] | None:
     """The fields (case-folded) whose value the event itself tells; None: every field."""
     if cdc and event.change == "created":
         return None  # a CDC create carries every field that is not null
+    record = flat_record(event.record)
     if cdc and event.change == "updated":
         # Unchanged fields are absent or null; a field set to null is among the changed.
-        present = {name.casefold() for name, value in event.record.items() if value is not None}
-        return present | {name.casefold() for name in event.changed_fields}
-    return {name.casefold() for name in event.record}
+        present = {name.casefold() for name, value in record.items() if value is not None}
+        return present | {soql_name(name).casefold() for name in event.changed_fields}
+    return {name.casefold() for name in record}

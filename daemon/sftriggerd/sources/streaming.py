@@ -2,8 +2,9 @@
 from the committed position after every restart, reconnect and re-login.
 
 The loop here is transport-neutral: it speaks the protocol of sources/transport.py, and a
-transport adapter (CometD: sources/cometd_transport.py) owns the wire and every way its
-server says what went wrong. Every batch the transport delivers is one `ingest` with the
+transport adapter (CometD: sources/cometd_transport.py; Pub/Sub: sources/pubsub_transport.py;
+chosen by the trigger's resolved `transport`) owns the wire and every way its server says
+what went wrong. Every batch the transport delivers is one `ingest` with the
 position of its last event, so the checkpoint never runs ahead of the data. Each outcome has
 a log line and a metric: Reconnect (open a new session, backing off when it repeats),
 Reauthenticate (log in again), TransportFailure and Stalled (back off, reconnect),
@@ -27,6 +28,7 @@ from .backfill import Backfill
 from .cometd_transport import CometdTransport
 from .context import SourceContext
 from .position import StreamResume
+from .pubsub_transport import pubsub_transports
 from .status import TriggerStatus
 from .stream_filter import StreamFilter
 from .stream_handling import StreamHandling
@@ -75,6 +77,9 @@ class StreamingSource(StreamHandling):
         def cometd(channel: str) -> StreamTransport:
             return CometdTransport(context.client, channel, stall_margin_s=stall_margin_s)
 
+        if transport is None and trigger.resolved_transport == "pubsub":
+            assert context.pubsub is not None, "the daemon makes a Pub/Sub client for it"
+            transport = pubsub_transports(context.pubsub)
         self._new_transport: TransportFactory = transport or cometd
         # Set by `mode: auto`: an unavailable channel ends `run` so polling can take over.
         self.fall_back = False

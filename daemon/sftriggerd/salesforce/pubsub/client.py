@@ -16,17 +16,17 @@ The committed stubs have no `_pb2_grpc` module: calls are made by method path.
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import urlsplit
 
 import grpc
 import grpc.aio
 
+from ...config.transport import DEFAULT_PUBSUB_URL, pubsub_endpoint
 from ...errors import SftriggerdError
 from ..answers import Token
 from ..session import SalesforceSession
 from . import pubsub_api_pb2 as pb
+from .decode import PayloadDecoder, SchemaCache
 
-DEFAULT_PUBSUB_URL = "https://api.pubsub.salesforce.com:7443"
 SUBSCRIBE = "/eventbus.v1.PubSub/Subscribe"
 GET_TOPIC = "/eventbus.v1.PubSub/GetTopic"
 GET_SCHEMA = "/eventbus.v1.PubSub/GetSchema"
@@ -46,17 +46,14 @@ class PubSubSetupError(SftriggerdError):
 
 
 def target_of(url: str) -> tuple[str, bool]:
-    """`host:port` and whether the channel uses TLS: https (the default port 7443) or http
-    (plaintext, the emulator); anything else is a setup error."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise PubSubSetupError(f"Pub/Sub URL {url!r} is not an https:// or http:// URL")
+    """`host:port` and whether the channel uses TLS, as config/transport.py reads a
+    `salesforce.pubsub_url` (https: TLS; http: plaintext, the emulator); anything else is a
+    setup error."""
     try:
-        port = parts.port or 7443
+        endpoint = pubsub_endpoint(url)
     except ValueError as exc:
-        raise PubSubSetupError(f"Pub/Sub URL {url!r} has no usable port") from exc
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return f"{host}:{port}", parts.scheme == "https"
+        raise PubSubSetupError(str(exc)) from exc
+    return endpoint.target, endpoint.tls
 
 
 def channel_options(keepalive_time_ms: int = KEEPALIVE_TIME_MS) -> list[tuple[str, int]]:
@@ -72,7 +69,8 @@ def channel_options(keepalive_time_ms: int = KEEPALIVE_TIME_MS) -> list[tuple[st
 
 
 class PubSubClient:
-    """The shared channel, the session metadata, and the schemas seen so far by id."""
+    """The shared channel, the session metadata, and the decoders of the schemas seen so far
+    by id."""
 
     def __init__(
         self,
@@ -87,7 +85,7 @@ class PubSubClient:
         self._keepalive_time_ms = keepalive_time_ms
         self._channel: grpc.aio.Channel | None = None
         # Schemas never change under an id (the id is the schema's fingerprint).
-        self._schemas: dict[str, str] = {}
+        self._decoders = SchemaCache()
         self._schema_lock = asyncio.Lock()
         self.schema_fetches = 0
 
@@ -128,13 +126,15 @@ class PubSubClient:
         )
         return answer
 
-    async def schema_json(self, schema_id: str, token: Token | None = None) -> str:
-        """The Avro schema (JSON) of `schema_id`, asked once per id for every trigger."""
-        known = self._schemas.get(schema_id)
+    async def decoder(self, schema_id: str, token: Token | None = None) -> PayloadDecoder:
+        """The payload decoder of `schema_id`, whose schema is asked once per id for every
+        trigger. Raises grpc.aio.AioRpcError as the server answered, and `UnusableSchema`
+        (a MalformedMessage) for a schema the decoder cannot follow."""
+        known = self._decoders.get(schema_id)
         if known is not None:
             return known
         async with self._schema_lock:  # triggers meeting a new schema together ask once
-            known = self._schemas.get(schema_id)
+            known = self._decoders.get(schema_id)
             if known is not None:
                 return known
             call = self.channel().unary_unary(
@@ -148,8 +148,7 @@ class PubSubClient:
                 metadata=await self.metadata(token),
                 timeout=UNARY_TIMEOUT_S,
             )
-            self._schemas[schema_id] = answer.schema_json
-            return answer.schema_json
+            return self._decoders.add(schema_id, answer.schema_json)
 
     async def subscribe(self, token: Token | None = None) -> SubscribeCall:
         """A new Subscribe stream; the caller writes its FetchRequests and reads the answers."""
