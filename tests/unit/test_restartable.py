@@ -152,3 +152,63 @@ async def _until(condition: object) -> None:
     assert callable(condition)
     while not condition():
         await asyncio.sleep(0.01)
+
+
+class FinishingSource:
+    """Cancelled, it still finishes something on its way out (`finished` once done)."""
+
+    name = "streaming:t"
+
+    def __init__(self, blocked: asyncio.Event) -> None:
+        self.blocked = blocked
+        self.started = asyncio.Event()
+        self.finished = False
+
+    def not_ready_reasons(self) -> list[str]:
+        return []
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        self.started.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await asyncio.sleep(0)  # one more step after the cancellation: a last write
+            self.finished = True
+
+
+async def test_a_cancelled_run_ends_only_once_its_source_has_ended() -> None:
+    source = FinishingSource(asyncio.Event())
+    part = RestartableSource("t", lambda: source)
+    running = asyncio.create_task(part.run(asyncio.Event()))
+    await source.started.wait()
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert source.finished, "the run was over while its source was still finishing"
+
+
+class ShieldingSource(FinishingSource):
+    """Cancelled, waits for a shielded write that cannot end (a commit in flight)."""
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        self.started.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            write = asyncio.ensure_future(self.blocked.wait())
+            await asyncio.shield(write)
+            self.finished = True
+
+
+async def test_a_cancelled_run_whose_source_will_not_end_is_left_after_a_grace() -> None:
+    blocked = asyncio.Event()
+    source = ShieldingSource(blocked)
+    part = RestartableSource("t", lambda: source)
+    running = asyncio.create_task(part.run(asyncio.Event()))
+    await source.started.wait()
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(running, 10)  # ends, after the grace, though the source hangs
+    assert not source.finished
+    blocked.set()  # let the leftover end, so nothing is left pending
+    await asyncio.sleep(0.05)
