@@ -50,7 +50,7 @@ async def _subscribe(
 @pytest.fixture
 async def hostile_pubsub() -> AsyncIterator[str]:
     server = grpc.aio.server()
-    handlers: dict[str, grpc.RpcMethodHandler] = {
+    handlers: dict[str, grpc.RpcMethodHandler[bytes, bytes]] = {
         "GetTopic": grpc.unary_unary_rpc_method_handler(_get_topic),
         "Subscribe": grpc.stream_stream_rpc_method_handler(_subscribe),
     }
