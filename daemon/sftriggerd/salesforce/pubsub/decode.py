@@ -63,10 +63,19 @@ class PayloadDecoder:
 
     def decode(self, payload: bytes) -> dict[str, Any]:
         record = self._read(payload)
-        if self.schema.is_change_event:
-            return self._change_event(record)
-        fields = self.schema.fields
-        return {spec.name: _value(spec, record.get(spec.name), format_time) for spec in fields}
+        try:
+            if self.schema.is_change_event:
+                return self._change_event(record)
+            fields = self.schema.fields
+            return {spec.name: _value(spec, record.get(spec.name), format_time) for spec in fields}
+        except MalformedMessage:
+            raise
+        # A record of a valid schema can still hold what the shaping does not expect (a
+        # null ChangeEventHeader in a union with null): it is poison, never a crash loop.
+        except Exception as exc:
+            raise UndecodablePayload(
+                f"payload cannot be shaped: {type(exc).__name__}: {exc}"[:300]
+            ) from None
 
     def _read(self, payload: bytes) -> dict[str, Any]:
         buffer = io.BytesIO(payload)
@@ -88,7 +97,10 @@ class PayloadDecoder:
 
     def _change_event(self, record: dict[str, Any]) -> dict[str, Any]:
         fields = self.schema.fields
-        header = dict(record[HEADER])
+        raw_header = record.get(HEADER)
+        if not isinstance(raw_header, dict):
+            raise UndecodablePayload(f"{HEADER} is not a record: {type(raw_header).__name__}")
+        header = dict(raw_header)
         for name in BITMAP_FIELDS:
             if name in header:
                 header[name] = field_names(name, header[name], fields)
