@@ -63,10 +63,6 @@ async def hostile_pubsub() -> AsyncIterator[str]:
     await server.stop(grace=None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 16: an unparsable FetchResponse has receive await call.code() with no bound",
-)
 async def test_an_unparsable_answer_ends_receive_within_the_watchdog_window(
     hostile_pubsub: str, emulator: RunningEmulator, http: aiohttp.ClientSession, tmp_path: Path
 ) -> None:

@@ -147,8 +147,13 @@ class PubSubTransport:
         if failure is not None:
             raise await self._outcome(failure)
         response = reading.result()
-        if not isinstance(response, pb.FetchResponse):  # EOF: closed without an error
-            raise stream_ended(await call.code(), await call.details())
+        if response is grpc.aio.EOF:  # closed without an error: its status follows
+            raise await self._ended(call)
+        if not isinstance(response, pb.FetchResponse):
+            # grpc.aio hands back None for an answer it could not parse: the stream may
+            # stay open, so nothing more is read from it.
+            await self._end_call()
+            raise TransportFailure("Pub/Sub Subscribe: an answer that does not parse")
         self.outstanding = max(0, self.outstanding - len(response.events))
         if not response.events:
             self._idle_position = bytes(response.latest_replay_id) or None
@@ -157,6 +162,17 @@ class PubSubTransport:
     async def close(self) -> None:
         await self._end_call()
 
+    async def _ended(self, call: SubscribeCall) -> TransportOutcome:
+        """The outcome of a stream that ended: its status, awaited only within the window
+        (a server that sent EOF but never a status must not hold the loop)."""
+        try:
+            async with asyncio.timeout(self._window_s):
+                status = await asyncio.shield(call.code())
+        except TimeoutError:
+            await self._end_call()
+            return TransportFailure("Pub/Sub Subscribe: the stream ended without a status")
+        return stream_ended(status, await call.details())
+
     # -- parts -----------------------------------------------------------------------------
 
     async def _check_topic(self) -> None:
@@ -164,7 +180,7 @@ class PubSubTransport:
             topic = await self._pubsub.get_topic(self.channel, self._token)
         except grpc.aio.AioRpcError as exc:
             raise await self._outcome(exc, call="GetTopic") from exc
-        except PubSubSetupError as exc:
+        except PubSubSetupError as exc:  # an unusable endpoint, an answer that does not parse
             raise TransportFailure(str(exc)) from exc
         if not topic.can_subscribe:
             raise ChannelUnavailable(f"Pub/Sub topic {self.channel} cannot be subscribed")
@@ -201,6 +217,8 @@ class PubSubTransport:
             payload, unreadable = None, f"schema {schema_id!r} cannot be had: {exc.details()}"
         except MalformedMessage as exc:  # the payload or schema cannot be read
             payload, unreadable = None, str(exc)
+        except PubSubSetupError as exc:  # a GetSchema answer that does not parse
+            raise TransportFailure(str(exc)) from exc
         # `raw` in the CometD message's shape, so a body's `raw` reads the same over both
         # transports (but for the schema id and the replay id, which differ by nature).
         data: dict[str, Any] = {"schema": schema_id, "payload": payload, "event": header}
@@ -247,12 +265,14 @@ class PubSubTransport:
         reading, call = self._reading, self._call
         self._reading = self._call = None
         self._idle_position = None
+        # Cancelled before anything is awaited: a cancellation of this task in the await
+        # below must not leave the server's stream open.
+        if call is not None and not call.done():
+            call.cancel()  # frees the server's stream at once
         if reading is not None and not reading.done():
             reading.cancel()
         if reading is not None:
             await asyncio.gather(reading, return_exceptions=True)  # retrieved, never logged
-        if call is not None and not call.done():
-            call.cancel()  # frees the server's stream at once
 
     def _session(self) -> SubscribeCall:
         if self._call is None:

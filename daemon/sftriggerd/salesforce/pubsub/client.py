@@ -45,6 +45,11 @@ class PubSubSetupError(SftriggerdError):
     """The client cannot make a call: a URL it cannot use, or a session without an org id."""
 
 
+class UnparsableAnswer(PubSubSetupError):
+    """An answer grpc.aio could not parse (it hands back None): a broken server or proxy,
+    a failure of the call, never a reason to read the answer's fields."""
+
+
 def target_of(url: str) -> tuple[str, bool]:
     """`host:port` and whether the channel uses TLS, as config/transport.py reads a
     `salesforce.pubsub_url` (https: TLS; http: plaintext, the emulator); anything else is a
@@ -114,22 +119,26 @@ class PubSubClient:
         )
 
     async def get_topic(self, topic_name: str, token: Token | None = None) -> pb.TopicInfo:
-        """Raises grpc.aio.AioRpcError as the server answered."""
+        """Raises grpc.aio.AioRpcError as the server answered, UnparsableAnswer for an
+        answer that does not parse."""
         call = self.channel().unary_unary(
             GET_TOPIC,
             request_serializer=pb.TopicRequest.SerializeToString,
             response_deserializer=pb.TopicInfo.FromString,
         )
         request = pb.TopicRequest(topic_name=topic_name)
-        answer: pb.TopicInfo = await call(
+        answer: pb.TopicInfo | None = await call(
             request, metadata=await self.metadata(token), timeout=UNARY_TIMEOUT_S
         )
+        if answer is None:
+            raise UnparsableAnswer(f"GetTopic {topic_name}: the answer does not parse")
         return answer
 
     async def decoder(self, schema_id: str, token: Token | None = None) -> PayloadDecoder:
         """The payload decoder of `schema_id`, whose schema is asked once per id for every
         trigger. Raises grpc.aio.AioRpcError as the server answered, and `UnusableSchema`
-        (a MalformedMessage) for a schema the decoder cannot follow."""
+        (a MalformedMessage) for a schema the decoder cannot follow, UnparsableAnswer for an
+        answer that does not parse."""
         known = self._decoders.get(schema_id)
         if known is not None:
             return known
@@ -143,11 +152,13 @@ class PubSubClient:
                 response_deserializer=pb.SchemaInfo.FromString,
             )
             self.schema_fetches += 1
-            answer: pb.SchemaInfo = await call(
+            answer: pb.SchemaInfo | None = await call(
                 pb.SchemaRequest(schema_id=schema_id),
                 metadata=await self.metadata(token),
                 timeout=UNARY_TIMEOUT_S,
             )
+            if answer is None:
+                raise UnparsableAnswer(f"GetSchema {schema_id}: the answer does not parse")
             return self._decoders.add(schema_id, answer.schema_json)
 
     async def subscribe(self, token: Token | None = None) -> SubscribeCall:
