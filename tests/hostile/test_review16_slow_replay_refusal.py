@@ -60,10 +60,6 @@ async def slow_refusal_rig(
     await rig.store.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 16: a replay-id refusal after settle_s is a TransportFailure, retried forever",
-)
 async def test_a_stored_replay_id_refused_late_is_back_filled(
     slow_refusal_rig: StreamingRig, org: OrgClient
 ) -> None:

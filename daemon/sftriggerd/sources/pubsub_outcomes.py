@@ -7,7 +7,8 @@ where it is not:
 
 - UNAUTHENTICATED, or an `...auth...` code: Reauthenticate;
 - a replay id code (`...replayid.corrupted`, `...replayid.validation.failed`) on a subscribe
-  from a stored position: ReplayExpired (the loop back-fills by time, as for CometD);
+  from a stored position, before the stream's first answer (however late the refusal
+  comes): ReplayExpired (the loop back-fills by time, as for CometD);
 - a topic code (`...topic.not.found`, `...topic.permission...`), or NOT_FOUND or
   PERMISSION_DENIED on subscribe: ChannelUnavailable;
 - an established stream ended by UNAVAILABLE or CANCELLED (a reset connection, a server
@@ -63,15 +64,18 @@ def outcome_of(
     *,
     from_position: bool = False,
     established: bool = False,
+    answered: bool | None = None,
 ) -> TransportOutcome:
     """The neutral outcome of a failed call. `from_position`: a Subscribe that started after
-    a stored replay id; `established`: the stream had already answered (or was subscribed)."""
+    a stored replay id; `established`: the stream was subscribed (a drop is a Reconnect);
+    `answered`: the stream's first answer arrived (the server accepted the position), by
+    default as `established`."""
     message = describe(call, status, code, details)
     lowered = code.lower()
     if status is grpc.StatusCode.UNAUTHENTICATED or ".auth." in lowered:
         return Reauthenticate(message)
     if "replayid" in lowered:
-        if from_position and not established:
+        if from_position and not (established if answered is None else answered):
             return ReplayExpired(message)
         return TransportFailure(message)
     if ".topic." in lowered and "mismatch" not in lowered:

@@ -15,7 +15,9 @@
 
 The server says nothing when it accepts a subscription; it refuses one (an expired replay id)
 at once. So `subscribe` waits up to `settle_s` for a refusal before it returns; an answer
-that comes in that time is kept for the first `receive`.
+that comes in that time is kept for the first `receive`. The stream counts as established
+only once its first answer arrives: a refusal of the position that comes later than
+`settle_s` (a slow server) still raises ReplayExpired, from `receive`.
 """
 
 from __future__ import annotations
@@ -86,7 +88,8 @@ class PubSubTransport:
         self._call: SubscribeCall | None = None
         self._reading: asyncio.Future[Read] | None = None
         self._from_position = False
-        self._established = False
+        self._established = False  # subscribed: the settle window passed without a refusal
+        self._answered = False  # the stream's first answer arrived: the position accepted
         # Asked for and not yet delivered: never more than `batch_size`.
         self.outstanding = 0
         self.requests_sent = 0
@@ -112,7 +115,7 @@ class PubSubTransport:
     async def subscribe(self, start: Start) -> None:
         await self._end_call()  # again after a ReplayExpired: a stream of its own
         self._from_position = isinstance(start, bytes)
-        self._established = False
+        self._established = self._answered = False
         # Every call of this stream carries this token; a refusal names it as stale.
         self._token = await self._pubsub.session.token()
         await self._check_topic()
@@ -154,6 +157,7 @@ class PubSubTransport:
             # stay open, so nothing more is read from it.
             await self._end_call()
             raise TransportFailure("Pub/Sub Subscribe: an answer that does not parse")
+        self._answered = True  # the server answered: it accepted the position
         self.outstanding = max(0, self.outstanding - len(response.events))
         if not response.events:
             self._idle_position = bytes(response.latest_replay_id) or None
@@ -256,6 +260,7 @@ class PubSubTransport:
             details,
             from_position=self._from_position,
             established=self._established,
+            answered=self._answered,
         )
         if isinstance(outcome, Reauthenticate):
             outcome.stale = self._token

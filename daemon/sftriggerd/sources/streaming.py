@@ -120,12 +120,13 @@ class StreamingSource(StreamHandling):
         transport = self._new_transport(self.channel)
         try:
             await transport.open()
-            await self._subscribe(transport)
-            await self._listen(transport, stopping)
+            start = await self._subscribe(transport)
+            await self._listen(transport, start, stopping)
         finally:
             await transport.close()
 
-    async def _subscribe(self, transport: StreamTransport) -> None:
+    async def _subscribe(self, transport: StreamTransport) -> Start:
+        """Subscribes from the stored position; returns where the stream started."""
         resume = await self.positions.resume(transport.resumable)
         fill_from = resume.fill_from if resume is not None and self.backfill else None
         start = StartAt.NEW if fill_from is not None else self._start_from(resume)
@@ -145,6 +146,7 @@ class StreamingSource(StreamHandling):
             channel=self.channel,
             replay_id=_logged(start),
         )
+        return start
 
     async def _resume_after_expiry(
         self, transport: StreamTransport, start: Start, exc: ReplayExpired
@@ -182,7 +184,9 @@ class StreamingSource(StreamHandling):
         filled = await self.positions.fill(self.backfill, since, save=True)
         log.info("stream_resumed_from_time", trigger=self.trigger.name, events=filled)
 
-    async def _listen(self, transport: StreamTransport, stopping: asyncio.Event) -> None:
+    async def _listen(
+        self, transport: StreamTransport, start: Start, stopping: asyncio.Event
+    ) -> None:
         while not stopping.is_set():
             receiving = asyncio.ensure_future(transport.receive())
             stop = asyncio.ensure_future(stopping.wait())
@@ -191,7 +195,14 @@ class StreamingSource(StreamHandling):
                 receiving.cancel()
                 return
             stop.cancel()
-            items = receiving.result()
+            try:
+                items = receiving.result()
+            except ReplayExpired as exc:
+                # A refusal of the position that came after `subscribe` returned (a slow
+                # server): the same back-fill as a refusal in `subscribe`, never a retry
+                # after the same refused position.
+                await self._resume_after_expiry(transport, start, exc)
+                continue
             self._pacer.healthy()  # the server answered on a subscribed stream
             self.status.advanced(None, self._clock())  # an answer: nothing pending
             if items:

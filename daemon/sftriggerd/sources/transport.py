@@ -102,7 +102,8 @@ class StreamTransport(Protocol):
     async def receive(self) -> list[Received]:
         """The next batch of the channel's events, in order (empty: the server answered with
         nothing new, which still proves the stream alive). Raises Reconnect, Reauthenticate,
-        TransportFailure, Stalled."""
+        TransportFailure, Stalled, and ReplayExpired when the server refuses the position
+        only after `subscribe` returned (before the stream's first answer)."""
         ...
 
     async def close(self) -> None:
