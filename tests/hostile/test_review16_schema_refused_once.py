@@ -56,9 +56,6 @@ async def pubsub_rig(
     await rig.store.close()
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 16: a GetSchema refused once makes its event poison for good"
-)
 async def test_an_event_whose_schema_is_refused_once_is_still_delivered(
     pubsub_rig: StreamingRig, org: OrgClient, http: aiohttp.ClientSession, emulator: RunningEmulator
 ) -> None:

@@ -51,6 +51,9 @@ MAX_BATCH = 100  # Salesforce counts no more than 100 requested events per strea
 KEEPALIVE_S = 270.0  # Salesforce's bound on the pause between an idle stream's answers
 STALL_MARGIN_S = 30.0
 SETTLE_S = 1.0
+# A schema refused this many times in a row (a permission set being changed, a schema id
+# not yet spread: often passing) makes its event poison; before that the batch is retried.
+SCHEMA_REFUSALS = 3
 # Schema lookups that mean "this event cannot be read", not "the stream failed".
 _UNREADABLE_SCHEMA = (
     grpc.StatusCode.NOT_FOUND,
@@ -77,6 +80,7 @@ class PubSubTransport:
         keepalive_s: float = KEEPALIVE_S,
         stall_margin_s: float = STALL_MARGIN_S,
         settle_s: float = SETTLE_S,
+        schema_refusals: dict[str, int] | None = None,
     ) -> None:
         if not 1 <= batch_size <= MAX_BATCH:
             raise ValueError(f"batch_size must be 1..{MAX_BATCH}, not {batch_size}")
@@ -95,6 +99,8 @@ class PubSubTransport:
         self.requests_sent = 0
         self._idle_position: bytes | None = None
         self._token: Token | None = None
+        # Refusals of GetSchema by schema id, in a row: kept across this channel's sessions.
+        self._schema_refusals = {} if schema_refusals is None else schema_refusals
 
     def resumable(self, position: ReplayId) -> bool:
         # A CometD replay id (an int) means nothing to the Pub/Sub API.
@@ -216,13 +222,14 @@ class PubSubTransport:
             payload: dict[str, Any] | None = decoder.decode(bytes(event.event.payload))
             unreadable = None
         except grpc.aio.AioRpcError as exc:
-            if exc.code() not in _UNREADABLE_SCHEMA:
-                raise await self._outcome(exc, call="GetSchema") from exc
+            await self._schema_refused(schema_id, exc)
             payload, unreadable = None, f"schema {schema_id!r} cannot be had: {exc.details()}"
         except MalformedMessage as exc:  # the payload or schema cannot be read
             payload, unreadable = None, str(exc)
         except PubSubSetupError as exc:  # a GetSchema answer that does not parse
             raise TransportFailure(str(exc)) from exc
+        else:
+            self._schema_refusals.pop(schema_id, None)
         # `raw` in the CometD message's shape, so a body's `raw` reads the same over both
         # transports (but for the schema id and the replay id, which differ by nature).
         data: dict[str, Any] = {"schema": schema_id, "payload": payload, "event": header}
@@ -241,6 +248,20 @@ class PubSubTransport:
             unreadable=unreadable,
             transport="pubsub",
         )
+
+    async def _schema_refused(self, schema_id: str, exc: grpc.aio.AioRpcError) -> None:
+        """Returns when the refusal makes the event poison; raises the outcome to act on
+        otherwise. The error-code is read first (an auth code means log in again, whatever
+        the status), and a refusal is retried (the loop backs off and resubscribes after the
+        last stored position) `SCHEMA_REFUSALS` times before the event is given up."""
+        outcome = await self._outcome(exc, call="GetSchema")
+        if exc.code() not in _UNREADABLE_SCHEMA or type(outcome) is not TransportFailure:
+            raise outcome from exc
+        refusals = self._schema_refusals.get(schema_id, 0) + 1
+        if refusals < SCHEMA_REFUSALS:
+            self._schema_refusals[schema_id] = refusals
+            raise outcome from exc
+        self._schema_refusals.pop(schema_id, None)  # a later event of it gets its chances
 
     async def _outcome(self, exc: BaseException, call: str = "Subscribe") -> TransportOutcome:
         if isinstance(exc, grpc.aio.AioRpcError):
@@ -301,9 +322,12 @@ def _b64(event: pb.ConsumerEvent) -> str:
 
 def pubsub_transports(pubsub: PubSubClient, **options: Any) -> TransportFactory:
     """A factory for StreamingSource(transport=...): every trigger's sessions over the one
-    shared client (its channel, session and schema cache)."""
+    shared client (its channel, session and schema cache), and each channel's count of
+    schema refusals kept across its sessions."""
+    refusals: dict[str, dict[str, int]] = {}
 
     def make(channel: str) -> StreamTransport:
-        return PubSubTransport(pubsub, channel, **options)
+        kept = refusals.setdefault(channel, {})
+        return PubSubTransport(pubsub, channel, schema_refusals=kept, **options)
 
     return make
