@@ -130,6 +130,17 @@ def test_other_pubsub_urls_are_refused_with_the_forms_to_use(url: str) -> None:
     assert "https://host:port" in problem and "http://host:port" in problem
 
 
+@pytest.mark.parametrize(
+    "url", ["https://u:s3cret-pw@h:7443", "http://u:s3cret-pw@h:7443/x", "grpc://u:s3cret-pw@h"]
+)
+def test_a_refused_url_is_named_without_its_password(url: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        pubsub_endpoint(url)
+    assert "s3cret-pw" not in str(caught.value)
+    [problem] = problems_of(config(f"pubsub_url: {url!r}"))
+    assert "s3cret-pw" not in problem
+
+
 @given(st.text(max_size=60))
 def test_any_text_is_an_endpoint_or_a_value_error(url: str) -> None:
     try:

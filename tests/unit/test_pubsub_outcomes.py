@@ -175,3 +175,23 @@ def test_the_org_id_is_read_from_the_identity_url(identity: object, org: str | N
 def test_any_identity_value_gives_an_org_id_or_none(identity: object) -> None:
     found = org_id_of(identity)
     assert found is None or (found.startswith("00D") and len(found) in (15, 18))
+
+
+@pytest.mark.parametrize(
+    ("answered", "expected"), [(False, ReplayExpired), (True, TransportFailure)]
+)
+def test_a_replay_id_refusal_is_expiry_until_the_stream_first_answers(
+    answered: bool, expected: type[TransportOutcome]
+) -> None:
+    # Subscribed (the settle window passed) but not yet answered: a late refusal of the
+    # stored position is still an expired position, not a fault to retry after it.
+    outcome = outcome_of(
+        "Subscribe",
+        S.INVALID_ARGUMENT,
+        PREFIX + "subscription.fetch.replayid.corrupted",
+        "",
+        from_position=True,
+        established=True,
+        answered=answered,
+    )
+    assert type(outcome) is expected

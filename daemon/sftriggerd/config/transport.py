@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator
 
 from ..events.streamed import TransportName
+from ..urls import strip_userinfo
 from .loader import YamlPath
 
 Transport = TransportName
@@ -50,8 +51,9 @@ def pubsub_endpoint(url: str) -> PubSubEndpoint:
         port = parts.port
     except ValueError:
         parts, port = None, None
+    # The URL is named without its user info: a refused URL may carry a password there.
     usage = (
-        f"'{url}' is not a Pub/Sub API URL: use https://host:port "
+        f"'{strip_userinfo(url)}' is not a Pub/Sub API URL: use https://host:port "
         f"(Salesforce's is {DEFAULT_PUBSUB_URL}), or http://host:port for plaintext gRPC "
         "to an emulator or test double"
     )
