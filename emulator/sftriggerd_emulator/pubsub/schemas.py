@@ -19,12 +19,10 @@ from typing import Any
 from sftriggerd_emulator.pubsub.bitmaps import field_bitmaps
 from sftriggerd_emulator.pubsub.fields import Field, compound_field, plain_field
 from sftriggerd_emulator.streaming.channels import change_channel_of
-from sftriggerd_emulator.streaming.payloads import compound_of
+from sftriggerd_emulator.streaming.payloads import NEVER_IN_CHANGE_BODY, compound_of
 
 NAMESPACE = "com.sforce.eventbus"
 AVRO_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# Fields every record has that a change event's body never carries.
-_NOT_IN_CHANGE_EVENTS = frozenset({"Id", "IsDeleted", "SystemModstamp"})
 CHANGE_TYPES = (
     "CREATE",
     "UPDATE",
@@ -125,7 +123,7 @@ def _object_fields(entity: str, body: Mapping[str, Any], types: FieldTypes) -> l
     declared: dict[str, str] = {}
     compounds: dict[str, str] = {}
     for field_name, field_type in types(entity) or []:
-        if field_name in _NOT_IN_CHANGE_EVENTS:
+        if field_name in NEVER_IN_CHANGE_BODY:
             continue
         compound = compound_of(entity, field_name)
         name = field_name if compound is None else compound[0]

@@ -17,7 +17,8 @@ from typing import Any
 from sftriggerd_emulator.context import RecordChange
 
 _SF_DATETIME = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\.(\d{3})\+0000")
-_NEVER_IN_BODY = frozenset({"Id", "IsDeleted", "SystemModstamp"})
+# Fields every record has that a change event's body never carries (both sides read this).
+NEVER_IN_CHANGE_BODY = frozenset({"Id", "IsDeleted", "SystemModstamp"})
 ADDRESS_PARTS = (
     "Street",
     "City",
@@ -86,7 +87,7 @@ def cdc_body(object_name: str, fields: Mapping[str, Any]) -> dict[str, Any]:
     """Body fields of a change event, compound fields nested (`BillingAddress: {City}`)."""
     body: dict[str, Any] = {}
     for name, value in fields.items():
-        if name in _NEVER_IN_BODY:
+        if name in NEVER_IN_CHANGE_BODY:
             continue
         compound = compound_of(object_name, name)
         if compound is None:

@@ -9,6 +9,7 @@ transaction ends, so no takeover commits between the check and the write it guar
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -78,16 +79,7 @@ async def acquire(
         )
         updated = await cursor.fetchone()
     assert updated is not None, "the row is locked FOR UPDATE by this transaction"
-    taken = _lease(updated)
-    return TriggerLease(
-        trigger=taken.trigger,
-        holder=taken.holder,
-        epoch=taken.epoch,
-        acquired_at=taken.acquired_at,
-        expires_at=taken.expires_at,
-        live=taken.live,
-        previous_ended_at=ended_at,
-    )
+    return dataclasses.replace(_lease(updated), previous_ended_at=ended_at)
 
 
 async def renew(
