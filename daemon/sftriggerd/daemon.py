@@ -22,6 +22,7 @@ from .pruner import Pruner
 from .salesforce.client import SalesforceClient
 from .salesforce.pubsub.client import PubSubClient
 from .sources.auto import AutoSource
+from .sources.cometd_hub import CometdHub
 from .sources.context import SourceContext
 from .sources.plan import Plan, plan_source
 from .sources.polling import PollingSource
@@ -47,13 +48,20 @@ def build_sources(
     store: Store,
     metrics: Metrics,
     pubsub: PubSubClient | None = None,
+    cometd: CometdHub | None = None,
 ) -> tuple[list[Part], list[TriggerStatus]]:
     """A source per trigger; a streamed one over its resolved transport (Pub/Sub ones over
-    `pubsub`, which `pubsub_client` makes when any trigger needs it)."""
+    `pubsub`, which `pubsub_client` makes when any trigger needs it; CometD ones over one
+    shared Bayeux client, `cometd`, made here when not given)."""
     parts: list[Part] = []
     statuses: list[TriggerStatus] = []
     context = SourceContext(
-        client=client, ingest=ingest, store=store, metrics=metrics, pubsub=pubsub
+        client=client,
+        ingest=ingest,
+        store=store,
+        metrics=metrics,
+        pubsub=pubsub,
+        cometd=cometd or CometdHub(client),
     )
     for trigger in settings.triggers:
         plan = plan_source(trigger)
@@ -134,7 +142,10 @@ async def run_daemon(
             client = SalesforceClient(settings.salesforce, salesforce_http, metrics)
             ingest = Ingest(store, settings.endpoints, metrics, notify=notify)
             pubsub = pubsub_client(settings, client)
-            sources, statuses = build_sources(settings, client, ingest, store, metrics, pubsub)
+            cometd = CometdHub(client)  # connects when a CometD trigger first subscribes
+            sources, statuses = build_sources(
+                settings, client, ingest, store, metrics, pubsub, cometd
+            )
             app = App(settings=settings, metrics=metrics, store=store)
             app.supervisor.policy = restart_policy or RestartPolicy()
             restartable = {s.trigger: s for s in sources if isinstance(s, RestartableSource)}
@@ -170,6 +181,7 @@ async def run_daemon(
             try:
                 await app.run(stopping)
             finally:
+                await cometd.close()
                 if pubsub is not None:
                     await pubsub.close()
     finally:

@@ -85,7 +85,10 @@ async def test_expired_session_relogs_in(
     org_again = await OrgClient.login(http, emulator.url)
     record = await org_again.create("Account", {"Name": "After expiry"})
     await rig.wait_events(1)
-    assert rig.changes() == [("created", record)]
+    # Nothing was streamed yet, so the stored position is a time and the new session
+    # back-fills from it after subscribing: a record made in the instant between the two
+    # comes by both ways (at least once, never lost).
+    assert set(rig.changes()) == {("created", record)}
 
 
 async def test_server_errors_back_off_and_recover(
