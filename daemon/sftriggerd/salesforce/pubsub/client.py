@@ -1,9 +1,11 @@
 """The daemon's Pub/Sub API client: one gRPC channel shared by every trigger.
 
 Salesforce serves `eventbus.v1.PubSub` with TLS at api.pubsub.salesforce.com:7443; an
-`http://host:port` URL is plaintext (the bundled emulator). Every call carries the daemon's
-Salesforce session as metadata (`accesstoken`, `instanceurl`, `tenantid`), read from the
-session at call time, so a re-login (one for all triggers) serves the next call at once.
+`http://host:port` URL is plaintext (the bundled emulator), to a loopback host only unless
+the operator allowed it anywhere (`salesforce.pubsub_allow_plaintext`). Every call carries
+the daemon's Salesforce session as metadata (`accesstoken`, `instanceurl`, `tenantid`), read
+from the session at call time, so a re-login (one for all triggers) serves the next call at
+once.
 
 The channel sends HTTP/2 keepalive pings so a half-open connection under an open stream is
 found by the transport too, not only by the adapter's watchdog. Pings no more often than
@@ -50,12 +52,12 @@ class UnparsableAnswer(PubSubSetupError):
     a failure of the call, never a reason to read the answer's fields."""
 
 
-def target_of(url: str) -> tuple[str, bool]:
+def target_of(url: str, *, plaintext_anywhere: bool = False) -> tuple[str, bool]:
     """`host:port` and whether the channel uses TLS, as config/transport.py reads a
-    `salesforce.pubsub_url` (https: TLS; http: plaintext, the emulator); anything else is a
-    setup error."""
+    `salesforce.pubsub_url` (https: TLS; http: plaintext, the emulator, to a loopback host
+    unless `plaintext_anywhere`); anything else is a setup error."""
     try:
-        endpoint = pubsub_endpoint(url)
+        endpoint = pubsub_endpoint(url, plaintext_anywhere=plaintext_anywhere)
     except ValueError as exc:
         raise PubSubSetupError(str(exc)) from exc
     return endpoint.target, endpoint.tls
@@ -83,10 +85,11 @@ class PubSubClient:
         url: str = DEFAULT_PUBSUB_URL,
         *,
         keepalive_time_ms: int = KEEPALIVE_TIME_MS,
+        plaintext_anywhere: bool = False,
     ) -> None:
         self.session = session
         self.url = url
-        self._target, self._secure = target_of(url)
+        self._target, self._secure = target_of(url, plaintext_anywhere=plaintext_anywhere)
         self._keepalive_time_ms = keepalive_time_ms
         self._channel: grpc.aio.Channel | None = None
         # Schemas never change under an id (the id is the schema's fingerprint).
