@@ -1,7 +1,8 @@
-"""The streaming source against the emulator and its faults, over the wire. The streaming
-scenarios (a killed stream, a forced re-login, a restart from the stored position, an
-expired position, gap notices, a starved and a stalled stream) run over both transports,
-each fault made as tests/support/transports.py's table says; the rest is CometD's own."""
+"""The streaming source against the emulator and its faults, over the wire. Changes, platform
+events and the streaming scenarios (a killed stream, a forced re-login, a restart from the
+stored position, an expired position, gap notices, a starved and a stalled stream) run over
+both transports, each fault made as tests/support/transports.py's table says; the tests on
+the `rig` fixture are CometD's own (its errors, cut polls, PushTopics)."""
 
 from __future__ import annotations
 
@@ -103,8 +104,9 @@ async def rig(
 
 
 async def test_creates_updates_deletes_and_undeletes(
-    rig: StreamingRig, org: OrgClient, emulator: RunningEmulator, http: aiohttp.ClientSession
+    rigs: Rigs, org: OrgClient, emulator: RunningEmulator, http: aiohttp.ClientSession
 ) -> None:
+    rig = await rigs.started()
     record = await org.create("Account", {"Name": "Acme"})
     await org.call("PATCH", f"sobjects/Account/{record}", json={"Name": "Acme 2"})
     await org.call("DELETE", f"sobjects/Account/{record}")
@@ -118,14 +120,22 @@ async def test_creates_updates_deletes_and_undeletes(
     ]
     updated = rig.ingest.new[1]
     assert "Name" in updated.changed_fields and updated.record["Name"] == "Acme 2"
-    assert updated.source["kind"] == "streaming" and isinstance(updated.source["replay_id"], int)
+    assert updated.source["kind"] == "streaming"
+    assert updated.source["transport"] == rigs.transport
+    # CometD's replay id is a number; Pub/Sub's opaque bytes, shown and stored in base64.
+    last = rig.ingest.new[-1].source["replay_id"]
+    if rigs.transport == "cometd":
+        assert isinstance(last, int)
+        stored: object = last
+    else:
+        assert isinstance(last, str)
+        stored = {"base64": last}
     saved = await rig.store.checkpoint("accounts")
-    assert (
-        saved is not None and saved.position["replay_id"] == rig.ingest.new[-1].source["replay_id"]
-    )
+    assert saved is not None and saved.position["replay_id"] == stored
 
 
-async def test_a_bulk_insert_gives_one_event_per_record(rig: StreamingRig, org: OrgClient) -> None:
+async def test_a_bulk_insert_gives_one_event_per_record(rigs: Rigs, org: OrgClient) -> None:
+    rig = await rigs.started()
     ids = await org.create_many("Account", [{"Name": "Bulk"} for _ in range(25)])
     await rig.wait_events(25)
     assert rig.changes() == [("created", record) for record in ids]
@@ -143,13 +153,9 @@ async def test_server_errors_back_off_and_recover(
 
 
 async def test_platform_events_and_their_unrecoverable_gap(
-    emulator: RunningEmulator, http: aiohttp.ClientSession, tmp_path: Path
+    rigs: Rigs, emulator: RunningEmulator, http: aiohttp.ClientSession
 ) -> None:
-    rig = await make_streaming_rig(
-        emulator.url, http, tmp_path, name="orders", object=None, channel="/event/Order_Placed__e"
-    )
-    rig.start()
-    await rig.connected()
+    rig = await rigs.started(name="orders", object=None, channel="/event/Order_Placed__e")
     answer = await control(
         http, emulator.url, "events/Order_Placed__e", {"payload": {"Amount__c": 12}}
     )
@@ -161,15 +167,14 @@ async def test_platform_events_and_their_unrecoverable_gap(
         "Order_Placed__e",
         12,
     )
+    assert event.source["transport"] == rigs.transport
     await rig.stop()
     await control(http, emulator.url, "events/Order_Placed__e", {"payload": {"Amount__c": 13}})
-    await control(http, emulator.url, "retention", {"drop_before_replay_id": 10**12})
+    await rigs.control(Control("retention", {"drop_before_replay_id": 10**12}))
     rig.start()
     await rig.connected()
     assert "cannot be back-filled" in (rig.source.status.last_error or "")
     assert rig.faults("replay_expired") == 1
-    await rig.stop()
-    await rig.store.close()
 
 
 async def test_auto_mode_polls_when_the_channel_cannot_be_subscribed(
