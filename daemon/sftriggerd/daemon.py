@@ -84,7 +84,12 @@ def pubsub_client(settings: Settings, client: SalesforceClient) -> PubSubClient 
         for trigger in settings.triggers
     ):
         return None
-    return PubSubClient(client.session, settings.salesforce.pubsub_url)
+    salesforce = settings.salesforce
+    return PubSubClient(
+        client.session,
+        salesforce.pubsub_url,
+        plaintext_anywhere=salesforce.pubsub_allow_plaintext,
+    )
 
 
 def _source(

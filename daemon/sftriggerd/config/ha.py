@@ -12,6 +12,9 @@ from pydantic import Field, ValidationInfo, field_validator
 from .durations import format_duration
 from .fields import Duration, Section
 
+MIN_TAKEOVER = timedelta(seconds=6)
+MAX_TAKEOVER = timedelta(hours=1)
+
 
 class HaSettings(Section):
     """Several replicas on one PostgreSQL store: each trigger's source runs on one replica
@@ -31,10 +34,17 @@ class HaSettings(Section):
     @field_validator("takeover")
     @classmethod
     def _takeover_in_range(cls, value: timedelta) -> timedelta:
-        # Below a second one slow query or event-loop stall would cost a healthy leader its
-        # leases; above an hour a dead leader's triggers would sit unread for too long.
-        if not timedelta(seconds=1) <= value <= timedelta(hours=1):
-            raise ValueError("must be between 1s and 1h")
+        # With renew_every at most a third of takeover, the watchdog's margin (the drain
+        # time a source is given before its lease runs out) and the renewal's slack (how late
+        # the next renewal may come before a healthy source is stopped) are each at least a
+        # sixth of takeover (`held_leases.Timing`): from 6s on, at least a second each, so a
+        # slow query or a loaded machine costs a healthy leader nothing. Above an hour a dead
+        # leader's triggers would sit unread for too long.
+        if not MIN_TAKEOVER <= value <= MAX_TAKEOVER:
+            raise ValueError(
+                f"must be between {format_duration(MIN_TAKEOVER)} and "
+                f"{format_duration(MAX_TAKEOVER)}"
+            )
         return value
 
     @field_validator("renew_every")
