@@ -17,6 +17,7 @@ from .config.settings import TriggerSettings
 from .delivery.dispatcher import Dispatcher, build_dispatcher
 from .ingest import Ingest
 from .leadership import Leadership, Timing
+from .logs import get_logger
 from .metrics import Metrics
 from .pruner import Pruner
 from .salesforce.client import SalesforceClient
@@ -39,6 +40,8 @@ from .supervision import RestartPolicy
 DispatcherFactory = Callable[
     [Store, Settings, Metrics], tuple[Part, Callable[[Iterable[str]], None]]
 ]
+
+log = get_logger(__name__)
 
 
 def build_sources(
@@ -133,6 +136,13 @@ async def run_daemon(
 ) -> None:
     """Opens the store (migrating it), runs every part until `stopping`, closes the store."""
     metrics = Metrics()
+    if settings.ha.tight:
+        log.warning(
+            "ha_takeover_tight",
+            takeover_s=settings.ha.takeover.total_seconds(),
+            why="below 6s a slow database round or a loaded machine stops healthy sources"
+            " (they restart; nothing is written twice); meant for tests and drills",
+        )
     for trigger in settings.triggers:  # from zero, so that the alert sees the first poison
         metrics.poison_events.labels(trigger=trigger.name)
     store = store_from_settings(settings.store)
