@@ -89,6 +89,30 @@ class Inbox:
         return items
 
 
+def route(inboxes: dict[str, Inbox], messages: list[dict[str, Any]], inbox_limit: int) -> None:
+    """One long-poll answer's data messages into their channels' inboxes, in order. A channel
+    no trigger reads (now) is skipped: its trigger resumes by position. An inbox past
+    `inbox_limit` drops what it holds and tells its trigger to resubscribe. Every inbox
+    counts the answer, events for it or not."""
+    for message in messages:
+        channel = message.get("channel")
+        if not isinstance(channel, str):
+            continue
+        inbox = inboxes.get(channel)
+        if inbox is None or inbox.overflow is not None:
+            continue
+        inbox.items.append(read_message(channel, message))
+        if len(inbox.items) > inbox_limit:
+            inbox.items.clear()
+            inbox.overflow = Reconnect(
+                f"{channel} fell more than {inbox_limit} events behind; it"
+                " resubscribes from its stored position"
+            )
+    for inbox in inboxes.values():
+        inbox.answers += 1
+        inbox.changed.set()
+
+
 class CometdSession:
     """One Bayeux client: its handshake, its channels' inboxes and its long-poll loop."""
 
@@ -212,23 +236,7 @@ class CometdSession:
             log.info("cometd_client_ended", reason=str(self.ended), channels=len(self._inboxes))
 
     def _route(self, messages: list[dict[str, Any]]) -> None:
-        for message in messages:
-            channel = message.get("channel")
-            if not isinstance(channel, str):
-                continue
-            inbox = self._inboxes.get(channel)
-            if inbox is None or inbox.overflow is not None:
-                continue  # a channel no trigger reads (now): its trigger resumes by position
-            inbox.items.append(read_message(channel, message))
-            if len(inbox.items) > self._inbox_limit:
-                inbox.items.clear()
-                inbox.overflow = Reconnect(
-                    f"{channel} fell more than {self._inbox_limit} events behind; it"
-                    " resubscribes from its stored position"
-                )
-        for inbox in self._inboxes.values():
-            inbox.answers += 1
-            inbox.changed.set()
+        route(self._inboxes, messages, self._inbox_limit)
 
     def _live(self) -> BayeuxClient:
         if self.ended is not None:
