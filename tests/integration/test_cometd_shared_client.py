@@ -290,7 +290,9 @@ async def test_a_trigger_behind_its_inbox_resubscribes_alone(
         slow.ingest.gate.set()
         await slow.wait_events(11)
         assert slow.labels() == [first, *made]
-        assert slow.faults("rehandshake") == 1
+        # Each resubscription stores what its full inbox kept (3 events at least) before the
+        # next: however the server batches its replay, the 10 take at most 4 of them.
+        assert 1 <= slow.faults("rehandshake") <= 4
         assert orders.labels() == amounts
         assert orders.faults("rehandshake") == 0
         assert rig.hub.handshakes == 1
@@ -329,22 +331,37 @@ MESSAGES = st.lists(
 
 
 @settings(max_examples=300, deadline=None)
-@given(answers=st.lists(MESSAGES, min_size=1, max_size=4), limit=st.integers(1, 6))
-def test_routing_any_answer(answers: list[list[dict[str, Any]]], limit: int) -> None:
+@given(
+    answers=st.lists(st.tuples(MESSAGES, st.booleans()), min_size=1, max_size=5),
+    limit=st.integers(1, 6),
+)
+def test_routing_any_answer(answers: list[tuple[list[dict[str, Any]], bool]], limit: int) -> None:
+    """Against a model: each subscribed channel's inbox holds its messages in order up to
+    `limit`; the one past a full inbox marks it overflowed and it takes no more; a take
+    (when the trigger comes back, here after any answer) empties it."""
     inboxes = {channel: Inbox() for channel in SUBSCRIBED}
-    routed: dict[str, list[object]] = {channel: [] for channel in SUBSCRIBED}
-    for number, messages in enumerate(answers, start=1):
+    held: dict[str, list[object]] = {channel: [] for channel in SUBSCRIBED}
+    overflowed = dict.fromkeys(SUBSCRIBED, False)
+    answered = 0
+    for messages, taken in answers:
         route(inboxes, messages, limit)
+        answered += 1
         for message in messages:
             channel = message.get("channel")
-            if isinstance(channel, str) and channel in routed:
-                routed[channel].append(message)
-        for channel, inbox in inboxes.items():
-            assert inbox.answers == number
-            assert inbox.changed.is_set()
-            if len(routed[channel]) > limit:
-                assert isinstance(inbox.overflow, Reconnect) and inbox.items == []
+            if not isinstance(channel, str) or channel not in held or overflowed[channel]:
+                continue
+            if len(held[channel]) < limit:
+                held[channel].append(message)
             else:
-                assert inbox.overflow is None
-                assert [item.raw for item in inbox.items] == routed[channel]
-                assert all(item.channel == channel for item in inbox.items)
+                overflowed[channel] = True
+        for channel, inbox in inboxes.items():
+            assert inbox.answers == answered
+            assert inbox.changed.is_set()
+            assert isinstance(inbox.overflow, Reconnect) is overflowed[channel]
+            assert [item.raw for item in inbox.items] == held[channel]
+            assert all(item.channel == channel for item in inbox.items)
+        if taken:
+            for channel, inbox in inboxes.items():
+                assert [item.raw for item in inbox.take()] == held[channel]
+                held[channel] = []
+            answered = 0

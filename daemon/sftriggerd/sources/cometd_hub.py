@@ -12,8 +12,9 @@ neutral outcome, its trigger closes the view, and the first trigger to open agai
 next client, which the others join. Two triggers on the same channel (each with its own
 position) never share a client: a channel is subscribed once per client, so the second
 makes a client of its own. A trigger that falls behind by more than
-`INBOX_LIMIT` events loses only its own inbox (never memory without bound, never another
-trigger's events) and resubscribes from its stored position.
+`INBOX_LIMIT` events loses only the events past them in its own inbox (never memory without
+bound, never another trigger's events): it stores the ones kept, then resubscribes from its
+stored position.
 """
 
 from __future__ import annotations
@@ -91,9 +92,11 @@ class Inbox:
 
 def route(inboxes: dict[str, Inbox], messages: list[dict[str, Any]], inbox_limit: int) -> None:
     """One long-poll answer's data messages into their channels' inboxes, in order. A channel
-    no trigger reads (now) is skipped: its trigger resumes by position. An inbox past
-    `inbox_limit` drops what it holds and tells its trigger to resubscribe. Every inbox
-    counts the answer, events for it or not."""
+    no trigger reads (now) is skipped: its trigger resumes by position. An inbox that is full
+    (`inbox_limit` events) keeps what it holds, drops the event past it and every later one,
+    and tells its trigger to resubscribe once it has taken what is kept: each resubscription
+    moves the trigger's position on, even when the server replays more than `inbox_limit`
+    events in one answer. Every inbox counts the answer, events for it or not."""
     for message in messages:
         channel = message.get("channel")
         if not isinstance(channel, str):
@@ -101,9 +104,9 @@ def route(inboxes: dict[str, Inbox], messages: list[dict[str, Any]], inbox_limit
         inbox = inboxes.get(channel)
         if inbox is None or inbox.overflow is not None:
             continue
-        inbox.items.append(read_message(channel, message))
-        if len(inbox.items) > inbox_limit:
-            inbox.items.clear()
+        if len(inbox.items) < inbox_limit:
+            inbox.items.append(read_message(channel, message))
+        else:
             inbox.overflow = Reconnect(
                 f"{channel} fell more than {inbox_limit} events behind; it"
                 " resubscribes from its stored position"

@@ -97,9 +97,11 @@ class CometdTransport:
         if inbox is None:
             raise TransportFailure(f"{self.channel} is not subscribed")
         while True:
+            if inbox.items:  # also those kept when the inbox overflowed: they are in order
+                return inbox.take()
             if inbox.overflow is not None:
                 raise inbox.overflow
-            if inbox.items or inbox.answers:
+            if inbox.answers:
                 return inbox.take()
             if session.ended is not None:
                 raise session.ended
