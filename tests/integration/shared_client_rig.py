@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from tests.integration.polling_rig import SECRET, RecordingIngest, wire
 from tests.support.emulator import RunningEmulator
 from tests.support.sfclient import control
 
-Handler = Any
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass
@@ -49,8 +49,7 @@ class HandshakeRefusal:
                 self.remaining -= 1
                 self.refused += 1
                 return web.Response(status=503, text="Service Unavailable")
-        response: web.StreamResponse = await handler(request)
-        return response
+        return await handler(request)
 
 
 class HeldIngest(RecordingIngest):

@@ -260,6 +260,9 @@ async def test_leaving_unsubscribes_and_the_last_disconnects(
     left = rig.make("left", channel="/u/Left")
     stays = rig.make("stays", channel="/u/Stays")
     await rig.started(left, stays)
+    spans = (await rig.control("subscribers"))["channels"]
+    clients = {channel: [span["client"] for span in spans[channel]] for channel in spans}
+    assert len(clients["/u/Left"]) == 1 and clients["/u/Stays"] == clients["/u/Left"]
     assert (await push_fanout(org, "Left"), await push_fanout(org, "Stays")) == (1, 1)
     await left.stop()
     assert (await push_fanout(org, "Left"), await push_fanout(org, "Stays")) == (0, 1)
