@@ -24,7 +24,6 @@ from google.protobuf import descriptor_pb2
 from sftriggerd.salesforce.pubsub import pubsub_api_pb2 as ours
 from sftriggerd_emulator.context import EmulatorSettings
 from sftriggerd_emulator.identity import ORG_ID
-from sftriggerd_emulator.pubsub.errors import AUTH_ERROR, REPLAY_CORRUPTED
 from tests.support.emulator import RunningEmulator
 from tests.support.sfclient import OrgClient
 
@@ -33,6 +32,9 @@ SALESFORCE_PROTO = CONFORMANCE_DIR / "salesforce" / "pubsub_api.proto"
 CLIENT = CONFORMANCE_DIR / "pubsub_outside_client.py"
 TOPIC = "/data/AccountChangeEvent"
 FETCH_HINT = "make conformance-proto"
+# Salesforce's documented error codes, written out rather than read from the emulator.
+AUTH_ERROR = "sfdc.platform.eventbus.grpc.service.auth.error"
+REPLAY_CORRUPTED = "sfdc.platform.eventbus.grpc.subscription.fetch.replayid.corrupted"
 
 
 @pytest.fixture
