@@ -4,10 +4,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 NODE_DEPS := emulator/tests/conformance/node_modules/.installed
-SALESFORCE_PROTO := emulator/tests/conformance/salesforce/pubsub_api.proto
-SALESFORCE_PROTO_URL := https://raw.githubusercontent.com/forcedotcom/pub-sub-api/03d49a9c21c10ca3b55fa7ab30db6ee69250378e/pubsub_api.proto
 
-.PHONY: test lint typecheck pytest deploy-check demo clean proto conformance-proto
+.PHONY: test lint typecheck pytest deploy-check demo clean proto
 
 RUNTIME := $(VENV)/.runtime
 
@@ -37,13 +35,7 @@ $(NODE_DEPS): emulator/tests/conformance/package-lock.json
 	npm ci --prefix emulator/tests/conformance --no-audit --no-fund --loglevel=error
 	touch $(NODE_DEPS)
 
-# Salesforce's own Pub/Sub proto, for the Pub/Sub conformance test (not kept in the repository).
-$(SALESFORCE_PROTO):
-	curl --fail --silent --show-error --location -o $@ $(SALESFORCE_PROTO_URL)
-
-conformance-proto: $(SALESFORCE_PROTO)
-
-pytest: $(STAMP) $(NODE_DEPS) $(SALESFORCE_PROTO)
+pytest: $(STAMP) $(NODE_DEPS)
 	$(VENV)/bin/pytest
 
 # Deployment files that need outside tools: the systemd unit (systemd-analyze) and the alert

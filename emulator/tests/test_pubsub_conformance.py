@@ -1,19 +1,18 @@
-"""The emulator's Pub/Sub API against a client nobody here wrote, from a proto nobody here wrote.
+"""The emulator's Pub/Sub API against a client library nobody here wrote.
 
-Salesforce's published `pubsub_api.proto` (fetched by `make conformance-proto` into
-`emulator/tests/conformance/salesforce/`, see the README there) is compiled at test time with
-grpc_tools into tmp_path; `conformance/pubsub_outside_client.py` runs on those stubs, in an
-interpreter of its own (protobuf would refuse a second `pubsub_api.proto` in the daemon's
-descriptor pool), and prints what it saw as JSON. Without the proto the test skips locally
-and fails under CI (`CI` set), as the CometD conformance test does without its client.
+aiosfpubsub (a dev dependency, see `emulator/tests/conformance/README.md`) ships stubs generated
+from Salesforce's published `pubsub_api.proto` and a client that decodes payloads with Apache
+avro. `conformance/pubsub_outside_client.py` drives it in an interpreter of its own (protobuf
+would refuse its `pubsub_api.proto` beside the daemon's in one descriptor pool) and prints JSON;
+the tests assert on it. Without the library the tests fail, with the command that installs it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,11 +26,18 @@ from sftriggerd_emulator.identity import ORG_ID
 from tests.support.emulator import RunningEmulator
 from tests.support.sfclient import OrgClient
 
-CONFORMANCE_DIR = Path(__file__).parent / "conformance"
-SALESFORCE_PROTO = CONFORMANCE_DIR / "salesforce" / "pubsub_api.proto"
-CLIENT = CONFORMANCE_DIR / "pubsub_outside_client.py"
+CLIENT = Path(__file__).parent / "conformance" / "pubsub_outside_client.py"
 TOPIC = "/data/AccountChangeEvent"
-FETCH_HINT = "make conformance-proto"
+LIBRARY_VERSION = "0.0.6"
+# Outside CI, a directory of the library and its imports installed with `pip --target`, for a
+# checkout whose venv predates them; CI uses the venv `make test` installs, so ignores it.
+OUTSIDE_DEPS = "SFTRIGGERD_OUTSIDE_DEPS"
+INSTALL_HINT = (
+    "aiosfpubsub is not importable: run `make .venv/.installed` (the dev extras), or "
+    "`pip install --target DIR aiosfpubsub==0.0.6 avro httpx defusedxml certifi` and set "
+    f"{OUTSIDE_DEPS}=DIR"
+)
+LIBRARY_MISSING = 3  # pubsub_outside_client.py's exit status when an import fails
 # Salesforce's documented error codes, written out rather than read from the emulator.
 AUTH_ERROR = "sfdc.platform.eventbus.grpc.service.auth.error"
 REPLAY_CORRUPTED = "sfdc.platform.eventbus.grpc.subscription.fetch.replayid.corrupted"
@@ -43,32 +49,47 @@ def emulator_settings(tmp_path: Path) -> EmulatorSettings:
     return EmulatorSettings(state_dir=tmp_path / "org", pubsub_port=0, pubsub_keepalive_s=0.5)
 
 
-def _require_proto() -> Path:
-    if not SALESFORCE_PROTO.is_file():
-        problem = f"Salesforce's pubsub_api.proto is not fetched; run `{FETCH_HINT}`"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the Pub/Sub conformance test: {problem}")
-        pytest.skip(problem)
-    return SALESFORCE_PROTO
+def _outside_env() -> dict[str, str]:
+    # Its own interpreter sees neither the daemon nor the emulator.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", OUTSIDE_DEPS)}
+    if (deps := os.environ.get(OUTSIDE_DEPS)) and not os.environ.get("CI"):
+        env["PYTHONPATH"] = deps
+    return env
 
 
-def _protoc(*outputs: str) -> None:
-    proto = _require_proto()
-    command = [sys.executable, "-m", "grpc_tools.protoc", f"-I{proto.parent}", *outputs]
-    completed = subprocess.run([*command, proto.name], capture_output=True, text=True, check=False)
-    assert completed.returncode == 0, completed.stderr
+async def _outside_client(*args: str) -> dict[str, Any]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(CLIENT),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=_outside_env(),
+    )
+    try:
+        # Generous: the whole conversation takes about a second; this only bounds a hang.
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 90)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    if process.returncode == LIBRARY_MISSING:
+        pytest.fail(f"{INSTALL_HINT} ({stderr.decode().strip()})")
+    assert process.returncode == 0, (stdout.decode(), stderr.decode())
+    result: dict[str, Any] = json.loads(stdout)
+    return result
 
 
-def _fields(message: descriptor_pb2.DescriptorProto) -> dict[str, tuple[int, int, str]]:
-    return {f.name: (f.number, f.type, f.type_name) for f in message.field}
+def _fields(message: descriptor_pb2.DescriptorProto) -> dict[str, tuple[int, int, int, str]]:
+    return {f.name: (f.number, f.label, f.type, f.type_name) for f in message.field}
 
 
-def test_our_proto_is_a_subset_of_salesforces(tmp_path: Path) -> None:
-    """Every message, field (name, number, type), enum value and method of our copy is
-    Salesforce's: they are the wire format."""
-    descriptor_set = tmp_path / "salesforce.pb"
-    _protoc(f"--descriptor_set_out={descriptor_set}")
-    theirs = descriptor_pb2.FileDescriptorSet.FromString(descriptor_set.read_bytes()).file[0]
+async def test_our_proto_is_a_subset_of_salesforces() -> None:
+    """Every message, field (name, number, type), enum value and method of our copy is in
+    Salesforce's, as the library's stubs carry it: they are the wire format."""
+    printed = await _outside_client("descriptor")
+    theirs = descriptor_pb2.FileDescriptorProto.FromString(base64.b64decode(printed["file"]))
+    assert theirs.name == "pubsub_api.proto"
     mine = descriptor_pb2.FileDescriptorProto()
     ours.DESCRIPTOR.CopyToProto(mine)
 
@@ -87,56 +108,30 @@ def test_our_proto_is_a_subset_of_salesforces(tmp_path: Path) -> None:
     assert len(mine.message_type) == 9
 
 
-async def _outside_client(stubs: Path, emulator: RunningEmulator, token: str) -> dict[str, Any]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(CLIENT),
-        str(stubs),
-        emulator.pubsub_address,
-        emulator.url,
-        token,
-        ORG_ID,
-        TOPIC,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        # Its own interpreter sees neither the daemon nor the emulator.
-        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
-    )
-    try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert process.returncode == 0, (stdout.decode(), stderr.decode())
-    result: dict[str, Any] = json.loads(stdout)
-    return result
-
-
 def _events(responses: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [event for response in responses for event in response["events"]]
 
 
 @pytest.mark.slow
-async def test_salesforce_proto_client_reads_topics_schemas_replays_and_errors(
-    tmp_path: Path, emulator: RunningEmulator, org: OrgClient
+async def test_outside_library_reads_topics_schemas_replays_and_errors(
+    emulator: RunningEmulator, org: OrgClient
 ) -> None:
-    stubs = tmp_path / "stubs"
-    stubs.mkdir()
-    _protoc(f"--python_out={stubs}", f"--grpc_python_out={stubs}")
     names = ["Acme", "Globex", "Initech"]
     created = [await org.create("Account", {"Name": name}) for name in names]
 
-    result = await _outside_client(stubs, emulator, org.token)
+    result = await _outside_client(
+        "run", emulator.pubsub_address, org.instance_url, org.token, ORG_ID, TOPIC
+    )
 
+    assert result["library"]["aiosfpubsub"] == LIBRARY_VERSION
     topic = result["topic"]
     assert topic["topic_name"] == TOPIC and topic["tenant_guid"] == ORG_ID
     assert topic["can_subscribe"] and not topic["can_publish"]
     assert len(topic["schema_id"]) == 22
     schema = result["schema"]
-    assert schema["schema_id"] == topic["schema_id"]
-    assert schema["name"] == "com.sforce.eventbus.AccountChangeEvent"  # fastavro's full name
+    assert schema["name"] == "com.sforce.eventbus.AccountChangeEvent"  # Apache avro's full name
     assert schema["fields"][0] == "ChangeEventHeader" and "Name" in schema["fields"]
+    assert result["event_schema"] == schema  # the events' schema id is the one GetTopic names
 
     # EARLIEST with num_requested 2: two events, pending counting down to 0, then keepalives
     # (no events, the newest replay id) until more are asked for.
@@ -158,6 +153,9 @@ async def test_salesforce_proto_client_reads_topics_schemas_replays_and_errors(
     keepalive = after_2[-1]
     assert keepalive["events"] == [] and keepalive["latest_replay_id"]
     assert keepalive["rpc_id"]
+    # Keepalives sent before the emulator read the request for 10 more still have none pending.
+    before_read = result["earliest"]["before_10_more_read"]
+    assert {response["pending_num_requested"] for response in before_read} <= {0}
     after_10 = result["earliest"]["after_10_more"]
     third = _events(after_10)
     assert [event["recordIds"] for event in third] == [[created[2]]]
