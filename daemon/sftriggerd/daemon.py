@@ -17,11 +17,13 @@ from .config.settings import TriggerSettings
 from .delivery.dispatcher import Dispatcher, build_dispatcher
 from .ingest import Ingest
 from .leadership import Leadership, Timing
+from .logs import get_logger
 from .metrics import Metrics
 from .pruner import Pruner
 from .salesforce.client import SalesforceClient
 from .salesforce.pubsub.client import PubSubClient
 from .sources.auto import AutoSource
+from .sources.cometd_hub import CometdHub
 from .sources.context import SourceContext
 from .sources.plan import Plan, plan_source
 from .sources.polling import PollingSource
@@ -39,6 +41,8 @@ DispatcherFactory = Callable[
     [Store, Settings, Metrics], tuple[Part, Callable[[Iterable[str]], None]]
 ]
 
+log = get_logger(__name__)
+
 
 def build_sources(
     settings: Settings,
@@ -47,13 +51,20 @@ def build_sources(
     store: Store,
     metrics: Metrics,
     pubsub: PubSubClient | None = None,
+    cometd: CometdHub | None = None,
 ) -> tuple[list[Part], list[TriggerStatus]]:
     """A source per trigger; a streamed one over its resolved transport (Pub/Sub ones over
-    `pubsub`, which `pubsub_client` makes when any trigger needs it)."""
+    `pubsub`, which `pubsub_client` makes when any trigger needs it; CometD ones over one
+    shared Bayeux client, `cometd`, made here when not given)."""
     parts: list[Part] = []
     statuses: list[TriggerStatus] = []
     context = SourceContext(
-        client=client, ingest=ingest, store=store, metrics=metrics, pubsub=pubsub
+        client=client,
+        ingest=ingest,
+        store=store,
+        metrics=metrics,
+        pubsub=pubsub,
+        cometd=cometd or CometdHub(client),
     )
     for trigger in settings.triggers:
         plan = plan_source(trigger)
@@ -76,7 +87,12 @@ def pubsub_client(settings: Settings, client: SalesforceClient) -> PubSubClient 
         for trigger in settings.triggers
     ):
         return None
-    return PubSubClient(client.session, settings.salesforce.pubsub_url)
+    salesforce = settings.salesforce
+    return PubSubClient(
+        client.session,
+        salesforce.pubsub_url,
+        plaintext_anywhere=salesforce.pubsub_allow_plaintext,
+    )
 
 
 def _source(
@@ -120,6 +136,13 @@ async def run_daemon(
 ) -> None:
     """Opens the store (migrating it), runs every part until `stopping`, closes the store."""
     metrics = Metrics()
+    if settings.ha.tight:
+        log.warning(
+            "ha_takeover_tight",
+            takeover_s=settings.ha.takeover.total_seconds(),
+            why="below 6s a slow database round or a loaded machine stops healthy sources"
+            " (they restart; nothing is written twice); meant for tests and drills",
+        )
     for trigger in settings.triggers:  # from zero, so that the alert sees the first poison
         metrics.poison_events.labels(trigger=trigger.name)
     store = store_from_settings(settings.store)
@@ -134,7 +157,10 @@ async def run_daemon(
             client = SalesforceClient(settings.salesforce, salesforce_http, metrics)
             ingest = Ingest(store, settings.endpoints, metrics, notify=notify)
             pubsub = pubsub_client(settings, client)
-            sources, statuses = build_sources(settings, client, ingest, store, metrics, pubsub)
+            cometd = CometdHub(client)  # connects when a CometD trigger first subscribes
+            sources, statuses = build_sources(
+                settings, client, ingest, store, metrics, pubsub, cometd
+            )
             app = App(settings=settings, metrics=metrics, store=store)
             app.supervisor.policy = restart_policy or RestartPolicy()
             restartable = {s.trigger: s for s in sources if isinstance(s, RestartableSource)}
@@ -170,6 +196,7 @@ async def run_daemon(
             try:
                 await app.run(stopping)
             finally:
+                await cometd.close()
                 if pubsub is not None:
                     await pubsub.close()
     finally:

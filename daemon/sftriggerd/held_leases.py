@@ -34,6 +34,17 @@ class Timing:
         beyond_renewal_s = lasting_s - self.renew_every.total_seconds()
         return min(lasting_s / 4, beyond_renewal_s / 2)
 
+    @property
+    def renewal_slack_s(self) -> float:
+        """How late the next round's renewal may be answered (from one renew period after
+        the last was sent) before the watchdog stops a healthy source: the time a round
+        has for its own queries and a loaded machine's delays.
+
+        With `renew_every` at most a third of `takeover`, this and `margin_s` are each at
+        least `takeover` / 6 (at a third, both are exactly that); the configuration's
+        minimum `ha.takeover` of 6s makes both at least a second."""
+        return self.lasting.total_seconds() - self.renew_every.total_seconds() - self.margin_s
+
 
 @dataclass
 class HeldLease:

@@ -245,8 +245,7 @@ class Leadership:
         (a lease renewed at the round's start must be renewed again before its source is
         told to stop): a quick drain is released within the round, a slow one goes on
         draining in the background while the next rounds renew the other leases."""
-        spare_s = self._stop_after_s() - self.timing.renew_every.total_seconds()
-        wait_s = spare_s / 2 - (self._monotonic() - started_s)
+        wait_s = self.timing.renewal_slack_s / 2 - (self._monotonic() - started_s)
         if self._stops and wait_s > 0:
             await asyncio.wait(set(self._stops.values()), timeout=wait_s)
 

@@ -66,6 +66,30 @@ async def test_armed_failures_end_calls_with_their_code_then_clear(
     assert bad.status == 400
 
 
+async def test_held_calls_wait_until_released_and_schema_calls_are_counted(
+    pubsub: PubSubClient, emulator: RunningEmulator, org: OrgClient
+) -> None:
+    schema_id = (await pubsub.get_topic("/data/AccountChangeEvent")).schema_id
+    held = await control(org.http, emulator.url, "pubsub/hold", {"match": "GetSchema"})
+    assert held.body["hold"] == "GetSchema" and held.body["holding"] == 0
+    waiting = asyncio.ensure_future(pubsub.get_schema(schema_id))
+    try:
+        async with asyncio.timeout(5):
+            while (await control(org.http, emulator.url, "pubsub")).body["armed"]["holding"] != 1:
+                await asyncio.sleep(0.01)
+        assert await pubsub.get_topic("/data/ChangeEvents")  # not matched: answered
+        assert not waiting.done()
+    finally:
+        released = await control(org.http, emulator.url, "pubsub/hold", {"enabled": False})
+    assert released.body["hold"] is None
+    async with asyncio.timeout(5):
+        assert (await waiting)["type"] == "record"
+    await pubsub.get_schema(schema_id)  # no hold now: answered at once
+    assert emulator.ctx.stats["pubsub_schema_calls"] == 2
+    bad = await control(org.http, emulator.url, "pubsub/hold", {"enabled": "yes"})
+    assert bad.status == 400
+
+
 async def test_dropped_streams_end_and_a_resubscribe_resumes(
     pubsub: PubSubClient, emulator: RunningEmulator, org: OrgClient
 ) -> None:

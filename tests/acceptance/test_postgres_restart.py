@@ -120,7 +120,7 @@ async def test_every_connection_ended_twice_then_a_quiet_spell(
 
     async with flaky_receiver(failing=0.0) as receiver:
         replica = Replica(
-            "r1", tmp_path, postgres_url, emulator.url, receiver.port, "3s", pool_size
+            "r1", tmp_path, postgres_url, emulator.url, receiver.port, "6s", pool_size
         )
         await replica.start()
         try:
@@ -131,7 +131,8 @@ async def test_every_connection_ended_twice_then_a_quiet_spell(
             await wait_until_delivered(receiver, set(made), timeout_s=60)
 
             next_change = 3
-            # The server back at once; down past the lease (3 s); then again right after.
+            # The server back at once; down past the lease (4 s: takeover 6 s less a renewal
+            # period of 2 s); then again right after.
             for round_, down_s in (("instant", 0.0), ("down 5 s", 5.0), ("again", 0.0)):
                 if down_s:
                     await allow_connections(dbname, False)

@@ -34,7 +34,7 @@ from tests.support.sfclient import OrgClient, control
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 
 CHAOS_S = 60
-TAKEOVER = "3s"
+TAKEOVER = "6s"  # the least ha.takeover the configuration accepts
 
 
 @pytest.fixture

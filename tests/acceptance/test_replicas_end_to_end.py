@@ -38,7 +38,7 @@ salesforce:
   auth: {{client_id: emulator-client, client_secret: emulator-secret,
           username: admin@emulator.local, password: emulator}}
 store: {{url: "{store_url}", pool_size: 4}}
-ha: {{takeover: 3s, renew_every: 500ms, replica_name: {name}}}
+ha: {{takeover: 6s, renew_every: 500ms, replica_name: {name}}}
 triggers:{TRIGGERS}
 endpoints:
   - {{name: receiver, url: "http://127.0.0.1:{hooks_port}/hook", secret: {SECRET},

@@ -29,7 +29,7 @@ AT_MOST = Timing(takeover=timedelta(seconds=3), renew_every=timedelta(seconds=1)
 
 
 def test_a_renewal_near_half_the_takeover_is_refused() -> None:
-    text = HEAD + "ha:\n  takeover: 1s\n  renew_every: 480ms\n"
+    text = HEAD + "ha:\n  takeover: 6s\n  renew_every: 2880ms\n"
     with pytest.raises(ConfigError) as caught:
         parse_settings(text, "c.yaml", {})
     assert any("must be at most a third of ha.takeover" in p for p in caught.value.problems)

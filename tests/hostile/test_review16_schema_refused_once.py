@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 
 from sftriggerd.events.streamed import Received
-from sftriggerd.salesforce.pubsub.client import PubSubClient
+from sftriggerd.salesforce.pubsub.client import SCHEMA_FAILURE_HOLD_S, PubSubClient
 from sftriggerd.sources.context import SourceContext
 from sftriggerd.sources.pubsub_transport import SCHEMA_REFUSALS, pubsub_transports
 from sftriggerd.sources.streaming import StreamingSource
@@ -78,7 +78,9 @@ async def test_a_schema_refused_every_time_is_retried_then_its_event_is_poison(
     emulator: RunningEmulator, http: aiohttp.ClientSession, org: OrgClient, tmp_path: Path
 ) -> None:
     rig = await make_streaming_rig(emulator.url, http, tmp_path)
-    pubsub = PubSubClient(rig.client.session, f"http://{emulator.pubsub_address}")
+    now_s = [0.0]  # the client's clock: it remembers a schema given up for a while
+    url = f"http://{emulator.pubsub_address}"
+    pubsub = PubSubClient(rig.client.session, url, clock=lambda: now_s[0])
     make = pubsub_transports(pubsub, keepalive_s=KEEPALIVE_S, stall_margin_s=1.0, settle_s=0.2)
     await org.create("Account", {"Name": "Its schema is always refused"})
     fault = {"status": "PERMISSION_DENIED", "match": "GetSchema", "count": SCHEMA_REFUSALS}
@@ -91,7 +93,9 @@ async def test_a_schema_refused_every_time_is_retried_then_its_event_is_poison(
         [item] = await _first_items(make("/data/AccountChangeEvent"))  # then given up
         assert item.unreadable is not None and "cannot be had" in item.unreadable
         assert item.identity is not None
-        # The refusals are forgotten: the same schema, refused once more, is retried again.
+        # Once the give-up is forgotten (after the client's hold), the refusals are too: the
+        # same schema, refused once more, is retried again.
+        now_s[0] += SCHEMA_FAILURE_HOLD_S
         await control(http, emulator.url, "pubsub/fail", {**fault, "count": 1})
         await org.create("Account", {"Name": "Made after"})
         with pytest.raises(TransportFailure, match="GetSchema failed: PERMISSION_DENIED"):

@@ -1,4 +1,5 @@
-"""A streaming source wired to a real emulator (short long-polls) and a real SQLite store."""
+"""A streaming source wired to a real emulator (short long-polls, or a Pub/Sub stream with
+short keepalives) and a real SQLite store."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import aiohttp
 from sftriggerd.config.settings import TriggerSettings
 from sftriggerd.metrics import Metrics
 from sftriggerd.salesforce.client import SalesforceClient
+from sftriggerd.salesforce.pubsub.client import PubSubClient
 from sftriggerd.sources.context import SourceContext
+from sftriggerd.sources.pubsub_transport import pubsub_transports
 from sftriggerd.sources.status import TriggerStatus
 from sftriggerd.sources.streaming import StreamingSource
 from sftriggerd.store.base import Store
@@ -28,6 +31,7 @@ class StreamingRig:
     metrics: Metrics
     stopping: asyncio.Event
     task: asyncio.Task[None] | None = None
+    pubsub: PubSubClient | None = None  # its own client, when it streams over Pub/Sub
 
     def changes(self) -> list[tuple[str, str | None]]:
         return [(e.change, e.record_id) for e in self.ingest.new]
@@ -63,22 +67,47 @@ async def make_streaming_rig(
     http: aiohttp.ClientSession,
     state_dir: Path,
     store: Store | None = None,
+    *,
+    pubsub_address: str | None = None,
+    pubsub_keepalive_s: float = 1.0,
     **trigger: Any,
 ) -> StreamingRig:
+    """Over CometD, or over Pub/Sub at `pubsub_address` (`host:port`, plaintext) whose
+    keepalives come every `pubsub_keepalive_s` (the emulator's setting of that name): the
+    stream's watchdog gives up a second after a keepalive is due. The caller closes
+    `rig.pubsub`."""
     fields = {
         "name": "accounts",
         "object": "Account",
         "mode": "streaming",
         "fields": ["Name"],
         "start_from": "latest",
+        **({} if pubsub_address is None else {"transport": "pubsub"}),
         **trigger,
     }
     trigger_settings = TriggerSettings.model_validate(fields)
     metrics = Metrics()
     store, client, ingest = await wire(emulator_url, http, state_dir, metrics, store)
     status = TriggerStatus(name=trigger_settings.name, mode="streaming", mode_reason="test")
-    context = SourceContext(client=client, ingest=ingest, store=store, metrics=metrics)
-    source = StreamingSource(
-        trigger_settings, context, status, backoff_cap_s=0.2, stall_margin_s=1.0
+    pubsub = (
+        None if pubsub_address is None else PubSubClient(client.session, f"http://{pubsub_address}")
     )
-    return StreamingRig(source, ingest, store, client, metrics, asyncio.Event())
+    context = SourceContext(
+        client=client, ingest=ingest, store=store, metrics=metrics, pubsub=pubsub
+    )
+    transport = (
+        None
+        if pubsub is None
+        else pubsub_transports(
+            pubsub, keepalive_s=pubsub_keepalive_s, stall_margin_s=1.0, settle_s=0.2
+        )
+    )
+    source = StreamingSource(
+        trigger_settings,
+        context,
+        status,
+        backoff_cap_s=0.2,
+        stall_margin_s=1.0,
+        transport=transport,
+    )
+    return StreamingRig(source, ingest, store, client, metrics, asyncio.Event(), pubsub=pubsub)

@@ -20,6 +20,7 @@ from tests.support.emulator import (
 from tests.support.postgres import empty_postgres_url, postgres_template, postgres_url
 from tests.support.receiver import receiver
 from tests.support.stores import store
+from tests.support.transports import transport
 
 __all__ = [
     "clock",
@@ -35,6 +36,7 @@ __all__ = [
     "record_changes",
     "serve",
     "store",
+    "transport",
 ]
 
 

@@ -3,6 +3,9 @@ transport each trigger resolves to, and the combinations check-config refuses.""
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address, IPv6Address
+from typing import cast
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -10,11 +13,15 @@ from hypothesis import strategies as st
 from sftriggerd.config import parse_settings
 from sftriggerd.config.transport import PubSubEndpoint, pubsub_endpoint
 from sftriggerd.errors import ConfigError
+from sftriggerd.salesforce.pubsub.client import PubSubClient, PubSubSetupError
+from sftriggerd.salesforce.session import SalesforceSession
 
 HEAD = """
 salesforce:
   auth: {flow: client_credentials, client_id: cid, client_secret: cs}
 """
+# The client reads its URL when made and its session only when it calls: none is made here.
+SESSION = cast(SalesforceSession, object())
 
 
 def config(salesforce: str = "", triggers: str = "") -> str:
@@ -104,6 +111,77 @@ def test_unknown_transports_are_refused() -> None:
 def test_pubsub_urls_name_a_tls_or_plaintext_endpoint(url: str, endpoint: PubSubEndpoint) -> None:
     assert pubsub_endpoint(url) == endpoint
     assert parse_settings(config(f"pubsub_url: {url!r}"), "c.yaml", {}).salesforce.pubsub_url == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://10.0.0.5:7011",
+        "http://pubsub.example.com:7011",
+        "http://[2001:db8::1]:7011",
+        "http://127.0.0.1.example.com:7011",
+        "http://localhost.example.com:7011",
+        "http://0.0.0.0:7011",
+    ],
+)
+def test_plaintext_to_a_host_that_is_not_loopback_is_refused_naming_the_setting(
+    url: str,
+) -> None:
+    [problem] = problems_of(config(f"pubsub_url: {url!r}"))
+    assert problem.startswith("c.yaml:4: salesforce.pubsub_url: ")
+    assert "not a loopback host" in problem
+    assert "salesforce.pubsub_allow_plaintext: true" in problem
+    with pytest.raises(ValueError, match="in clear"):
+        pubsub_endpoint(url)
+    with pytest.raises(PubSubSetupError, match="in clear"):
+        PubSubClient(SESSION, url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:50051",
+        "http://127.8.9.10:50051",
+        "http://[::1]:50051",
+        "http://[::ffff:127.0.0.1]:50051",
+        "http://localhost:50051",
+        "http://LocalHost:50051",
+    ],
+)
+def test_plaintext_to_a_loopback_host_is_taken(url: str) -> None:
+    assert parse_settings(config(f"pubsub_url: {url!r}"), "c.yaml", {}).salesforce.pubsub_url
+    assert not pubsub_endpoint(url).tls
+    assert PubSubClient(SESSION, url).url == url
+
+
+def test_the_opt_in_takes_plaintext_to_any_host() -> None:
+    text = config("pubsub_allow_plaintext: true\npubsub_url: http://10.0.0.5:7011")
+    salesforce = parse_settings(text, "c.yaml", {}).salesforce
+    assert salesforce.pubsub_allow_plaintext is True
+    assert pubsub_endpoint(salesforce.pubsub_url, plaintext_anywhere=True).target == "10.0.0.5:7011"
+    assert PubSubClient(SESSION, salesforce.pubsub_url, plaintext_anywhere=True).url
+    # Off by default; and written after the URL in the file, it still counts.
+    assert parse_settings(config(), "c.yaml", {}).salesforce.pubsub_allow_plaintext is False
+    after = config("pubsub_url: http://10.0.0.5:7011\npubsub_allow_plaintext: true")
+    assert parse_settings(after, "c.yaml", {}).salesforce.pubsub_url == "http://10.0.0.5:7011"
+
+
+@given(st.ip_addresses(), st.integers(min_value=1, max_value=65535))
+def test_plaintext_is_taken_exactly_for_loopback_addresses(
+    address: IPv4Address | IPv6Address, port: int
+) -> None:
+    host = f"[{address}]" if address.version == 6 else str(address)
+    loopback = address.is_loopback or (
+        isinstance(address, IPv6Address)
+        and address.ipv4_mapped is not None
+        and address.ipv4_mapped.is_loopback
+    )
+    try:
+        endpoint = pubsub_endpoint(f"http://{host}:{port}")
+    except ValueError as exc:
+        assert not loopback and "in clear" in str(exc)
+    else:
+        assert loopback and endpoint.port == port and not endpoint.tls
 
 
 def test_the_target_brackets_ipv6_hosts() -> None:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from sftriggerd.config import parse_settings
 from sftriggerd.config.durations import format_duration
 from sftriggerd.errors import ConfigError
+from sftriggerd.held_leases import Timing
 
 HEAD = """salesforce:
   auth: {client_id: cid, client_secret: cs, username: u, password: p}
@@ -82,6 +83,7 @@ def test_a_renewal_checked_against_the_default_takeover() -> None:
     [
         ("wake_ups: listen", "ha.wake_ups: input should be 'notify' or 'poll'"),
         ("takeover: 500ms", "ha.takeover: must be between 1s and 1h"),
+        ("takeover: 999ms", "ha.takeover: must be between 1s and 1h"),
         ("takeover: 2h", "ha.takeover: must be between 1s and 1h"),
         ("takeover: 15", "ha.takeover: 15 is not a duration"),
         ("renew_every: 0s", "ha.renew_every: must be longer than 0s"),
@@ -118,6 +120,32 @@ def test_a_renewal_is_accepted_exactly_when_at_most_a_third_of_the_takeover(
 def test_the_derived_renewal_is_always_valid(takeover_ms: int) -> None:
     ha = parse_settings(with_ha(f"takeover: {takeover_ms}ms"), environ={}).ha
     assert timedelta(0) < ha.resolved_renew_every * 2 < ha.takeover
+
+
+@given(takeover_ms=MILLIS, renew_ms=st.none() | MILLIS)
+@example(takeover_ms=1000, renew_ms=None)  # the least accepted: a margin of 0.17s, warned
+@example(takeover_ms=6000, renew_ms=2000)  # the least unwarned, renewing at a third: 1s
+def test_every_steady_config_gives_the_watchdog_and_the_renewal_a_second_each(
+    takeover_ms: int, renew_ms: int | None
+) -> None:
+    """The watchdog stops a source `margin_s` before its lease runs out (its time to drain,
+    so it stops before another replica may take the lease), and the next renewal must come
+    within `renewal_slack_s` of being due or a healthy source is stopped: every accepted
+    config that is not `tight` (warned at start) leaves each at least a second."""
+    body = f"takeover: {takeover_ms}ms" + (f"\nrenew_every: {renew_ms}ms" if renew_ms else "")
+    try:
+        ha = parse_settings(with_ha(body), environ={}).ha
+    except ConfigError:
+        return
+    timing = Timing(ha.takeover, ha.resolved_renew_every)
+    assert ha.tight == (takeover_ms < 6000)
+    if not ha.tight:
+        assert timing.margin_s >= 1.0 - 1e-9
+        assert timing.renewal_slack_s >= 1.0 - 1e-9
+    # Whatever the config: the source is told to stop before the lease runs out, and
+    # renewed before it is told.
+    stop_after_s = timing.lasting.total_seconds() - timing.margin_s
+    assert ha.resolved_renew_every.total_seconds() < stop_after_s < timing.lasting.total_seconds()
 
 
 @given(name=st.text(max_size=140))

@@ -12,6 +12,11 @@ from pydantic import Field, ValidationInfo, field_validator
 from .durations import format_duration
 from .fields import Duration, Section
 
+MIN_TAKEOVER = timedelta(seconds=1)
+# From here on, the watchdog's margin and the renewal's slack are each at least a second.
+STEADY_TAKEOVER = timedelta(seconds=6)
+MAX_TAKEOVER = timedelta(hours=1)
+
 
 class HaSettings(Section):
     """Several replicas on one PostgreSQL store: each trigger's source runs on one replica
@@ -31,10 +36,19 @@ class HaSettings(Section):
     @field_validator("takeover")
     @classmethod
     def _takeover_in_range(cls, value: timedelta) -> timedelta:
-        # Below a second one slow query or event-loop stall would cost a healthy leader its
-        # leases; above an hour a dead leader's triggers would sit unread for too long.
-        if not timedelta(seconds=1) <= value <= timedelta(hours=1):
-            raise ValueError("must be between 1s and 1h")
+        # With renew_every at most a third of takeover, the watchdog's margin (the drain
+        # time a source is given before its lease runs out) and the renewal's slack (how late
+        # the next renewal may come before a healthy source is stopped) are each at least a
+        # sixth of takeover (`held_leases.Timing`): from 6s on (STEADY_TAKEOVER), at least a
+        # second each, so a slow query or a loaded machine costs a healthy leader nothing.
+        # Shorter ones (down to 1s, for tests and drills) are accepted with a warning at
+        # start: they cost restarts of healthy sources, never a double write (the epoch
+        # fences those). Above an hour a dead leader's triggers would sit unread too long.
+        if not MIN_TAKEOVER <= value <= MAX_TAKEOVER:
+            raise ValueError(
+                f"must be between {format_duration(MIN_TAKEOVER)} and "
+                f"{format_duration(MAX_TAKEOVER)}"
+            )
         return value
 
     @field_validator("renew_every")
@@ -58,6 +72,11 @@ class HaSettings(Section):
                 "watchdog stops the sources of a leader that failed to renew"
             )
         return value
+
+    @property
+    def tight(self) -> bool:
+        """Whether takeover is below STEADY_TAKEOVER (warned about at start)."""
+        return self.takeover < STEADY_TAKEOVER
 
     @property
     def resolved_renew_every(self) -> timedelta:

@@ -17,6 +17,7 @@ from pydantic import (
     BeforeValidator,
     Field,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -30,6 +31,7 @@ from .transport import (
     DEFAULT_TRANSPORT,
     PubSubUrl,
     Transport,
+    pubsub_endpoint,
     resolve_transport,
 )
 
@@ -86,7 +88,16 @@ class SalesforceSettings(_Section):
     api_budget: float = Field(default=0.5, gt=0, le=1)
     # How streaming triggers receive events (a trigger's own `transport` overrides it).
     transport: Transport = DEFAULT_TRANSPORT
+    # Before pubsub_url: its check reads this one.
+    pubsub_allow_plaintext: bool = False
     pubsub_url: PubSubUrl = DEFAULT_PUBSUB_URL
+
+    @field_validator("pubsub_url")
+    @classmethod
+    def _plaintext_only_where_allowed(cls, value: str, info: ValidationInfo) -> str:
+        # http:// to a host other than loopback sends the access token in clear.
+        pubsub_endpoint(value, plaintext_anywhere=info.data.get("pubsub_allow_plaintext") is True)
+        return value
 
     @field_validator("api_version", mode="before")
     @classmethod

@@ -6,13 +6,16 @@ events and high-volume platform events only: Salesforce's Pub/Sub API guide ("Ev
 says it does not support PushTopic events and generic streaming events, so `/topic/...`
 and `/u/...` channels stay on CometD. `salesforce.pubsub_url` says where the Pub/Sub API
 listens: `https://host:port` (TLS, Salesforce's endpoint by default) or `http://host:port`,
-plaintext gRPC for the emulator and test doubles.
+plaintext gRPC for the emulator and test doubles. Every call carries the access token, so
+plaintext is taken only to a loopback host (127.0.0.0/8, ::1, localhost), where it never
+crosses a network, unless `salesforce.pubsub_allow_plaintext` says the operator means it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from ipaddress import IPv6Address, ip_address
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -44,8 +47,9 @@ class PubSubEndpoint:
         return f"{host}:{self.port}"
 
 
-def pubsub_endpoint(url: str) -> PubSubEndpoint:
-    """The endpoint of a `pubsub_url`; raises ValueError saying what is wrong with it."""
+def pubsub_endpoint(url: str, *, plaintext_anywhere: bool = False) -> PubSubEndpoint:
+    """The endpoint of a `pubsub_url`; raises ValueError saying what is wrong with it. An
+    `http://` URL names a loopback host unless `plaintext_anywhere`."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -65,11 +69,33 @@ def pubsub_endpoint(url: str) -> PubSubEndpoint:
         if parts.scheme == "http":
             raise ValueError(f"{usage} (plaintext needs the port)")
         port = 443
+    if parts.scheme == "http" and not plaintext_anywhere and not is_loopback(parts.hostname):
+        raise ValueError(
+            f"'{strip_userinfo(url)}' is a plaintext Pub/Sub API URL to {parts.hostname}, "
+            "which is not a loopback host (127.0.0.0/8, ::1, localhost): the access token "
+            "would cross the network in clear. Use https://host:port, or set "
+            "salesforce.pubsub_allow_plaintext: true if the network is trusted"
+        )
     return PubSubEndpoint(parts.hostname, port, tls=parts.scheme == "https")
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` (as urlsplit gives it: no brackets, lower case) is this machine's
+    loopback: `localhost`, 127.0.0.0/8, ::1 (also as an IPv4-mapped IPv6 address)."""
+    if host in ("localhost", "localhost."):
+        return True
+    try:
+        address = ip_address(host)
+    except ValueError:
+        return False  # a name other than localhost: it may resolve to anything
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
 def _checked_pubsub_url(value: str) -> str:
-    pubsub_endpoint(value)
+    # Plaintext to any host here: the salesforce section checks it against its opt-in.
+    pubsub_endpoint(value, plaintext_anywhere=True)
     return value
 
 

@@ -53,6 +53,8 @@ STALL_MARGIN_S = 30.0
 SETTLE_S = 1.0
 # A schema refused this many times in a row (a permission set being changed, a schema id
 # not yet spread: often passing) makes its event poison; before that the batch is retried.
+# Then the client remembers it as given up: its other events are poison at once, without a
+# call, until the client's `schema_failure_hold_s` has passed (a burst costs no more calls).
 SCHEMA_REFUSALS = 3
 # Schema lookups that mean "this event cannot be read", not "the stream failed".
 _UNREADABLE_SCHEMA = (
@@ -223,7 +225,7 @@ class PubSubTransport:
             unreadable = None
         except grpc.aio.AioRpcError as exc:
             await self._schema_refused(schema_id, exc)
-            payload, unreadable = None, f"schema {schema_id!r} cannot be had: {exc.details()}"
+            payload, unreadable = None, _cannot_be_had(schema_id, exc)
         except MalformedMessage as exc:  # the payload or schema cannot be read
             payload, unreadable = None, str(exc)
         except PubSubSetupError as exc:  # a GetSchema answer that does not parse
@@ -261,7 +263,10 @@ class PubSubTransport:
         if refusals < SCHEMA_REFUSALS:
             self._schema_refusals[schema_id] = refusals
             raise outcome from exc
-        self._schema_refusals.pop(schema_id, None)  # a later event of it gets its chances
+        # Given up: its events are poison without a call for a while (every trigger's, as
+        # the client is shared); after that a later event of it gets its chances again.
+        self._schema_refusals.pop(schema_id, None)
+        self._pubsub.give_up_schema(schema_id, _cannot_be_had(schema_id, exc))
 
     async def _outcome(self, exc: BaseException, call: str = "Subscribe") -> TransportOutcome:
         if isinstance(exc, grpc.aio.AioRpcError):
@@ -314,6 +319,10 @@ def _first_request(channel: str, start: Start) -> pb.FetchRequest:
         return pb.FetchRequest(topic_name=channel, replay_preset=pb.EARLIEST)
     assert isinstance(start, bytes), "the loop passes only positions this transport resumes"
     return pb.FetchRequest(topic_name=channel, replay_preset=pb.CUSTOM, replay_id=start)
+
+
+def _cannot_be_had(schema_id: str, exc: grpc.aio.AioRpcError) -> str:
+    return f"schema {schema_id!r} cannot be had: {exc.details()}"
 
 
 def _b64(event: pb.ConsumerEvent) -> str:

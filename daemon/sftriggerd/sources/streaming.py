@@ -25,6 +25,7 @@ from ..salesforce.answers import Token
 from ..salesforce.cometd import STALL_MARGIN_S
 from ..urls import strip_userinfo
 from .backfill import Backfill
+from .cometd_hub import CometdHub
 from .cometd_transport import CometdTransport
 from .context import SourceContext
 from .position import StreamResume
@@ -74,8 +75,10 @@ class StreamingSource(StreamHandling):
         self._clock = context.clock
         self._pacer = Pacer(backoff_cap_s)
 
+        hub = context.cometd or CometdHub(context.client, stall_margin_s=stall_margin_s)
+
         def cometd(channel: str) -> StreamTransport:
-            return CometdTransport(context.client, channel, stall_margin_s=stall_margin_s)
+            return CometdTransport(context.client, channel, hub=hub)
 
         if transport is None and trigger.resolved_transport == "pubsub":
             assert context.pubsub is not None, "the daemon makes a Pub/Sub client for it"

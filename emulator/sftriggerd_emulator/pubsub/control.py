@@ -6,6 +6,8 @@
 - `POST /_emulator/pubsub/drop`: every open Subscribe stream ends now (UNAVAILABLE).
 - `POST /_emulator/pubsub/silence` `{"enabled": true}`: open streams go quiet (with
   `"keepalives_only": true` only their keepalives stop); `false` clears both.
+- `POST /_emulator/pubsub/hold` `{"match": "GetSchema", "enabled": true}`: matching GetTopic
+  and GetSchema calls wait unanswered until `false` releases them.
 - `GET /_emulator/pubsub`: open streams (topic, position, pending) and what is armed.
 """
 
@@ -75,6 +77,14 @@ def silence(service: PubSubService, body: Body) -> Body:
     return service.faults.shown()
 
 
+def hold(service: PubSubService, body: Body) -> Body:
+    enabled = body.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ControlError("'enabled' must be true or false")
+    service.faults.hold(_text(body, "match", "") if enabled else None)
+    return service.faults.shown()
+
+
 def show(service: PubSubService, body: Body) -> Body:
     streams = [
         {
@@ -99,6 +109,6 @@ def _json_handler(handler: Handler) -> Callable[[web.Request], Awaitable[web.Res
 
 
 def add_routes(app: web.Application) -> None:
-    for path, handler in {"fail": fail, "drop": drop, "silence": silence}.items():
+    for path, handler in {"fail": fail, "drop": drop, "silence": silence, "hold": hold}.items():
         app.router.add_post(f"/_emulator/pubsub/{path}", _json_handler(handler))
     app.router.add_get("/_emulator/pubsub", _json_handler(show))

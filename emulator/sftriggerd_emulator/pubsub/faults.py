@@ -7,6 +7,8 @@
 - `silence`: open streams send nothing, neither events nor keepalives, until cleared: a
   half-open connection as a watchdog must see it; or (`keepalives_only`) events still flow
   but keepalives stop.
+- `hold`: GetTopic and GetSchema calls whose `Method topic` contains `match` wait, unanswered,
+  until released: a slow answer, to show what waits for it and what does not.
 
 Expired sessions (`/_emulator/sessions/expire`), starved channels (`/_emulator/cometd/starve`)
 and retention (`/_emulator/retention`) are shared with the CometD side.
@@ -14,6 +16,7 @@ and retention (`/_emulator/retention`) are shared with the CometD side.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +40,9 @@ class PubSubFaults:
         self.keepalives_off = False
         # Bumped by `drop`: a stream opened under an older generation ends.
         self.drop_generation = 0
+        self.hold_match: str | None = None
+        self._released = asyncio.Event()
+        self.holding = 0  # calls waiting for the hold's release now
 
     def fail(
         self, count: int, status: grpc.StatusCode, code: str, message: str, match: str
@@ -56,6 +62,25 @@ class PubSubFaults:
     def drop(self) -> None:
         self.drop_generation += 1
 
+    def hold(self, match: str | None) -> None:
+        """Holds the unary calls matching `match` from now on; None releases every one."""
+        if match is None:
+            self._released.set()
+            self._released = asyncio.Event()
+        self.hold_match = match
+
+    async def held(self, target: str) -> None:
+        """Returns at once unless the hold matches this call (`Method topic`); then when
+        the hold is released."""
+        if self.hold_match is None or self.hold_match not in target:
+            return
+        released = self._released
+        self.holding += 1
+        try:
+            await released.wait()
+        finally:
+            self.holding -= 1
+
     def shown(self) -> dict[str, Any]:
         armed = self._armed
         fail: dict[str, Any] = {}
@@ -72,4 +97,6 @@ class PubSubFaults:
             "silent": self.silent,
             "keepalives_off": self.keepalives_off,
             "drops": self.drop_generation,
+            "hold": self.hold_match,
+            "holding": self.holding,
         }

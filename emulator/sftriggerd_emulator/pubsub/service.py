@@ -84,6 +84,7 @@ class PubSubService:
     # -- calls -----------------------------------------------------------------------------
 
     async def get_topic(self, request: pb.TopicRequest, context: Context) -> pb.TopicInfo:
+        await self.faults.held(f"GetTopic {request.topic_name}")
         try:
             self._authenticate(context)
             self._take_fault(f"GetTopic {request.topic_name}")
@@ -100,6 +101,8 @@ class PubSubService:
         )
 
     async def get_schema(self, request: pb.SchemaRequest, context: Context) -> pb.SchemaInfo:
+        self._ctx.stats["pubsub_schema_calls"] += 1
+        await self.faults.held(f"GetSchema {request.schema_id}")
         try:
             self._authenticate(context)
             self._take_fault(f"GetSchema {request.schema_id}")

@@ -1,14 +1,21 @@
 """The daemon's Pub/Sub API client: one gRPC channel shared by every trigger.
 
 Salesforce serves `eventbus.v1.PubSub` with TLS at api.pubsub.salesforce.com:7443; an
-`http://host:port` URL is plaintext (the bundled emulator). Every call carries the daemon's
-Salesforce session as metadata (`accesstoken`, `instanceurl`, `tenantid`), read from the
-session at call time, so a re-login (one for all triggers) serves the next call at once.
+`http://host:port` URL is plaintext (the bundled emulator), to a loopback host only unless
+the operator allowed it anywhere (`salesforce.pubsub_allow_plaintext`). Every call carries
+the daemon's Salesforce session as metadata (`accesstoken`, `instanceurl`, `tenantid`), read
+from the session at call time, so a re-login (one for all triggers) serves the next call at
+once.
 
 The channel sends HTTP/2 keepalive pings so a half-open connection under an open stream is
 found by the transport too, not only by the adapter's watchdog. Pings no more often than
 every 5 minutes: a gRPC server by default refuses more frequent ones (GOAWAY
 `too_many_pings`), which would end every stream of the channel.
+
+Schemas are asked for once per id: every trigger meeting a new id waits for the one call
+under way for it (a slow answer holds the events of that schema only, never another's), and
+a schema that cannot be had is remembered as such for `schema_failure_hold_s` (see
+`SchemaFailures`).
 
 The committed stubs have no `_pb2_grpc` module: calls are made by method path.
 """
@@ -16,6 +23,9 @@ The committed stubs have no `_pb2_grpc` module: calls are made by method path.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
+from functools import partial
 
 import grpc
 import grpc.aio
@@ -25,7 +35,7 @@ from ...errors import SftriggerdError
 from ..answers import Token
 from ..session import SalesforceSession
 from . import pubsub_api_pb2 as pb
-from .decode import PayloadDecoder, SchemaCache
+from .decode import PayloadDecoder, RefusedSchema, SchemaCache, SchemaFailures, UnusableSchema
 
 SUBSCRIBE = "/eventbus.v1.PubSub/Subscribe"
 GET_TOPIC = "/eventbus.v1.PubSub/GetTopic"
@@ -34,6 +44,8 @@ KEEPALIVE_TIME_MS = 300_000
 KEEPALIVE_TIMEOUT_MS = 20_000
 # GetTopic and GetSchema answer at once; a call that hangs is a failure, not a wait.
 UNARY_TIMEOUT_S = 30.0
+# How long a schema that cannot be had makes its events unreadable without asking again.
+SCHEMA_FAILURE_HOLD_S = 60.0
 # A schema is small (a few kB); an object with many fields, not many schemas.
 _MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 
@@ -50,12 +62,12 @@ class UnparsableAnswer(PubSubSetupError):
     a failure of the call, never a reason to read the answer's fields."""
 
 
-def target_of(url: str) -> tuple[str, bool]:
+def target_of(url: str, *, plaintext_anywhere: bool = False) -> tuple[str, bool]:
     """`host:port` and whether the channel uses TLS, as config/transport.py reads a
-    `salesforce.pubsub_url` (https: TLS; http: plaintext, the emulator); anything else is a
-    setup error."""
+    `salesforce.pubsub_url` (https: TLS; http: plaintext, the emulator, to a loopback host
+    unless `plaintext_anywhere`); anything else is a setup error."""
     try:
-        endpoint = pubsub_endpoint(url)
+        endpoint = pubsub_endpoint(url, plaintext_anywhere=plaintext_anywhere)
     except ValueError as exc:
         raise PubSubSetupError(str(exc)) from exc
     return endpoint.target, endpoint.tls
@@ -83,15 +95,20 @@ class PubSubClient:
         url: str = DEFAULT_PUBSUB_URL,
         *,
         keepalive_time_ms: int = KEEPALIVE_TIME_MS,
+        plaintext_anywhere: bool = False,
+        schema_failure_hold_s: float = SCHEMA_FAILURE_HOLD_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.session = session
         self.url = url
-        self._target, self._secure = target_of(url)
+        self._target, self._secure = target_of(url, plaintext_anywhere=plaintext_anywhere)
         self._keepalive_time_ms = keepalive_time_ms
         self._channel: grpc.aio.Channel | None = None
         # Schemas never change under an id (the id is the schema's fingerprint).
         self._decoders = SchemaCache()
-        self._schema_lock = asyncio.Lock()
+        self._schema_failures = SchemaFailures(schema_failure_hold_s, clock=clock)
+        # The GetSchema under way for each id: a caller meeting the id meanwhile waits for it.
+        self._fetching: dict[str, asyncio.Task[PayloadDecoder]] = {}
         self.schema_fetches = 0
 
     def channel(self) -> grpc.aio.Channel:
@@ -136,30 +153,54 @@ class PubSubClient:
 
     async def decoder(self, schema_id: str, token: Token | None = None) -> PayloadDecoder:
         """The payload decoder of `schema_id`, whose schema is asked once per id for every
-        trigger. Raises grpc.aio.AioRpcError as the server answered, and `UnusableSchema`
-        (a MalformedMessage) for a schema the decoder cannot follow, UnparsableAnswer for an
-        answer that does not parse."""
+        trigger (callers meeting it together wait for one call). Raises grpc.aio.AioRpcError
+        as the server answered, `UnusableSchema` (a MalformedMessage) for a schema the
+        decoder cannot follow and `RefusedSchema` for one given up (both remembered for
+        `schema_failure_hold_s`), UnparsableAnswer for an answer that does not parse."""
         known = self._decoders.get(schema_id)
         if known is not None:
             return known
-        async with self._schema_lock:  # triggers meeting a new schema together ask once
-            known = self._decoders.get(schema_id)
-            if known is not None:
-                return known
-            call = self.channel().unary_unary(
-                GET_SCHEMA,
-                request_serializer=pb.SchemaRequest.SerializeToString,
-                response_deserializer=pb.SchemaInfo.FromString,
-            )
-            self.schema_fetches += 1
-            answer: pb.SchemaInfo | None = await call(
-                pb.SchemaRequest(schema_id=schema_id),
-                metadata=await self.metadata(token),
-                timeout=UNARY_TIMEOUT_S,
-            )
-            if answer is None:
-                raise UnparsableAnswer(f"GetSchema {schema_id}: the answer does not parse")
+        failure = self._schema_failures.recalled(schema_id)
+        if failure is not None:
+            raise failure
+        fetch = self._fetching.get(schema_id)
+        if fetch is None:
+            fetch = asyncio.create_task(self._fetch_schema(schema_id, token))
+            self._fetching[schema_id] = fetch
+            fetch.add_done_callback(partial(self._fetched, schema_id))
+        # Shielded: a caller cancelled (its source stopping) leaves the call to the others.
+        return await asyncio.shield(fetch)
+
+    def give_up_schema(self, schema_id: str, why: str) -> None:
+        """Remembers `schema_id` as refused for good, for now: for `schema_failure_hold_s`
+        `decoder` raises `RefusedSchema(why)` for it without asking the server."""
+        self._schema_failures.remember(schema_id, RefusedSchema(why))
+
+    async def _fetch_schema(self, schema_id: str, token: Token | None) -> PayloadDecoder:
+        call = self.channel().unary_unary(
+            GET_SCHEMA,
+            request_serializer=pb.SchemaRequest.SerializeToString,
+            response_deserializer=pb.SchemaInfo.FromString,
+        )
+        self.schema_fetches += 1
+        answer: pb.SchemaInfo | None = await call(
+            pb.SchemaRequest(schema_id=schema_id),
+            metadata=await self.metadata(token),
+            timeout=UNARY_TIMEOUT_S,
+        )
+        if answer is None:
+            raise UnparsableAnswer(f"GetSchema {schema_id}: the answer does not parse")
+        try:
             return self._decoders.add(schema_id, answer.schema_json)
+        except UnusableSchema as exc:  # the same under this id whenever asked
+            self._schema_failures.remember(schema_id, exc)
+            raise
+
+    def _fetched(self, schema_id: str, fetch: asyncio.Task[PayloadDecoder]) -> None:
+        if self._fetching.get(schema_id) is fetch:
+            del self._fetching[schema_id]
+        if not fetch.cancelled():
+            fetch.exception()  # retrieved: its waiters have it, or none is left to
 
     async def subscribe(self, token: Token | None = None) -> SubscribeCall:
         """A new Subscribe stream; the caller writes its FetchRequests and reads the answers."""
@@ -173,6 +214,10 @@ class PubSubClient:
         return call
 
     async def close(self) -> None:
+        fetching, self._fetching = list(self._fetching.values()), {}
+        for fetch in fetching:
+            fetch.cancel()
+        await asyncio.gather(*fetching, return_exceptions=True)
         channel, self._channel = self._channel, None
         if channel is not None:
             await channel.close(grace=None)

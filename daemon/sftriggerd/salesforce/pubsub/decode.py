@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import decimal
 import io
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -36,7 +37,9 @@ from .schema import HEADER, EventSchema, FieldSpec, UnusableSchema, read_schema
 
 __all__ = [
     "PayloadDecoder",
+    "RefusedSchema",
     "SchemaCache",
+    "SchemaFailures",
     "UndecodablePayload",
     "UnusableSchema",
     "decode_payload",
@@ -49,6 +52,10 @@ TimeText = Callable[[datetime], str]
 
 class UndecodablePayload(MalformedMessage):
     """Payload bytes that are not one Avro record of the event's schema."""
+
+
+class RefusedSchema(MalformedMessage):
+    """A schema the server refused again and again: its events cannot be read for now."""
 
 
 class PayloadDecoder:
@@ -193,6 +200,45 @@ class SchemaCache:
 
     def __len__(self) -> int:
         return len(self._decoders)
+
+
+class SchemaFailures:
+    """Schemas that could not be had (unusable, or refused until given up), by id, each for
+    `hold_s` after its failure: their events are unreadable at once, so a burst of them costs
+    one GetSchema, not one each. Bounded in time and in number (schema ids come from outside),
+    the oldest failure forgotten first."""
+
+    def __init__(
+        self, hold_s: float, limit: int = 256, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.hold_s = hold_s
+        self._limit = limit
+        self._clock = clock
+        # schema id -> (until, the failure's kind, its text)
+        self._failures: OrderedDict[str, tuple[float, type[MalformedMessage], str]] = OrderedDict()
+
+    def remember(self, schema_id: str, failure: MalformedMessage) -> None:
+        if self.hold_s <= 0:
+            return
+        self._failures[schema_id] = (self._clock() + self.hold_s, type(failure), str(failure))
+        self._failures.move_to_end(schema_id)
+        while len(self._failures) > self._limit:
+            self._failures.popitem(last=False)
+
+    def recalled(self, schema_id: str) -> MalformedMessage | None:
+        """The failure remembered for `schema_id` (a new exception of its kind and text), or
+        None when there is none or it is older than `hold_s`."""
+        remembered = self._failures.get(schema_id)
+        if remembered is None:
+            return None
+        until_s, kind, text = remembered
+        if self._clock() >= until_s:
+            del self._failures[schema_id]
+            return None
+        return kind(text)
+
+    def __len__(self) -> int:
+        return len(self._failures)
 
 
 @lru_cache(maxsize=64)
