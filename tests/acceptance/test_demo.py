@@ -6,6 +6,8 @@ import time
 
 from tests.acceptance.cli import sftriggerd_command
 
+_WAYS = ("pubsub", "cometd", "polling")
+
 
 def test_demo_prints_signed_deliveries_and_stops_on_ctrl_c() -> None:
     process = subprocess.Popen(
@@ -21,7 +23,9 @@ def test_demo_prints_signed_deliveries_and_stops_on_ctrl_c() -> None:
         while time.monotonic() < deadline:
             line = process.stdout.readline()
             lines.append(line)
-            if sum("signature ok" in seen for seen in lines) >= 3:
+            delivered = [seen for seen in lines if "signature ok" in seen]
+            # Each way of reading the org shows at least once: Pub/Sub, CometD, polling.
+            if all(any(f"via {way}" in seen for seen in delivered) for way in _WAYS):
                 break
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=20)
@@ -32,7 +36,9 @@ def test_demo_prints_signed_deliveries_and_stops_on_ctrl_c() -> None:
     assert process.returncode == 0, output
     deliveries = [line for line in output.splitlines() if "signature ok" in line]
     assert len(deliveries) >= 3, output
-    assert any("account.created" in line for line in deliveries)
+    assert any("account.created" in line and "via pubsub" in line for line in deliveries)
+    assert any("opportunity.created" in line and "via cometd" in line for line in deliveries)
+    assert any("contact.created" in line and "via polling" in line for line in deliveries)
     assert "admin     http://127.0.0.1:" in output
     assert output.rstrip().endswith("demo stopped")
     assert "Traceback" not in output

@@ -51,8 +51,10 @@ from .transport import (
 log = get_logger(__name__)
 
 # Events one channel may hold unread before its trigger is told to resubscribe from its
-# stored position (what it has not stored yet, the server replays).
-INBOX_LIMIT = 10_000
+# stored position (what it has not stored yet, the server replays). The long-poll does not
+# wait for a slow trigger (the others would wait with it, and a client that stops polling is
+# expired by the server), so this bounds the memory a slow trigger's channel can take.
+INBOX_LIMIT = 2_000
 # A disconnect or unsubscribe is a courtesy to the server; it must not hold anything up.
 COURTESY_TIMEOUT_S = 2.0
 

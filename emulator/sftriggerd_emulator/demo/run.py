@@ -27,6 +27,10 @@ from .receiver import Received, receiver_app
 _NAMES = ("Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", "Tyrell")
 
 
+# A close date for the demo's opportunities.
+_SOON = "2027-01-31"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -45,17 +49,29 @@ async def serving(app: web.Application, port: int) -> AsyncIterator[None]:
 
 
 def demo_settings(
-    state: Path, emulator_port: int, receiver_port: int, admin_port: int, secret: str
+    state: Path,
+    emulator_port: int,
+    receiver_port: int,
+    admin_port: int,
+    secret: str,
+    pubsub_port: int,
 ) -> Settings:
+    # One trigger per way of reading an org: Pub/Sub (what new integrations should choose for
+    # CDC and platform events), CometD (the Streaming API: PushTopics and generic channels,
+    # or when only HTTPS to the instance is allowed) and polling (any object, no streaming).
     return parse_settings(
         f"""
 salesforce:
   login_url: http://127.0.0.1:{emulator_port}
   auth: {{client_id: emulator-client, client_secret: emulator-secret,
           username: admin@emulator.local, password: emulator}}
+  transport: pubsub
+  pubsub_url: http://127.0.0.1:{pubsub_port}
 store: {{url: "sqlite:///{state}/state.db"}}
 triggers:
   - {{name: accounts, object: Account, fields: [Name, Industry], mode: auto}}
+  - {{name: opportunities, object: Opportunity, fields: [Name, StageName], mode: streaming,
+      transport: cometd}}
   - {{name: contacts, object: Contact, fields: [LastName], mode: polling, poll_interval: 1s,
       poll_delay: 0s, start_from: latest}}
 endpoints:
@@ -77,9 +93,10 @@ def print_delivery(received: Received) -> None:
     if body["change"] == "updated" and body["changed_fields"]:
         shown = [f for f in body["changed_fields"] if f not in ("LastModifiedDate",)]
         name = "changed " + ",".join(shown)
-    via = body["source"]["kind"]
+    source = body["source"]
+    via = source.get("transport") or source["kind"]  # pubsub, cometd or polling
     print(
-        f"  {body['type']:<16} {body['record_id'] or '-':<19} {name:<18} via {via:<9}"
+        f"  {body['type']:<20} {body['record_id'] or '-':<19} {name:<18} via {via:<7}"
         f" latency {latency_s:6.3f}s  signature ok",
         flush=True,
     )
@@ -124,6 +141,9 @@ async def make_changes(emulator_url: str, admin_url: str, stopping: asyncio.Even
                 await http.post(
                     f"{base}/Contact", headers=headers, json={"LastName": f"Person {tick}"}
                 )
+            elif tick % 4 == 0:
+                deal = {"Name": f"Deal {tick}", "StageName": "Prospecting", "CloseDate": _SOON}
+                await http.post(f"{base}/Opportunity", headers=headers, json=deal)
             else:
                 async with http.post(
                     f"{base}/Account",
@@ -138,9 +158,12 @@ async def make_changes(emulator_url: str, admin_url: str, stopping: asyncio.Even
 async def run_demo(stopping: asyncio.Event) -> None:
     state = Path(tempfile.mkdtemp(prefix="sftriggerd-demo-"))
     emulator_port, receiver_port, admin_port = free_port(), free_port(), free_port()
+    pubsub_port = free_port()
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-    settings = demo_settings(state, emulator_port, receiver_port, admin_port, secret)
-    emulator_app, _ = build_app(EmulatorSettings(port=emulator_port, state_dir=state / "org"))
+    settings = demo_settings(state, emulator_port, receiver_port, admin_port, secret, pubsub_port)
+    emulator_app, _ = build_app(
+        EmulatorSettings(port=emulator_port, state_dir=state / "org", pubsub_port=pubsub_port)
+    )
     key = settings.endpoints[0].secret_key
     async with (
         serving(emulator_app, emulator_port),
@@ -152,6 +175,10 @@ async def run_demo(stopping: asyncio.Event) -> None:
   receiver  http://127.0.0.1:{receiver_port}/webhook   (verifies Standard Webhooks signatures)
   admin     http://127.0.0.1:{admin_port}/   (/readyz /metrics /api/triggers /api/deliveries)
   store     {state}/state.db
+  triggers  accounts over the Pub/Sub API (gRPC on 127.0.0.1:{pubsub_port}; the transport
+            Salesforce points new integrations at), opportunities over the Streaming API
+            (CometD; for PushTopics and generic channels, or HTTPS-only networks),
+            contacts by polling (any object)
 Creating and updating records every second; each delivery prints below. Ctrl-C stops.
 """,
             flush=True,
