@@ -23,6 +23,7 @@ from sftriggerd.ingest import Ingest
 from sftriggerd.metrics import Metrics
 from sftriggerd.store.records import Checkpoint
 from sftriggerd.store.sqlite import SqliteStore
+from sftriggerd.store.sqlite.migrations import MIGRATIONS
 
 # Events per store.ingest call: Ingest splits them into its own parts (CHUNK_EVENTS), each
 # one transaction, exactly as a source's batch is written.
@@ -53,7 +54,9 @@ def cached_store(pending: int, args: argparse.Namespace) -> Path:
     """The built store for this many pending deliveries, kept under the temp dir."""
     cache = Path(tempfile.gettempdir()) / "sftriggerd-backlog"
     cache.mkdir(exist_ok=True)
-    path = cache / f"pending-{pending}-{args.ordering}-{args.concurrency}.db"
+    # Keyed by the schema too: a store made by older code would be migrated at start.
+    schema = len(MIGRATIONS)
+    path = cache / f"pending-{pending}-{args.ordering}-schema{schema}.db"
     if not (args.reuse and path.exists()):
         building = path.with_suffix(".building")
         for leftover in (building, Path(f"{building}-wal"), Path(f"{building}-shm")):

@@ -292,16 +292,21 @@ def list_deliveries(
     return _select_deliveries(db, where, params, limit)
 
 
-def _select_deliveries(
-    db: sqlite3.Connection, where: str, params: list[object], limit: int
-) -> list[DeliveryRow]:
-    rows = db.execute(
+def deliveries_query(where: str) -> str:
+    """The newest deliveries matching `where`, with their events; the last parameter is
+    the limit."""
+    return (
         "SELECT d.id, e.event_id, d.endpoint, e.trigger, d.status, d.attempts,"
         " d.next_attempt_at, d.last_status, d.last_error, d.created_at"
         f" FROM deliveries d JOIN events e ON e.seq = d.event_seq {where}"
-        " ORDER BY d.id DESC LIMIT ?",
-        (*params, limit),
-    ).fetchall()
+        " ORDER BY d.id DESC LIMIT ?"
+    )
+
+
+def _select_deliveries(
+    db: sqlite3.Connection, where: str, params: list[object], limit: int
+) -> list[DeliveryRow]:
+    rows = db.execute(deliveries_query(where), (*params, limit)).fetchall()
     return [delivery_row(r, dt) for r in rows]
 
 
