@@ -42,6 +42,7 @@ from typing import Any
 
 import aiohttp
 from backlog_rig import (
+    PROBES,
     Latency,
     RssSamples,
     cached_store,
@@ -237,10 +238,27 @@ def main() -> int:
         f"{args.pending:,} pending deliveries to one endpoint (max_in_flight {args.concurrency},"
         f" ordering {args.ordering}); store built or read in {build_s:.1f} s\n"
     )
-    print("| figure | value |\n|---|---:|")
-    for name, value in found.items():
-        print(f"| {name} | {value:,} |")
+    print(table(found))
     return 0
+
+
+def table(found: dict[str, float]) -> str:
+    """The figures, then the GETs' latencies one probe a row."""
+    lines = ["| figure | value |", "|---|---:|"]
+    lines += [f"| {name} | {value:,} |" for name, value in found.items() if "GET" not in name]
+    lines += [
+        "",
+        "| GET (ms) | idle median | idle max | draining median | draining max |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for probe in PROBES:
+        cells = [
+            found[f"{probe}, {phase}, {which} (ms)"]
+            for phase in ("idle", "draining")
+            for which in ("median", "max")
+        ]
+        lines.append(f"| `{probe.removeprefix('GET ')}` | " + " | ".join(map(str, cells)) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
