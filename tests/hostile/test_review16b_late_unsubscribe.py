@@ -114,11 +114,6 @@ async def shared_rig(
     return rig
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an unsubscribe that timed out may still reach the server after the channel was"
-    " subscribed again on the shared client (cometd_hub.CometdSession._unsubscribe, join)",
-)
 async def test_a_late_unsubscribe_silences_the_resubscribed_channel_for_good(
     slow_emulator: RunningEmulator,
     late: LateUnsubscribes,

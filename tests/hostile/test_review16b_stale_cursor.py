@@ -130,12 +130,6 @@ async def until(check: Callable[[], bool], timeout_s: float = 20) -> None:
             await asyncio.sleep(0.02)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a view's inbox on a client where its channel's old subscription may still be"
-    " live takes that subscription's events, ahead of the stored position"
-    " (cometd_hub.CometdSession._unsubscribe gives up silently; join reuses the client)",
-)
 async def test_a_stale_subscription_moves_the_position_past_unstored_events(
     slow_emulator: RunningEmulator,
     network: SlowNetwork,

@@ -11,7 +11,9 @@ What ends the client (an unknown client, an ended session, a stalled or failed l
 neutral outcome, its trigger closes the view, and the first trigger to open again makes the
 next client, which the others join. Two triggers on the same channel (each with its own
 position) never share a client: a channel is subscribed once per client, so the second
-makes a client of its own. A trigger that falls behind by more than
+makes a client of its own, as does a trigger whose channel's last subscribe or
+unsubscribe on the client went unanswered (an old subscription may still be live there, or
+end later). A trigger that falls behind by more than
 `INBOX_LIMIT` events loses only its own inbox (never memory without bound, never another
 trigger's events) and resubscribes from its stored position.
 """
@@ -107,6 +109,10 @@ class CometdSession:
         self._pump: asyncio.Task[None] | None = None
         self._interval_s = 0.0  # the server's advised pause before the next long-poll
         self.channels: set[str] = set()  # one per view that joined and has not left
+        # Channels this client must not take up again: the server never answered their last
+        # subscribe or unsubscribe, so an old subscription may still be live here (bringing
+        # its events into a new inbox, ahead of the stored position) or end after a new one.
+        self.retired: set[str] = set()
         self.ended: TransportOutcome | None = None
 
     async def start(self) -> None:
@@ -143,8 +149,10 @@ class CometdSession:
         try:
             async with self._meta:
                 await bayeux.subscribe(channel, ext)
-        except BaseException:
+        except BaseException as exc:
             self._inboxes.pop(channel, None)
+            if not isinstance(exc, BayeuxError):  # unanswered: the server may have it
+                self.retired.add(channel)
             raise
         if channel not in bayeux.subscriptions:
             self._inboxes.pop(channel, None)
@@ -163,11 +171,15 @@ class CometdSession:
 
     async def _unsubscribe(self, channel: str) -> None:
         bayeux = self._bayeux
-        if bayeux is None or self.ended is not None or shutting_down():
+        if bayeux is None or self.ended is not None:
+            return
+        self.retired.add(channel)  # until the server answers the unsubscribe
+        if shutting_down():
             return
         with contextlib.suppress(SalesforceError, TimeoutError):
             async with asyncio.timeout(COURTESY_TIMEOUT_S), self._meta:
                 await bayeux.unsubscribe(channel)
+            self.retired.discard(channel)
 
     async def end(self, outcome: TransportOutcome, *, courtesy: bool = False) -> None:
         """Ends the client for every view with `outcome`; a disconnect when `courtesy` (it
@@ -262,7 +274,9 @@ class CometdHub:
         none. Views that ask while one is being made wait for it: one handshake serves all."""
         async with self._opening:
             self._sessions = [each for each in self._sessions if each.ended is None]
-            session = next((s for s in self._sessions if channel not in s.channels), None)
+            session = next(
+                (s for s in self._sessions if channel not in s.channels | s.retired), None
+            )
             if session is None:
                 session = CometdSession(self._client, self._stall_margin_s, self._inbox_limit)
                 self.handshakes += 1
