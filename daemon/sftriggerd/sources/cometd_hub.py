@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -124,6 +125,7 @@ class CometdSession:
             self._authorization,
             proxy=self._client.proxy,
             stall_margin_s=self._stall_margin_s,
+            on_carried=partial(self._route, answered=False),
         )
         try:
             await self._bayeux.handshake()
@@ -225,7 +227,9 @@ class CometdSession:
         if self.ended is not None:
             log.info("cometd_client_ended", reason=str(self.ended), channels=len(self._inboxes))
 
-    def _route(self, messages: list[dict[str, Any]]) -> None:
+    def _route(self, messages: list[dict[str, Any]], *, answered: bool = True) -> None:
+        """Into their channels' inboxes; `answered`: a long-poll answer (it proves the
+        stream alive), not events beside a subscribe or unsubscribe answer."""
         for message in messages:
             channel = message.get("channel")
             if not isinstance(channel, str):
@@ -241,7 +245,7 @@ class CometdSession:
                     " resubscribes from its stored position"
                 )
         for inbox in self._inboxes.values():
-            inbox.answers += 1
+            inbox.answers += int(answered)
             inbox.changed.set()
 
     def _live(self) -> BayeuxClient:
