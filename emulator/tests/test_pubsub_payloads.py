@@ -177,3 +177,21 @@ async def test_a_hostile_raw_event_still_encodes(
     assert record["ChangeEventHeader"]["changeType"] == "WEIRD"
     assert record["ChangeEventHeader"]["recordIds"] == []
     assert record["Flag__c"] is True and "bad key" not in record
+
+
+async def test_change_events_are_written_with_the_schema_get_topic_names(
+    pubsub: PubSubClient, org: OrgClient
+) -> None:
+    """Salesforce writes a topic's change events with the topic's current schema, so a client
+    may fetch it once from GetTopic (its ChangeType is the enum the events carry)."""
+    await org.create("Account", {"Name": "Acme"})
+    await org.create("Account", {"Name": "Globex", "Industry": "Energy"})
+    topic = await pubsub.get_topic("/data/AccountChangeEvent")
+    subscriber = pubsub.subscribe(earliest("/data/AccountChangeEvent"))
+    events = await subscriber.events(2)
+    await subscriber.call.done_writing()
+    subscriber.call.cancel()
+    assert {event.event.schema_id for event in events} == {topic.schema_id}
+    schema = await pubsub.get_schema(topic.schema_id)
+    header = {f["name"]: f["type"] for f in schema["fields"][0]["type"]["fields"]}
+    assert header["changeType"]["type"] == "enum" and "CREATE" in header["changeType"]["symbols"]

@@ -14,8 +14,9 @@ position) never share a client: a channel is subscribed once per client, so the 
 makes a client of its own, as does a trigger whose channel's last subscribe or
 unsubscribe on the client went unanswered (an old subscription may still be live there, or
 end later). A trigger that falls behind by more than
-`INBOX_LIMIT` events loses only its own inbox (never memory without bound, never another
-trigger's events) and resubscribes from its stored position.
+`INBOX_LIMIT` events loses only the events past them in its own inbox (never memory without
+bound, never another trigger's events): it stores the ones kept, then resubscribes from its
+stored position.
 """
 
 from __future__ import annotations
@@ -92,6 +93,39 @@ class Inbox:
     def take(self) -> list[Received]:
         items, self.items, self.answers = self.items, [], 0
         return items
+
+
+def route(
+    inboxes: dict[str, Inbox],
+    messages: list[dict[str, Any]],
+    inbox_limit: int,
+    *,
+    answered: bool = True,
+) -> None:
+    """One long-poll answer's data messages into their channels' inboxes, in order. A channel
+    no trigger reads (now) is skipped: its trigger resumes by position. An inbox that is full
+    (`inbox_limit` events) keeps what it holds, drops the event past it and every later one,
+    and tells its trigger to resubscribe once it has taken what is kept: each resubscription
+    moves the trigger's position on, even when the server replays more than `inbox_limit`
+    events in one answer. Every inbox counts a long-poll answer (`answered`), events for it
+    or not; events beside a subscribe or unsubscribe answer are no proof of a live stream."""
+    for message in messages:
+        channel = message.get("channel")
+        if not isinstance(channel, str):
+            continue
+        inbox = inboxes.get(channel)
+        if inbox is None or inbox.overflow is not None:
+            continue
+        if len(inbox.items) < inbox_limit:
+            inbox.items.append(read_message(channel, message))
+        else:
+            inbox.overflow = Reconnect(
+                f"{channel} fell more than {inbox_limit} events behind; it"
+                " resubscribes from its stored position"
+            )
+    for inbox in inboxes.values():
+        inbox.answers += int(answered)
+        inbox.changed.set()
 
 
 class CometdSession:
@@ -230,23 +264,7 @@ class CometdSession:
     def _route(self, messages: list[dict[str, Any]], *, answered: bool = True) -> None:
         """Into their channels' inboxes; `answered`: a long-poll answer (it proves the
         stream alive), not events beside a subscribe or unsubscribe answer."""
-        for message in messages:
-            channel = message.get("channel")
-            if not isinstance(channel, str):
-                continue
-            inbox = self._inboxes.get(channel)
-            if inbox is None or inbox.overflow is not None:
-                continue  # a channel no trigger reads (now): its trigger resumes by position
-            inbox.items.append(read_message(channel, message))
-            if len(inbox.items) > self._inbox_limit:
-                inbox.items.clear()
-                inbox.overflow = Reconnect(
-                    f"{channel} fell more than {self._inbox_limit} events behind; it"
-                    " resubscribes from its stored position"
-                )
-        for inbox in self._inboxes.values():
-            inbox.answers += int(answered)
-            inbox.changed.set()
+        route(self._inboxes, messages, self._inbox_limit, answered=answered)
 
     def _live(self) -> BayeuxClient:
         if self.ended is not None:

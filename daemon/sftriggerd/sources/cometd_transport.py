@@ -64,6 +64,7 @@ class CometdTransport:
         hub: CometdHub | None = None,
     ) -> None:
         self.channel = channel
+        self._client = client
         self._hub = hub or CometdHub(client, stall_margin_s=stall_margin_s)
         self._session: CometdSession | None = None
         self._inbox: Inbox | None = None
@@ -79,10 +80,14 @@ class CometdTransport:
         session = self._open_session()
         replay = replay_of(start)
         self._inbox = None
+        # The token this request carries: a refusal names it, so that a trigger finding it
+        # already replaced (another trigger logged in meanwhile) does not log in again.
+        sent_with = await self._client.session.token()
         try:
             self._inbox = await session.subscribe(self.channel, {"replay": {self.channel: replay}})
         except (UnknownClientError, AuthInvalidError, TransportError) as exc:
-            raise neutral(exc) from exc  # the client or the session ended, not the channel
+            # The client or the session ended, not the channel.
+            raise neutral(exc, sent_with) from exc
         except BayeuxError as exc:
             if _CHANNEL_MISSING in exc.error or exc.code == "403":
                 raise ChannelUnavailable(exc.error) from exc
@@ -97,9 +102,11 @@ class CometdTransport:
         if inbox is None:
             raise TransportFailure(f"{self.channel} is not subscribed")
         while True:
+            if inbox.items:  # also those kept when the inbox overflowed: they are in order
+                return inbox.take()
             if inbox.overflow is not None:
                 raise inbox.overflow
-            if inbox.items or inbox.answers:
+            if inbox.answers:
                 return inbox.take()
             if session.ended is not None:
                 raise session.ended

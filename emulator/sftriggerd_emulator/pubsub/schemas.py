@@ -103,7 +103,10 @@ def platform_event_record(name: str, payload: Mapping[str, Any], types: FieldTyp
 def topic_schema(entity: str, kind: str, types: FieldTypes) -> dict[str, Any]:
     """The schema events of one object or platform event are written with now."""
     if kind == "cdc":
-        return change_event_record(entity, {}, types).schema
+        # A header of a real change type, so changeType is the ChangeType enum events carry
+        # (a blank header would make it a string: another schema id than every event's).
+        header = {"ChangeEventHeader": {"changeType": CHANGE_TYPES[0]}}
+        return change_event_record(entity, header, types).schema
     declared = {key: None for key, _ in types(entity) or []}
     return platform_event_record(entity, declared, types).schema
 
