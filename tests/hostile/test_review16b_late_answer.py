@@ -136,12 +136,6 @@ async def until(check: Callable[[], bool], timeout_s: float = 20) -> None:
             await asyncio.sleep(0.01)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a channel left and subscribed again on the same shared client takes a long-poll"
-    " answer of its old subscription into its new inbox (cometd_hub: join reuses the client"
-    " for a channel it carried; route cannot tell the old subscription's events)",
-)
 async def test_a_late_answer_of_the_old_subscription_never_passes_unstored_events(
     late_emulator: RunningEmulator,
     network: LateNetwork,

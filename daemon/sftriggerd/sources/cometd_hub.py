@@ -58,6 +58,9 @@ log = get_logger(__name__)
 # wait for a slow trigger (the others would wait with it, and a client that stops polling is
 # expired by the server), so this bounds the memory a slow trigger's channel can take.
 INBOX_LIMIT = 2_000
+# How long a view waits for a client to be clean of its channel's old subscription (see
+# CometdSession._unclean) before a new client is made for it instead.
+CLEAN_WAIT_S = 2.0
 # A disconnect or unsubscribe is a courtesy to the server; it must not hold anything up.
 COURTESY_TIMEOUT_S = 2.0
 
@@ -148,6 +151,14 @@ class CometdSession:
         # subscribe or unsubscribe, so an old subscription may still be live here (bringing
         # its events into a new inbox, ahead of the stored position) or end after a new one.
         self.retired: set[str] = set()
+        # Long-polls sent and answered (each routed), and per channel unsubscribed here the
+        # count of long-polls that must be answered before it may be subscribed again here:
+        # one sent before its unsubscribe was answered may still bring the old subscription's
+        # events, which a new inbox would take ahead of the stored position.
+        self._polls_sent = 0
+        self._polls_answered = 0
+        self._answered = asyncio.Event()
+        self._unclean: dict[str, int] = {}
         self.ended: TransportOutcome | None = None
 
     async def start(self) -> None:
@@ -216,6 +227,27 @@ class CometdSession:
             async with asyncio.timeout(COURTESY_TIMEOUT_S), self._meta:
                 await bayeux.unsubscribe(channel)
             self.retired.discard(channel)
+            self._unclean[channel] = self._polls_sent
+
+    def takes(self, channel: str) -> bool:
+        """Whether `channel` may be subscribed here now."""
+        return self.ended is None and self.may_take(channel) and self._clean(channel)
+
+    def may_take(self, channel: str) -> bool:
+        """Whether it may be, once the long-polls sent before its unsubscribe are answered."""
+        return self.ended is None and channel not in self.channels | self.retired
+
+    def _clean(self, channel: str) -> bool:
+        return self._polls_answered >= self._unclean.get(channel, 0)
+
+    async def cleaned(self, channel: str, timeout_s: float) -> bool:
+        """Waits up to `timeout_s` until `channel` may be subscribed here; whether it may."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                while self.may_take(channel) and not self._clean(channel):
+                    self._answered.clear()
+                    await self._answered.wait()
+        return self.takes(channel)
 
     async def end(self, outcome: TransportOutcome, *, courtesy: bool = False) -> None:
         """Ends the client for every view with `outcome`; a disconnect when `courtesy` (it
@@ -239,6 +271,7 @@ class CometdSession:
             self.ended = outcome
         for inbox in self._inboxes.values():
             inbox.changed.set()
+        self._answered.set()
 
     async def _long_poll(self) -> None:
         bayeux = self._live()
@@ -246,9 +279,12 @@ class CometdSession:
             while self.ended is None:
                 if self._interval_s > 0:
                     await asyncio.sleep(self._interval_s)
+                self._polls_sent += 1
                 result = await bayeux.connect()
                 self._interval_s = bayeux.advice.interval_ms / 1000  # milliseconds
                 self._route(result.events)
+                self._polls_answered = self._polls_sent
+                self._answered.set()
                 if bayeux.advice.reconnect == "none":
                     # After this answer's events: they reach their triggers first.
                     message = "/meta/connect failed: server advised reconnect: none"
@@ -296,9 +332,14 @@ class CometdHub:
         none. Views that ask while one is being made wait for it: one handshake serves all."""
         async with self._opening:
             self._sessions = [each for each in self._sessions if each.ended is None]
-            session = next(
-                (s for s in self._sessions if channel not in s.channels | s.retired), None
-            )
+            session = next((s for s in self._sessions if s.takes(channel)), None)
+            if session is None:
+                # One that carried the channel until lately: its long-poll in flight then
+                # may still bring the old subscription's events. Usually answered soon (a
+                # busy stream); a quiet one holds it for long, and a new client is quicker.
+                waiting = next((s for s in self._sessions if s.may_take(channel)), None)
+                if waiting is not None and await waiting.cleaned(channel, CLEAN_WAIT_S):
+                    session = waiting
             if session is None:
                 session = CometdSession(self._client, self._stall_margin_s, self._inbox_limit)
                 self.handshakes += 1
