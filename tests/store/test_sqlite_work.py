@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sftriggerd.routing import order_key
 from sftriggerd.store.records import Checkpoint, Delivered, NewEvent
-from sftriggerd.store.sqlite import SqliteStore, leases, ops
+from sftriggerd.store.sqlite import SqliteStore, expiry, leases, ops
 
 T0 = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
@@ -114,3 +114,24 @@ async def test_listing_what_is_in_flight_reads_those_in_flight_not_the_backlog(
     assert [row.status for row in listed] == ["in_flight"] * 5
     assert [row.id for row in listed] == sorted((row.id for row in listed), reverse=True)
     assert any("deliveries_in_flight" in str(step) for step in plan), plan
+
+
+async def test_the_expiry_sweep_reads_the_overdue_not_the_backlog(tmp_path: Path) -> None:
+    # The sweep runs at start and every 30 s: with nothing past max_age it must find that
+    # without reading every open delivery.
+    await store_file(tmp_path / "short.db", delivered=0, pending=100)
+    await store_file(tmp_path / "long.db", delivered=0, pending=5000)
+    now = datetime.now(UTC)
+
+    def sweep(cutoff: datetime) -> Callable[[sqlite3.Connection], object]:
+        return lambda db: expiry.expire_overdue(db, "hook", cutoff, "too old", now, 500)
+
+    nothing_due = sweep(now - timedelta(days=3))
+    short = vm_steps(tmp_path / "short.db", nothing_due)
+    long = vm_steps(tmp_path / "long.db", nothing_due)
+    assert long < short * 1.5, (short, long)
+    with closing(sqlite3.connect(tmp_path / "long.db", isolation_level=None)) as db:
+        assert expiry.expire_overdue(db, "hook", now - timedelta(days=3), "x", now, 500) == 0
+        # Still every overdue one is found, the oldest first, a batch at a time.
+        assert expiry.expire_overdue(db, "hook", now + timedelta(days=1), "x", now, 500) == 500
+        assert ops.outbox_counts(db)["hook"].dead == 500
