@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import shutil
 import statistics
 import tempfile
@@ -54,9 +55,9 @@ def cached_store(pending: int, args: argparse.Namespace) -> Path:
     """The built store for this many pending deliveries, kept under the temp dir."""
     cache = Path(tempfile.gettempdir()) / "sftriggerd-backlog"
     cache.mkdir(exist_ok=True)
-    # Keyed by the schema too: a store made by older code would be migrated at start.
-    schema = len(MIGRATIONS)
-    path = cache / f"pending-{pending}-{args.ordering}-schema{schema}.db"
+    # Keyed by the schema's text too: a store made by other code is not the one to measure.
+    schema = hashlib.sha256("".join(MIGRATIONS).encode()).hexdigest()[:10]
+    path = cache / f"pending-{pending}-{args.ordering}-schema{len(MIGRATIONS)}-{schema}.db"
     if not (args.reuse and path.exists()):
         building = path.with_suffix(".building")
         for leftover in (building, Path(f"{building}-wal"), Path(f"{building}-shm")):
