@@ -14,21 +14,19 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sftriggerd.sources.cometd_hub import CometdHub, Inbox, route
 from sftriggerd.sources.transport import Reconnect, TransportFailure
 from sftriggerd_emulator.context import EmulatorSettings
-from sftriggerd_emulator.server import build_app
 from tests.integration.shared_client_rig import (
     HandshakeRefusal,
     SharedRig,
     SharedTrigger,
     make_shared_rig,
 )
-from tests.support.emulator import RunningEmulator
+from tests.support.emulator import Middleware, RunningEmulator
 from tests.support.sfclient import OrgClient
 from tests.support.waiting import eventually
 
@@ -41,21 +39,14 @@ def refusal() -> HandshakeRefusal:
 
 
 @pytest.fixture
-async def emulator(
-    emulator_settings: EmulatorSettings, refusal: HandshakeRefusal
-) -> AsyncIterator[RunningEmulator]:
-    """The emulator with one-second long-polls, behind the handshake refusal."""
-    emulator_settings.cometd_timeout_ms = 1000
-    app, ctx = build_app(emulator_settings)
-    app.middlewares.append(refusal.middleware)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, emulator_settings.host, emulator_settings.port).start()
-    emulator_settings.port = runner.addresses[0][1]
-    try:
-        yield RunningEmulator(url=ctx.base_url, ctx=ctx)
-    finally:
-        await runner.cleanup()
+def emulator_settings(tmp_path: Path) -> EmulatorSettings:
+    """One-second long-polls, so that a quiet client answers soon."""
+    return EmulatorSettings(state_dir=tmp_path / "org", pubsub_port=0, cometd_timeout_ms=1000)
+
+
+@pytest.fixture
+def emulator_middlewares(refusal: HandshakeRefusal) -> tuple[Middleware, ...]:
+    return (refusal.middleware,)
 
 
 @pytest.fixture

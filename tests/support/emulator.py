@@ -29,8 +29,17 @@ class RunningEmulator:
         return address
 
 
-async def start_emulator(settings: EmulatorSettings) -> tuple[RunningEmulator, web.AppRunner]:
+Middleware = Callable[
+    [web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]],
+    Awaitable[web.StreamResponse],
+]
+
+
+async def start_emulator(
+    settings: EmulatorSettings, middlewares: tuple[Middleware, ...] = ()
+) -> tuple[RunningEmulator, web.AppRunner]:
     app, ctx = build_app(settings)
+    app.middlewares.extend(middlewares)  # type: ignore[arg-type]
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
@@ -47,8 +56,17 @@ def emulator_settings(tmp_path: Path) -> EmulatorSettings:
 
 
 @pytest.fixture
-async def emulator(emulator_settings: EmulatorSettings) -> AsyncIterator[RunningEmulator]:
-    running, runner = await start_emulator(emulator_settings)
+def emulator_middlewares() -> tuple[Middleware, ...]:
+    """aiohttp middlewares in front of the emulator's routes (a network that misbehaves); a
+    test module overrides this, as it may `emulator_settings`."""
+    return ()
+
+
+@pytest.fixture
+async def emulator(
+    emulator_settings: EmulatorSettings, emulator_middlewares: tuple[Middleware, ...]
+) -> AsyncIterator[RunningEmulator]:
+    running, runner = await start_emulator(emulator_settings, emulator_middlewares)
     try:
         yield running
     finally:

@@ -12,6 +12,7 @@ from tests.support.admin import serve
 from tests.support.clock import clock
 from tests.support.emulator import (
     emulator,
+    emulator_middlewares,
     emulator_settings,
     emulator_starter,
     org,
@@ -26,6 +27,7 @@ __all__ = [
     "clock",
     "empty_postgres_url",
     "emulator",
+    "emulator_middlewares",
     "emulator_settings",
     "emulator_starter",
     "http",

@@ -43,12 +43,19 @@ def test_no_module_imports_from_a_conftest() -> None:
     assert offenders == []
 
 
+# Support fixtures a test module may override to shape its emulator.
+OVERRIDABLE = {"emulator_settings", "emulator_middlewares"}
+
+
 def test_shared_fixtures_are_defined_only_in_the_support_plugin() -> None:
     support = ROOT / "tests" / "support"
     defined_elsewhere = []
     for path in suite_files():
         if path.is_relative_to(support):
             continue
-        for name in fixture_names(ast.parse(path.read_text())) & SHARED - {"emulator_settings"}:
+        for name in fixture_names(ast.parse(path.read_text())) & SHARED - {
+            "emulator_settings",
+            "emulator_middlewares",
+        }:
             defined_elsewhere.append(f"{path.relative_to(ROOT)}: {name}")
     assert defined_elsewhere == []

@@ -202,9 +202,12 @@ class BayeuxClient:
         proxy: str | None = None,
         request_timeout_s: float = 30.0,
         stall_margin_s: float = STALL_MARGIN_S,
+        on_carried: Callable[[list[Message]], None] | None = None,
     ) -> None:
         """`http` must have its own cookie jar (the server routes and identifies by cookie);
-        `authorization` returns the current `Authorization` header value."""
+        `authorization` returns the current `Authorization` header value; `on_carried` is
+        given the events a server delivers beside a subscribe or unsubscribe answer (a Bayeux
+        server may deliver queued events in the answer to any request)."""
         self._http = http
         self.url = url.rstrip("/")
         self._authorization = authorization
@@ -215,6 +218,7 @@ class BayeuxClient:
         self.client_id: str | None = None
         self.advice = Advice()
         self.subscriptions: set[str] = set()
+        self._on_carried = on_carried
 
     async def handshake(self, ext: dict[str, Any] | None = None) -> Message:
         self.client_id = None
@@ -235,16 +239,22 @@ class BayeuxClient:
         message: Message = {"channel": "/meta/subscribe", "subscription": channel}
         if ext:
             message["ext"] = ext
-        reply, _ = await self._exchange(message, self._request_timeout_s)
+        reply, events = await self._exchange(message, self._request_timeout_s)
         self.subscriptions.add(channel)
+        self._carried(events)
         return reply
 
     async def unsubscribe(self, channel: str) -> Message:
-        reply, _ = await self._exchange(
+        reply, events = await self._exchange(
             {"channel": "/meta/unsubscribe", "subscription": channel}, self._request_timeout_s
         )
         self.subscriptions.discard(channel)
+        self._carried(events)
         return reply
+
+    def _carried(self, events: list[Message]) -> None:
+        if events and self._on_carried is not None:
+            self._on_carried(events)
 
     async def connect(self) -> ConnectResult:
         """One long-poll; raises on failure, returns the events that came with the answer."""

@@ -11,7 +11,9 @@ What ends the client (an unknown client, an ended session, a stalled or failed l
 neutral outcome, its trigger closes the view, and the first trigger to open again makes the
 next client, which the others join. Two triggers on the same channel (each with its own
 position) never share a client: a channel is subscribed once per client, so the second
-makes a client of its own. A trigger that falls behind by more than
+makes a client of its own, as does a trigger whose channel's last subscribe or
+unsubscribe on the client went unanswered (an old subscription may still be live there, or
+end later). A trigger that falls behind by more than
 `INBOX_LIMIT` events loses only the events past them in its own inbox (never memory without
 bound, never another trigger's events): it stores the ones kept, then resubscribes from its
 stored position.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -55,6 +58,9 @@ log = get_logger(__name__)
 # wait for a slow trigger (the others would wait with it, and a client that stops polling is
 # expired by the server), so this bounds the memory a slow trigger's channel can take.
 INBOX_LIMIT = 2_000
+# How long a view waits for a client to be clean of its channel's old subscription (see
+# CometdSession._unclean) before a new client is made for it instead.
+CLEAN_WAIT_S = 2.0
 # A disconnect or unsubscribe is a courtesy to the server; it must not hold anything up.
 COURTESY_TIMEOUT_S = 2.0
 
@@ -92,13 +98,20 @@ class Inbox:
         return items
 
 
-def route(inboxes: dict[str, Inbox], messages: list[dict[str, Any]], inbox_limit: int) -> None:
+def route(
+    inboxes: dict[str, Inbox],
+    messages: list[dict[str, Any]],
+    inbox_limit: int,
+    *,
+    answered: bool = True,
+) -> None:
     """One long-poll answer's data messages into their channels' inboxes, in order. A channel
     no trigger reads (now) is skipped: its trigger resumes by position. An inbox that is full
     (`inbox_limit` events) keeps what it holds, drops the event past it and every later one,
     and tells its trigger to resubscribe once it has taken what is kept: each resubscription
     moves the trigger's position on, even when the server replays more than `inbox_limit`
-    events in one answer. Every inbox counts the answer, events for it or not."""
+    events in one answer. Every inbox counts a long-poll answer (`answered`), events for it
+    or not; events beside a subscribe or unsubscribe answer are no proof of a live stream."""
     for message in messages:
         channel = message.get("channel")
         if not isinstance(channel, str):
@@ -114,7 +127,7 @@ def route(inboxes: dict[str, Inbox], messages: list[dict[str, Any]], inbox_limit
                 " resubscribes from its stored position"
             )
     for inbox in inboxes.values():
-        inbox.answers += 1
+        inbox.answers += int(answered)
         inbox.changed.set()
 
 
@@ -134,6 +147,18 @@ class CometdSession:
         self._pump: asyncio.Task[None] | None = None
         self._interval_s = 0.0  # the server's advised pause before the next long-poll
         self.channels: set[str] = set()  # one per view that joined and has not left
+        # Channels this client must not take up again: the server never answered their last
+        # subscribe or unsubscribe, so an old subscription may still be live here (bringing
+        # its events into a new inbox, ahead of the stored position) or end after a new one.
+        self.retired: set[str] = set()
+        # Long-polls sent and answered (each routed), and per channel unsubscribed here the
+        # count of long-polls that must be answered before it may be subscribed again here:
+        # one sent before its unsubscribe was answered may still bring the old subscription's
+        # events, which a new inbox would take ahead of the stored position.
+        self._polls_sent = 0
+        self._polls_answered = 0
+        self._answered = asyncio.Event()
+        self._unclean: dict[str, int] = {}
         self.ended: TransportOutcome | None = None
 
     async def start(self) -> None:
@@ -145,6 +170,7 @@ class CometdSession:
             self._authorization,
             proxy=self._client.proxy,
             stall_margin_s=self._stall_margin_s,
+            on_carried=partial(self._route, answered=False),
         )
         try:
             await self._bayeux.handshake()
@@ -170,8 +196,10 @@ class CometdSession:
         try:
             async with self._meta:
                 await bayeux.subscribe(channel, ext)
-        except BaseException:
+        except BaseException as exc:
             self._inboxes.pop(channel, None)
+            if not isinstance(exc, BayeuxError):  # unanswered: the server may have it
+                self.retired.add(channel)
             raise
         if channel not in bayeux.subscriptions:
             self._inboxes.pop(channel, None)
@@ -190,11 +218,36 @@ class CometdSession:
 
     async def _unsubscribe(self, channel: str) -> None:
         bayeux = self._bayeux
-        if bayeux is None or self.ended is not None or shutting_down():
+        if bayeux is None or self.ended is not None:
+            return
+        self.retired.add(channel)  # until the server answers the unsubscribe
+        if shutting_down():
             return
         with contextlib.suppress(SalesforceError, TimeoutError):
             async with asyncio.timeout(COURTESY_TIMEOUT_S), self._meta:
                 await bayeux.unsubscribe(channel)
+            self.retired.discard(channel)
+            self._unclean[channel] = self._polls_sent
+
+    def takes(self, channel: str) -> bool:
+        """Whether `channel` may be subscribed here now."""
+        return self.ended is None and self.may_take(channel) and self._clean(channel)
+
+    def may_take(self, channel: str) -> bool:
+        """Whether it may be, once the long-polls sent before its unsubscribe are answered."""
+        return self.ended is None and channel not in self.channels | self.retired
+
+    def _clean(self, channel: str) -> bool:
+        return self._polls_answered >= self._unclean.get(channel, 0)
+
+    async def cleaned(self, channel: str, timeout_s: float) -> bool:
+        """Waits up to `timeout_s` until `channel` may be subscribed here; whether it may."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                while self.may_take(channel) and not self._clean(channel):
+                    self._answered.clear()
+                    await self._answered.wait()
+        return self.takes(channel)
 
     async def end(self, outcome: TransportOutcome, *, courtesy: bool = False) -> None:
         """Ends the client for every view with `outcome`; a disconnect when `courtesy` (it
@@ -218,6 +271,7 @@ class CometdSession:
             self.ended = outcome
         for inbox in self._inboxes.values():
             inbox.changed.set()
+        self._answered.set()
 
     async def _long_poll(self) -> None:
         bayeux = self._live()
@@ -225,9 +279,12 @@ class CometdSession:
             while self.ended is None:
                 if self._interval_s > 0:
                     await asyncio.sleep(self._interval_s)
+                self._polls_sent += 1
                 result = await bayeux.connect()
                 self._interval_s = bayeux.advice.interval_ms / 1000  # milliseconds
                 self._route(result.events)
+                self._polls_answered = self._polls_sent
+                self._answered.set()
                 if bayeux.advice.reconnect == "none":
                     # After this answer's events: they reach their triggers first.
                     message = "/meta/connect failed: server advised reconnect: none"
@@ -240,8 +297,10 @@ class CometdSession:
         if self.ended is not None:
             log.info("cometd_client_ended", reason=str(self.ended), channels=len(self._inboxes))
 
-    def _route(self, messages: list[dict[str, Any]]) -> None:
-        route(self._inboxes, messages, self._inbox_limit)
+    def _route(self, messages: list[dict[str, Any]], *, answered: bool = True) -> None:
+        """Into their channels' inboxes; `answered`: a long-poll answer (it proves the
+        stream alive), not events beside a subscribe or unsubscribe answer."""
+        route(self._inboxes, messages, self._inbox_limit, answered=answered)
 
     def _live(self) -> BayeuxClient:
         if self.ended is not None:
@@ -273,7 +332,14 @@ class CometdHub:
         none. Views that ask while one is being made wait for it: one handshake serves all."""
         async with self._opening:
             self._sessions = [each for each in self._sessions if each.ended is None]
-            session = next((s for s in self._sessions if channel not in s.channels), None)
+            session = next((s for s in self._sessions if s.takes(channel)), None)
+            if session is None:
+                # One that carried the channel until lately: its long-poll in flight then
+                # may still bring the old subscription's events. Usually answered soon (a
+                # busy stream); a quiet one holds it for long, and a new client is quicker.
+                waiting = next((s for s in self._sessions if s.may_take(channel)), None)
+                if waiting is not None and await waiting.cleaned(channel, CLEAN_WAIT_S):
+                    session = waiting
             if session is None:
                 session = CometdSession(self._client, self._stall_margin_s, self._inbox_limit)
                 self.handshakes += 1

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from ..events.streamed import TransportName
-from ..urls import strip_userinfo
+from ..logs import redactor
 
 Mode = Literal["streaming", "polling"]
 State = Literal["starting", "running", "failed"]
@@ -100,6 +100,7 @@ class TriggerStatus:
             "state": self.state,
             "checkpoint": self.checkpoint,
             "lag_s": None if lag is None else round(lag, 3),
-            # Shown without a token: a proxy error's URL must not carry its password.
-            "last_error": None if self.last_error is None else strip_userinfo(self.last_error),
+            # Shown without a secret: a proxy error's URL must not carry its password, nor a
+            # peer's error the access token it quotes from the request (as the logs scrub it).
+            "last_error": None if self.last_error is None else redactor.scrub(self.last_error),
         }
