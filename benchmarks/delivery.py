@@ -28,6 +28,15 @@ it), and live and backlog run once more with `--replicas` dispatching processes 
 database, each with its own store and woken by the store's notifications, as replicas of the
 daemon run (see delivery_stores).
 
+With `--endpoints N` there are N endpoints, each a route of its own on the receiver and each
+subscribed to every trigger, so every event fans out to N deliveries (the raw leg POSTs each
+body to every route as well); the store alone, the dispatcher fed from memory and the
+PostgreSQL replicas keep one endpoint. Latencies are per delivery: p50, p95, p99 and max.
+
+`--loop uvloop` runs this process, the receiver's and the replicas' on uvloop instead of
+asyncio's own loop (uvloop must be importable, e.g. from a `pip install --target` directory
+on PYTHONPATH).
+
 It prints the machine, the rates and their ratios. No assertions: figures for people.
 """
 
@@ -52,11 +61,13 @@ import aiohttp
 from delivery_memory import dispatcher_alone
 from delivery_stores import Engine, postgres_engine, replicas_leg, sqlite_engine
 from delivery_workload import (
-    ENDPOINT,
+    LOOPS,
     TRIGGER,
     Figures,
     bench_event,
     endpoint_settings,
+    endpoints_settings,
+    run_on,
     serve,
 )
 
@@ -78,13 +89,18 @@ WARM_UP_POSTS = 500
 
 
 async def post_all(
-    url: str, requests: Sequence[tuple[dict[str, str], bytes]], concurrency: int
+    url: str,
+    requests: Sequence[tuple[dict[str, str], bytes]],
+    concurrency: int,
+    urls: Sequence[str] = (),
 ) -> Figures:
+    """POSTs every request to `url`, or, given `urls`, request i to urls[i % len(urls)]."""
     latencies: list[float] = []
-    queue = iter(requests)
+    targets = urls or [url]
+    queue = ((targets[index % len(targets)], *request) for index, request in enumerate(requests))
 
     async def poster(http: aiohttp.ClientSession) -> None:
-        for headers, body in queue:
+        for url, headers, body in queue:
             started = time.perf_counter()
             async with http.post(url, data=body, headers=headers) as response:
                 await response.read()
@@ -116,9 +132,13 @@ def signed_requests(
 async def raw_ceiling(
     url: str, events: Sequence[Event], ingest: Ingest, args: argparse.Namespace
 ) -> Figures:
-    requests = signed_requests(url, events, ingest, args)
-    await post_all(url, requests[:WARM_UP_POSTS], args.concurrency)
-    return await post_all(url, requests, args.concurrency)
+    """Each body to every endpoint's route, the fan-out the durable legs do."""
+    urls = [str(hook.url) for hook in endpoints_settings(url, args)]
+    requests = [
+        request for request in signed_requests(url, events, ingest, args) for _ in range(len(urls))
+    ]
+    await post_all(url, requests[:WARM_UP_POSTS], args.concurrency, urls)
+    return await post_all(url, requests, args.concurrency, urls)
 
 
 # --- durable: ingest, dispatch, record -------------------------------------------------
@@ -143,7 +163,7 @@ async def committed(store: Store, events: Sequence[Event], args: argparse.Namesp
     await store.open()
     try:
         await feed(
-            Ingest(store, [endpoint_settings("http://127.0.0.1:9/hook", args)], Metrics()),
+            Ingest(store, endpoints_settings("http://127.0.0.1:9/hook", args), Metrics()),
             events,
             args,
         )
@@ -151,9 +171,19 @@ async def committed(store: Store, events: Sequence[Event], args: argparse.Namesp
         await store.close()
 
 
-async def delivered(metrics: Metrics, count: int) -> None:
-    labels = {"endpoint": ENDPOINT, "outcome": "delivered"}
-    while (metrics.registry.get_sample_value("sftriggerd_deliveries_total", labels) or 0) < count:
+async def delivered(metrics: Metrics, names: Sequence[str], count: int) -> None:
+    """Until the endpoints `names` have `count` deliveries between them."""
+
+    def so_far() -> float:
+        return sum(
+            metrics.registry.get_sample_value(
+                "sftriggerd_deliveries_total", {"endpoint": name, "outcome": "delivered"}
+            )
+            or 0
+            for name in names
+        )
+
+    while so_far() < count:
         await asyncio.sleep(0.002)
 
 
@@ -177,19 +207,20 @@ async def _durable(
 ) -> tuple[Figures, float]:
     await store.open()
     metrics = Metrics()
-    hook = endpoint_settings(url, args)
+    hooks = endpoints_settings(url, args)
+    deliveries = len(events) * len(hooks)
     stopping = asyncio.Event()
     try:
         # As the daemon builds it: listening too, where the engine offers wake-ups.
-        dispatcher = Dispatcher(store, [hook], metrics, wake_ups=offered_wake_ups(store))
-        ingest = Ingest(store, [hook], metrics, notify=dispatcher.notify)
+        dispatcher = Dispatcher(store, hooks, metrics, wake_ups=offered_wake_ups(store))
+        ingest = Ingest(store, hooks, metrics, notify=dispatcher.notify)
         ingest_s = await feed(ingest, events, args) if backlog else 0.0
         started, cpu = time.perf_counter(), time.process_time()
         running = asyncio.create_task(dispatcher.run(stopping))
         if not backlog:
             ingest_s = await feed(ingest, events, args)
-        await delivered(metrics, len(events))
-        while (await store.outbox_counts()).get(ENDPOINT):
+        await delivered(metrics, [hook.name for hook in hooks], deliveries)
+        while await store.outbox_counts():
             await asyncio.sleep(0.001)  # the last outcomes' commit
         elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu
         stopping.set()
@@ -197,7 +228,7 @@ async def _durable(
         latencies = await engine.latencies(store)
     finally:
         await store.close()
-    return Figures(len(events), elapsed, latencies, cpu_s), ingest_s
+    return Figures(deliveries, elapsed, latencies, cpu_s), ingest_s
 
 
 # --- the store alone ---------------------------------------------------------------------
@@ -212,9 +243,11 @@ async def store_alone(engine: Engine, events: Sequence[Event], args: argparse.Na
         try:
             started, cpu = time.perf_counter(), time.process_time()
             done = 0
-            while claims := await store.claim_due(ENDPOINT, args.concurrency, lease):
-                await store.record_outcomes([(claim, Delivered(status=204)) for claim in claims])
-                done += len(claims)
+            for hook in endpoints_settings("http://127.0.0.1:9/hook", args):
+                while claims := await store.claim_due(hook.name, args.concurrency, lease):
+                    outcomes = [(claim, Delivered(status=204)) for claim in claims]
+                    await store.record_outcomes(outcomes)
+                    done += len(claims)
             elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu
         finally:
             await store.close()
@@ -257,7 +290,7 @@ async def two_replicas(
     legs = []
     for backlog in (False, True):
         leg = await replicas_leg(
-            args.postgres_url, hook, args.replicas, backlog, feed_all, len(events)
+            args.postgres_url, hook, args.replicas, backlog, feed_all, len(events), args.loop
         )
         legs.append(Figures(len(events), leg.elapsed_s, leg.latencies_s, leg.cpu_s))
     return legs[0], legs[1]
@@ -279,7 +312,8 @@ async def run(url: str, args: argparse.Namespace) -> None:
     print(
         f"workload: {args.events} events, body ~{statistics.mean(sizes):.0f} B,"
         f" max_in_flight {args.concurrency}, ordering {args.ordering},"
-        f" ingest batch {args.batch}, {'rate ' + str(args.rate) + '/s' if args.rate else 'unpaced'}"
+        f" ingest batch {args.batch}, {f'rate {args.rate}/s' if args.rate else 'unpaced'},"
+        f" {args.endpoints} endpoint(s), loop {args.loop}"
     )
     raw = await raw_ceiling(url, events, probe, args)
     before = await received_count(url)
@@ -305,7 +339,7 @@ async def run(url: str, args: argparse.Namespace) -> None:
             f"  ratio durable/raw: {leg.live.rate / raw.rate:.0%} live{paced},"
             f" {leg.drain.rate / raw.rate:.0%} backlog drain"
         )
-    deliveries = 2 * len(legs) + (2 if replicas else 0)
+    deliveries = 2 * len(legs) * args.endpoints + (2 if replicas else 0)
     if replicas is not None:
         live, drain = replicas
         print(f"postgresql, {args.replicas} dispatching processes (CPU: theirs, summed):")
@@ -339,6 +373,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="a server and a database to connect to; each leg creates its own and drops it",
     )
     parser.add_argument("--replicas", type=int, default=2, help="dispatching processes")
+    parser.add_argument(
+        "--endpoints", type=int, default=1, help="endpoints every event fans out to"
+    )
+    parser.add_argument(
+        "--loop", choices=LOOPS, default="asyncio", help="event loop, here and in the receiver"
+    )
     return parser.parse_args(argv)
 
 
@@ -347,11 +387,11 @@ def main() -> None:
     configure_logging("info", stream=sys.stderr)
     context = multiprocessing.get_context("spawn")
     ours, theirs = context.Pipe()
-    receiver = context.Process(target=serve, args=(theirs,), daemon=True)
+    receiver = context.Process(target=serve, args=(theirs, args.loop), daemon=True)
     receiver.start()
     try:
         port = ours.recv()
-        asyncio.run(run(f"http://127.0.0.1:{port}/hook", args))
+        run_on(args.loop, run(f"http://127.0.0.1:{port}/hook", args))
     finally:
         receiver.terminate()
         receiver.join()

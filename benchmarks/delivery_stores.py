@@ -18,6 +18,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 import psycopg
+from delivery_workload import run_on
 from psycopg.conninfo import make_conninfo
 
 from sftriggerd.config.settings import EndpointSettings
@@ -88,11 +89,14 @@ def postgres_engine(server_url: str) -> Engine:
 # --- two dispatching processes on one PostgreSQL database ------------------------------
 
 
-def dispatch_in_process(url: str, hook: EndpointSettings, control: Connection) -> None:
-    """A replica: a dispatcher on its own store, listening for wake-ups. Sends "ready",
-    dispatches from "go" to "stop", then sends its CPU seconds in between."""
+def dispatch_in_process(
+    url: str, hook: EndpointSettings, control: Connection, loop: str = "asyncio"
+) -> None:
+    """A replica: a dispatcher on its own store, listening for wake-ups, on the event loop
+    `loop`. Sends "ready", dispatches from "go" to "stop", then sends its CPU seconds in
+    between."""
     configure_logging("warning")
-    asyncio.run(_dispatch(url, hook, control))
+    run_on(loop, _dispatch(url, hook, control))
 
 
 async def _dispatch(url: str, hook: EndpointSettings, control: Connection) -> None:
@@ -137,6 +141,7 @@ async def replicas_leg(
     backlog: bool,
     feed: Callable[[Store], Awaitable[float]],
     count: int,
+    loop: str = "asyncio",
 ) -> Replicas:
     """`processes` dispatching processes on one fresh database; this process ingests (all
     first when `backlog`, else while they deliver). Timed from "go" (backlog) or the first
@@ -151,7 +156,9 @@ async def replicas_leg(
         try:
             for _ in range(processes):
                 ours, theirs = context.Pipe()
-                child = context.Process(target=dispatch_in_process, args=(store.url, hook, theirs))
+                child = context.Process(
+                    target=dispatch_in_process, args=(store.url, hook, theirs, loop)
+                )
                 child.start()
                 controls.append(ours)
                 children.append(child)

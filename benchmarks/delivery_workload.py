@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Callable, Sequence
+import importlib
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -18,19 +20,32 @@ from sftriggerd.events.model import Event, event_id
 TRIGGER = "bench"
 ENDPOINT = "bench"
 SECRET = "whsec_YmVuY2htYXJrLXNlY3JldC1rZXktMDEyMzQ1Njc4OQ=="
+LOOPS = ("asyncio", "uvloop")
+
+T = TypeVar("T")
+
+
+def run_on(loop: str, main: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run` on the chosen event loop: asyncio's own, or uvloop's (which must be
+    importable: `pip install --target DIR uvloop` and DIR on PYTHONPATH will do)."""
+    if loop == "asyncio":
+        return asyncio.run(main)
+    factory = importlib.import_module("uvloop").new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)
 
 
 # --- the receiver, in its own process -------------------------------------------------
 
 
-def serve(conn: Connection) -> None:
-    """Runs the receiver until terminated; sends its port through `conn` first."""
-    asyncio.run(receive(conn.send))
+def serve(conn: Connection, loop: str = "asyncio") -> None:
+    """Runs the receiver until terminated, on `loop`; sends its port through `conn` first."""
+    run_on(loop, receive(conn.send))
 
 
 async def receive(announce: Callable[[int], object], stop_after: int = 0) -> None:
-    """Answers POSTs to /hook with 204 until terminated, or until `stop_after` of them (0:
-    no limit); announces its port first."""
+    """Answers POSTs to /hook (and /hook/N, the further endpoints of `--endpoints`) with 204
+    until terminated, or until `stop_after` of them (0: no limit); announces its port first."""
     received = 0
     enough = asyncio.Event()
 
@@ -49,6 +64,7 @@ async def receive(announce: Callable[[int], object], stop_after: int = 0) -> Non
 
     app = web.Application()
     app.router.add_post("/hook", hook)
+    app.router.add_post("/hook/{endpoint}", hook)
     app.router.add_get("/count", count)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -84,10 +100,10 @@ def bench_event(number: int, records: int) -> Event:
     )
 
 
-def endpoint_settings(url: str, args: argparse.Namespace) -> EndpointSettings:
+def endpoint_settings(url: str, args: argparse.Namespace, name: str = ENDPOINT) -> EndpointSettings:
     return EndpointSettings.model_validate(
         {
-            "name": ENDPOINT,
+            "name": name,
             "url": url,
             "secret": SECRET,
             "timeout": timedelta(seconds=10),
@@ -96,6 +112,17 @@ def endpoint_settings(url: str, args: argparse.Namespace) -> EndpointSettings:
             "retry": RetrySettings(schedule=(timedelta(seconds=1),), max_age=timedelta(hours=1)),
         }
     )
+
+
+def endpoints_settings(url: str, args: argparse.Namespace) -> list[EndpointSettings]:
+    """`--endpoints` of them, each a route of its own on the receiver and subscribed to every
+    trigger (no `triggers` list), so every event fans out to all: "bench" at `url` (what a
+    single endpoint always was), then "bench-2" at `url`/2 and so on."""
+    count = getattr(args, "endpoints", 1)
+    return [endpoint_settings(url, args)] + [
+        endpoint_settings(f"{url}/{number}", args, f"{ENDPOINT}-{number}")
+        for number in range(2, count + 1)
+    ]
 
 
 def percentile(values: Sequence[float], share: float) -> float:
@@ -120,9 +147,11 @@ class Figures:
         return self.cpu_s / self.count * 1e6
 
     def line(self, what: str) -> str:
-        p50, p99 = percentile(self.latencies_s, 0.50), percentile(self.latencies_s, 0.99)
+        p50, p95, p99, top = (
+            percentile(self.latencies_s, share) * 1000 for share in (0.50, 0.95, 0.99, 1.0)
+        )
         return (
             f"{what}: {self.count} in {self.elapsed_s:.2f} s = {self.rate:,.0f}/s;"
-            f" latency p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms;"
+            f" latency p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms, max {top:.1f} ms;"
             f" CPU {self.cpu_us:.0f} µs each"
         )
