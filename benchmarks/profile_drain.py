@@ -53,7 +53,7 @@ async def drain(url: str, args: argparse.Namespace) -> tuple[float, int]:
                 yappi.start(builtins=True, profile_threads=True)
             started, cpu = time.perf_counter(), time.process_time()
             running = asyncio.create_task(dispatcher.run(stopping))
-            await delivered(metrics, len(events))
+            await delivered(metrics, [ENDPOINT], len(events))
             while (await store.outbox_counts()).get(ENDPOINT):
                 await asyncio.sleep(0.001)
             elapsed = time.perf_counter() - started
