@@ -59,6 +59,13 @@ def _build_parser() -> argparse.ArgumentParser:
     _config_option(check)
     check.set_defaults(handler=_check_config)
 
+    doctor = commands.add_parser(
+        "doctor", help="check the configuration against the org, the endpoints and the store"
+    )
+    _config_option(doctor)
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
+    doctor.set_defaults(handler=_doctor)
+
     emulator = commands.add_parser(
         "emulator", help="run the Salesforce emulator (needs the emulator extra)"
     )
@@ -159,6 +166,19 @@ def _check_config(args: argparse.Namespace) -> int:
             "it applies to several replicas on a postgresql:// store"
         )
     return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from .doctor import report, run_doctor
+    from .doctor.checks import healthy
+
+    settings = load_settings(args.config)
+    # Quiet: the report is the output; the client's own logs would interleave with it.
+    configure_logging("error", "console")
+    redactor.remember(settings.secrets())
+    checks = asyncio.run(run_doctor(settings))
+    print(report.as_json(checks) if args.json else report.as_text(checks))
+    return 0 if healthy(checks) else 1
 
 
 def _run(args: argparse.Namespace) -> int:

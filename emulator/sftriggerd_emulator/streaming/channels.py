@@ -11,7 +11,7 @@
 | `/u/Notifications` (a StreamingChannel) | its own stream | all |
 
 Names are case-sensitive, as on Salesforce. Any object may have a change channel, because the
-emulator accepts any object name; platform events need no definition either (publishing
+emulator accepts any object name, unless `/_emulator/cdc` took it out of the selection; platform events need no definition either (publishing
 defines them), but PushTopics, generic channels and `__chn` channels must exist first.
 """
 
@@ -113,6 +113,9 @@ class ChannelNames:
         self._topic_fields = topic_fields
         self.custom_cdc: dict[str, frozenset[str] | None] = {}
         self.generic: set[str] = set()
+        # Objects taken out of Change Data Capture (`/_emulator/cdc`): their own change
+        # channel does not exist, as on an org where they are not selected entities.
+        self.unselected: frozenset[str] = frozenset()
 
     def resolve(self, channel: str) -> ChannelView | None:
         """The view behind `channel`, or None when no such channel exists."""
@@ -125,6 +128,8 @@ class ChannelNames:
         match = _OBJECT_CHANNEL.fullmatch(channel)
         if match:
             entity = object_of_change_channel(match.group(1))
+            if entity.casefold() in self.unselected:
+                return None
             return ChannelView(channel, CDC_STREAM, "cdc", frozenset({entity}))
         match = _EVENT_CHANNEL.fullmatch(channel)
         if match:

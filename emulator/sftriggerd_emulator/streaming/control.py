@@ -261,6 +261,16 @@ def _valid_push(event: Any) -> bool:
     return isinstance(payload, str) and len(payload) <= MAX_GENERIC_PAYLOAD
 
 
+def cdc_selection(hub: StreamingHub, body: Body, request: web.Request) -> Body:
+    """Takes objects out of Change Data Capture (`unselected`, replacing the last list): their
+    change channel stops existing, on CometD and Pub/Sub alike; `[]` selects all again."""
+    unselected = body.get("unselected")
+    if not isinstance(unselected, list) or not all(isinstance(n, str) for n in unselected):
+        raise ControlError("'unselected' is required and must be a list of object names")
+    hub.channels.unselected = frozenset(name.casefold() for name in unselected)
+    return {"unselected": sorted(unselected)}
+
+
 def add_routes(app: web.Application) -> None:
     posts: dict[str, Handler] = {
         "clients/forget": forget_clients,
@@ -274,6 +284,7 @@ def add_routes(app: web.Application) -> None:
         "publish": publish_raw,
         "cometd/advice": connect_advice,
         "cometd/unknown-client": unknown_client,
+        "cdc": cdc_selection,
     }
     for path, handler in posts.items():
         app.router.add_post(f"/_emulator/{path}", _json_handler(handler))

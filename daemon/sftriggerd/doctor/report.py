@@ -1,0 +1,37 @@
+"""The doctor's report: one line per check, or one JSON document (`--json`)."""
+
+from __future__ import annotations
+
+import json
+
+from .checks import Check, healthy
+
+
+def as_text(checks: list[Check]) -> str:
+    lines = [line(check) for check in checks]
+    failed = sum(check.status == "failed" for check in checks)
+    warned = sum(check.status == "warning" for check in checks)
+    skipped = sum(check.status == "skipped" for check in checks)
+    lines.append(
+        f"{len(checks)} checks: {failed} failed, {skipped} skipped, {warned} warnings"
+        if not healthy(checks) or warned
+        else f"{len(checks)} checks: all ok"
+    )
+    return "\n".join(lines)
+
+
+def line(check: Check) -> str:
+    """`failed   trigger accounts: ...; fix: ...` (the status padded so the names align)."""
+    # One line each: Salesforce's SOQL errors quote the query over several lines.
+    text = f"{check.status:<8} {check.name}: {_one_line(check.detail)}"
+    return f"{text}; fix: {_one_line(check.fix)}" if check.fix else text
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def as_json(checks: list[Check]) -> str:
+    return json.dumps(
+        {"ok": healthy(checks), "checks": [check.as_json() for check in checks]}, indent=2
+    )
