@@ -21,6 +21,7 @@ from tests.acceptance.harness import SECRET
 from tests.support.emulator import RunningEmulator
 from tests.support.receiver import Arrival, Receiver, unused_url
 from tests.support.sfclient import OrgClient, control
+
 PUSH_TOPIC = {
     "Name": "AccountNames",
     "Query": "SELECT Id, Name FROM Account",
@@ -249,10 +250,11 @@ async def test_a_where_salesforce_refuses(
     assert result.returncode == 1
     where = result.line("failed   trigger accounts where: ")
     assert where.startswith(
-        "failed   trigger accounts where: Salesforce refused \"SELECT Id FROM Account WHERE"
+        'failed   trigger accounts where: Salesforce refused "SELECT Id FROM Account WHERE'
         " Industri = 'Energy' LIMIT 1\": INVALID_FIELD: "
     )
-    assert "No such column 'Industri' on entity 'Account'" in where
+    assert "ERROR at Row:1:Column:30 No such column 'Industri' on entity 'Account'" in where
+    assert where.count("SELECT") == 1  # Salesforce's copy of the query is left out
     assert where.endswith("; fix: correct the trigger's where (SOQL, as after WHERE)")
 
 

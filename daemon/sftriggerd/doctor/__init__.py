@@ -66,6 +66,9 @@ def _skipped_without_login(settings: Settings) -> list[Check]:
     for trigger in settings.triggers:
         if trigger.object is not None:
             names.append(f"trigger {trigger.name} object")
-        if trigger.mode != "polling":
-            names.append(f"trigger {trigger.name} channel")
+        if trigger.mode == "polling":
+            continue
+        if trigger.channel_kind == "pushtopic":
+            names.append(f"trigger {trigger.name} pushtopic")
+        names.append(f"trigger {trigger.name} channel")
     return [skipped(name, reason) for name in names]

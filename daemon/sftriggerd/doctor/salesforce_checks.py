@@ -149,14 +149,25 @@ async def check_where(client: SalesforceClient, trigger: TriggerSettings) -> Che
     try:
         matching = await client.count(soql)
     except SalesforceApiError as exc:
+        reason = _without_query(exc.sf_message, soql)
         return failed(
             name,
-            f"Salesforce refused {soql!r}: {exc.error_code}: {exc.sf_message}",
+            f"Salesforce refused {soql!r}: {exc.error_code}: {reason}",
             "correct the trigger's where (SOQL, as after WHERE)",
         )
     except SftriggerdError as exc:
         return failed(name, f"cannot run {soql!r}: {exc}")
     return ok(name, f"runs ({'a record matches' if matching else 'no record matches yet'})")
+
+
+def _without_query(message: str, soql: str) -> str:
+    """Salesforce's SOQL error less its copy of the query and the caret under it."""
+    kept = [
+        line.strip()
+        for line in message.splitlines()
+        if line.strip() not in (soql, "^") and line.strip().strip("^ ")
+    ]
+    return " ".join(kept)
 
 
 async def check_pushtopic(client: SalesforceClient, trigger: TriggerSettings) -> Check:

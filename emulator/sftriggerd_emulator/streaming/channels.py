@@ -11,8 +11,9 @@
 | `/u/Notifications` (a StreamingChannel) | its own stream | all |
 
 Names are case-sensitive, as on Salesforce. Any object may have a change channel, because the
-emulator accepts any object name, unless `/_emulator/cdc` took it out of the selection; platform events need no definition either (publishing
-defines them), but PushTopics, generic channels and `__chn` channels must exist first.
+emulator accepts any object name, unless `/_emulator/cdc` took it out of the selection;
+platform events need no definition either (publishing defines them), but PushTopics, generic
+channels and `__chn` channels must exist first.
 """
 
 from __future__ import annotations
