@@ -18,6 +18,7 @@ from standardwebhooks.webhooks import Webhook
 
 from tests.acceptance.cli import sftriggerd_command
 from tests.acceptance.harness import SECRET
+from tests.keys import rsa_key_pair
 from tests.support.emulator import RunningEmulator
 from tests.support.receiver import Arrival, Receiver, unused_url
 from tests.support.sfclient import OrgClient, control
@@ -103,13 +104,18 @@ def write_config(
     triggers: str = ACCOUNTS + CONTACTS + NAMES + LEADS,
     password: str = "emulator",
     store: str = "",
+    auth: str = "",
 ) -> Path:
+    """`auth`: the whole salesforce.auth mapping, in place of the password flow's."""
     config = tmp_path / "sftriggerd.yaml"
     config.write_text(f"""
 salesforce:
   login_url: {emulator.url}
-  auth: {{client_id: emulator-client, client_secret: emulator-secret,
-          username: admin@emulator.local, password: {password}}}
+  auth: {
+        auth
+        or f'''{{client_id: emulator-client, client_secret: emulator-secret,
+          username: admin@emulator.local, password: {password}}}'''
+    }
   pubsub_url: http://{emulator.pubsub_address}
 store: {{url: "{store or f"sqlite:///{tmp_path}/state.db"}"}}
 triggers:
@@ -211,6 +217,42 @@ async def test_a_blocked_password_flow_is_named_too(
     result = await doctor(write_config(tmp_path, emulator, receiver.url, triggers=ACCOUNTS))
     assert result.returncode == 1
     assert "password flow is blocked" in result.line("failed   login (password): ")
+
+
+async def test_a_wrong_client_secret_is_named(
+    tmp_path: Path, emulator: RunningEmulator, seeded: OrgClient, receiver: Receiver
+) -> None:
+    auth = (
+        "{client_id: emulator-client, client_secret: not-it, username: admin@emulator.local,"
+        " password: emulator}"
+    )
+    result = await doctor(write_config(tmp_path, emulator, receiver.url, triggers=LEADS, auth=auth))
+    assert result.returncode == 1
+    assert result.line("failed   login (password): ") == (
+        "failed   login (password): wrong client_secret (Salesforce: invalid_client: invalid"
+        " client credentials); fix: set salesforce.auth.client_secret to the connected app's"
+        " consumer secret"
+    )
+
+
+async def test_a_jwt_user_the_app_is_not_pre_authorised_for(
+    tmp_path: Path, emulator: RunningEmulator, seeded: OrgClient, receiver: Receiver
+) -> None:
+    private_pem, _ = rsa_key_pair()
+    key = tmp_path / "sf-jwt.key"
+    key.write_text(private_pem)
+    auth = (
+        "{flow: jwt, client_id: emulator-client, username: stranger@emulator.local,"
+        f" private_key: '${{file:{key}}}'}}"
+    )
+    result = await doctor(write_config(tmp_path, emulator, receiver.url, triggers=LEADS, auth=auth))
+    assert result.returncode == 1
+    assert result.line("failed   login (jwt): ") == (
+        "failed   login (jwt): the connected app is not pre-authorised for this user"
+        " (Salesforce: invalid_grant: user hasn't approved this consumer); fix: in Setup, App"
+        " Manager, the connected app, Manage, Edit Policies: set Permitted Users to 'Admin"
+        " approved users are pre-authorized', then add the user's profile or permission set"
+    )
 
 
 async def test_an_unknown_object(
