@@ -390,3 +390,60 @@ async def test_a_read_only_store(
     result = await doctor(config)
     assert result.returncode == 1
     assert result.line("failed   store: ")
+
+
+async def test_a_postgresql_store(
+    tmp_path: Path,
+    emulator: RunningEmulator,
+    seeded: OrgClient,
+    receiver: Receiver,
+    postgres_url: str,
+) -> None:
+    config = write_config(tmp_path, emulator, receiver.url, triggers=LEADS, store=postgres_url)
+    result = await doctor(config)
+    assert result.returncode == 0, result.stdout
+    assert re.fullmatch(
+        r"ok {7}store: postgresql://[^ ]+: opens, writable, schema version [0-9]+",
+        result.line("ok       store: "),
+    )
+
+
+async def test_a_postgresql_store_that_does_not_exist(
+    tmp_path: Path,
+    emulator: RunningEmulator,
+    seeded: OrgClient,
+    receiver: Receiver,
+    empty_postgres_url: str,
+) -> None:
+    """An empty database is not made into a store (the daemon's first run does that): a
+    warning; the exit is 0."""
+    config = write_config(
+        tmp_path, emulator, receiver.url, triggers=LEADS, store=empty_postgres_url
+    )
+    result = await doctor(config)
+    assert result.returncode == 0, result.stdout
+    assert result.line("warning  store: postgresql://").endswith(
+        ": no store yet; the daemon makes it on its first run; fix: or run"
+        " `sftriggerd migrate --config PATH` now"
+    )
+    assert result.stdout.splitlines()[-1].endswith("0 failed, 0 skipped, 1 warning")
+
+
+async def test_a_postgresql_store_that_takes_no_writes(
+    tmp_path: Path,
+    emulator: RunningEmulator,
+    seeded: OrgClient,
+    receiver: Receiver,
+    postgres_url: str,
+) -> None:
+    """Every transaction read-only, as on a standby: the store opens but is not writable."""
+    read_only = f"{postgres_url}?options=-c%20default_transaction_read_only%3Don"
+    config = write_config(tmp_path, emulator, receiver.url, triggers=LEADS, store=read_only)
+    result = await doctor(config)
+    assert result.returncode == 1
+    store = result.line("failed   store: postgresql://")
+    assert ": opens but cannot be written: " in store
+    assert "read-only transaction" in store
+    assert store.endswith(
+        "; fix: point store.url at the primary, as a user that may write the sftriggerd tables"
+    )

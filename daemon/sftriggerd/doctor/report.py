@@ -13,7 +13,8 @@ def as_text(checks: list[Check]) -> str:
     warned = sum(check.status == "warning" for check in checks)
     skipped = sum(check.status == "skipped" for check in checks)
     lines.append(
-        f"{len(checks)} checks: {failed} failed, {skipped} skipped, {warned} warnings"
+        f"{len(checks)} checks: {failed} failed, {skipped} skipped, {warned} "
+        + ("warning" if warned == 1 else "warnings")
         if not healthy(checks) or warned
         else f"{len(checks)} checks: all ok"
     )

@@ -11,8 +11,9 @@ import sqlite3
 from pathlib import Path
 
 from ..config.settings import StoreSettings
-from ..errors import SftriggerdError
+from ..errors import SftriggerdError, StoreError
 from ..store import store_from_settings
+from ..store.base import Store
 from ..urls import store_url_shown
 from .checks import Check, failed, ok, warning
 
@@ -29,16 +30,22 @@ async def check_store(settings: StoreSettings) -> Check:
     try:
         await store.open(create=False)
     except SftriggerdError as exc:
+        if settings.engine == "postgresql" and await _postgres_empty(store):
+            return _not_yet(shown)
         return failed(NAME, f"{shown}: {exc}", "check store.url and the store's permissions")
     try:
         version = await store.schema_version()
         if settings.engine == "sqlite":
             _sqlite_write(Path(settings.sqlite_path))
+        else:
+            await _postgres_write(store)
     except (SftriggerdError, sqlite3.Error, OSError) as exc:
         return failed(
             NAME,
             f"{shown}: opens but cannot be written: {exc}",
-            "the daemon's user must be able to write the file and its directory",
+            "the daemon's user must be able to write the file and its directory"
+            if settings.engine == "sqlite"
+            else "point store.url at the primary, as a user that may write the sftriggerd tables",
         )
     finally:
         await store.close()
@@ -61,11 +68,54 @@ def _sqlite_missing(path: Path, shown: str) -> Check | None:
             f"{shown}: no store, and it cannot be made: {nearest} {what}",
             "point store.url at a directory the daemon's user can write",
         )
+    return _not_yet(shown)
+
+
+def _not_yet(shown: str) -> Check:
     return warning(
         NAME,
         f"{shown}: no store yet; the daemon makes it on its first run",
         "or run `sftriggerd migrate --config PATH` now",
     )
+
+
+async def _postgres_empty(store: Store) -> bool:
+    """Whether the database answers and holds no sftriggerd schema at all."""
+    import psycopg
+
+    from ..store.postgres import PostgresStore
+    from ..store.postgres.schema import schema_version
+
+    if not isinstance(store, PostgresStore):
+        return False
+    try:
+        conn = await store.connect()
+    except psycopg.Error:
+        return False
+    try:
+        return await schema_version(conn) == 0
+    except psycopg.Error:
+        return False
+    finally:
+        await conn.close()
+
+
+async def _postgres_write(store: Store) -> None:
+    """An UPDATE that matches no row, rolled back: refused by a read-only server (a standby,
+    `default_transaction_read_only`) or a user without the privilege, as a real write is."""
+    import psycopg  # only for a postgresql:// store
+
+    from ..store.postgres import PostgresStore
+
+    assert isinstance(store, PostgresStore), "called for a postgresql:// store only"
+    conn = await store.connect()
+    try:
+        async with conn.transaction(force_rollback=True):
+            await conn.execute("UPDATE sftriggerd_schema SET version = version WHERE false")
+    except psycopg.Error as exc:
+        raise StoreError(str(exc).strip()) from exc
+    finally:
+        await conn.close()
 
 
 def _sqlite_write(path: Path) -> None:
