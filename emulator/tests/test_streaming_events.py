@@ -211,6 +211,24 @@ async def test_bad_and_unknown_channel_names(bayeux: Bayeux) -> None:
         assert reply["subscription"] == channel
 
 
+async def test_an_object_taken_out_of_change_data_capture_has_no_channel(
+    bayeux: Bayeux, emulator: RunningEmulator, org: OrgClient
+) -> None:
+    await bayeux.start()
+    taken = await control(org.http, emulator.url, "cdc", {"unselected": ["lead"]})
+    assert taken.body == {"unselected": ["lead"]}
+    refused = await bayeux.subscribe("/data/LeadChangeEvent")
+    assert refused["successful"] is False
+    assert refused["error"] == (
+        "400::The channel you requested to subscribe to does not exist {/data/LeadChangeEvent}"
+    )
+    assert (await bayeux.subscribe("/data/AccountChangeEvent"))["successful"] is True
+    await control(org.http, emulator.url, "cdc", {"unselected": []})
+    assert (await bayeux.subscribe("/data/LeadChangeEvent"))["successful"] is True
+    wrong = await control(org.http, emulator.url, "cdc", {"unselected": "Lead"})
+    assert wrong.status == 400
+
+
 async def test_pushtopic_reports_matching_records_with_selected_fields(
     bayeux: Bayeux, org: OrgClient, emulator: RunningEmulator, http: aiohttp.ClientSession
 ) -> None:
