@@ -22,7 +22,7 @@ class Metrics:
         # Without this, every counter and histogram child also exports a `_created` gauge
         # (its creation time): a series per child that no dashboard or alert reads. The
         # switch is the library's own and process-wide; the daemon never wants them.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # the library has no hint
         self.registry = CollectorRegistry()
         reg = self.registry
         self.events_received = Counter(
@@ -41,6 +41,19 @@ class Metrics:
             "sftriggerd_deliveries",
             "Delivery attempts by outcome (delivered, retry, dead)",
             ["endpoint", "outcome"],
+            registry=reg,
+        )
+        self.delivery_failures = Counter(
+            "sftriggerd_delivery_failures",
+            "Delivery attempts that got no answer, by cause (timeout, refused, dns, tls, reset,"
+            " connection, disconnected, invalid_answer, request)",
+            ["endpoint", "cause"],
+            registry=reg,
+        )
+        self.breaker_open = Gauge(
+            "sftriggerd_breaker_open",
+            "1 while the endpoint's circuit breaker is open (or half-open, probing), else 0",
+            ["endpoint"],
             registry=reg,
         )
         self.delivery_attempt_seconds = Histogram(
