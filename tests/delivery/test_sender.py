@@ -132,6 +132,15 @@ async def test_a_self_signed_certificate_fails_verification_naming_the_host(
     )
 
 
+async def test_tls_to_a_plain_http_server_is_a_failed_handshake(base_url: str) -> None:
+    failure = await post(base_url.replace("http://", "https://") + "/echo")
+    assert isinstance(failure, Failure)
+    assert (failure.kind, failure.error) == (
+        "tls",
+        "TLS handshake with 127.0.0.1 failed: wrong version number",
+    )
+
+
 @pytest.fixture
 async def silent_url() -> AsyncIterator[str]:
     """A server that accepts connections and never says a word, nor hangs up."""

@@ -121,7 +121,8 @@ def os_error_cause(exc: OSError) -> tuple[FailureKind, str]:
 def _reason_text(exc: BaseException) -> str:
     """An OS or SSL error's own words ("Name or service not known"), else its class."""
     if isinstance(exc, ssl.SSLError) and exc.reason:
-        return str(exc.reason)
+        # OpenSSL's mnemonic, WRONG_VERSION_NUMBER, as the words of its own message.
+        return str(exc.reason).lower().replace("_", " ")
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return type(exc).__name__
