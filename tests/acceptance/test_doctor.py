@@ -359,7 +359,7 @@ async def test_an_unreachable_endpoint(
     result = await doctor(write_config(tmp_path, emulator, url, triggers=LEADS))
     assert result.returncode == 1
     line = result.line("failed   endpoint receiver: ")
-    assert line.startswith(f"failed   endpoint receiver: {url}: connection: ")
+    assert line.startswith(f"failed   endpoint receiver: {url}: no answer (refused): ")
     assert line.endswith(
         "; fix: check the endpoint's url, that the receiver runs, and the network between"
     )

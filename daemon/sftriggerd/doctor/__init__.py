@@ -56,7 +56,7 @@ async def _salesforce(http: aiohttp.ClientSession, settings: Settings) -> list[C
         if trigger.transport == "pubsub":
             checks.append(await check_pubsub(settings.salesforce, session, trigger))
         else:
-            checks.append(await check_cometd(settings.salesforce, await session.token(), trigger))
+            checks.append(await check_cometd(settings.salesforce, token, trigger))
     return checks
 
 

@@ -46,7 +46,7 @@ async def check_endpoint(
     if not isinstance(result, Answer):
         return failed(
             name,
-            f"{url}: {result.kind}: {result.error}",
+            f"{url}: no answer ({result.kind}): {result.error}",
             "check the endpoint's url, that the receiver runs, and the network between",
         )
     text = snippet(result.body, secrets)
