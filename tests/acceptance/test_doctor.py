@@ -16,6 +16,7 @@ import pytest
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
+from sftriggerd.store.sqlite import SqliteStore
 from tests.acceptance.cli import sftriggerd_command
 from tests.acceptance.harness import SECRET
 from tests.keys import rsa_key_pair
@@ -161,6 +162,13 @@ async def test_a_good_configuration_is_all_ok(
     assert result.line("ok       endpoint receiver: ").endswith(
         "signed sftriggerd.ping answered HTTP 204"
     )
+    store = SqliteStore(tmp_path / "state.db")
+    await store.open(create=False)
+    try:
+        assert await store.list_deliveries(limit=10) == []
+        assert await store.checkpoints() == []
+    finally:
+        await store.close()
 
 
 async def test_the_json_report(
