@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sftriggerd.errors import StoreError
-from sftriggerd.store.records import Checkpoint, Dead, Delivered, NewEvent, Retry
+from sftriggerd.store.records import Checkpoint, Claim, Dead, Delivered, NewEvent, Outcome, Retry
 from sftriggerd.store.sqlite import SqliteStore, expiry, ops
 from sftriggerd.store.sqlite.migrations import MIGRATIONS
 from tests.support.clock import FrozenClock
@@ -95,7 +95,9 @@ def newly_dead(before: set[int], db: sqlite3.Connection) -> list[int]:
     return sorted(set(full_scan(db, "status = 'dead'")) - before)
 
 
-async def write_schema_7_store(path: Path, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch) -> None:
+async def write_schema_7_store(
+    path: Path, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The previous release's store: schema 7, every delivery state on every endpoint."""
     with monkeypatch.context() as old_code:
         old_code.setattr(ops, "MIGRATIONS", MIGRATIONS[:7])
@@ -105,12 +107,15 @@ async def write_schema_7_store(path: Path, clock: FrozenClock, monkeypatch: pyte
             await store.ingest("t", [event(n) for n in range(40)], Checkpoint("t", {"n": 40}))
             for endpoint in ENDPOINTS:
                 claims = await store.claim_due(endpoint, 30, LEASE)
-                outcomes = [
+                outcomes: list[tuple[Claim, Outcome]] = [
                     (claims[0], Delivered(status=200)),
                     (claims[1], Delivered(status=204)),
                     (claims[2], Dead(status=410, error="gone")),
                     (claims[3], Dead(status=410, error="gone")),
-                    *((c, Retry(status=500, error="x", delay=timedelta(hours=1))) for c in claims[4:10]),
+                    *(
+                        (c, Retry(status=500, error="x", delay=timedelta(hours=1)))
+                        for c in claims[4:10]
+                    ),
                 ]
                 await store.record_outcomes(outcomes)
                 await store.release(claims[10:14])  # given back: pending again
@@ -245,9 +250,10 @@ def insert(db: sqlite3.Connection, drawn: list[tuple[str, str, int, int, int]]) 
 def test_the_indexed_reads_answer_what_a_full_scan_answers(
     drawn: list[tuple[str, str, int, int, int]], cutoff: int, now: int, batch: int
 ) -> None:
-    with tempfile.TemporaryDirectory() as folder, closing(
-        sqlite3.connect(Path(folder) / "s.db", isolation_level=None)
-    ) as db:
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        closing(sqlite3.connect(Path(folder) / "s.db", isolation_level=None)) as db,
+    ):
         assert ops.migrate(db) == len(MIGRATIONS) == 8
         insert(db, drawn)
         assert_reads_match_a_full_scan(db)
