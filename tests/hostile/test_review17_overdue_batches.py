@@ -7,7 +7,9 @@ batches, with every other endpoint's claims and outcomes (and the outbox count) 
 behind each. Work is counted in SQLite virtual-machine steps, which is exact, not timing.
 
 Measured with: a million pending rows of one endpoint, all overdue, three batches of
-expiry.expire_overdue(db, "a", cutoff, "x", now, 1000): 0.304 s, 0.255 s, 0.221 s."""
+expiry.expire_overdue(db, "a", cutoff, "x", now, 1000): 0.304 s, 0.255 s, 0.221 s; a whole
+sweep of 200,000 overdue, 201 batches: 6.5 s (worst batch 0.09 s), and 0.8 s (worst
+0.007 s) taking them `ORDER BY retry_since, id`, the index's own order."""
 
 from __future__ import annotations
 
