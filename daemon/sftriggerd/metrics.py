@@ -3,7 +3,13 @@ counts from zero."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 
 # From a lease's end (run out or released) to its next holder's acquisition: up to one
 # renew period (`ha.renew_every`, 5 s by default), whichever way the lease ended.
@@ -13,6 +19,10 @@ _LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 
 
 class Metrics:
     def __init__(self) -> None:
+        # Without this, every counter and histogram child also exports a `_created` gauge
+        # (its creation time): a series per child that no dashboard or alert reads. The
+        # switch is the library's own and process-wide; the daemon never wants them.
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # the library has no hint
         self.registry = CollectorRegistry()
         reg = self.registry
         self.events_received = Counter(
@@ -31,6 +41,19 @@ class Metrics:
             "sftriggerd_deliveries",
             "Delivery attempts by outcome (delivered, retry, dead)",
             ["endpoint", "outcome"],
+            registry=reg,
+        )
+        self.delivery_failures = Counter(
+            "sftriggerd_delivery_failures",
+            "Delivery attempts that got no answer, by cause (timeout, refused, dns, tls, reset,"
+            " connection, disconnected, invalid_answer, request)",
+            ["endpoint", "cause"],
+            registry=reg,
+        )
+        self.breaker_open = Gauge(
+            "sftriggerd_breaker_open",
+            "1 while the endpoint's circuit breaker is open (or half-open, probing), else 0",
+            ["endpoint"],
             registry=reg,
         )
         self.delivery_attempt_seconds = Histogram(

@@ -77,6 +77,24 @@ async def test_an_attempt_without_an_answer_is_kept_with_its_error(
     assert attempt.duration_ms is not None and 200 <= attempt.duration_ms < 2000
 
 
+async def test_an_unresolvable_host_is_kept_as_a_dns_failure_naming_it(store: Store) -> None:
+    metrics = Metrics()
+    hook = endpoint("https://sync:pa55word@no-such-host.invalid/hook")
+    async with running(Dispatcher(store, [hook], metrics, jitter=lambda: 0.5)):
+        await enqueue(store, new_event("evt_1"))
+        await eventually(lambda: _attempts(store, "evt_1", 1))
+    delivery = await row(store, "evt_1")
+    detail = await store.get_delivery_detail(delivery.id)
+    assert detail is not None
+    error = detail.attempts[0].error
+    assert error is not None and error.startswith("DNS lookup failed for no-such-host.invalid: ")
+    assert "pa55word" not in error
+    failures = metrics.registry.get_sample_value(
+        "sftriggerd_delivery_failures_total", {"endpoint": "hook", "cause": "dns"}
+    )
+    assert failures == 1
+
+
 @given(
     before=st.text(max_size=600),
     after=st.text(max_size=600),

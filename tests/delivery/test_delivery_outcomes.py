@@ -174,8 +174,9 @@ async def test_503_waits_for_an_http_date_retry_after(
 
 
 async def test_connection_refused_is_retried(store: Store, http: aiohttp.ClientSession) -> None:
+    metrics = Metrics()
     hook = endpoint(unused_url(), schedule=(HOUR,))
-    async with running(dispatcher(store, http, Metrics(), hook)):
+    async with running(dispatcher(store, http, metrics, hook)):
         await enqueue(store, new_event("evt_1"))
         await eventually(lambda: _attempted(store, "evt_1"))
     pending = await row(store, "evt_1")
@@ -183,6 +184,15 @@ async def test_connection_refused_is_retried(store: Store, http: aiohttp.ClientS
         "pending",
         None,
         "connection refused",
+    )
+    assert sample(metrics, "delivery_failures_total", cause="refused") == 1
+    # Every cause's series exists from the start, at zero, so a rate() sees the first one.
+    assert sample(metrics, "delivery_failures_total", cause="timeout") == 0
+    assert (
+        metrics.registry.get_sample_value(
+            "sftriggerd_delivery_failures_total", {"endpoint": "hook", "cause": "tls"}
+        )
+        == 0
     )
 
 

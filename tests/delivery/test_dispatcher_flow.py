@@ -75,13 +75,19 @@ async def test_the_breaker_opens_after_n_failures_and_probes(
     receiver.respond = flaky
     hook = endpoint(receiver.url, max_in_flight=1, ordering="none", schedule=(50 * MS,))
     policy = BreakerPolicy(failure_threshold=3, cooldown=300 * MS, max_cooldown=timedelta(1))
-    sender = Dispatcher(store, [hook], Metrics(), jitter=lambda: 0.5, breaker=policy)
+    metrics = Metrics()
+    sender = Dispatcher(store, [hook], metrics, jitter=lambda: 0.5, breaker=policy)
+
+    def breaker_open() -> float | None:
+        return metrics.registry.get_sample_value("sftriggerd_breaker_open", {"endpoint": "hook"})
+
     async with running(sender):
         await enqueue(store, *(new_event(f"e{n}") for n in range(4)))
         await eventually(lambda: _arrived(receiver, 3))
         await asyncio.sleep(0.05)
         snapshot = sender.breakers()["hook"]
         assert (snapshot.state, snapshot.consecutive_failures) == ("open", 3)
+        assert breaker_open() == 1
         await eventually(lambda: _arrived(receiver, 4))  # the probe
         await asyncio.sleep(0.05)
         assert sender.breakers()["hook"].state == "open"
@@ -89,6 +95,7 @@ async def test_the_breaker_opens_after_n_failures_and_probes(
         healthy = True
         await eventually(lambda: all_delivered(store, 4))
         assert sender.breakers()["hook"].state == "closed"
+        assert breaker_open() == 0
     at = [arrival.at for arrival in receiver.arrivals]
     assert at[2] - at[0] < 0.25  # three quick failures
     assert at[3] - at[2] >= 0.3  # nothing while open

@@ -12,8 +12,8 @@ import promql_parser
 import pytest
 import yaml
 
-from sftriggerd.metrics import Metrics
 from tests.deploy.manifests import DEPLOY, KUBERNETES, ROOT
+from tests.deploy.promql import exposed_series, selected_metrics
 
 ALERTS = DEPLOY / "prometheus" / "alerts.yaml"
 UNIT_TESTS = DEPLOY / "prometheus" / "alerts.test.yaml"
@@ -29,30 +29,6 @@ def rules() -> list[dict[str, Any]]:
 
 
 RULES = rules()
-
-
-def exposed_series() -> set[str]:
-    """Every series name sftriggerd's registry can expose, suffixes included."""
-    names: set[str] = set()
-    for family in Metrics().registry.collect():
-        if family.type == "counter":
-            names.add(f"{family.name}_total")
-        elif family.type == "histogram":
-            names |= {f"{family.name}{suffix}" for suffix in ("_bucket", "_sum", "_count")}
-        else:
-            names.add(family.name)
-    return names
-
-
-def selected_metrics(expr: str) -> set[str]:
-    names: set[str] = set()
-
-    def visit(node: object) -> None:
-        if isinstance(node, promql_parser.VectorSelector) and node.name:
-            names.add(node.name)
-
-    promql_parser.walk(promql_parser.parse(expr), visit)
-    return names
 
 
 def test_there_are_rules_and_their_names_are_unique() -> None:

@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
-FailureKind = Literal["timeout", "connection", "tls", "disconnected", "invalid_answer", "request"]
+# Why no answer came back: a small closed set, fit for a metric label. `connection` is a
+# connection failure of no cause more specific than the others (unreachable network, ...).
+FailureKind = Literal[
+    "timeout",
+    "refused",
+    "dns",
+    "tls",
+    "reset",
+    "connection",
+    "disconnected",
+    "invalid_answer",
+    "request",
+]
+FAILURE_KINDS: tuple[FailureKind, ...] = get_args(FailureKind)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import errno
 import functools
+import socket
+import ssl
 import time
 from collections.abc import Mapping
 from datetime import timedelta
@@ -51,7 +53,8 @@ async def post_webhook(
         kind, error = describe_client_error(exc)
         return Failure(kind, error, time.monotonic() - started)
     except OSError as exc:
-        return Failure("connection", _os_error_text(exc), time.monotonic() - started)
+        kind, error = os_error_cause(exc)
+        return Failure(kind, error, time.monotonic() - started)
 
 
 @functools.lru_cache(maxsize=64)
@@ -78,30 +81,48 @@ async def _read_prefix(response: aiohttp.ClientResponse) -> bytes:
 
 
 def describe_client_error(exc: aiohttp.ClientError) -> tuple[FailureKind, str]:
-    """A short, secret-free description; never the URL, which may carry credentials."""
+    """The cause, named: refused, DNS, TLS (with the certificate's complaint), reset, ...
+    Short and secret-free: the host at most, never the URL, which may carry credentials."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        reason = exc.certificate_error
+        detail = getattr(reason, "verify_message", None) or _reason_text(reason)
+        return "tls", f"TLS certificate verify failed for {exc.host}: {detail}"
+    if isinstance(exc, aiohttp.ClientConnectorSSLError):
+        return "tls", f"TLS handshake with {exc.host} failed: {_reason_text(exc.os_error)}"
     if isinstance(exc, aiohttp.ClientSSLError):
         return "tls", "TLS handshake failed"
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return "connection", "DNS lookup failed"
+        return "dns", f"DNS lookup failed for {exc.host}: {_reason_text(exc.os_error)}"
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return "connection", _os_error_text(exc.os_error)
+        return os_error_cause(exc.os_error)
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "disconnected", "server disconnected without answering"
     if isinstance(exc, aiohttp.ClientResponseError):
         return "invalid_answer", "invalid HTTP answer"
     if isinstance(exc, aiohttp.ClientOSError):
-        return "connection", _os_error_text(exc)
+        return os_error_cause(exc)
     if isinstance(exc, aiohttp.InvalidURL):
         return "request", "invalid URL"
     return "request", f"request failed: {type(exc).__name__}"
 
 
-def _os_error_text(exc: OSError) -> str:
+def os_error_cause(exc: OSError) -> tuple[FailureKind, str]:
     # With several addresses (::1 and 127.0.0.1), asyncio folds the errors into one OSError
     # without an errno whose text still names them.
     if exc.errno == errno.ECONNREFUSED or f"[Errno {errno.ECONNREFUSED}]" in str(exc):
-        return "connection refused"
+        return "refused", "connection refused"
     if exc.errno == errno.ECONNRESET:
-        return "connection reset"
-    reason = exc.strerror or type(exc).__name__
-    return f"connection failed: {reason}"
+        return "reset", "connection reset"
+    if isinstance(exc, socket.gaierror):
+        return "dns", f"DNS lookup failed: {_reason_text(exc)}"
+    return "connection", f"connection failed: {_reason_text(exc)}"
+
+
+def _reason_text(exc: BaseException) -> str:
+    """An OS or SSL error's own words ("Name or service not known"), else its class."""
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        # OpenSSL's mnemonic, WRONG_VERSION_NUMBER, as the words of its own message.
+        return str(exc.reason).lower().replace("_", " ")
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return type(exc).__name__

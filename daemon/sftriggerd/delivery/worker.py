@@ -29,7 +29,7 @@ from ..logs import get_logger
 from ..metrics import Metrics
 from ..store.base import Store
 from ..store.records import Claim, Dead, Delivered, Outcome, Retry
-from .answers import Result
+from .answers import Failure, Result
 from .breaker import Breaker, BreakerPolicy, Transition
 from .outcome import classify, traced
 from .sender import post_webhook
@@ -324,6 +324,8 @@ class EndpointWorker:
         """Metrics, breaker and logs for one attempt, answered at `done_at`."""
         meters, attempt = self._meters, claim.attempts + 1
         meters.attempt_seconds.observe(result.duration_s)
+        if isinstance(result, Failure):
+            meters.failures[result.kind].inc()
         transition: Transition | None
         if isinstance(outcome, Delivered):
             meters.delivered.inc()
@@ -366,6 +368,7 @@ class EndpointWorker:
             )
         if transition in ("opened", "reopened"):
             self._give_back_queued()
+        meters.breaker_changed(transition)
         self._log_transition(transition)
 
     def _give_back_queued(self) -> None:

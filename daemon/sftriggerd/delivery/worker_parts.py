@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import aiohttp
-from prometheus_client.metrics import Counter, Histogram
+from prometheus_client.metrics import Counter, Gauge, Histogram
 
 from ..config.settings import EndpointSettings
 from ..metrics import Metrics
-from .breaker import BreakerPolicy
+from .answers import FAILURE_KINDS, FailureKind
+from .breaker import BreakerPolicy, Transition
 
 
 def default_lease(timeout: timedelta) -> timedelta:
@@ -62,3 +63,14 @@ class Meters:
         self.delivered: Counter = metrics.deliveries.labels(endpoint=endpoint, outcome="delivered")
         self.retried: Counter = metrics.deliveries.labels(endpoint=endpoint, outcome="retry")
         self.dead: Counter = metrics.deliveries.labels(endpoint=endpoint, outcome="dead")
+        # Every cause up front: a rate() over a series that appears with its first
+        # failure misses that failure.
+        self.failures: dict[FailureKind, Counter] = {
+            kind: metrics.delivery_failures.labels(endpoint=endpoint, cause=kind)
+            for kind in FAILURE_KINDS
+        }
+        self.breaker_open: Gauge = metrics.breaker_open.labels(endpoint=endpoint)
+
+    def breaker_changed(self, transition: Transition | None) -> None:
+        if transition is not None:
+            self.breaker_open.set(0 if transition == "closed" else 1)
