@@ -131,7 +131,11 @@ async def measure(
         finally:
             if daemon.poll() is None:
                 daemon.send_signal(signal.SIGTERM)
-                await asyncio.to_thread(daemon.wait, 30)
+                try:
+                    await asyncio.to_thread(daemon.wait, 30)
+                except subprocess.TimeoutExpired:
+                    daemon.kill()  # never leave a daemon behind the benchmark
+                    await asyncio.to_thread(daemon.wait)
             log.close()
     return {"ready_s": ready_s, **figures}
 

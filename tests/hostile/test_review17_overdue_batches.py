@@ -18,8 +18,6 @@ from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-
 from sftriggerd.delivery.expiry import EXPIRE_BATCH
 from sftriggerd.store.sqlite import expiry, ops
 
@@ -56,11 +54,6 @@ def steps_of_one_batch(path: Path) -> int:
     return steps
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="each batch reads and sorts every overdue delivery of the endpoint (ORDER BY id"
-    " over the (endpoint, retry_since) index): a sweep is quadratic in the overdue backlog",
-)
 def test_a_batch_of_the_expiry_sweep_costs_what_it_expires_not_the_overdue_backlog(
     tmp_path: Path,
 ) -> None:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import aiohttp
 import psycopg
-import pytest
 from aiohttp import web
 
 from sftriggerd.delivery import Dispatcher
@@ -58,11 +57,6 @@ async def deliver_three_to_a_gone_hook(
     await eventually(lambda: dead_gauge(metrics) == 3, timeout_s=GAUGE_DEADLINE_S)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a count queued behind a write another process's lock held up for 2 s is timed as"
-    " a 2 s count: the gauges are not refreshed for 40 s, outcomes' requests ignored",
-)
 async def test_a_store_stall_leaves_the_outbox_gauges_stale_for_twenty_times_it(
     tmp_path: Path, http: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
@@ -90,11 +84,6 @@ async def test_a_store_stall_leaves_the_outbox_gauges_stale_for_twenty_times_it(
         await store.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a count that waited 2 s on a table lock (VACUUM FULL, ALTER TABLE) spaces the next"
-    " refresh 40 s out: the dead gauge reads 0 with three dead deliveries",
-)
 async def test_a_count_held_by_a_postgres_table_lock_leaves_the_gauges_stale(
     postgres_url: str, http: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
@@ -116,11 +105,6 @@ async def test_a_count_held_by_a_postgres_table_lock_leaves_the_gauges_stale(
         await store.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a count that FAILED after waiting 1.5 s for a pool connection is spaced like a"
-    " 1.5 s count: no refresh for 30 s (at the default 30 s pool_timeout: 10 minutes)",
-)
 async def test_a_failed_count_is_retried_soon_not_after_twenty_times_its_timeout(
     postgres_url: str, http: aiohttp.ClientSession, receiver: Receiver
 ) -> None:

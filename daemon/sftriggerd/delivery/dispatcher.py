@@ -35,9 +35,12 @@ _COUNTS_MIN_SPACING_S = 0.5
 _COUNTS_TIME_SHARE = 0.05
 
 
-def counts_spacing_s(last_refresh_s: float) -> float:
-    """How long to wait after a refresh that took `last_refresh_s` before the next."""
-    return max(_COUNTS_MIN_SPACING_S, last_refresh_s / _COUNTS_TIME_SHARE)
+def counts_spacing_s(last_refresh_s: float, most_s: float) -> float:
+    """How long to wait after a refresh that took `last_refresh_s` before the next: never
+    more than `most_s` (the configured refresh interval), so a count that waited behind a
+    stalled store (a held write lock, a locked table) does not leave the gauges stale for
+    twenty times the stall."""
+    return min(max(_COUNTS_MIN_SPACING_S, last_refresh_s / _COUNTS_TIME_SHARE), most_s)
 
 
 def _utc_now() -> datetime:
@@ -127,8 +130,10 @@ class Dispatcher:
         while not stopping.is_set():
             self._counts_due.clear()
             started_s = time.monotonic()
-            await self._refresh_counts()
-            spacing_s = counts_spacing_s(time.monotonic() - started_s)
+            counted = await self._refresh_counts()
+            # A failed count is tried again soon: the gauges show the last good one meanwhile.
+            took_s = time.monotonic() - started_s if counted else 0.0
+            spacing_s = counts_spacing_s(took_s, max(interval_s, _COUNTS_MIN_SPACING_S))
             # Outcomes arriving meanwhile are counted by the next refresh, one query a burst.
             await wait_any((stopping,), spacing_s)
             await wait_any((stopping, self._counts_due), max(0.0, interval_s - spacing_s))
@@ -164,17 +169,19 @@ class Dispatcher:
             worker.wake.set()  # newer changes of their records may be claimable now
         return expired
 
-    async def _refresh_counts(self) -> None:
+    async def _refresh_counts(self) -> bool:
+        """Sets the outbox gauges; False when the store could not count."""
         try:
             counts = await self._store.outbox_counts()
         except StoreError as exc:
             log.warning("outbox_counts_failed", error=str(exc))
-            return
+            return False
         # An endpoint with nothing pending or dead has no row; it must read 0, not stale.
         for name in {*self._workers, *counts}:
             found = counts.get(name)
             self._metrics.outbox_pending.labels(endpoint=name).set(found.pending if found else 0)
             self._metrics.outbox_dead.labels(endpoint=name).set(found.dead if found else 0)
+        return True
 
 
 def build_dispatcher(

@@ -9,7 +9,9 @@ from .ops import transaction, ts
 
 # Pending deliveries, and in-flight ones whose lease ran out (nobody will answer for them),
 # whose max_age clock started at or before the cut-off; a live lease is left to its answer.
-# Read through the index of open deliveries; the oldest first, a batch at a time.
+# Read through the index of open deliveries by endpoint and retry_since, in its own order
+# (the longest overdue first, a batch at a time): a batch then reads what it expires, not
+# every overdue delivery of the endpoint sorted anew.
 _EXPIRE = """
     UPDATE deliveries
     SET status = 'dead', finished_at = :now, next_attempt_at = NULL, lease_token = NULL,
@@ -18,7 +20,7 @@ _EXPIRE = """
         SELECT id FROM deliveries
         WHERE endpoint = :endpoint AND finished_at IS NULL AND retry_since <= :cutoff
           AND (status = 'pending' OR (status = 'in_flight' AND next_attempt_at <= :now))
-        ORDER BY id LIMIT :limit)
+        ORDER BY retry_since, id LIMIT :limit)
 """
 
 
