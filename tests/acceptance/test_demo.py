@@ -1,8 +1,10 @@
 """`sftriggerd demo` shows deliveries within seconds and stops cleanly on Ctrl-C."""
 
+import re
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 from tests.acceptance.cli import sftriggerd_command
 
@@ -41,4 +43,8 @@ def test_demo_prints_signed_deliveries_and_stops_on_ctrl_c() -> None:
     assert any("contact.created" in line and "via polling" in line for line in deliveries)
     assert "admin     http://127.0.0.1:" in output
     assert output.rstrip().endswith("demo stopped")
+    # Its temporary folder (the store's, shown at start) is gone once it stopped.
+    store = re.search(r"^  store     (\S+)/state\.db$", output, re.M)
+    assert store is not None, output
+    assert not Path(store.group(1)).exists()
     assert "Traceback" not in output

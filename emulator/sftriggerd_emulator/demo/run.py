@@ -8,6 +8,7 @@ import base64
 import contextlib
 import os
 import secrets
+import shutil
 import socket
 import tempfile
 from collections.abc import AsyncIterator
@@ -156,7 +157,17 @@ async def make_changes(emulator_url: str, admin_url: str, stopping: asyncio.Even
 
 
 async def run_demo(stopping: asyncio.Event) -> None:
+    """The demo in a temporary folder of its own, removed when it stops (a demo leaves
+    nothing behind)."""
     state = Path(tempfile.mkdtemp(prefix="sftriggerd-demo-"))
+    try:
+        await _demo_in(state, stopping)
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+    print("demo stopped", flush=True)
+
+
+async def _demo_in(state: Path, stopping: asyncio.Event) -> None:
     emulator_port, receiver_port, admin_port = free_port(), free_port(), free_port()
     pubsub_port = free_port()
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
@@ -190,4 +201,3 @@ Creating and updating records every second; each delivery prints below. Ctrl-C s
                 )
             )
             group.create_task(run_daemon(settings, stopping))
-    print("demo stopped", flush=True)
