@@ -25,6 +25,7 @@ from sftriggerd.config import parse_settings
 from sftriggerd.errors import ConfigError
 from tests.acceptance.cli import run_cli
 from tests.deploy.manifests import DEPLOY, ROOT, dockerfile_instructions
+from tests.deploy.promql import find_promtool
 from tests.deploy.test_dockerfile import dockerignored
 
 COMPOSE_DIR = DEPLOY / "compose"
@@ -283,3 +284,26 @@ def test_the_emulator_image_passes_hadolint_and_its_ignore_file_lets_emulator_in
     instructions = dockerfile_instructions(EMULATOR_DOCKERFILE.read_text())
     users = [args for key, args in instructions if key == "USER"]
     assert users and users[-1].split(":")[0] != "0", "runs as a non-root user"
+
+
+def test_promtool_accepts_the_prometheus_config_as_the_container_sees_it(tmp_path: Path) -> None:
+    promtool = find_promtool()
+    if promtool is None:
+        pytest.skip("no promtool (bash deploy/check-prometheus.sh fetches one)")
+    # Each mounted file at its container path, under tmp_path.
+    for source, target in bind_mounts(SERVICES["prometheus"]):
+        placed = tmp_path / target.lstrip("/")
+        placed.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, placed)
+    config = tmp_path / "etc/prometheus/prometheus.yml"
+    checked = subprocess.run(
+        [str(promtool), "check", "config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    # promtool also checks the rule files the config loads, and counts them.
+    assert "1 rule files found" in checked.stdout, checked.stdout
+    assert "alerts.yaml" in checked.stdout, checked.stdout
