@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -47,3 +48,21 @@ def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
         instructions.append((keyword.upper(), " ".join(arguments.split())))
         pending = ""
     return instructions
+
+
+def dockerignored(path: str, patterns: list[str]) -> bool:
+    """Docker's rule: the last pattern matching the path, or one of its parents, decides."""
+
+    def matches(pattern: str, candidate: str) -> bool:
+        regex = re.escape(pattern.strip("/"))
+        regex = regex.replace(r"\*\*/", "(.*/)?").replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
+        return re.fullmatch(regex, candidate) is not None
+
+    parts = Path(path).parts
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    ignored = False
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        if any(matches(pattern.removeprefix("!"), c) for c in candidates):
+            ignored = not negated
+    return ignored

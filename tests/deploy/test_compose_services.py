@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.acceptance.cli import free_port, sftriggerd_command
-from tests.deploy.test_compose import (
+from tests.deploy.compose_files import (
     COMPOSE_DIR,
     SERVICES,
     daemon_environ,

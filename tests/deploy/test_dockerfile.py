@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.acceptance.cli import free_port
-from tests.deploy.manifests import DOCKERFILE, ROOT, dockerfile_instructions
+from tests.deploy.manifests import DOCKERFILE, ROOT, dockerfile_instructions, dockerignored
 
 INSTRUCTIONS = dockerfile_instructions(DOCKERFILE.read_text())
 
@@ -123,24 +123,6 @@ def test_healthcheck_passes_on_200_and_fails_otherwise(health_server: str) -> No
     assert run_healthcheck(f"{health_server}/healthz") == 0
     assert run_healthcheck(f"{health_server}/readyz") != 0
     assert run_healthcheck(f"http://127.0.0.1:{free_port()}/healthz") != 0
-
-
-def dockerignored(path: str, patterns: list[str]) -> bool:
-    """Docker's rule: the last pattern matching the path, or one of its parents, decides."""
-
-    def matches(pattern: str, candidate: str) -> bool:
-        regex = re.escape(pattern.strip("/"))
-        regex = regex.replace(r"\*\*/", "(.*/)?").replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
-        return re.fullmatch(regex, candidate) is not None
-
-    parts = Path(path).parts
-    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-    ignored = False
-    for pattern in patterns:
-        negated = pattern.startswith("!")
-        if any(matches(pattern.removeprefix("!"), c) for c in candidates):
-            ignored = not negated
-    return ignored
 
 
 def test_dockerignore_passes_what_the_build_copies_and_nothing_else() -> None:
