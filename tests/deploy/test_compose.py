@@ -150,6 +150,7 @@ def test_the_daemon_config_passes_validation_and_points_at_the_services() -> Non
         .secret_key
     )
     assert settings.server.listen == "0.0.0.0:8080"
+    assert settings.server.admin_token is None, "no token unless the shell sets one"
     assert settings.store.url.startswith("sqlite:////var/lib/sftriggerd/")
     assert any(
         volume.endswith(":/var/lib/sftriggerd") for volume in SERVICES["sftriggerd"]["volumes"]
