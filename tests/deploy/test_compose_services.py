@@ -168,11 +168,12 @@ def test_the_services_deliver_by_every_way_and_stop_on_sigterm(
         delivered = [line for line in lines if line.rstrip().endswith("signature ok")]
         return all(any(f"via {way}" in line for line in delivered) for way in _WAYS)
 
-    arrived = received.wait_for(every_way, 120)
+    # Well inside the test timeout (120 s), so a failure shows every output.
+    arrived = received.wait_for(every_way, 60)
     for process, _ in reversed(started.values()):
         process.send_signal(signal.SIGTERM)
     for process, _ in started.values():
-        process.wait(timeout=60)
+        process.wait(timeout=30)
     outputs = {name: output.text() for name, (_, output) in started.items()}
     assert arrived, outputs
     for name, (process, _) in started.items():
