@@ -37,7 +37,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from typing import Any
 
 from .errors import StoreError
@@ -255,11 +255,30 @@ class Leadership:
 
     async def _hand_back(self, lease: TriggerLease) -> None:
         """Releases a leftover under this replica's name that it has no room for."""
-        with contextlib.suppress(StoreError):  # unreleased, it runs out on its own
+        with self._releasing(lease.trigger) as released, contextlib.suppress(StoreError):
+            # Unreleased (a store error), it runs out on its own.
             if await self.store.release_lease(lease.trigger, lease.fence):
-                self._released_in[lease.trigger] = self._rounds_done
+                released.append(True)
                 self._own.forget(lease.trigger)
                 log.info("leftover_lease_released", trigger=lease.trigger, replica=self.replica)
+
+    @contextlib.contextmanager
+    def _releasing(self, trigger: str) -> Iterator[list[bool]]:
+        """Marks `trigger` as released by this replica in this round before the release is
+        sent: its notification may be heard (`lease_released`) before the release's answer
+        comes back, and must not count as another replica's. Unmarked again unless the
+        caller appends to the list it is given (the release went through)."""
+        previous = self._released_in.get(trigger)
+        self._released_in[trigger] = self._rounds_done
+        released: list[bool] = []
+        try:
+            yield released
+        finally:
+            if not released:
+                if previous is None:
+                    self._released_in.pop(trigger, None)
+                else:
+                    self._released_in[trigger] = previous
 
     async def _hand_back_leftovers(self) -> None:
         """At shutdown: releases the leases under this name that this process did not hold
@@ -375,10 +394,12 @@ class Leadership:
         del self._held[trigger]
         self._last_epoch[trigger] = held.lease.epoch
         released = False
-        with contextlib.suppress(StoreError):  # unreleased, it runs out on its own
+        with self._releasing(trigger) as marked, contextlib.suppress(StoreError):
+            # Unreleased (a store error), it runs out on its own.
             released = await self.store.release_lease(trigger, held.lease.fence)
+            if released:
+                marked.append(True)
         if released:
-            self._released_in[trigger] = self._rounds_done
             self.metrics.lease_changes.labels(trigger=trigger, change="released").inc()
             log.info("lease_released", trigger=trigger, replica=self.replica)
 

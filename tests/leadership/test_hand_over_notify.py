@@ -105,3 +105,30 @@ async def test_the_releaser_runs_no_round_on_its_own_release(postgres_url: str) 
             await rig.leadership.hand_over()
     finally:
         await store.close()
+
+
+async def test_its_own_release_heard_before_the_release_returns_runs_no_round(
+    postgres_url: str,
+) -> None:
+    """Under load the listener may hear a release's NOTIFY before the releasing coroutine
+    has its answer back: it is still this replica's own release, and runs no round."""
+    store = PostgresStore(postgres_url)
+    await store.open()
+    try:
+        a = replica(store, "a", TRIGGERS, RARE)
+        await a.leadership.round()
+        assert a.leadership.led() == list(TRIGGERS)
+        release = store.release_lease
+
+        async def heard_first(trigger: str, fence: object) -> bool:
+            a.leadership.lease_released(trigger)  # the notification, ahead of the answer
+            return await release(trigger, fence)  # type: ignore[arg-type]
+
+        store.release_lease = heard_first  # type: ignore[method-assign]
+        await store.heartbeat("b", RARE.takeover)
+        await a.leadership.round()  # share 1: t2 shed and released
+        await eventually(lambda: a.leadership.led() == ["t1"])
+        assert not a.leadership._round_now.is_set()
+        await a.leadership.hand_over()
+    finally:
+        await store.close()
