@@ -218,6 +218,43 @@ async def test_outcomes_listing_and_counts(store: Store, clock: ShiftedClock) ->
     assert due_in is not None and timedelta(minutes=4) < due_in <= timedelta(minutes=5)
 
 
+async def test_recent_activity_counts_finishes_per_minute_and_lists_the_newest(
+    store: Store, clock: ShiftedClock
+) -> None:
+    events = [
+        replace(event(n, record=f"r{n}", endpoints=("hook", "b")), change="UPDATE")
+        for n in range(4)
+    ]
+    await store.ingest("t", events, checkpoint(4))
+    first, second, given_up, retried = await store.claim_due("hook", 4, LEASE)
+    await store.record_outcome(first, Delivered(status=200))
+    await store.record_outcome(second, Delivered(status=204))
+    await store.record_outcome(given_up, Dead(status=410, error="HTTP 410 Gone"))
+    await store.record_outcome(retried, Retry(delay=LEASE, status=503, error="busy"))
+    await store.record_outcome((await store.claim_due("b", 1, LEASE))[0], Delivered(200))
+
+    activity = await store.recent_activity(timedelta(hours=1), latest=2)
+    totals: dict[str, list[int]] = {}
+    for tally in activity.tallies:
+        assert activity.now_minute - 1 <= tally.minute <= activity.now_minute
+        pair = totals.setdefault(tally.endpoint, [0, 0])
+        pair[0] += tally.delivered
+        pair[1] += tally.dead
+    assert totals == {"hook": [2, 1], "b": [1, 0]}  # a retry is no finish
+    newest, before = activity.latest
+    assert (newest.endpoint, newest.event_id, newest.status) == ("b", "evt_0", "delivered")
+    assert (before.endpoint, before.event_id, before.status) == ("hook", "evt_2", "dead")
+    assert (before.trigger, before.record_id, before.change) == ("t", "r2", "UPDATE")
+    assert before.last_status == 410
+    assert before.occurred_at == T0 + timedelta(seconds=2)
+    assert before.finished_at <= newest.finished_at
+    assert before.latency_ms > 0
+
+    clock.advance(timedelta(hours=1, minutes=1))
+    later = await store.recent_activity(timedelta(hours=1), latest=20)
+    assert (later.tallies, later.latest) == ((), ())
+
+
 async def test_release_gives_claims_back_without_an_attempt(store: Store) -> None:
     await store.ingest("t", [event(1)], checkpoint(1))
     claims = await store.claim_due("hook", 1, LEASE)

@@ -22,6 +22,7 @@ import abc
 from collections.abc import AsyncGenerator, AsyncIterable, Mapping, Sequence
 from datetime import timedelta
 
+from .activity import RecentActivity
 from .leadership import Fence, Replica, TriggerLease
 from .records import (
     Checkpoint,
@@ -151,6 +152,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def redrive_endpoint(self, endpoint: str) -> int:
         """Makes every dead delivery of the endpoint pending; returns how many."""
+
+    @abc.abstractmethod
+    async def recent_activity(self, within: timedelta, latest: int) -> RecentActivity:
+        """Deliveries finished (delivered or dead) within `within` of the store's now:
+        counted per endpoint and minute, and the `latest` newest of them with their events.
+        Reads finished rows by their finish time through an index, never the whole table."""
 
     @abc.abstractmethod
     async def outbox_counts(self) -> dict[str, OutboxCounts]:

@@ -16,6 +16,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from ...errors import StoreError
+from ..activity import RecentActivity
 from ..base import Store
 from ..clock import Clock, wall_clock
 from ..leadership import Fence
@@ -47,6 +48,7 @@ from .tables import (
     EventRow,
     check_event,
     claimable,
+    recent_activity,
     replay_id_after,
     replay_text,
     selected,
@@ -272,6 +274,10 @@ class MemoryStore(LeadershipMethods, Store):
             if d.endpoint == endpoint and d.status in OPEN and d.next_attempt_at is not None
         ]
         return min(due) - self._clock() if due else None
+
+    async def recent_activity(self, within: timedelta, latest: int) -> RecentActivity:
+        self._check_open()
+        return recent_activity(self._deliveries.values(), self._clock(), within, latest)
 
     async def list_deliveries(
         self,

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ...errors import StoreError
+from ..activity import FinishedDelivery, RecentActivity, epoch_minute, newest, tally
 from ..records import AttemptRow, DeliveryRow, DeliveryStatus, NewEvent
 from ..replay import Selection
 
@@ -141,3 +142,32 @@ def check_event(event: NewEvent) -> None:
         raise StoreError(f"event {event.event_id!r}: its body is no bytes")
     if not isinstance(event.event_id, str) or not isinstance(event.occurred_at, datetime):
         raise StoreError(f"event {event.event_id!r}: no event id or no change time")
+
+
+def recent_activity(
+    deliveries: Iterable[DeliveryRecord], now: datetime, within: timedelta, latest: int
+) -> RecentActivity:
+    """`Store.recent_activity` over the engine's rows."""
+    cutoff = now - within
+    found = [
+        FinishedDelivery(
+            id=d.id,
+            endpoint=d.endpoint,
+            trigger=d.event.trigger,
+            event_id=d.event.event_id,
+            record_id=d.event.record_id,
+            change=d.event.change,
+            status="delivered" if d.status == "delivered" else "dead",
+            last_status=d.last_status,
+            occurred_at=d.event.occurred_at,
+            finished_at=d.finished_at,
+        )
+        for d in deliveries
+        if d.finished_at is not None and d.finished_at >= cutoff
+        if d.status in ("delivered", "dead")
+    ]
+    return RecentActivity(
+        now_minute=epoch_minute(now),
+        tallies=tally([(f.endpoint, f.status, f.finished_at) for f in found]),
+        latest=newest(found, latest),
+    )

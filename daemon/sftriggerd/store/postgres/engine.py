@@ -33,6 +33,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ...errors import StoreError
+from ..activity import RecentActivity
 from ..base import Store
 from ..leadership import Fence, Replica, TriggerLease
 from ..records import (
@@ -51,7 +52,18 @@ from ..records import (
 from ..replay import Requeued, Selection
 from ..transfer import BATCH_ROWS, DumpBatch
 from ..wake_ups import LeaseReleased, WakeUp
-from . import claims, expiry, inspect, leadership, outcomes, prune, requeue, schema, transfer
+from . import (
+    activity,
+    claims,
+    expiry,
+    inspect,
+    leadership,
+    outcomes,
+    prune,
+    requeue,
+    schema,
+    transfer,
+)
 from . import ingest as ingesting
 from .connecting import CONNECT_TIMEOUT, configure, connection_options
 from .notify import wake_ups
@@ -278,6 +290,9 @@ class PostgresStore(Store):
     async def next_due_in(self, endpoint: str) -> timedelta | None:
         await self._after_ingests()
         return await self._run(lambda conn: inspect.next_due_in(conn, endpoint))
+
+    async def recent_activity(self, within: timedelta, latest: int) -> RecentActivity:
+        return await self._run(lambda conn: activity.recent_activity(conn, within, latest))
 
     async def list_deliveries(
         self,

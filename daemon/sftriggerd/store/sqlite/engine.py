@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ...errors import StoreError
+from ..activity import RecentActivity
 from ..base import Store
 from ..clock import Clock, wall_clock
 from ..leadership import Fence, LeaseLostError, Replica, TriggerLease
@@ -48,7 +49,7 @@ from ..records import (
 )
 from ..replay import Requeued, Selection
 from ..transfer import BATCH_ROWS, DumpBatch, DumpRecord, Page, paged, sort_batch
-from . import attempts, expiry, leadership, leases, ops, replay, transfer
+from . import activity, attempts, expiry, leadership, leases, ops, replay, transfer
 from . import prune as pruning
 
 T = TypeVar("T")
@@ -240,6 +241,10 @@ class SqliteStore(Store):
     async def next_due_in(self, endpoint: str) -> timedelta | None:
         due = await self._run(lambda db: ops.next_due_at(db, endpoint))
         return None if due is None else due - self._clock()
+
+    async def recent_activity(self, within: timedelta, latest: int) -> RecentActivity:
+        now = self._clock()
+        return await self._run(lambda db: activity.recent_activity(db, now, now - within, latest))
 
     async def list_deliveries(
         self,

@@ -1,0 +1,78 @@
+"""What the store tells about deliveries that finished lately: counts per endpoint and
+minute, and the newest few with what they carried. The status page draws it.
+
+Minutes are whole minutes since the Unix epoch (UTC), so every engine counts them the same
+way and a chart's axis is plain integers. Only finished deliveries count: delivered and
+dead. A retry is not a finish; its delivery counts once, in the minute it finishes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+FinishedStatus = Literal["delivered", "dead"]
+
+
+@dataclass(frozen=True)
+class MinuteTally:
+    endpoint: str
+    minute: int  # whole minutes since the epoch
+    delivered: int
+    dead: int
+
+
+@dataclass(frozen=True)
+class FinishedDelivery:
+    """One finished delivery with its event: what the live feed shows."""
+
+    id: int
+    endpoint: str
+    trigger: str
+    event_id: str
+    record_id: str | None
+    change: str
+    status: FinishedStatus
+    last_status: int | None
+    occurred_at: datetime
+    finished_at: datetime
+
+    @property
+    def latency_ms(self) -> int:
+        """From the change in Salesforce to the answer that finished its delivery."""
+        return max(0, round((self.finished_at - self.occurred_at).total_seconds() * 1000))
+
+
+@dataclass(frozen=True)
+class RecentActivity:
+    # The store's clock when it counted, in epoch minutes: the last minute of the window.
+    now_minute: int
+    # Only minutes with a finish, by endpoint and minute.
+    tallies: tuple[MinuteTally, ...]
+    # Newest finish first.
+    latest: tuple[FinishedDelivery, ...]
+
+
+def epoch_minute(at: datetime) -> int:
+    return int(at.timestamp() // 60)
+
+
+def tally(
+    finishes: list[tuple[str, FinishedStatus, datetime]],
+) -> tuple[MinuteTally, ...]:
+    """Counts (endpoint, status, finished_at) triples by endpoint and minute."""
+    counts: dict[tuple[str, int], list[int]] = {}
+    for endpoint, status, finished_at in finishes:
+        pair = counts.setdefault((endpoint, epoch_minute(finished_at)), [0, 0])
+        pair[0 if status == "delivered" else 1] += 1
+    return tuple(
+        MinuteTally(endpoint, minute, delivered, dead)
+        for (endpoint, minute), (delivered, dead) in sorted(counts.items())
+    )
+
+
+def newest(found: list[FinishedDelivery], limit: int) -> tuple[FinishedDelivery, ...]:
+    """The `limit` newest finishes (ties: the higher id first)."""
+    ordered = sorted(found, key=lambda d: (d.finished_at, d.id), reverse=True)
+    return tuple(ordered[:limit])
