@@ -249,6 +249,7 @@ async def test_recent_activity_counts_finishes_per_minute_and_lists_the_newest(
     assert before.occurred_at == T0 + timedelta(seconds=2)
     assert before.finished_at <= newest.finished_at
     assert before.latency_ms > 0
+    assert json.loads(before.body) == {"n": 2}
 
     clock.advance(timedelta(hours=1, minutes=1))
     later = await store.recent_activity(timedelta(hours=1), latest=20)

@@ -37,6 +37,8 @@ class FinishedDelivery:
     last_status: int | None
     occurred_at: datetime
     finished_at: datetime
+    # The webhook body as stored: the page reads the record's type and the transport in it.
+    body: bytes
 
     @property
     def latency_ms(self) -> int:

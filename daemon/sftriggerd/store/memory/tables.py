@@ -161,6 +161,7 @@ def recent_activity(
             last_status=d.last_status,
             occurred_at=d.event.occurred_at,
             finished_at=d.finished_at,
+            body=d.event.body,
         )
         for d in deliveries
         if d.finished_at is not None and d.finished_at >= cutoff

@@ -22,7 +22,7 @@ _PER_MINUTE = """
 
 _LATEST = """
     SELECT d.id, d.endpoint, e.trigger, e.event_id, e.record_id, e.change, d.status,
-        d.last_status, e.occurred_at, d.finished_at
+        d.last_status, e.occurred_at, d.finished_at, e.body
     FROM deliveries d JOIN events e ON e.seq = d.event_seq
     WHERE d.status = %(status)s AND d.finished_at >= %(now)s - %(within)s
     ORDER BY d.finished_at DESC, d.id DESC LIMIT %(limit)s
@@ -58,6 +58,7 @@ async def recent_activity(
                         last_status=row[7],
                         occurred_at=row[8],
                         finished_at=row[9],
+                        body=bytes(row[10]),
                     )
                 )
     tallies = tuple(

@@ -20,7 +20,7 @@ _PER_MINUTE = """
 
 _LATEST = """
     SELECT d.id, d.endpoint, e.trigger, e.event_id, e.record_id, e.change, d.status,
-        d.last_status, e.occurred_at, d.finished_at
+        d.last_status, e.occurred_at, d.finished_at, e.body
     FROM deliveries d JOIN events e ON e.seq = d.event_seq
     WHERE d.status = ? AND d.finished_at >= ?
     ORDER BY d.finished_at DESC, d.id DESC LIMIT ?
@@ -48,6 +48,7 @@ def recent_activity(
                     last_status=row[7],
                     occurred_at=dt_required(row[8]),
                     finished_at=dt_required(row[9]),
+                    body=bytes(row[10]),
                 )
             )
     tallies = tuple(
