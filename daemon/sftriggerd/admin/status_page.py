@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 from datetime import datetime
-from html import escape
 from importlib import resources
 from time import monotonic
 from typing import Any
@@ -23,7 +22,14 @@ from ..delivery.breaker import BreakerSnapshot
 from ..events.payload import format_time
 from ..store.records import DeliveryRow, PoisonEvent
 from ..supervision import PartHealth
+from .activity_view import render_activity
 from .api import STATE_KEY
+from .markup import badge as _badge
+from .markup import duration_text
+from .markup import e as _e
+from .markup import row as _row
+from .markup import table as _table
+from .markup import when as _when
 from .replicas import ReplicaView
 from .status_view import DeliveryRate, EndpointView, StatusView, delivered_totals, gather_status
 
@@ -57,34 +63,6 @@ _MESSAGE_CHARS = 200
 # --- rendering: pure functions of the view; every value goes through `_e` ----------------
 
 
-def _e(value: object) -> str:
-    return escape(str(value), quote=True)
-
-
-def duration_text(seconds: float) -> str:
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    whole = round(seconds)
-    if whole < 60:
-        return f"{whole} s"
-    if whole < 3600:
-        return f"{whole // 60} min {whole % 60} s"
-    if whole < 86400:
-        return f"{whole // 3600} h {whole % 3600 // 60} min"
-    return f"{whole // 86400} d {whole % 86400 // 3600} h"
-
-
-def _when(at: datetime, now: datetime) -> str:
-    seconds = (at - now).total_seconds()
-    relative = f"in {duration_text(seconds)}" if seconds > 0 else f"{duration_text(-seconds)} ago"
-    stamp = format_time(at)
-    return f'<time datetime="{_e(stamp)}" title="{_e(stamp)}">{_e(relative)}</time>'
-
-
-def _badge(text: str, kind: str) -> str:
-    return f'<span class="badge {kind}">{_e(text)}</span>'
-
-
 def _error(text: object) -> str:
     """An error in red; a very long one is cut on the page (phones), whole in its title."""
     if not text:
@@ -97,19 +75,6 @@ def _error(text: object) -> str:
 def _delivery_link(delivery_id: int, label: str = "") -> str:
     """To the delivery's detail page (relative: the page may be served under a prefix)."""
     return f'<a href="deliveries/{_e(delivery_id)}">{_e(label)}{_e(delivery_id)}</a>'
-
-
-def _table(headers: list[str], rows: list[str], empty: str) -> str:
-    if not rows:
-        return f'<p class="muted">{_e(empty)}</p>'
-    head = "".join(f"<th scope=col>{_e(header)}</th>" for header in headers)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-
-
-def _row(attribute: str, key: object, cells: list[tuple[str, str]]) -> str:
-    """`cells` are (label, html) pairs; the label titles the cell in the phone layout."""
-    tds = "".join(f'<td data-label="{_e(label)}">{html}</td>' for label, html in cells)
-    return f'<tr {attribute}="{_e(key)}">{tds}</tr>'
 
 
 # "standby": another replica leads the trigger; this one takes over should it fail.
@@ -336,6 +301,7 @@ def render_sections(view: StatusView) -> str:
         + f'<section id="endpoints"><h2>Endpoints</h2>{endpoints}'
         + f'<p class="muted">Delivered/min: by this process, {_e(span)}.</p>'
         + "</section>"
+        + render_activity(view.activity, [endpoint.name for endpoint in view.endpoints], view.now)
         + f'<section id="failures"><h2>Recent failures</h2>{failures}</section>'
         + f'<section id="poison"><h2>Poison events</h2>{poison}'
         + '<p class="muted">Messages that could not be turned into events; the source moved'

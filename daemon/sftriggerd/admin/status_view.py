@@ -12,9 +12,11 @@ from typing import Any
 from ..delivery.breaker import BreakerSnapshot
 from ..errors import StoreError
 from ..metrics import Metrics
+from ..store.activity import RecentActivity
 from ..store.base import Store
 from ..store.records import DeliveryRow, DeliveryStatus, OutboxCounts, PoisonEvent
 from ..supervision import PartHealth
+from .activity_view import ACTIVITY_WINDOW, LATEST_SHOWN
 from .replicas import ReplicaView, replica_views
 from .state import AdminState
 
@@ -94,6 +96,8 @@ class StatusView:
     troubled_parts: list[PartHealth] = field(default_factory=list)
     # The replicas sharing the store, and what each leads.
     replicas: list[ReplicaView] = field(default_factory=list)
+    # The last hour's finished deliveries (None: the store could not be read).
+    activity: RecentActivity | None = None
 
 
 async def _failures(store: Store) -> list[DeliveryRow]:
@@ -111,6 +115,7 @@ async def gather_status(state: AdminState, rate: DeliveryRate) -> StatusView:
     failures: list[DeliveryRow] = []
     poison: list[PoisonEvent] = []
     replicas: list[ReplicaView] = []
+    activity: RecentActivity | None = None
     store_problem = "the store is not open" if state.store is None else None
     if state.store is not None:
         try:
@@ -118,6 +123,7 @@ async def gather_status(state: AdminState, rate: DeliveryRate) -> StatusView:
             failures = await _failures(state.store)
             poison = await state.store.list_poison(limit=_POISON_SHOWN)
             replicas = await replica_views(state.store, state)
+            activity = await state.store.recent_activity(ACTIVITY_WINDOW, LATEST_SHOWN)
         except StoreError as exc:
             store_problem = f"the store is not reachable: {exc}"
     triggers = state.trigger_status() if state.trigger_status is not None else []
@@ -155,6 +161,7 @@ async def gather_status(state: AdminState, rate: DeliveryRate) -> StatusView:
         token_required=state.settings.server.admin_token is not None,
         poison=poison,
         replicas=replicas,
+        activity=activity,
         troubled_parts=[
             part
             for part in (state.part_health() if state.part_health is not None else [])

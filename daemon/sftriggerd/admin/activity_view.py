@@ -1,0 +1,117 @@
+"""The status page's last hour: deliveries per minute per endpoint as small inline SVG
+charts (`charts`), and the latest finished deliveries as `sftriggerd demo` prints them
+(type, record, source, latency, answer).
+
+Both come from the store (`Store.recent_activity`), so they count every replica's
+deliveries, and both are rendered here like the rest of the page: the page's refresh swaps
+them in with the other sections; no script draws anything.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..store.activity import FinishedDelivery, RecentActivity
+from .charts import MinuteCount, fill_minutes, minute_bars
+from .markup import badge, e, row, table, when
+
+ACTIVITY_WINDOW = timedelta(hours=1)
+WINDOW_MINUTES = 60
+LATEST_SHOWN = 20
+
+
+def _body_facts(body: bytes) -> tuple[str, str]:
+    """The record's type and how the change came (transport or source kind), from the
+    stored webhook body; "—" where it does not say."""
+    try:
+        found: Any = json.loads(body)
+    except ValueError:
+        return "—", "—"
+    if not isinstance(found, dict):
+        return "—", "—"
+    source = found.get("source")
+    via = None
+    if isinstance(source, dict):
+        via = source.get("transport") or source.get("kind")
+    return str(found.get("type") or "—"), str(via or "—")
+
+
+def latency_text(milliseconds: int) -> str:
+    if milliseconds < 10_000:
+        return f"{milliseconds} ms"
+    return (
+        f"{milliseconds / 1000:.1f} s"
+        if milliseconds < 600_000
+        else f"{milliseconds // 60_000} min"
+    )
+
+
+def _answer(delivery: FinishedDelivery) -> str:
+    code = f"HTTP {delivery.last_status}" if delivery.last_status else "no answer"
+    if delivery.status == "delivered":
+        return badge(code, "ok")
+    return badge("dead", "bad") + f"<small>{e(code)}</small>"
+
+
+def _latest_row(delivery: FinishedDelivery, now: datetime) -> str:
+    kind, via = _body_facts(delivery.body)
+    change = f"<small>{e(delivery.change)}</small>" if delivery.change else ""
+    return row(
+        "data-latest",
+        delivery.id,
+        [
+            ("Finished", when(delivery.finished_at, now)),
+            ("Type", f"{e(kind)}{change}"),
+            ("Record", f"<code>{e(delivery.record_id or '—')}</code>"),
+            ("Source", f"{e(delivery.trigger)}<small>via {e(via)}</small>"),
+            ("Endpoint", f'<a href="deliveries/{e(delivery.id)}">{e(delivery.endpoint)}</a>'),
+            ("Latency", e(latency_text(delivery.latency_ms))),
+            ("Answer", _answer(delivery)),
+        ],
+    )
+
+
+def _charts(activity: RecentActivity, endpoints: list[str]) -> str:
+    per_endpoint: dict[str, dict[int, MinuteCount]] = {}
+    for tally in activity.tallies:
+        per_endpoint.setdefault(tally.endpoint, {})[tally.minute] = MinuteCount(
+            tally.delivered, tally.dead
+        )
+    names = [*endpoints, *sorted(set(per_endpoint) - set(endpoints))]
+    figures = []
+    for name in names:
+        minutes = fill_minutes(per_endpoint.get(name, {}), activity.now_minute, WINDOW_MINUTES)
+        delivered = sum(minute.delivered for minute in minutes)
+        failed = sum(minute.failed for minute in minutes)
+        failed_text = f'<span class="bad">{failed} failed</span>' if failed else "0 failed"
+        figures.append(
+            f'<figure data-chart="{e(name)}"><figcaption><strong>{e(name)}</strong> '
+            f"{delivered} delivered, {failed_text}</figcaption>"
+            f"{minute_bars(name, minutes)}</figure>"
+        )
+    if not figures:
+        return '<p class="muted">No endpoints are configured.</p>'
+    return f'<div class="charts">{"".join(figures)}</div>'
+
+
+def render_activity(activity: RecentActivity | None, endpoints: list[str], now: datetime) -> str:
+    """The two sections, or nothing when the store could not be read (the summary says so)."""
+    if activity is None:
+        return ""
+    rows = [_latest_row(delivery, now) for delivery in activity.latest]
+    latest = table(
+        ["Finished", "Type", "Record", "Source", "Endpoint", "Latency", "Answer"],
+        rows,
+        "No delivery finished in the last hour.",
+    )
+    return (
+        f'<section id="activity"><h2>Last hour</h2>{_charts(activity, endpoints)}'
+        '<p class="muted">Deliveries finished per minute, oldest at the left, by every'
+        ' replica: <span class="key delivered">delivered</span> and'
+        ' <span class="key failed">failed (dead)</span>.</p></section>'
+        f'<section id="latest"><h2>Latest deliveries</h2>{latest}'
+        '<p class="muted">Latency: from the change in Salesforce to the answer that'
+        " finished the delivery.</p></section>"
+    )
