@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
+import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -11,17 +13,22 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from sftriggerd.admin.state import AdminState
 from sftriggerd.admin.status_page import duration_text
 from sftriggerd.admin.status_view import DeliveryRate
 from sftriggerd.config import parse_settings
+from sftriggerd.config.settings import EndpointSettings
+from sftriggerd.delivery import Dispatcher
 from sftriggerd.delivery.breaker import BreakerSnapshot
 from sftriggerd.metrics import Metrics
 from sftriggerd.sources.status import TriggerStatus
 from sftriggerd.store.base import Store
 from sftriggerd.store.records import Checkpoint, Dead, Delivered, NewEvent, Retry
 from tests.support.admin import Serve
+from tests.support.receiver import Arrival, Receiver
+from tests.support.waiting import eventually
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 CONFIG = f"""
@@ -84,6 +91,49 @@ async def seed_failures(
     return Seeded(delivered.delivery_id, dead_claims[-1].delivery_id, retrying.delivery_id)
 
 
+def webhook_body(n: int, kind: str) -> bytes:
+    """The parts of a real webhook body the feed reads: type, record, source."""
+    source = {"kind": "streaming", "transport": "pubsub"}
+    return json.dumps({"type": kind, "record_id": f"001R{n}", "source": source}).encode()
+
+
+async def deliver_through_receiver(store: Store, receiver: Receiver) -> dict[str, int]:
+    """Three Account changes sent by a real dispatcher to a real receiver, which answers
+    204 to two and 410 Gone (dead at once) to the third; event id -> delivery id."""
+
+    async def answer(arrival: Arrival) -> web.StreamResponse:
+        return web.Response(status=410 if arrival.event_id == "evt_gone" else 204)
+
+    receiver.respond = answer
+    names = ["evt_a", "evt_b", "evt_gone"]
+    events = [
+        NewEvent(
+            event_id=name,
+            record_id=f"001R{n}",
+            occurred_at=datetime.now(UTC) - timedelta(seconds=2),
+            body=webhook_body(n, "Account"),
+            endpoints=("hook",),
+            change="created",
+        )
+        for n, name in enumerate(names)
+    ]
+    await store.ingest("accounts", events, Checkpoint(trigger="accounts", position={}))
+    hook = EndpointSettings.model_validate({"name": "hook", "url": receiver.url, "secret": SECRET})
+    stopping = asyncio.Event()
+    task = asyncio.create_task(Dispatcher(store, [hook], Metrics()).run(stopping))
+
+    async def finished() -> bool:
+        return len((await store.recent_activity(timedelta(hours=1), 10)).latest) == 3
+
+    try:
+        await eventually(finished)
+    finally:
+        stopping.set()
+        await asyncio.wait_for(task, timeout=10)
+    rows = await store.list_deliveries(limit=10)
+    return {row.event_id: row.id for row in rows}
+
+
 Fetch = Callable[..., Awaitable[tuple[aiohttp.ClientResponse, str]]]
 
 
@@ -141,6 +191,64 @@ async def test_shows_triggers_endpoints_and_failures(store: Store, page_for: Cal
     assert ">retrying<" in retrying and "HTTP 503" in retrying and "data-redrive" not in retrying
     assert f'data-delivery="{seeded.delivered}"' not in body
     assert "Backlog: <strong>1</strong> pending" in body
+
+
+def svg_of(body: str, endpoint: str) -> str:
+    match = re.search(rf'<figure data-chart="{endpoint}">(.*?)</figure>', body, re.S)
+    assert match, f"no chart of {endpoint}"
+    return match.group(1)
+
+
+async def test_the_last_hour_is_charted_and_the_latest_deliveries_listed(
+    store: Store, receiver: Receiver, page_for: Callable
+) -> None:
+    ids = await deliver_through_receiver(store, receiver)
+    fetch = await page_for(page_state(store))
+    _, body = await fetch("/")
+    hook = svg_of(body, "hook")
+    named = "hook: 2 delivered, 1 failed in the last 60 minutes"
+    assert f'role="img" aria-label="{named}"' in hook and f"<title>{named}</title>" in hook
+    assert hook.count('class="bar-delivered"') == 60 and hook.count('class="bar-failed"') == 60
+    assert 'aria-label="quiet: 0 delivered, 0 failed in the last 60 minutes"' in svg_of(
+        body, "quiet"
+    )
+    latest = body.split('<section id="latest">')[1].split("</section>")[0]
+    assert latest.count("<tr data-latest=") == 3
+    gone = row(body, "data-latest", ids["evt_gone"])
+    assert ">dead<" in gone and "HTTP 410" in gone and "001R2" in gone
+    delivered = row(body, "data-latest", ids["evt_a"])
+    assert "Account<small>created</small>" in delivered and "via pubsub" in delivered
+    assert ">HTTP 204<" in delivered and "accounts" in delivered
+    assert re.search(r'data-label="Latency">\d+ ms<', delivered)
+    # The newest finish first; the page's refresh swaps these sections in like the rest.
+    assert latest.index(f'data-latest="{ids["evt_gone"]}"') < latest.index(
+        f'data-latest="{ids["evt_a"]}"'
+    )
+    _, fragment = await fetch("/?fragment=1")
+    assert '<section id="activity">' in fragment and '<section id="latest">' in fragment
+
+
+async def test_the_feed_escapes_what_the_body_says(store: Store, page_for: Callable) -> None:
+    event = NewEvent(
+        event_id="e",
+        record_id=NASTY,
+        occurred_at=datetime.now(UTC),
+        body=webhook_body(9, NASTY),
+        endpoints=("hook",),
+        change=NASTY,
+    )
+    await store.ingest("accounts", [event], Checkpoint(trigger="accounts", position={}))
+    [claim] = await store.claim_due("hook", 1, timedelta(seconds=30))
+    await store.record_outcome(claim, Delivered(status=200))
+    _, body = await (await page_for(page_state(store)))("/")
+    assert "<script>alert" not in body
+    assert row(body, "data-latest", claim.delivery_id).count("&lt;script&gt;") == 3
+
+
+async def test_a_quiet_hour_says_so(store: Store, page_for: Callable) -> None:
+    _, body = await (await page_for(page_state(store)))("/")
+    assert "No delivery finished in the last hour." in body
+    assert 'aria-label="hook: 0 delivered, 0 failed in the last 60 minutes"' in body
 
 
 async def test_every_value_from_config_or_salesforce_is_escaped(
