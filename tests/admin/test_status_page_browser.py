@@ -16,7 +16,13 @@ from typing import Any
 import pytest
 
 from sftriggerd.store.base import Store
-from tests.admin.test_status_page import TOKEN, page_state, seed_failures
+from tests.admin.test_status_page import (
+    TOKEN,
+    deliver_through_receiver,
+    page_state,
+    seed_failures,
+)
+from tests.support.receiver import Receiver
 
 try:
     from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
@@ -155,3 +161,36 @@ async def test_is_readable_on_a_phone(
     assert label == '"Lag"'
     await page.screenshot(path=str(tmp_path / "status-phone.png"), full_page=True)
     assert errors == []
+
+
+CHART_BOXES = """[...document.querySelectorAll('figure[data-chart] svg')].map((svg) => {
+  const box = svg.getBoundingClientRect();
+  const failed = svg.querySelector('.bar-failed');
+  return [box.width, box.height, box.right, getComputedStyle(failed).fill];
+})"""
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+async def test_the_last_hour_draws_and_the_feed_fills_in_on_refresh(
+    browser: Browser, serve: Any, store: Store, receiver: Receiver, width: int
+) -> None:
+    viewport = {"viewport": {"width": width, "height": 844}, "is_mobile": width < 500}
+    page, errors = await open_page(browser, await serve(page_state(store)), **viewport)
+    await expect(page.locator("#latest")).to_contain_text("No delivery finished")
+    ids = await deliver_through_receiver(store, receiver)
+    await page.clock.run_for(REFRESH_MS)
+
+    gone = page.locator(f'tr[data-latest="{ids["evt_gone"]}"]')
+    await expect(gone.locator('td[data-label="Answer"]')).to_contain_text("dead")
+    await expect(page.locator("tr[data-latest]")).to_have_count(3)
+    chart = page.get_by_role("img", name="hook: 2 delivered, 1 failed in the last 60 minutes")
+    await expect(chart).to_be_visible()
+    boxes = await page.evaluate(CHART_BOXES)
+    assert len(boxes) == 2  # hook and quiet
+    for box_width, box_height, right, fill in boxes:
+        assert box_width > 0 and box_height > 0 and right <= width
+        # The colour comes from the page's stylesheet: it applied under the CSP.
+        assert fill == "rgb(207, 34, 46)"
+    widths = await page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[1], f"scrolls sideways: {widths}"
+    assert errors == []  # a CSP refusal would be a console error
