@@ -13,7 +13,14 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..store.activity import FinishedDelivery, RecentActivity
+from ..store.activity import (
+    FinishedDelivery,
+    MinuteTally,
+    RecentActivity,
+    epoch_minute,
+    newest,
+)
+from ..store.base import Store
 from .charts import MinuteCount, fill_minutes, minute_bars
 from .markup import badge, e, row, table, when
 
@@ -115,3 +122,63 @@ def render_activity(activity: RecentActivity | None, endpoints: list[str], now: 
         '<p class="muted">Latency: from the change in Salesforce to the answer that'
         " finished the delivery.</p></section>"
     )
+
+
+# While the page is watched (a read at least every 50 s), a refresh reads only the last two
+# minutes and keeps the older, finished minutes it counted before: a busy hour is millions
+# of rows, which the store should not count again every five seconds. Now and then, and
+# after a pause, the whole hour is read again.
+_RECENT = timedelta(minutes=2)
+_RECENT_READS_WITHIN_S = 50.0
+_WHOLE_HOUR_EVERY_S = 600.0
+
+
+class ActivityReader:
+    """Reads `RecentActivity` for the page: the whole hour at first, then increments."""
+
+    def __init__(self) -> None:
+        self._tallies: dict[tuple[str, int], MinuteTally] = {}
+        self._latest: dict[int, FinishedDelivery] = {}
+        self._read_at_s: float | None = None
+        self._whole_at_s = 0.0
+
+    async def read(self, store: Store, at_s: float) -> RecentActivity:
+        since_read = None if self._read_at_s is None else at_s - self._read_at_s
+        whole = (
+            since_read is None
+            or since_read >= _RECENT_READS_WITHIN_S
+            or at_s - self._whole_at_s >= _WHOLE_HOUR_EVERY_S
+        )
+        # Unset first: should the read fail, the next one reads the whole hour again.
+        self._read_at_s = None
+        found = await store.recent_activity(ACTIVITY_WINDOW if whole else _RECENT, LATEST_SHOWN)
+        # Minutes from here on were still open at the last read (under 50 s ago, so at most
+        # one minute earlier) and are fully inside this one's two minutes: counted afresh.
+        fresh_from = found.now_minute - 1
+        if whole:
+            self._tallies, self._latest, self._whole_at_s = {}, {}, at_s
+        oldest = found.now_minute - WINDOW_MINUTES + 1
+        self._tallies = {
+            key: tally
+            for key, tally in self._tallies.items()
+            if oldest <= tally.minute < fresh_from
+        }
+        self._tallies.update(
+            ((tally.endpoint, tally.minute), tally)
+            for tally in found.tallies
+            if whole or tally.minute >= fresh_from
+        )
+        # The feed is a log of finishes: one redriven since stays listed with that finish
+        # until newer ones push it out; should it finish again, the newer finish replaces it.
+        self._latest.update((delivery.id, delivery) for delivery in found.latest)
+        kept = newest(
+            [d for d in self._latest.values() if epoch_minute(d.finished_at) >= oldest],
+            LATEST_SHOWN,
+        )
+        self._latest = {delivery.id: delivery for delivery in kept}
+        self._read_at_s = at_s
+        return RecentActivity(
+            now_minute=found.now_minute,
+            tallies=tuple(self._tallies[key] for key in sorted(self._tallies)),
+            latest=kept,
+        )

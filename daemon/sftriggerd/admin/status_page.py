@@ -22,7 +22,7 @@ from ..delivery.breaker import BreakerSnapshot
 from ..events.payload import format_time
 from ..store.records import DeliveryRow, PoisonEvent
 from ..supervision import PartHealth
-from .activity_view import render_activity
+from .activity_view import ActivityReader, render_activity
 from .api import STATE_KEY
 from .markup import badge as _badge
 from .markup import duration_text
@@ -335,10 +335,12 @@ def render_page(sections: str, view: StatusView) -> str:
 
 
 RATE_KEY = web.AppKey("delivery_rate", DeliveryRate)
+ACTIVITY_KEY = web.AppKey("activity_reader", ActivityReader)
 
 
 async def status_page(request: web.Request) -> web.Response:
-    view = await gather_status(request.app[STATE_KEY], request.app[RATE_KEY])
+    app = request.app
+    view = await gather_status(app[STATE_KEY], app[RATE_KEY], app[ACTIVITY_KEY])
     sections = render_sections(view)
     body = sections if request.query.get("fragment") else render_page(sections, view)
     response = web.Response(text=body, content_type="text/html", charset="utf-8")
@@ -351,4 +353,5 @@ def add_status_page(app: web.Application) -> None:
     # A first sample now, so the first view already has a rate (since the server started).
     rate.observe(monotonic(), delivered_totals(app[STATE_KEY].metrics))
     app[RATE_KEY] = rate
+    app[ACTIVITY_KEY] = ActivityReader()
     app.router.add_get("/", status_page)

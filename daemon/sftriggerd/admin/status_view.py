@@ -16,7 +16,7 @@ from ..store.activity import RecentActivity
 from ..store.base import Store
 from ..store.records import DeliveryRow, DeliveryStatus, OutboxCounts, PoisonEvent
 from ..supervision import PartHealth
-from .activity_view import ACTIVITY_WINDOW, LATEST_SHOWN
+from .activity_view import ActivityReader
 from .replicas import ReplicaView, replica_views
 from .state import AdminState
 
@@ -109,7 +109,9 @@ async def _failures(store: Store) -> list[DeliveryRow]:
     return sorted(rows, key=lambda row: row.id, reverse=True)
 
 
-async def gather_status(state: AdminState, rate: DeliveryRate) -> StatusView:
+async def gather_status(
+    state: AdminState, rate: DeliveryRate, activity_reader: ActivityReader | None = None
+) -> StatusView:
     """Reads everything the page shows; a store that fails is shown, not raised."""
     counts: dict[str, OutboxCounts] = {}
     failures: list[DeliveryRow] = []
@@ -123,7 +125,8 @@ async def gather_status(state: AdminState, rate: DeliveryRate) -> StatusView:
             failures = await _failures(state.store)
             poison = await state.store.list_poison(limit=_POISON_SHOWN)
             replicas = await replica_views(state.store, state)
-            activity = await state.store.recent_activity(ACTIVITY_WINDOW, LATEST_SHOWN)
+            reader = activity_reader or ActivityReader()
+            activity = await reader.read(state.store, monotonic())
         except StoreError as exc:
             store_problem = f"the store is not reachable: {exc}"
     triggers = state.trigger_status() if state.trigger_status is not None else []
