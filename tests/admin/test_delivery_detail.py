@@ -100,4 +100,5 @@ async def test_the_status_page_links_each_failure_to_its_detail(store: Store, se
     delivery_id = await failing_delivery(store)
     base = await serve(page_state(store))
     _, page = await get(base, "/")
-    assert page.count(f'<a href="deliveries/{delivery_id}">') == 2  # failures, endpoint
+    # failures, endpoint, latest deliveries
+    assert page.count(f'<a href="deliveries/{delivery_id}">') == 3
