@@ -58,7 +58,7 @@ async def stop(process: asyncio.subprocess.Process) -> tuple[int, str]:
 
 
 @pytest.fixture
-async def receiver() -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+async def receiver_process() -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
     port = free_port()
     process = await start("receiver", "--port", str(port), env={"WEBHOOK_SECRET": SECRET})
     try:
@@ -83,9 +83,9 @@ def signed(body: str, secret: str, message_id: str) -> dict[str, str]:
 
 
 async def test_receiver_prints_verified_deliveries_refuses_others_and_stops_on_sigterm(
-    receiver: tuple[asyncio.subprocess.Process, str],
+    receiver_process: tuple[asyncio.subprocess.Process, str],
 ) -> None:
-    process, url = receiver
+    process, url = receiver_process
     occurred = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     body = json.dumps({**DELIVERY, "occurred_at": occurred})
     other_secret = "whsec_" + base64.b64encode(b"a key the daemon does not hold!!").decode()
