@@ -126,6 +126,9 @@ async def test_every_connection_ended_twice_then_a_quiet_spell(
         try:
             await wait_for_leaders(http, [replica], {STREAMED, POLLED}, timeout_s=60)
             await seconds_until(lambda: listening(dbname), timeout_s=30)
+            # Ready: the streamed trigger (`start_from: latest`) has subscribed. A change made
+            # before that is older than the trigger's start, and not one it owes.
+            await seconds_until(lambda: ready(http, replica.admin_port), timeout_s=30)
             for n in range(3):
                 await change(n)
             await wait_until_delivered(receiver, set(made), timeout_s=60)
