@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 
+from . import tracing
 from .admin.state import AdminState
 from .app import App, Part
 from .config import Settings
@@ -134,8 +135,25 @@ async def run_daemon(
     stopping: asyncio.Event,
     dispatcher_factory: DispatcherFactory | None = build_dispatcher,
     restart_policy: RestartPolicy | None = None,
+    traces: tracing.Tracing | None = None,
 ) -> None:
-    """Opens the store (migrating it), runs every part until `stopping`, closes the store."""
+    """Opens the store (migrating it), runs every part until `stopping`, closes the store.
+    `traces`: where every part reports its spans while it runs (None: tracing off)."""
+    traces = traces or tracing.Tracing()
+    tracing.use(traces)
+    try:
+        await _run_parts(settings, stopping, dispatcher_factory, restart_policy)
+    finally:
+        tracing.use(tracing.Tracing())
+        await traces.close()
+
+
+async def _run_parts(
+    settings: Settings,
+    stopping: asyncio.Event,
+    dispatcher_factory: DispatcherFactory | None,
+    restart_policy: RestartPolicy | None,
+) -> None:
     metrics = Metrics()
     if settings.ha.tight:
         log.warning(
