@@ -17,6 +17,7 @@ from .config import Settings
 from .config.settings import TriggerSettings
 from .delivery.dispatcher import Dispatcher, build_dispatcher
 from .ingest import Ingest
+from .lag_history import LagHistory
 from .leadership import Leadership, Timing
 from .logs import get_logger
 from .metrics import Metrics
@@ -197,7 +198,11 @@ async def _run_parts(
             for part in parts:  # hand-overs heard on the dispatcher's LISTEN connection
                 if isinstance(part, Dispatcher) and part.listener is not None:
                     part.listener.on_lease_released = leadership.lease_released
-            reporter = StatusReporter(statuses, metrics, leads=leadership.leads)
+            # The status page's lag charts: the reporter's samples, kept in memory.
+            lag_history = LagHistory()
+            reporter = StatusReporter(
+                statuses, metrics, leads=leadership.leads, history=lag_history
+            )
             app.parts = [leadership, *parts, reporter]
             app.admin = AdminState(
                 settings=settings,
@@ -210,6 +215,7 @@ async def _run_parts(
                 replica=leadership.replica,
                 leads=leadership.leads,
                 fence_for=leadership.fence_for,
+                lag_history=lag_history,
             )
             try:
                 await app.run(stopping)
