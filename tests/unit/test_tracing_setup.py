@@ -3,13 +3,17 @@ context read back, whatever it holds."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION
 
+from sftriggerd.doctor.checks import ok
+from sftriggerd.doctor.tracing_check import check_tracing
 from sftriggerd.tracing import Tracing
 from sftriggerd.tracing.exporting import resource
 from sftriggerd.tracing.otel import OtelTracing, stored_parent
@@ -156,3 +160,33 @@ def test_an_unreadable_stored_context_starts_a_new_trace(stored: str | None) -> 
 @given(st.text(max_size=120))
 def test_any_stored_context_reads_without_an_exception(stored: str) -> None:
     stored_parent(stored)  # valid or not; what matters is that it never raises
+
+
+def test_doctor_says_whether_tracing_is_on_and_where_to() -> None:
+    assert check_tracing({}) == ok("tracing", plan({}).describe())
+    on = check_tracing(ENDPOINT)
+    assert on.status == "ok"
+    assert on.detail == "on: otlp (http/protobuf) to http://collector:4318"
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [{"OTEL_TRACES_EXPORTER": "zipkin"}, {"OTEL_EXPORTER_OTLP_PROTOCOL": "x", **ENDPOINT}],
+)
+def test_doctor_warns_of_variables_the_daemon_cannot_follow(environ: dict[str, str]) -> None:
+    found = check_tracing(environ)
+    assert found.status == "warning"  # the daemon runs, untraced: not a failure
+    assert found.detail.startswith("asked for but will not start:") and found.fix
+
+
+def test_doctor_names_the_missing_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    # find_spec answers None for a module that is not installed.
+    real = importlib.util.find_spec
+
+    def without_grpc_exporter(name: str, package: str | None = None) -> Any:
+        return None if name.startswith("opentelemetry.exporter.otlp.proto.grpc") else real(name)
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_grpc_exporter)
+    found = check_tracing({"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", **ENDPOINT})
+    assert found.status == "warning" and INSTALL_HINT in found.detail
+    assert check_tracing(ENDPOINT).status == "ok"  # the HTTP exporter is there

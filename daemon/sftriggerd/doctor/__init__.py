@@ -4,6 +4,8 @@ store, in order, one result each (docs/doctor.md). Checks that need a login are 
 
 from __future__ import annotations
 
+import os
+
 import aiohttp
 
 from ..config import Settings
@@ -16,6 +18,7 @@ from .checks import Check, skipped
 from .endpoint_checks import check_endpoint
 from .login import check_login
 from .store_checks import check_store
+from .tracing_check import check_tracing
 
 __all__ = ["Check", "run_doctor"]
 
@@ -30,6 +33,7 @@ async def run_doctor(settings: Settings) -> list[Check]:
         secrets = settings.secrets()
         for endpoint in settings.endpoints:
             checks.append(await check_endpoint(http, endpoint, secrets))
+    checks.append(check_tracing(os.environ))
     checks.append(await check_store(settings.store))
     return checks
 

@@ -12,6 +12,7 @@ often set for a whole cluster, and a change must not stop being delivered for it
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -94,6 +95,26 @@ def configure(environ: Mapping[str, str], version: str = "") -> tuple[Tracing, T
         return Tracing(), _refused(
             wanted, f"the OTLP exporter for {wanted.protocol} is not installed; {INSTALL_HINT}"
         )
+
+
+def checked(environ: Mapping[str, str]) -> TracingPlan:
+    """The plan, with the problem an install without the extra would meet (`doctor`: finds
+    the modules without importing them or starting an exporter)."""
+    wanted = plan(environ)
+    if not wanted.wanted or wanted.problem:
+        return wanted
+    needed = ["opentelemetry.sdk.trace"]
+    if "otlp" in wanted.exporters:
+        kind = "grpc" if wanted.protocol == "grpc" else "http"
+        needed.append(f"opentelemetry.exporter.otlp.proto.{kind}.trace_exporter")
+    for module in needed:
+        try:
+            found = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            found = None
+        if found is None:
+            return _refused(wanted, f"{module} is not installed; {INSTALL_HINT}")
+    return wanted
 
 
 def _refused(found: TracingPlan, problem: str) -> TracingPlan:
