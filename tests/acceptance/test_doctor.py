@@ -258,8 +258,10 @@ async def test_a_jwt_user_the_app_is_not_pre_authorised_for(
     assert result.line("failed   login (jwt): ") == (
         "failed   login (jwt): the connected app is not pre-authorised for this user"
         " (Salesforce: invalid_grant: user hasn't approved this consumer); fix: in Setup, App"
-        " Manager, the connected app, Manage, Edit Policies: set Permitted Users to 'Admin"
-        " approved users are pre-authorized', then add the user's profile or permission set"
+        " Manager, the connected app, Manage, Edit Policies (an external client app: External"
+        " Client App Manager, the app, Edit Policies), under OAuth Policies: set Permitted Users"
+        " to 'Admin approved users are pre-authorized', then add the user's profile or"
+        " permission set"
     )
 
 
