@@ -25,6 +25,7 @@ from sftriggerd.sources.streaming import StreamingSource
 from tests.integration.streaming_rig import StreamingRig, make_streaming_rig
 from tests.support.emulator import RunningEmulator
 from tests.support.sfclient import OrgClient
+from tests.support.waiting import eventually
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ACCOUNTS = "/data/AccountChangeEvent"
@@ -46,6 +47,35 @@ def answer_carries(response: web.StreamResponse, channel: str) -> bool:
     if not isinstance(response, web.Response) or not isinstance(response.body, bytes):
         return False
     return any(reply.get("channel") == channel for reply in json.loads(response.body))
+
+
+@dataclass
+class ChannelAnswers:
+    """The client's long-polls (`connects`) and how many of their answers carried an event
+    of `channel`, as a network middleware that sees them counts them."""
+
+    channel: str
+    channel_answers: int = 0
+    connects: int = 0
+
+    def count_connect(self, meta: set[tuple[object, object]]) -> bool:
+        """Whether the request is a long-poll; counted if so."""
+        is_connect = any(channel == "/meta/connect" for channel, _ in meta)
+        self.connects += int(is_connect)
+        return is_connect
+
+    def count_answer(self, response: web.StreamResponse) -> bool:
+        """Whether a long-poll's answer carried an event of `channel`; counted if so."""
+        carries = answer_carries(response, self.channel)
+        self.channel_answers += int(carries)
+        return carries
+
+    async def routed(self, seen: int) -> None:
+        """Until more than `seen` answers carried an event of `channel` and the client polled
+        again after the last of them (so that the client has routed it)."""
+        await eventually(lambda: self.channel_answers > seen, 20)
+        connects = self.connects
+        await eventually(lambda: self.connects > connects, 20)
 
 
 @dataclass

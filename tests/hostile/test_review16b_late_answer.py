@@ -25,8 +25,8 @@ from aiohttp import web
 from sftriggerd_emulator.context import EmulatorSettings
 from tests.hostile.shared_client_network import (
     ACCOUNTS,
+    ChannelAnswers,
     Handler,
-    answer_carries,
     bayeux_sent,
     meta_of,
     two_triggers_on_one_client,
@@ -41,10 +41,9 @@ def gate() -> asyncio.Event:
 
 
 @dataclass
-class LateNetwork:
+class LateNetwork(ChannelAnswers):
     """Holds requests and answers of `channel` until the test lets them go."""
 
-    channel: str
     hold_unsubscribe: bool = False
     hold_answers: bool = False
     hold_subscribe: bool = False
@@ -54,8 +53,6 @@ class LateNetwork:
     release_answers: asyncio.Event = field(default_factory=gate)
     subscribe_arrived: asyncio.Event = field(default_factory=gate)
     release_subscribe: asyncio.Event = field(default_factory=gate)
-    channel_answers: int = 0
-    connects: int = 0
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -70,11 +67,9 @@ class LateNetwork:
             self.hold_subscribe = False
             self.subscribe_arrived.set()
             await self.release_subscribe.wait()
-        is_connect = ("/meta/connect", None) in meta
-        self.connects += int(is_connect)
+        is_connect = self.count_connect(meta)
         response = await handler(request)
-        if is_connect and answer_carries(response, self.channel):
-            self.channel_answers += 1
+        if is_connect and self.count_answer(response):
             if self.hold_answers:
                 self.hold_answers = False
                 self.answer_held.set()
@@ -108,11 +103,6 @@ async def test_a_late_answer_of_the_old_subscription_never_passes_unstored_event
     http: aiohttp.ClientSession,
     tmp_path: Path,
 ) -> None:
-    async def routed(seen: int) -> None:
-        await eventually(lambda: network.channel_answers > seen, 20)
-        connects = network.connects
-        await eventually(lambda: network.connects > connects, 20)
-
     async with two_triggers_on_one_client(
         emulator, http, tmp_path, before_stop=network.end
     ) as shared:
@@ -126,7 +116,7 @@ async def test_a_late_answer_of_the_old_subscription_never_passes_unstored_event
         await asyncio.wait_for(network.unsubscribe_arrived.wait(), 5)
         seen = network.channel_answers
         dropped = await org.create("Account", {"Name": "While the channel has no inbox"})
-        await routed(seen)
+        await network.routed(seen)
         network.hold_answers = True
         late = await org.create("Account", {"Name": "In an answer the network delays"})
         await asyncio.wait_for(network.answer_held.wait(), 5)

@@ -25,8 +25,8 @@ from aiohttp import web
 from sftriggerd_emulator.context import EmulatorSettings
 from tests.hostile.shared_client_network import (
     ACCOUNTS,
+    ChannelAnswers,
     Handler,
-    answer_carries,
     bayeux_sent,
     meta_of,
     two_triggers_on_one_client,
@@ -37,17 +37,14 @@ from tests.support.waiting import eventually
 
 
 @dataclass
-class SlowNetwork:
+class SlowNetwork(ChannelAnswers):
     """What happens to the Bayeux requests of `channel` on their way, all off at first."""
 
-    channel: str
     lose_unsubscribes: bool = False
     hold_subscribe: bool = False
     subscribe_held: asyncio.Event = field(default_factory=asyncio.Event)
     release_subscribe: asyncio.Event = field(default_factory=asyncio.Event)
     gone: asyncio.Event = field(default_factory=asyncio.Event)  # the test is over
-    channel_answers: int = 0  # connect answers that carried an event of `channel`
-    connects: int = 0
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -64,12 +61,11 @@ class SlowNetwork:
             _, waiting = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             for wait in waiting:
                 wait.cancel()
-        is_connect = any(channel == "/meta/connect" for channel, _ in meta)
-        self.connects += int(is_connect)
-        response = await handler(request)
-        if is_connect and answer_carries(response, self.channel):
-            self.channel_answers += 1
-        return response
+        if self.count_connect(meta):
+            response = await handler(request)
+            self.count_answer(response)
+            return response
+        return await handler(request)
 
     def _ends(self) -> tuple[asyncio.Event, asyncio.Event]:
         return self.release_subscribe, self.gone
@@ -101,12 +97,6 @@ async def test_a_stale_subscription_moves_the_position_past_unstored_events(
     http: aiohttp.ClientSession,
     tmp_path: Path,
 ) -> None:
-    async def routed() -> None:
-        """Until an answer with an account came and the client polled again after it."""
-        await eventually(lambda: network.channel_answers > seen, 20)
-        connects = network.connects
-        await eventually(lambda: network.connects > connects, 20)
-
     async with two_triggers_on_one_client(
         emulator, http, tmp_path, before_stop=network.end
     ) as shared:
@@ -120,7 +110,7 @@ async def test_a_stale_subscription_moves_the_position_past_unstored_events(
         await accounts.stop()
         seen = network.channel_answers
         missed = await org.create_many("Account", [{"Name": f"Missed{i}"} for i in range(3)])
-        await routed()  # brought by the old subscription, read by no one
+        await network.routed(seen)  # brought by the old subscription, read by no one
 
         # `accounts` starts again (its lease came back) on the same client; the network is
         # slow with its subscribe, and the old subscription brings the next account.
@@ -129,7 +119,7 @@ async def test_a_stale_subscription_moves_the_position_past_unstored_events(
         await asyncio.wait_for(network.subscribe_held.wait(), 20)
         seen = network.channel_answers
         stale = await org.create("Account", {"Name": "Through the old subscription"})
-        await routed()
+        await network.routed(seen)
         network.release_subscribe.set()
         await eventually(lambda: {*missed, stale} <= set(shared.stored()), 20)
 
