@@ -9,7 +9,7 @@ import sqlite3
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -24,7 +24,7 @@ from sftriggerd.store.leadership import LeaseLostError
 from sftriggerd.store.memory import MemoryStore
 from sftriggerd.store.postgres import PostgresStore
 from sftriggerd.store.postgres.schema import migrations
-from sftriggerd.store.records import Checkpoint, DeliveryRow
+from sftriggerd.store.records import Checkpoint, DeliveryRow, NewEvent
 from sftriggerd.store.sqlite import SqliteStore
 from sftriggerd.store.transfer import DumpBatch, TargetNotEmptyError
 from tests.delivery.rig import running
@@ -321,3 +321,38 @@ async def test_a_database_without_the_schema_gets_it_first(
     assert (summary["schema_version"], summary["events"]) == (len(migrations()), 13)
     async with opened(PostgresStore(empty_postgres_url), create=False) as target:
         assert len(await target.list_deliveries(limit=1000)) == 26
+
+
+TRACED = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+async def trace_contexts_claimed(store: Store) -> dict[str, str | None]:
+    claims = await store.claim_due("hook", 100, timedelta(minutes=1))
+    return {c.event_id: c.trace_context for c in claims}
+
+
+async def test_trace_contexts_move_with_their_events(tmp_path: Path, postgres_url: str) -> None:
+    """sqlite to postgresql to sqlite, and memory to sqlite to memory: every claim on each
+    target carries the trace context its event was ingested with."""
+    at = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    traced = {"evt_1": TRACED, "evt_2": None, "evt_3": TRACED.replace("-01", "-00")}
+    new = [
+        NewEvent(event_id, None, at, b"{}", ("hook",), trace_context=context)
+        for event_id, context in traced.items()
+    ]
+    async with opened(SqliteStore(tmp_path / "first.db")) as first:
+        await first.ingest("t", new, Checkpoint("t", {"n": 1}))
+        async with opened(PostgresStore(postgres_url)) as middle:
+            await copy(first, middle, batch_rows=2)
+            async with opened(SqliteStore(tmp_path / "last.db")) as last:
+                await copy(middle, last)
+                assert await trace_contexts_claimed(last) == traced
+            assert await trace_contexts_claimed(middle) == traced
+    async with opened(MemoryStore()) as source:
+        await source.ingest("t", new, Checkpoint("t", {"n": 1}))
+        async with opened(SqliteStore(tmp_path / "between.db")) as between:
+            await copy(source, between)
+            async with opened(MemoryStore()) as target:
+                await copy(between, target, batch_rows=1)
+                assert await trace_contexts_claimed(target) == traced
+            assert await trace_contexts_claimed(between) == traced

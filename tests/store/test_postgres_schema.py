@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from urllib.parse import quote
 
@@ -176,3 +177,41 @@ def test_a_store_url_is_shown_without_any_password() -> None:
     assert shown == "postgresql://127.0.0.1:5432/db"
     assert store_url_shown("postgresql://u:pw@h/db") == "postgresql://h:5432/db"
     assert store_url_shown("sqlite:////var/lib/x.db") == "sqlite:////var/lib/x.db"
+
+
+async def test_a_database_at_migration_4_gains_trace_contexts_and_old_claims_carry_none(
+    empty_postgres_url: str,
+) -> None:
+    with psycopg.connect(empty_postgres_url, autocommit=True) as conn:
+        conn.execute(
+            b"CREATE TABLE sftriggerd_schema (version integer PRIMARY KEY,"
+            b" applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for version, step in enumerate(migrations()[:4], start=1):
+            conn.execute(step.encode())
+            conn.execute("INSERT INTO sftriggerd_schema (version) VALUES (%s)", (version,))
+        for n in (1, 2):
+            conn.execute(
+                "INSERT INTO events (trigger, event_id, occurred_at, body)"
+                " VALUES ('t', %s, now(), '{}')",
+                (f"evt_old_{n}",),
+            )
+        conn.execute(
+            "INSERT INTO deliveries (event_seq, endpoint, status, next_attempt_at)"
+            " SELECT seq, 'hook', 'pending', now() - interval '1 second' FROM events"
+        )
+    store = PostgresStore(empty_postgres_url)
+    await store.open()
+    try:
+        assert await store.schema_version() == len(migrations()) == 5
+        claims = await store.claim_due("hook", 10, LEASE)
+        assert [(c.event_id, c.trace_context) for c in claims] == [
+            ("evt_old_1", None),
+            ("evt_old_2", None),
+        ]
+        traced = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        await store.ingest("t", [replace(event(3), trace_context=traced)], checkpoint(3))
+        [claim] = await store.claim_due("hook", 10, LEASE)
+        assert (claim.event_id, claim.trace_context) == ("evt_3", traced)
+    finally:
+        await store.close()

@@ -70,3 +70,42 @@ async def test_an_older_file_is_migrated_and_its_deliveries_keep_their_state(
         indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     assert {"deliveries_pending", "deliveries_open", "deliveries_dead"} <= indexes
     assert not {"deliveries_due", "deliveries_finished"} & indexes
+
+
+async def test_a_schema_8_file_gains_trace_contexts_and_its_claims_carry_none(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "schema8.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for migration in MIGRATIONS[:8]:
+            for statement in _statements(migration):
+                db.execute(statement)
+        db.execute("INSERT INTO schema_version (version) VALUES (8)")
+        for seq, endpoint in enumerate(["hook", "hook", "other"], start=1):
+            db.execute(
+                "INSERT INTO events (trigger, event_id, record_id, occurred_at, body, created_at)"
+                " VALUES ('t', ?, NULL, 0, X'7B7D', 0)",
+                (f"evt_{seq}",),
+            )
+            db.execute(
+                "INSERT INTO deliveries (event_seq, endpoint, status, next_attempt_at,"
+                " created_at, retry_since) VALUES (?, ?, 'pending', 0, 0, 0)",
+                (seq, endpoint),
+            )
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        assert await store.schema_version() == len(MIGRATIONS) == 9
+        claims = await store.claim_due("hook", 10, timedelta(seconds=30))
+        claims += await store.claim_due("other", 10, timedelta(seconds=30))
+        assert [(c.event_id, c.trace_context) for c in claims] == [
+            ("evt_1", None),
+            ("evt_2", None),
+            ("evt_3", None),
+        ]
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as db:
+        columns = {row[1]: row[2] for row in db.execute("PRAGMA table_info(events)")}
+    assert columns["trace_context"] == "TEXT"

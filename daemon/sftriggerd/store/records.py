@@ -41,6 +41,27 @@ class NewEvent:
     # ingest, `routing.order_key`); carried by the deliveries to `ordered_endpoints` only.
     # None: this event's deliveries wait for nothing (no record id).
     order_key: str | None = None
+    # The W3C `traceparent` of the trace begun when the event arrived, kept with the event
+    # so an attempt made later (after a restart, or by another replica) continues it; stored
+    # as `storable_trace_context` makes it.
+    trace_context: str | None = None
+
+
+# A traceparent is 55 characters; later versions of the format may append fields, so the
+# store keeps up to this many rather than parsing it, and refuses only what cannot be one.
+TRACE_CONTEXT_MAX_CHARS = 512
+
+
+def storable_trace_context(value: object) -> str | None:
+    """An event's trace context as the store keeps it: the value itself when it could be a
+    traceparent (text of at most `TRACE_CONTEXT_MAX_CHARS` printable ASCII characters), else
+    None. Never refused: an event is not lost for its trace context, which comes from
+    outside and only ties later attempts to a trace."""
+    if not isinstance(value, str) or not 0 < len(value) <= TRACE_CONTEXT_MAX_CHARS:
+        return None
+    if not all(" " <= char <= "~" for char in value):
+        return None
+    return value
 
 
 @dataclass(frozen=True)
@@ -65,6 +86,8 @@ class Claim:
     occurred_at: datetime
     lease_token: str
     lease_until: datetime
+    # The event's trace context as stored at ingest (None: none, or not plausible).
+    trace_context: str | None = None
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ class EventDump:
     occurred_at: datetime
     body: bytes
     created_at: datetime
+    trace_context: str | None = None
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from ..records import (
     RecordState,
     Retry,
     body_record,
+    storable_trace_context,
 )
 from ..replay import Requeued, Selection
 from ..transfer import BATCH_ROWS, DumpBatch, led_by_replicas, not_empty
@@ -134,6 +135,7 @@ class MemoryStore(LeadershipMethods, Store):
             occurred_at=event.occurred_at,
             body=bytes(event.body),
             created_at=now,
+            trace_context=storable_trace_context(event.trace_context),
         )
         self._events[(trigger, event.event_id)] = row
         for endpoint in event.endpoints:
@@ -199,6 +201,7 @@ class MemoryStore(LeadershipMethods, Store):
                         occurred_at=d.event.occurred_at,
                         lease_token=token,
                         lease_until=lease_until,
+                        trace_context=d.event.trace_context,
                     )
                 )
         return claims

@@ -26,6 +26,7 @@ class EventRow:
     occurred_at: datetime
     body: bytes
     created_at: datetime
+    trace_context: str | None = None
 
 
 @dataclass

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from ...errors import StoreError
 from ..clock import Clock
-from ..records import Checkpoint, PoisonEvent
+from ..records import Checkpoint, PoisonEvent, storable_trace_context
 from ..transfer import DeliveryDump, DumpBatch, EventDump, open_delivery, sort_batch
 from .tables import DeliveryRecord, EventRow
 
@@ -46,6 +46,7 @@ def _event(row: EventRow) -> EventDump:
         row.occurred_at,
         row.body,
         row.created_at,
+        row.trace_context,
     )
 
 
@@ -106,7 +107,7 @@ async def stage(source: AsyncIterable[DumpBatch], clock: Clock) -> Staged:
 
 def _event_fields(
     e: EventDump,
-) -> tuple[int, str, str, str | None, str, datetime, bytes, datetime]:
+) -> tuple[int, str, str, str | None, str, datetime, bytes, datetime, str | None]:
     return (
         e.seq,
         e.trigger,
@@ -116,6 +117,7 @@ def _event_fields(
         e.occurred_at,
         e.body,
         e.created_at,
+        storable_trace_context(e.trace_context),
     )
 
 

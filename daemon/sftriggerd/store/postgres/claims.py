@@ -71,7 +71,7 @@ _LEASE = """
     FROM events e
     WHERE d.id = ANY(%(ids)s) AND e.seq = d.event_seq
     RETURNING d.id, d.endpoint, e.trigger, e.event_id, e.body, d.attempts, d.retry_since,
-              e.occurred_at, d.next_attempt_at
+              e.occurred_at, d.next_attempt_at, e.trace_context
 """
 _RELEASE = f"""
     WITH released AS (
@@ -131,6 +131,7 @@ def _claim(row: tuple[Any, ...], token: str) -> Claim:
         occurred_at=row[7],
         lease_token=token,
         lease_until=row[8],
+        trace_context=row[9],
     )
 
 

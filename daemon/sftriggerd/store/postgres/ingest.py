@@ -10,7 +10,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from ..leadership import Fence
-from ..records import Checkpoint, IngestResult, NewEvent, PoisonEvent
+from ..records import Checkpoint, IngestResult, NewEvent, PoisonEvent, storable_trace_context
 from . import leadership
 from .notify import CHANNEL
 from .text import optional_readable, readable, storable_json
@@ -18,11 +18,12 @@ from .text import optional_readable, readable, storable_json
 # Rows come back in the order given (WITH ORDINALITY), so seq follows the batch's order,
 # which is the order the claims send a record's changes in.
 _INSERT_EVENTS = """
-    INSERT INTO events (trigger, event_id, record_id, change, occurred_at, body)
-    SELECT %(trigger)s, v.event_id, v.record_id, v.change, v.occurred_at, v.body
+    INSERT INTO events (trigger, event_id, record_id, change, occurred_at, body, trace_context)
+    SELECT %(trigger)s, v.event_id, v.record_id, v.change, v.occurred_at, v.body,
+           v.trace_context
     FROM unnest(%(event_ids)s::text[], %(record_ids)s::text[], %(changes)s::text[],
-                %(occurred)s::timestamptz[], %(bodies)s::bytea[])
-         WITH ORDINALITY AS v(event_id, record_id, change, occurred_at, body, n)
+                %(occurred)s::timestamptz[], %(bodies)s::bytea[], %(trace_contexts)s::text[])
+         WITH ORDINALITY AS v(event_id, record_id, change, occurred_at, body, trace_context, n)
     ORDER BY v.n
     ON CONFLICT (trigger, event_id) DO NOTHING
     RETURNING seq, event_id
@@ -120,6 +121,7 @@ async def _insert_events(
             "changes": [readable(event.change) for event in events],
             "occurred": [event.occurred_at for event in events],
             "bodies": [event.body for event in events],
+            "trace_contexts": [storable_trace_context(event.trace_context) for event in events],
         },
     )
     by_id: dict[str, NewEvent] = {}

@@ -19,7 +19,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from ...errors import StoreError
-from ..records import AttemptRow, Checkpoint, PoisonEvent
+from ..records import AttemptRow, Checkpoint, PoisonEvent, storable_trace_context
 from ..transfer import (
     DeliveryDump,
     DumpBatch,
@@ -90,12 +90,12 @@ async def _events_after(
     conn: AsyncConnection[Any], after: int, limit: int
 ) -> tuple[Sequence[DumpRecord], int]:
     cursor = await conn.execute(
-        "SELECT seq, trigger, event_id, record_id, change, occurred_at, body, created_at"
-        " FROM events WHERE seq > %s ORDER BY seq LIMIT %s",
+        "SELECT seq, trigger, event_id, record_id, change, occurred_at, body, created_at,"
+        " trace_context FROM events WHERE seq > %s ORDER BY seq LIMIT %s",
         (after, limit),
     )
     events = [
-        EventDump(int(r[0]), r[1], r[2], r[3], r[4], r[5], bytes(r[6]), r[7])
+        EventDump(int(r[0]), r[1], r[2], r[3], r[4], r[5], bytes(r[6]), r[7], r[8])
         for r in await cursor.fetchall()
     ]
     return events, events[-1].seq if events else after
@@ -212,8 +212,8 @@ async def _write(conn: AsyncConnection[Any], batch: Sorted) -> None:
         if batch.events:
             await cursor.executemany(
                 "INSERT INTO events (seq, trigger, event_id, record_id, change, occurred_at,"
-                " body, created_at) OVERRIDING SYSTEM VALUE"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                " body, created_at, trace_context) OVERRIDING SYSTEM VALUE"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 [
                     (
                         e.seq,
@@ -224,6 +224,7 @@ async def _write(conn: AsyncConnection[Any], batch: Sorted) -> None:
                         e.occurred_at,
                         e.body,
                         e.created_at,
+                        storable_trace_context(e.trace_context),
                     )
                     for e in batch.events
                 ],

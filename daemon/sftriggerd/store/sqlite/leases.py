@@ -59,7 +59,7 @@ _CLAIMABLE_AFTER = f"""
 """
 _CLAIMED = """
     SELECT d.id, d.endpoint, e.trigger, e.event_id, e.body, d.attempts, d.retry_since,
-           e.occurred_at
+           e.occurred_at, e.trace_context
     FROM deliveries d JOIN events e ON e.seq = d.event_seq
     WHERE d.id IN ({ids}) ORDER BY d.id
 """
@@ -176,6 +176,7 @@ def claim_due(
             occurred_at=dt_required(r[7]),
             lease_token=token,
             lease_until=lease_until,
+            trace_context=r[8],
         )
         for r in rows
     ]

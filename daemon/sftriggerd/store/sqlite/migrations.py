@@ -187,4 +187,11 @@ MIGRATIONS: list[str] = [
     CREATE INDEX deliveries_overdue ON deliveries (endpoint, retry_since)
         WHERE finished_at IS NULL;
     """,
+    # 9: the trace context (a W3C traceparent) of the trace begun when an event arrived,
+    # handed back with each claim of its deliveries, so an attempt made after a restart or by
+    # another replica continues that trace. NULL when the event came with none, and for every
+    # event stored before: adding a nullable column rewrites no row.
+    """
+    ALTER TABLE events ADD COLUMN trace_context TEXT;
+    """,
 ]

@@ -26,6 +26,7 @@ from ..records import (
     Retry,
     body_record,
     delivery_row,
+    storable_trace_context,
 )
 from . import attempts
 from .migrations import MIGRATIONS
@@ -127,9 +128,9 @@ def ingest(
         _insert_poison(db, poison, now)
         for event in events:
             cursor = db.execute(
-                "INSERT INTO events"
-                " (trigger, event_id, record_id, change, occurred_at, body, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (trigger, event_id) DO NOTHING",
+                "INSERT INTO events (trigger, event_id, record_id, change, occurred_at, body,"
+                " created_at, trace_context) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (trigger, event_id) DO NOTHING",
                 (
                     trigger,
                     event.event_id,
@@ -138,6 +139,7 @@ def ingest(
                     ts(event.occurred_at),
                     event.body,
                     ts(now),
+                    storable_trace_context(event.trace_context),
                 ),
             )
             if cursor.rowcount == 0:

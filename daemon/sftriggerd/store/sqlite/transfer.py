@@ -16,7 +16,7 @@ from datetime import datetime
 from itertools import groupby
 
 from ...errors import StoreError
-from ..records import AttemptRow, Checkpoint, PoisonEvent
+from ..records import AttemptRow, Checkpoint, PoisonEvent, storable_trace_context
 from ..transfer import (
     DeliveryDump,
     EventDump,
@@ -54,8 +54,8 @@ def read_checkpoints(db: sqlite3.Connection) -> list[Checkpoint]:
 
 def events_after(db: sqlite3.Connection, after: int, limit: int) -> tuple[list[EventDump], int]:
     rows = db.execute(
-        "SELECT seq, trigger, event_id, record_id, change, occurred_at, body, created_at"
-        " FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+        "SELECT seq, trigger, event_id, record_id, change, occurred_at, body, created_at,"
+        " trace_context FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
         (after, limit),
     ).fetchall()
     events = [
@@ -68,6 +68,7 @@ def events_after(db: sqlite3.Connection, after: int, limit: int) -> tuple[list[E
             occurred_at=dt_required(r[5]),
             body=bytes(r[6]),
             created_at=dt_required(r[7]),
+            trace_context=r[8],
         )
         for r in rows
     ]
@@ -182,7 +183,7 @@ def write(db: sqlite3.Connection, batch: Sorted, now: datetime) -> None:
     )
     db.executemany(
         "INSERT INTO events (seq, trigger, event_id, record_id, change, occurred_at, body,"
-        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        " created_at, trace_context) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 e.seq,
@@ -193,6 +194,7 @@ def write(db: sqlite3.Connection, batch: Sorted, now: datetime) -> None:
                 ts(e.occurred_at),
                 e.body,
                 ts(e.created_at),
+                storable_trace_context(e.trace_context),
             )
             for e in batch.events
         ],
