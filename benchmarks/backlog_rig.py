@@ -17,8 +17,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
-from delivery_workload import TRIGGER, bench_event, endpoint_settings
+from delivery_workload import TRIGGER, bench_event, endpoint_settings, receive
 
 from sftriggerd.ingest import Ingest
 from sftriggerd.metrics import Metrics
@@ -78,38 +77,9 @@ def working_copy(cached: Path, directory: Path) -> Path:
 
 
 def serve_gated(conn: Connection) -> None:
-    asyncio.run(_serve_gated(conn))
-
-
-async def _serve_gated(conn: Connection) -> None:
-    received = 0
-    gate = asyncio.Event()
-
-    async def hook(request: web.Request) -> web.Response:
-        nonlocal received
-        await request.read()
-        # Closed, the request waits: the daemon's in-flight slots fill and it idles, with
-        # no attempt failing (the endpoint's timeout is longer than the idle phase).
-        await gate.wait()
-        received += 1
-        return web.Response(status=204)
-
-    async def open_gate(request: web.Request) -> web.Response:
-        gate.set()
-        return web.Response(status=204)
-
-    async def count(request: web.Request) -> web.Response:
-        return web.json_response({"received": received})
-
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    app.router.add_post("/open", open_gate)
-    app.router.add_get("/count", count)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0, backlog=1024).start()
-    conn.send(runner.addresses[0][1])
-    await asyncio.Event().wait()
+    # Closed, a POST waits: the daemon's in-flight slots fill and it idles, with no attempt
+    # failing (the endpoint's timeout is longer than the idle phase).
+    asyncio.run(receive(conn.send, gated=True))
 
 
 # --- the daemon's memory ---------------------------------------------------------------

@@ -43,20 +43,31 @@ def serve(conn: Connection, loop: str = "asyncio") -> None:
     run_on(loop, receive(conn.send))
 
 
-async def receive(announce: Callable[[int], object], stop_after: int = 0) -> None:
+async def receive(
+    announce: Callable[[int], object], stop_after: int = 0, *, gated: bool = False
+) -> None:
     """Answers POSTs to /hook (and /hook/N, the further endpoints of `--endpoints`) with 204
-    until terminated, or until `stop_after` of them (0: no limit); announces its port first."""
+    until terminated, or until `stop_after` of them (0: no limit); announces its port first.
+    `gated`: every POST waits until one to /open came."""
     received = 0
     enough = asyncio.Event()
+    gate = asyncio.Event()
+    if not gated:
+        gate.set()
 
     async def hook(request: web.Request) -> web.Response:
         nonlocal received
         await request.read()
         if "webhook-id" not in request.headers:
             return web.Response(status=400)
+        await gate.wait()
         received += 1
         if received == stop_after:
             enough.set()
+        return web.Response(status=204)
+
+    async def open_gate(request: web.Request) -> web.Response:
+        gate.set()
         return web.Response(status=204)
 
     async def count(request: web.Request) -> web.Response:
@@ -65,6 +76,7 @@ async def receive(announce: Callable[[int], object], stop_after: int = 0) -> Non
     app = web.Application()
     app.router.add_post("/hook", hook)
     app.router.add_post("/hook/{endpoint}", hook)
+    app.router.add_post("/open", open_gate)
     app.router.add_get("/count", count)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

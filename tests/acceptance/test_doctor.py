@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,11 +90,15 @@ async def migrated(config: Path) -> None:
     assert await asyncio.wait_for(process.wait(), 60) == 0
 
 
-@pytest.fixture
-async def seeded(org: OrgClient) -> OrgClient:
-    """An org where Account has the fields the triggers name, and the PushTopic exists."""
+async def seed(org: OrgClient) -> None:
+    """Account gets the fields the triggers name, and the PushTopic is made."""
     await org.create("Account", {"Name": "Seed", "Industry": "Energy"})
     await org.create("PushTopic", PUSH_TOPIC)
+
+
+@pytest.fixture
+async def seeded(org: OrgClient) -> OrgClient:
+    await seed(org)
     return org
 
 
@@ -197,207 +202,315 @@ async def test_the_json_report(
     assert not (tmp_path / "state.db").exists()
 
 
-async def test_a_wrong_password_names_the_password_flow_and_skips_the_rest(
-    tmp_path: Path, emulator: RunningEmulator, seeded: OrgClient, receiver: Receiver
-) -> None:
-    config = write_config(tmp_path, emulator, receiver.url, triggers=ACCOUNTS, password="nope")
-    result = await doctor(config)
-    assert result.returncode == 1
-    login = result.line("failed   login (password): ")
-    assert login.startswith(
-        "failed   login (password): wrong username, password or security token, or the password"
-        " flow is blocked (Salesforce: invalid_grant: authentication failure); fix: check"
-    )
-    assert "Allow OAuth Username-Password Flows" in login
-    assert result.line("skipped  api version: needs the login, which failed")
-    assert result.line("skipped  trigger accounts channel: needs the login, which failed")
-    assert "nope" not in result.stdout + result.stderr
+@dataclass
+class Rig:
+    """What a mistake is made with: the emulator, the receiver and the test's directory."""
+
+    tmp_path: Path
+    emulator: RunningEmulator
+    receiver: Receiver
+    http: aiohttp.ClientSession
+    request: pytest.FixtureRequest
+    endpoint_url: str = ""
+
+    def config(self, triggers: str = LEADS, **settings: str) -> Path:
+        return write_config(
+            self.tmp_path,
+            self.emulator,
+            self.endpoint_url or self.receiver.url,
+            triggers=triggers,
+            **settings,
+        )
 
 
-async def test_a_blocked_password_flow_is_named_too(
-    tmp_path: Path,
-    emulator: RunningEmulator,
-    seeded: OrgClient,
-    receiver: Receiver,
-    http: aiohttp.ClientSession,
-) -> None:
-    await control(http, emulator.url, "grants", {"blocked": ["password"]})
-    result = await doctor(write_config(tmp_path, emulator, receiver.url, triggers=ACCOUNTS))
-    assert result.returncode == 1
-    assert "password flow is blocked" in result.line("failed   login (password): ")
+async def wrong_password(rig: Rig) -> Path:
+    return rig.config(ACCOUNTS, password="nope")
 
 
-async def test_a_wrong_client_secret_is_named(
-    tmp_path: Path, emulator: RunningEmulator, seeded: OrgClient, receiver: Receiver
-) -> None:
-    auth = (
-        "{client_id: emulator-client, client_secret: not-it, username: admin@emulator.local,"
+async def blocked_password_flow(rig: Rig) -> Path:
+    await control(rig.http, rig.emulator.url, "grants", {"blocked": ["password"]})
+    return rig.config(ACCOUNTS)
+
+
+async def wrong_client_secret(rig: Rig) -> Path:
+    return rig.config(
+        auth="{client_id: emulator-client, client_secret: not-it, username: admin@emulator.local,"
         " password: emulator}"
     )
-    result = await doctor(write_config(tmp_path, emulator, receiver.url, triggers=LEADS, auth=auth))
-    assert result.returncode == 1
-    assert result.line("failed   login (password): ") == (
-        "failed   login (password): wrong client_secret (Salesforce: invalid_client: invalid"
-        " client credentials); fix: set salesforce.auth.client_secret to the connected app's"
-        " consumer secret"
-    )
 
 
-async def test_a_jwt_user_the_app_is_not_pre_authorised_for(
-    tmp_path: Path, emulator: RunningEmulator, seeded: OrgClient, receiver: Receiver
-) -> None:
+async def jwt_user_not_pre_authorised(rig: Rig) -> Path:
     private_pem, _ = rsa_key_pair()
-    key = tmp_path / "sf-jwt.key"
+    key = rig.tmp_path / "sf-jwt.key"
     key.write_text(private_pem)
-    auth = (
-        "{flow: jwt, client_id: emulator-client, username: stranger@emulator.local,"
+    return rig.config(
+        auth="{flow: jwt, client_id: emulator-client, username: stranger@emulator.local,"
         f" private_key: '${{file:{key}}}'}}"
     )
-    result = await doctor(write_config(tmp_path, emulator, receiver.url, triggers=LEADS, auth=auth))
-    assert result.returncode == 1
-    assert result.line("failed   login (jwt): ") == (
-        "failed   login (jwt): the connected app is not pre-authorised for this user"
-        " (Salesforce: invalid_grant: user hasn't approved this consumer); fix: in Setup, App"
-        " Manager, the connected app, Manage, Edit Policies: set Permitted Users to 'Admin"
-        " approved users are pre-authorized', then add the user's profile or permission set"
+
+
+async def unknown_object(rig: Rig) -> Path:
+    return rig.config("  - {name: typo, object: Acount, mode: polling}\n")
+
+
+async def unknown_field(rig: Rig) -> Path:
+    return rig.config(
+        "  - {name: accounts, object: Account, fields: [Name, Industy], mode: polling}\n"
     )
 
 
-async def test_an_unknown_object(
-    tmp_path: Path, emulator: RunningEmulator, seeded: OrgClient, receiver: Receiver
-) -> None:
-    triggers = "  - {name: typo, object: Acount, mode: polling}\n"
-    result = await doctor(write_config(tmp_path, emulator, receiver.url, triggers=triggers))
-    assert result.returncode == 1
-    assert result.line("failed   trigger typo object: ") == (
-        "failed   trigger typo object: Acount does not exist or this user cannot see it;"
-        " did you mean Account?; fix: check the trigger's object (API name, with __c for a"
-        " custom object) and the user's object permissions"
-    )
-
-
-async def test_an_unknown_field_suggests_the_close_names(
-    tmp_path: Path, emulator: RunningEmulator, seeded: OrgClient, receiver: Receiver
-) -> None:
-    triggers = "  - {name: accounts, object: Account, fields: [Name, Industy], mode: polling}\n"
-    result = await doctor(write_config(tmp_path, emulator, receiver.url, triggers=triggers))
-    assert result.returncode == 1
-    assert result.line("failed   trigger accounts fields: ") == (
-        "failed   trigger accounts fields: Account has no field Industy (did you mean"
-        " Industry?); fix: correct the trigger's fields (API names, with __c for custom"
-        " fields), or give the user field-level access"
-    )
-    assert result.line("ok       trigger accounts object: Account exists")
-
-
-async def test_a_where_salesforce_refuses(
-    tmp_path: Path, emulator: RunningEmulator, seeded: OrgClient, receiver: Receiver
-) -> None:
-    triggers = (
+async def where_salesforce_refuses(rig: Rig) -> Path:
+    return rig.config(
         "  - {name: accounts, object: Account, mode: polling, where: \"Industri = 'Energy'\"}\n"
     )
-    result = await doctor(write_config(tmp_path, emulator, receiver.url, triggers=triggers))
-    assert result.returncode == 1
-    where = result.line("failed   trigger accounts where: ")
-    assert where.startswith(
-        'failed   trigger accounts where: Salesforce refused "SELECT Id FROM Account WHERE'
-        " Industri = 'Energy' LIMIT 1\": INVALID_FIELD: "
-    )
-    assert "ERROR at Row:1:Column:30 No such column 'Industri' on entity 'Account'" in where
-    assert where.count("SELECT") == 1  # Salesforce's copy of the query is left out
-    assert where.endswith("; fix: correct the trigger's where (SOQL, as after WHERE)")
 
 
-@pytest.mark.parametrize("transport", ["cometd", "pubsub"])
-async def test_an_object_not_selected_for_change_data_capture(
-    tmp_path: Path,
-    emulator: RunningEmulator,
-    seeded: OrgClient,
-    receiver: Receiver,
-    http: aiohttp.ClientSession,
-    transport: str,
-) -> None:
-    await control(http, emulator.url, "cdc", {"unselected": ["Lead"]})
-    triggers = f"  - {{name: leads, object: Lead, mode: streaming, transport: {transport}}}\n"
-    result = await doctor(write_config(tmp_path, emulator, receiver.url, triggers=triggers))
-    assert result.returncode == 1
-    channel = result.line("failed   trigger leads channel: ")
-    assert channel.startswith(
-        "failed   trigger leads channel: /data/LeadChangeEvent: Lead is not selected for"
-        " Change Data Capture ("
-    )
-    assert channel.endswith(
-        "; fix: Setup, Change Data Capture: move Lead to Selected Entities"
-        " (or check the channel name)"
-    )
+def lead_not_selected_for_cdc(transport: str) -> Callable[[Rig], Awaitable[Path]]:
+    async def mistake(rig: Rig) -> Path:
+        await control(rig.http, rig.emulator.url, "cdc", {"unselected": ["Lead"]})
+        return rig.config(
+            f"  - {{name: leads, object: Lead, mode: streaming, transport: {transport}}}\n"
+        )
+
+    return mistake
 
 
-async def test_a_missing_pushtopic(
-    tmp_path: Path, emulator: RunningEmulator, org: OrgClient, receiver: Receiver
-) -> None:
-    result = await doctor(write_config(tmp_path, emulator, receiver.url, triggers=NAMES))
-    assert result.returncode == 1
-    assert result.line("failed   trigger names pushtopic: ") == (
-        "failed   trigger names pushtopic: no PushTopic named AccountNames; fix: create the"
-        " PushTopic AccountNames (a PushTopic record with its Name and Query)"
-    )
-    assert result.line("failed   trigger names channel: /topic/AccountNames: refused (")
+async def missing_pushtopic(rig: Rig) -> Path:
+    return rig.config(NAMES)
 
 
-async def test_an_endpoint_answering_500(
-    tmp_path: Path, emulator: RunningEmulator, seeded: OrgClient, receiver: Receiver
-) -> None:
+async def endpoint_answering_500(rig: Rig) -> Path:
     async def broken(arrival: Arrival) -> web.StreamResponse:
         return web.Response(status=500, text="database down")
 
-    receiver.respond = broken
-    result = await doctor(write_config(tmp_path, emulator, receiver.url, triggers=LEADS))
-    assert result.returncode == 1
-    assert result.line("failed   endpoint receiver: ") == (
-        f"failed   endpoint receiver: {receiver.url}: signed sftriggerd.ping answered HTTP 500:"
-        " database down; fix: the receiver must answer 2xx to a webhook it accepts (a ping"
-        " included)"
-    )
+    rig.receiver.respond = broken
+    return rig.config()
 
 
-async def test_an_unreachable_endpoint(
-    tmp_path: Path, emulator: RunningEmulator, seeded: OrgClient
-) -> None:
-    url = unused_url()
-    result = await doctor(write_config(tmp_path, emulator, url, triggers=LEADS))
-    assert result.returncode == 1
-    line = result.line("failed   endpoint receiver: ")
-    assert line.startswith(f"failed   endpoint receiver: {url}: no answer (refused): ")
-    assert line.endswith(
-        "; fix: check the endpoint's url, that the receiver runs, and the network between"
-    )
+async def unreachable_endpoint(rig: Rig) -> Path:
+    rig.endpoint_url = unused_url()
+    return rig.config()
 
 
-async def test_a_store_that_cannot_be_made(
-    tmp_path: Path, emulator: RunningEmulator, seeded: OrgClient, receiver: Receiver
-) -> None:
-    blocker = tmp_path / "not-a-directory"
+async def store_that_cannot_be_made(rig: Rig) -> Path:
+    blocker = rig.tmp_path / "not-a-directory"
     blocker.write_text("a file where the store's directory should be")
-    url = f"sqlite:///{blocker}/state.db"
-    config = write_config(tmp_path, emulator, receiver.url, triggers=LEADS, store=url)
-    result = await doctor(config)
-    assert result.returncode == 1
-    assert result.line("failed   store: ") == (
-        f"failed   store: {url}: no store, and it cannot be made: {blocker} is not a directory;"
-        " fix: point store.url at a directory the daemon's user can write"
-    )
+    return rig.config(store=f"sqlite:///{blocker}/state.db")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes read-only files")
-async def test_a_read_only_store(
-    tmp_path: Path, emulator: RunningEmulator, seeded: OrgClient, receiver: Receiver
-) -> None:
-    config = write_config(tmp_path, emulator, receiver.url, triggers=LEADS)
+async def read_only_store(rig: Rig) -> Path:
+    config = rig.config()
     await migrated(config)
-    (tmp_path / "state.db").chmod(0o444)
-    result = await doctor(config)
-    assert result.returncode == 1
-    assert result.line("failed   store: ")
+    (rig.tmp_path / "state.db").chmod(0o444)
+    return config
+
+
+async def postgresql_store_that_takes_no_writes(rig: Rig) -> Path:
+    """Every transaction read-only, as on a standby: the store opens but is not writable."""
+    postgres_url = rig.request.getfixturevalue("postgres_url")
+    read_only = f"{postgres_url}?options=-c%20default_transaction_read_only%3Don"
+    return rig.config(store=read_only)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A mistake made on purpose, and what doctor must say of it on the check's failed line.
+
+    Expected texts may hold {endpoint} (the endpoint's URL) and {tmp} (the test's directory).
+    """
+
+    mistake: Callable[[Rig], Awaitable[Path]]
+    check: str  # the failed line starts "failed   CHECK: "
+    whole: str = ""  # all of the line after that start, when it is known to the letter
+    starts: str = ""
+    ends: str = ""
+    holds: tuple[str, ...] = ()
+    once: tuple[str, ...] = ()  # each in the line exactly once
+    other_lines: tuple[str, ...] = ()  # the start of further lines, each there exactly once
+    nowhere: tuple[str, ...] = ()  # in neither stdout nor stderr
+    pushtopic: bool = True  # False: the org has no PushTopic (nor the seed Account)
+
+
+FAILURES = [
+    pytest.param(
+        Failure(
+            wrong_password,
+            "login (password)",
+            starts="wrong username, password or security token, or the password flow is"
+            " blocked (Salesforce: invalid_grant: authentication failure); fix: check",
+            holds=("Allow OAuth Username-Password Flows",),
+            other_lines=(
+                "skipped  api version: needs the login, which failed",
+                "skipped  trigger accounts channel: needs the login, which failed",
+            ),
+            nowhere=("nope",),
+        ),
+        id="wrong password: the password flow named, the rest skipped",
+    ),
+    pytest.param(
+        Failure(blocked_password_flow, "login (password)", holds=("password flow is blocked",)),
+        id="blocked password flow",
+    ),
+    pytest.param(
+        Failure(
+            wrong_client_secret,
+            "login (password)",
+            whole="wrong client_secret (Salesforce: invalid_client: invalid client credentials);"
+            " fix: set salesforce.auth.client_secret to the connected app's consumer secret",
+        ),
+        id="wrong client secret",
+    ),
+    pytest.param(
+        Failure(
+            jwt_user_not_pre_authorised,
+            "login (jwt)",
+            whole="the connected app is not pre-authorised for this user (Salesforce:"
+            " invalid_grant: user hasn't approved this consumer); fix: in Setup, App Manager, the"
+            " connected app, Manage, Edit Policies (an external client app: External Client App"
+            " Manager, the app, Edit Policies), under OAuth Policies: set Permitted Users to"
+            " 'Admin approved users are pre-authorized', then add the user's profile or"
+            " permission set",
+        ),
+        id="jwt user the app is not pre-authorised for",
+    ),
+    pytest.param(
+        Failure(
+            unknown_object,
+            "trigger typo object",
+            whole="Acount does not exist or this user cannot see it; did you mean Account?; fix:"
+            " check the trigger's object (API name, with __c for a custom object) and the"
+            " user's object permissions",
+        ),
+        id="unknown object",
+    ),
+    pytest.param(
+        Failure(
+            unknown_field,
+            "trigger accounts fields",
+            whole="Account has no field Industy (did you mean Industry?); fix: correct the"
+            " trigger's fields (API names, with __c for custom fields), or give the user"
+            " field-level access",
+            other_lines=("ok       trigger accounts object: Account exists",),
+        ),
+        id="unknown field: the close names suggested",
+    ),
+    pytest.param(
+        Failure(
+            where_salesforce_refuses,
+            "trigger accounts where",
+            starts="Salesforce refused \"SELECT Id FROM Account WHERE Industri = 'Energy' LIMIT"
+            ' 1": INVALID_FIELD: ',
+            holds=("ERROR at Row:1:Column:30 No such column 'Industri' on entity 'Account'",),
+            once=("SELECT",),  # Salesforce's copy of the query is left out
+            ends="; fix: correct the trigger's where (SOQL, as after WHERE)",
+        ),
+        id="a where Salesforce refuses",
+    ),
+    *(
+        pytest.param(
+            Failure(
+                lead_not_selected_for_cdc(transport),
+                "trigger leads channel",
+                starts="/data/LeadChangeEvent: Lead is not selected for Change Data Capture (",
+                ends="; fix: Setup, Change Data Capture: move Lead to Selected Entities"
+                " (or check the channel name)",
+            ),
+            id=f"object not selected for change data capture ({transport})",
+        )
+        for transport in ("cometd", "pubsub")
+    ),
+    pytest.param(
+        Failure(
+            missing_pushtopic,
+            "trigger names pushtopic",
+            whole="no PushTopic named AccountNames; fix: create the PushTopic AccountNames (a"
+            " PushTopic record with its Name and Query)",
+            other_lines=("failed   trigger names channel: /topic/AccountNames: refused (",),
+            pushtopic=False,
+        ),
+        id="missing pushtopic",
+    ),
+    pytest.param(
+        Failure(
+            endpoint_answering_500,
+            "endpoint receiver",
+            whole="{endpoint}: signed sftriggerd.ping answered HTTP 500: database down; fix: the"
+            " receiver must answer 2xx to a webhook it accepts (a ping included)",
+        ),
+        id="endpoint answering 500",
+    ),
+    pytest.param(
+        Failure(
+            unreachable_endpoint,
+            "endpoint receiver",
+            starts="{endpoint}: no answer (refused): ",
+            ends="; fix: check the endpoint's url, that the receiver runs, and the network between",
+        ),
+        id="unreachable endpoint",
+    ),
+    pytest.param(
+        Failure(
+            store_that_cannot_be_made,
+            "store",
+            whole="sqlite:///{tmp}/not-a-directory/state.db: no store, and it cannot be made:"
+            " {tmp}/not-a-directory is not a directory; fix: point store.url at a directory the"
+            " daemon's user can write",
+        ),
+        id="store that cannot be made",
+    ),
+    pytest.param(
+        Failure(read_only_store, "store"),
+        id="read-only store",
+        marks=pytest.mark.skipif(os.geteuid() == 0, reason="root writes read-only files"),
+    ),
+    pytest.param(
+        Failure(
+            postgresql_store_that_takes_no_writes,
+            "store",
+            starts="postgresql://",
+            holds=(": opens but cannot be written: ", "read-only transaction"),
+            ends="; fix: point store.url at the primary, as a user that may write the sftriggerd"
+            " tables",
+        ),
+        id="postgresql store that takes no writes",
+    ),
+]
+
+
+@pytest.mark.parametrize("failure", FAILURES)
+async def test_a_mistake_is_named_on_its_own_failed_line(
+    failure: Failure,
+    tmp_path: Path,
+    emulator: RunningEmulator,
+    org: OrgClient,
+    receiver: Receiver,
+    http: aiohttp.ClientSession,
+    request: pytest.FixtureRequest,
+) -> None:
+    if failure.pushtopic:
+        await seed(org)
+    rig = Rig(tmp_path, emulator, receiver, http, request)
+    result = await doctor(await failure.mistake(rig))
+    assert result.returncode == 1, result.stdout + result.stderr
+    start = f"failed   {failure.check}: "
+    line = result.line(start)
+    detail = line.removeprefix(start)
+
+    def filled(text: str) -> str:
+        return text.format(endpoint=rig.endpoint_url or receiver.url, tmp=tmp_path)
+
+    if failure.whole:
+        assert detail == filled(failure.whole)
+    assert detail.startswith(filled(failure.starts))
+    assert detail.endswith(filled(failure.ends))
+    for part in failure.holds:
+        assert part in detail
+    for part in failure.once:
+        assert detail.count(part) == 1
+    for other in failure.other_lines:
+        assert result.line(other)
+    for secret in failure.nowhere:
+        assert secret not in result.stdout + result.stderr
 
 
 async def test_a_postgresql_store(
@@ -435,23 +548,3 @@ async def test_a_postgresql_store_that_does_not_exist(
         " `sftriggerd migrate --config PATH` now"
     )
     assert result.stdout.splitlines()[-1].endswith("0 failed, 0 skipped, 1 warning")
-
-
-async def test_a_postgresql_store_that_takes_no_writes(
-    tmp_path: Path,
-    emulator: RunningEmulator,
-    seeded: OrgClient,
-    receiver: Receiver,
-    postgres_url: str,
-) -> None:
-    """Every transaction read-only, as on a standby: the store opens but is not writable."""
-    read_only = f"{postgres_url}?options=-c%20default_transaction_read_only%3Don"
-    config = write_config(tmp_path, emulator, receiver.url, triggers=LEADS, store=read_only)
-    result = await doctor(config)
-    assert result.returncode == 1
-    store = result.line("failed   store: postgresql://")
-    assert ": opens but cannot be written: " in store
-    assert "read-only transaction" in store
-    assert store.endswith(
-        "; fix: point store.url at the primary, as a user that may write the sftriggerd tables"
-    )

@@ -18,9 +18,8 @@ from aiohttp import web
 from sftriggerd.sources.context import SourceContext
 from sftriggerd.sources.streaming import StreamingSource
 from sftriggerd_emulator.context import EmulatorSettings
-from sftriggerd_emulator.server import build_app
 from tests.integration.streaming_rig import StreamingRig, make_streaming_rig
-from tests.support.emulator import RunningEmulator
+from tests.support.emulator import RunningEmulator, start_emulator
 from tests.support.sfclient import control
 
 Message = dict[str, Any]
@@ -83,18 +82,17 @@ def tamper() -> Tamper:
     return Tamper()
 
 
+def hostile_settings(tmp_path: Path) -> EmulatorSettings:
+    """The emulator of the hostile streaming tests: long-polls held a second, not the usual
+    forty, so that a test sees many answers."""
+    return EmulatorSettings(state_dir=tmp_path / "org", cometd_timeout_ms=1000)
+
+
 @pytest.fixture
 async def hostile_emulator(tamper: Tamper, tmp_path: Path) -> AsyncIterator[RunningEmulator]:
-    settings = EmulatorSettings(state_dir=tmp_path / "org", cometd_timeout_ms=1000)
-    app, ctx = build_app(settings)
-    app.middlewares.append(tamper.middleware)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
-    settings.port = runner.addresses[0][1]
+    running, runner = await start_emulator(hostile_settings(tmp_path), (tamper.middleware,))
     try:
-        yield RunningEmulator(url=ctx.base_url, ctx=ctx)
+        yield running
     finally:
         await runner.cleanup()
 

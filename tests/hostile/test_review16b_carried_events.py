@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,17 +25,17 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from sftriggerd.sources.cometd_hub import CometdHub
-from sftriggerd.sources.context import SourceContext
-from sftriggerd.sources.streaming import StreamingSource
 from sftriggerd_emulator.context import EmulatorSettings
-from sftriggerd_emulator.server import build_app
 from sftriggerd_emulator.streaming.endpoint import HUB
-from tests.integration.streaming_rig import StreamingRig, make_streaming_rig
-from tests.support.emulator import RunningEmulator
-from tests.support.sfclient import OrgClient
+from tests.hostile.shared_client_network import (
+    Handler,
+    bayeux_sent,
+    two_triggers_on_one_client,
+)
+from tests.hostile.stream_tamper import hostile_settings
+from tests.support.emulator import Middleware, RunningEmulator
+from tests.support.waiting import eventually
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # The pause the server advises once, so that the client holds no long-poll for a while.
 PAUSE = {"interval": 3000, "timeout": 1000, "reconnect": "retry"}
 
@@ -54,7 +53,7 @@ class FlushingServer:
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if not request.path.startswith("/cometd/"):
             return await handler(request)
-        sent = json.loads(await request.read())
+        sent = await bayeux_sent(request)
         response = await handler(request)
         if not isinstance(response, web.Response) or not isinstance(response.body, bytes):
             return response
@@ -86,69 +85,23 @@ def server() -> FlushingServer:
 
 
 @pytest.fixture
-async def flushing_emulator(
-    server: FlushingServer, tmp_path: Path
-) -> AsyncIterator[RunningEmulator]:
-    settings = EmulatorSettings(state_dir=tmp_path / "org", cometd_timeout_ms=1000)
-    app, ctx = build_app(settings)
-    app.middlewares.append(server.middleware)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
-    settings.port = runner.addresses[0][1]
-    try:
-        yield RunningEmulator(url=ctx.base_url, ctx=ctx)
-    finally:
-        await runner.cleanup()
+def emulator_settings(tmp_path: Path) -> EmulatorSettings:
+    return hostile_settings(tmp_path)
 
 
-async def rig_on(
-    emulator: RunningEmulator,
-    http: aiohttp.ClientSession,
-    state_dir: Path,
-    hub: Callable[[StreamingRig], CometdHub],
-    **trigger: object,
-) -> StreamingRig:
-    rig = await make_streaming_rig(emulator.url, http, state_dir, **trigger)
-    context = SourceContext(
-        client=rig.client, ingest=rig.ingest, store=rig.store, metrics=rig.metrics, cometd=hub(rig)
-    )
-    rig.source = StreamingSource(
-        rig.source.trigger, context, rig.source.status, backoff_cap_s=0.2, stall_margin_s=1.0
-    )
-    return rig
-
-
-async def until(check: Callable[[], bool], timeout_s: float = 20) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not check():
-            await asyncio.sleep(0.02)
+@pytest.fixture
+def emulator_middlewares(server: FlushingServer) -> tuple[Middleware, ...]:
+    return (server.middleware,)
 
 
 async def test_an_event_beside_another_triggers_unsubscribe_is_stored(
-    flushing_emulator: RunningEmulator,
+    emulator: RunningEmulator,
     server: FlushingServer,
     http: aiohttp.ClientSession,
     tmp_path: Path,
 ) -> None:
-    hubs: list[CometdHub] = []
-
-    def shared(rig: StreamingRig) -> CometdHub:
-        if not hubs:
-            hubs.append(CometdHub(rig.client, stall_margin_s=1.0))
-        return hubs[0]
-
-    accounts = await rig_on(flushing_emulator, http, tmp_path / "a", shared)
-    contacts = await rig_on(
-        flushing_emulator, http, tmp_path / "c", shared, name="contacts", object="Contact",
-        fields=["LastName"],
-    )  # fmt: skip
-    org = await OrgClient.login(http, flushing_emulator.url)
-    try:
-        for rig in (accounts, contacts):
-            rig.start()
-            await rig.connected()
+    async with two_triggers_on_one_client(emulator, http, tmp_path) as shared:
+        contacts, org = shared.contacts, shared.org
         server.pause_next_connect = True
         await asyncio.wait_for(server.paused.wait(), 20)
         # The client waits the advised pause before its next long-poll: the account is
@@ -160,12 +113,6 @@ async def test_an_event_beside_another_triggers_unsubscribe_is_stored(
         server.flush = False
 
         later = await org.create("Account", {"Name": "After it"})
-        await until(lambda: later in {record for _, record in accounts.changes()})
+        await eventually(lambda: later in shared.stored(), 20)
         # Every change of the org reaches the store.
-        await until(lambda: queued in {record for _, record in accounts.changes()}, 5)
-    finally:
-        for rig in (accounts, contacts):
-            await rig.stop()
-            await rig.store.close()
-        for hub in hubs:
-            await hub.close()
+        await eventually(lambda: queued in shared.stored(), 5)

@@ -10,7 +10,6 @@ middleware answers one long-poll with the header quoted, as a peer echoing the r
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,12 +18,9 @@ import pytest
 from aiohttp import web
 
 from sftriggerd_emulator.context import EmulatorSettings
-from sftriggerd_emulator.server import build_app
-from tests.hostile.stream_tamper import streaming_rig
-from tests.support.emulator import RunningEmulator
+from tests.hostile.stream_tamper import Handler, hostile_settings, streaming_rig
+from tests.support.emulator import Middleware, RunningEmulator
 from tests.support.waiting import eventually
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass
@@ -54,28 +50,22 @@ def peer() -> EchoingPeer:
 
 
 @pytest.fixture
-async def echoing_emulator(peer: EchoingPeer, tmp_path: Path) -> AsyncIterator[RunningEmulator]:
-    settings = EmulatorSettings(state_dir=tmp_path / "org", cometd_timeout_ms=1000)
-    app, ctx = build_app(settings)
-    app.middlewares.append(peer.middleware)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
-    settings.port = runner.addresses[0][1]
-    try:
-        yield RunningEmulator(url=ctx.base_url, ctx=ctx)
-    finally:
-        await runner.cleanup()
+def emulator_settings(tmp_path: Path) -> EmulatorSettings:
+    return hostile_settings(tmp_path)
+
+
+@pytest.fixture
+def emulator_middlewares(peer: EchoingPeer) -> tuple[Middleware, ...]:
+    return (peer.middleware,)
 
 
 async def test_an_echoed_access_token_never_reaches_the_trigger_status(
-    echoing_emulator: RunningEmulator,
+    emulator: RunningEmulator,
     peer: EchoingPeer,
     http: aiohttp.ClientSession,
     tmp_path: Path,
 ) -> None:
-    rig = await streaming_rig(echoing_emulator, http, tmp_path)
+    rig = await streaming_rig(emulator, http, tmp_path)
     rig.start()
     try:
         await rig.connected()

@@ -14,8 +14,7 @@ else is the real emulator over real HTTP and a real SQLite store.
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,17 +22,17 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from sftriggerd.sources.cometd_hub import CometdHub
-from sftriggerd.sources.context import SourceContext
-from sftriggerd.sources.streaming import StreamingSource
 from sftriggerd_emulator.context import EmulatorSettings
-from sftriggerd_emulator.server import build_app
-from tests.integration.streaming_rig import StreamingRig, make_streaming_rig
-from tests.support.emulator import RunningEmulator
-from tests.support.sfclient import OrgClient
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-ACCOUNTS = "/data/AccountChangeEvent"
+from tests.hostile.shared_client_network import (
+    ACCOUNTS,
+    Handler,
+    bayeux_sent,
+    meta_of,
+    two_triggers_on_one_client,
+)
+from tests.hostile.stream_tamper import hostile_settings
+from tests.support.emulator import Middleware, RunningEmulator
+from tests.support.waiting import eventually
 
 
 @dataclass
@@ -51,8 +50,7 @@ class LateUnsubscribes:
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if not request.path.startswith("/cometd/"):
             return await handler(request)
-        sent = json.loads(await request.read())
-        meta = {(m.get("channel"), m.get("subscription")) for m in sent}
+        meta = meta_of(await bayeux_sent(request))
         if self.holding and ("/meta/unsubscribe", self.channel) in meta:
             task = asyncio.create_task(self._late(request, handler))
             self.held.append(task)
@@ -70,92 +68,41 @@ class LateUnsubscribes:
 
 
 @pytest.fixture
-def late() -> LateUnsubscribes:
-    return LateUnsubscribes(ACCOUNTS)
+def late() -> Iterator[LateUnsubscribes]:
+    network = LateUnsubscribes(ACCOUNTS)
+    yield network
+    for task in network.held:
+        task.cancel()
 
 
 @pytest.fixture
-async def slow_emulator(late: LateUnsubscribes, tmp_path: Path) -> AsyncIterator[RunningEmulator]:
-    settings = EmulatorSettings(state_dir=tmp_path / "org", cometd_timeout_ms=1000)
-    app, ctx = build_app(settings)
-    app.middlewares.append(late.middleware)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
-    settings.port = runner.addresses[0][1]
-    try:
-        yield RunningEmulator(url=ctx.base_url, ctx=ctx)
-    finally:
-        for task in late.held:
-            task.cancel()
-        await runner.cleanup()
+def emulator_settings(tmp_path: Path) -> EmulatorSettings:
+    return hostile_settings(tmp_path)
 
 
-async def shared_rig(
-    emulator: RunningEmulator,
-    http: aiohttp.ClientSession,
-    state_dir: Path,
-    hub_of: Callable[[StreamingRig], CometdHub],
-    **trigger: object,
-) -> StreamingRig:
-    """A streaming rig whose source reads through the daemon-wide hub `hub_of` gives."""
-    rig = await make_streaming_rig(emulator.url, http, state_dir, **trigger)
-    context = SourceContext(
-        client=rig.client,
-        ingest=rig.ingest,
-        store=rig.store,
-        metrics=rig.metrics,
-        cometd=hub_of(rig),
-    )
-    rig.source = StreamingSource(
-        rig.source.trigger, context, rig.source.status, backoff_cap_s=0.2, stall_margin_s=1.0
-    )
-    return rig
+@pytest.fixture
+def emulator_middlewares(late: LateUnsubscribes) -> tuple[Middleware, ...]:
+    return (late.middleware,)
 
 
 async def test_a_late_unsubscribe_silences_the_resubscribed_channel_for_good(
-    slow_emulator: RunningEmulator,
+    emulator: RunningEmulator,
     late: LateUnsubscribes,
     http: aiohttp.ClientSession,
     tmp_path: Path,
 ) -> None:
-    hubs: list[CometdHub] = []
-
-    def hub_of(rig: StreamingRig) -> CometdHub:
-        if not hubs:  # a small inbox, so three events at once send the trigger round
-            hubs.append(CometdHub(rig.client, stall_margin_s=1.0, inbox_limit=2))
-        return hubs[0]
-
-    accounts = await shared_rig(slow_emulator, http, tmp_path / "a", hub_of)
-    contacts = await shared_rig(
-        slow_emulator, http, tmp_path / "c", hub_of, name="contacts", object="Contact",
-        fields=["LastName"],
-    )  # fmt: skip
-    org = await OrgClient.login(http, slow_emulator.url)
-    try:
-        for rig in (accounts, contacts):
-            rig.start()
-            await rig.connected()
+    # A small inbox, so three events at once send the trigger round.
+    async with two_triggers_on_one_client(emulator, http, tmp_path, inbox_limit=2) as shared:
+        accounts, contacts, org = shared.accounts, shared.contacts, shared.org
         late.holding = True
         # More than the inbox holds, in one answer: `accounts` leaves its channel (the
         # unsubscribe is slow) and subscribes it again at once on the same client.
         burst = await org.create_many("Account", [{"Name": f"Burst{i}"} for i in range(3)])
-        async with asyncio.timeout(20):
-            while late.late_unsubscribes_done == 0:
-                await asyncio.sleep(0.05)
+        await eventually(lambda: late.late_unsubscribes_done > 0, 20)
         await accounts.wait_events(len(burst), timeout_s=20)  # the back-fill of the burst
         await accounts.connected()
 
         later = await org.create("Account", {"Name": "After the late unsubscribe"})
         await contacts.wait_events(0)
         # The account streamed after the re-subscribe reaches the store.
-        async with asyncio.timeout(20):
-            while later not in {record for _, record in accounts.changes()}:
-                await asyncio.sleep(0.05)
-    finally:
-        for rig in (accounts, contacts):
-            await rig.stop()
-            await rig.store.close()
-        for hub in hubs:
-            await hub.close()
+        await eventually(lambda: later in shared.stored(), 20)

@@ -25,9 +25,13 @@ from .checks import Check, failed, ok
 
 LOGIN_TIMEOUT_S = 30.0
 
+# Both kinds of app: orgs made now get external client apps (new connected apps can no
+# longer be created), older orgs still run connected apps; the wording is Salesforce's own.
 _APPROVAL_FIX = (
-    "in Setup, App Manager, the connected app, Manage, Edit Policies: set Permitted Users to "
-    "'Admin approved users are pre-authorized', then add the user's profile or permission set"
+    "in Setup, App Manager, the connected app, Manage, Edit Policies (an external client app: "
+    "External Client App Manager, the app, Edit Policies), under OAuth Policies: set Permitted "
+    "Users to 'Admin approved users are pre-authorized', then add the user's profile or "
+    "permission set"
 )
 _PASSWORD_FLOW_FIX = (
     "check salesforce.auth.username, password and security_token (a new password resets the "

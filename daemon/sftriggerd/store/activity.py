@@ -8,11 +8,18 @@ dead. A retry is not a finish; its delivery counts once, in the minute it finish
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 FinishedStatus = Literal["delivered", "dead"]
+# The SQL engines read one status at a time, each through the index of its own status.
+FINISHED_STATUSES: tuple[FinishedStatus, ...] = ("delivered", "dead")
+# What an SQL engine selects of a finished delivery (`d`) and its event (`e`), in the order
+# `SqlActivity.add_finished` reads it.
+FINISHED_COLUMNS = """d.id, d.endpoint, e.trigger, e.event_id, e.record_id, e.change, d.status,
+        d.last_status, e.occurred_at, d.finished_at, e.body"""
 
 
 @dataclass(frozen=True)
@@ -78,3 +85,44 @@ def newest(found: list[FinishedDelivery], limit: int) -> tuple[FinishedDelivery,
     """The `limit` newest finishes (ties: the higher id first)."""
     ordered = sorted(found, key=lambda d: (d.finished_at, d.id), reverse=True)
     return tuple(ordered[:limit])
+
+
+@dataclass
+class SqlActivity:
+    """What an SQL engine's reads found, one status at a time: the finishes per endpoint and
+    minute, and the newest finishes of each status; then the one `RecentActivity` of them."""
+
+    # (endpoint, minute): [delivered, dead]
+    counts: dict[tuple[str, int], list[int]] = field(default_factory=dict)
+    found: list[FinishedDelivery] = field(default_factory=list)
+
+    def add_minute(self, status: FinishedStatus, endpoint: str, minute: int, count: int) -> None:
+        pair = self.counts.setdefault((endpoint, minute), [0, 0])
+        pair[FINISHED_STATUSES.index(status)] += count
+
+    def add_finished(self, row: Sequence[Any], when: Callable[[Any], datetime]) -> None:
+        """A row of `FINISHED_COLUMNS`; `when` reads the engine's stored time."""
+        self.found.append(
+            FinishedDelivery(
+                id=row[0],
+                endpoint=row[1],
+                trigger=row[2],
+                event_id=row[3],
+                record_id=row[4],
+                change=row[5],
+                status=row[6],
+                last_status=row[7],
+                occurred_at=when(row[8]),
+                finished_at=when(row[9]),
+                body=bytes(row[10]),
+            )
+        )
+
+    def activity(self, now_minute: int, latest: int) -> RecentActivity:
+        tallies = tuple(
+            MinuteTally(endpoint, minute, delivered, dead)
+            for (endpoint, minute), (delivered, dead) in sorted(self.counts.items())
+        )
+        return RecentActivity(
+            now_minute=now_minute, tallies=tallies, latest=newest(self.found, latest)
+        )

@@ -4,14 +4,12 @@ never the delivered history older than the window. One snapshot for all the read
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg import AsyncConnection
 
-from ..activity import FinishedDelivery, FinishedStatus, MinuteTally, RecentActivity, newest
-
-_STATUSES: tuple[FinishedStatus, ...] = ("delivered", "dead")
+from ..activity import FINISHED_COLUMNS, FINISHED_STATUSES, RecentActivity, SqlActivity
 
 _PER_MINUTE = """
     SELECT endpoint, floor(extract(epoch FROM finished_at) / 60)::bigint AS minute, count(*)
@@ -20,51 +18,33 @@ _PER_MINUTE = """
     GROUP BY endpoint, minute
 """
 
-_LATEST = """
-    SELECT d.id, d.endpoint, e.trigger, e.event_id, e.record_id, e.change, d.status,
-        d.last_status, e.occurred_at, d.finished_at, e.body
+_LATEST = f"""
+    SELECT {FINISHED_COLUMNS}
     FROM deliveries d JOIN events e ON e.seq = d.event_seq
     WHERE d.status = %(status)s AND d.finished_at >= %(now)s - %(within)s
     ORDER BY d.finished_at DESC, d.id DESC LIMIT %(limit)s
 """
 
 
+def _as_stored(at: datetime) -> datetime:
+    return at  # psycopg reads timestamptz as an aware datetime already
+
+
 async def recent_activity(
     conn: AsyncConnection[Any], within: timedelta, latest: int
 ) -> RecentActivity:
-    counts: dict[tuple[str, int], list[int]] = {}
-    found: list[FinishedDelivery] = []
+    read = SqlActivity()
     async with conn.transaction():
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         clock = await (await conn.execute("SELECT sftriggerd_now()")).fetchone()
         assert clock is not None
         now = clock[0]
-        for index, status in enumerate(_STATUSES):
+        for status in FINISHED_STATUSES:
             params = {"status": status, "now": now, "within": within, "limit": latest}
             for endpoint, minute, count in await (
                 await conn.execute(_PER_MINUTE, params)
             ).fetchall():
-                counts.setdefault((endpoint, int(minute)), [0, 0])[index] += count
+                read.add_minute(status, endpoint, int(minute), count)
             for row in await (await conn.execute(_LATEST, params)).fetchall():
-                found.append(
-                    FinishedDelivery(
-                        id=row[0],
-                        endpoint=row[1],
-                        trigger=row[2],
-                        event_id=row[3],
-                        record_id=row[4],
-                        change=row[5],
-                        status=row[6],
-                        last_status=row[7],
-                        occurred_at=row[8],
-                        finished_at=row[9],
-                        body=bytes(row[10]),
-                    )
-                )
-    tallies = tuple(
-        MinuteTally(endpoint, minute, delivered, dead)
-        for (endpoint, minute), (delivered, dead) in sorted(counts.items())
-    )
-    return RecentActivity(
-        now_minute=int(now.timestamp() // 60), tallies=tallies, latest=newest(found, latest)
-    )
+                read.add_finished(row, _as_stored)
+    return read.activity(int(now.timestamp() // 60), latest)

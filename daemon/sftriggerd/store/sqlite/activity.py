@@ -7,10 +7,8 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime
 
-from ..activity import FinishedDelivery, FinishedStatus, MinuteTally, RecentActivity, newest
+from ..activity import FINISHED_COLUMNS, FINISHED_STATUSES, RecentActivity, SqlActivity
 from .ops import dt_required, ts
-
-_STATUSES: tuple[FinishedStatus, ...] = ("delivered", "dead")
 
 _PER_MINUTE = """
     SELECT endpoint, CAST(finished_at / 60 AS INTEGER) AS minute, count(*)
@@ -18,9 +16,8 @@ _PER_MINUTE = """
     GROUP BY endpoint, minute
 """
 
-_LATEST = """
-    SELECT d.id, d.endpoint, e.trigger, e.event_id, e.record_id, e.change, d.status,
-        d.last_status, e.occurred_at, d.finished_at, e.body
+_LATEST = f"""
+    SELECT {FINISHED_COLUMNS}
     FROM deliveries d JOIN events e ON e.seq = d.event_seq
     WHERE d.status = ? AND d.finished_at >= ?
     ORDER BY d.finished_at DESC, d.id DESC LIMIT ?
@@ -30,31 +27,10 @@ _LATEST = """
 def recent_activity(
     db: sqlite3.Connection, now: datetime, since: datetime, latest: int
 ) -> RecentActivity:
-    counts: dict[tuple[str, int], list[int]] = {}
-    found: list[FinishedDelivery] = []
-    for index, status in enumerate(_STATUSES):
+    read = SqlActivity()
+    for status in FINISHED_STATUSES:
         for endpoint, minute, count in db.execute(_PER_MINUTE, (status, ts(since))):
-            counts.setdefault((endpoint, minute), [0, 0])[index] += count
+            read.add_minute(status, endpoint, minute, count)
         for row in db.execute(_LATEST, (status, ts(since), latest)):
-            found.append(
-                FinishedDelivery(
-                    id=row[0],
-                    endpoint=row[1],
-                    trigger=row[2],
-                    event_id=row[3],
-                    record_id=row[4],
-                    change=row[5],
-                    status=row[6],
-                    last_status=row[7],
-                    occurred_at=dt_required(row[8]),
-                    finished_at=dt_required(row[9]),
-                    body=bytes(row[10]),
-                )
-            )
-    tallies = tuple(
-        MinuteTally(endpoint, minute, delivered, dead)
-        for (endpoint, minute), (delivered, dead) in sorted(counts.items())
-    )
-    return RecentActivity(
-        now_minute=int(ts(now) // 60), tallies=tallies, latest=newest(found, latest)
-    )
+            read.add_finished(row, dt_required)
+    return read.activity(int(ts(now) // 60), latest)
