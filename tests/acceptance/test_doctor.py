@@ -67,8 +67,10 @@ class Doctor:
         return found
 
 
-async def doctor(config: Path, *extra: str) -> Doctor:
-    """The CLI as a child process; awaited, so the emulator and receiver in this loop answer."""
+async def doctor(config: Path, *extra: str, otel: dict[str, str] | None = None) -> Doctor:
+    """The CLI as a child process; awaited, so the emulator and receiver in this loop answer.
+    `otel`: the OTEL_* variables it sees (none of the machine's own)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     process = await asyncio.create_subprocess_exec(
         *sftriggerd_command(),
         "doctor",
@@ -77,6 +79,7 @@ async def doctor(config: Path, *extra: str) -> Doctor:
         *extra,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env={**env, **(otel or {})},
     )
     out, err = await asyncio.wait_for(process.communicate(), 90)
     assert process.returncode is not None
@@ -154,6 +157,7 @@ async def test_a_good_configuration_is_all_ok(
     )
     assert result.line("ok       trigger names pushtopic: PushTopic AccountNames exists")
     assert result.line("ok       trigger names channel: /topic/AccountNames: CometD")
+    assert result.line("ok       tracing: off (no OTEL_TRACES_EXPORTER or OTLP endpoint set)")
     assert re.fullmatch(
         r"ok {7}store: sqlite:///.*/state\.db: opens, writable, schema version [0-9]+",
         result.line("ok       store: "),
@@ -176,6 +180,17 @@ async def test_a_good_configuration_is_all_ok(
         await store.close()
 
 
+async def test_tracing_variables_it_cannot_follow_are_a_warning(
+    tmp_path: Path, emulator: RunningEmulator, seeded: OrgClient, receiver: Receiver
+) -> None:
+    config = write_config(tmp_path, emulator, receiver.url, triggers=ACCOUNTS)
+    result = await doctor(config, otel={"OTEL_TRACES_EXPORTER": "zipkin"})
+    assert result.returncode == 0, result.stdout + result.stderr  # a warning, not a failure
+    assert result.line("warning  tracing: asked for but will not start: OTEL_TRACES_EXPORTER")
+    on = await doctor(config, otel={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"})
+    assert on.line("ok       tracing: on: otlp (http/protobuf) to http://collector:4318")
+
+
 async def test_the_json_report(
     tmp_path: Path, emulator: RunningEmulator, seeded: OrgClient, receiver: Receiver
 ) -> None:
@@ -193,6 +208,7 @@ async def test_the_json_report(
         "trigger accounts where",
         "trigger accounts channel",
         "endpoint receiver",
+        "tracing",
         "store",
     ]
     assert all(set(check) == {"name", "status", "detail", "fix"} for check in report["checks"])
