@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from urllib.parse import urlsplit
@@ -91,13 +92,22 @@ class OtelTracing(Tracing):
             "http.request.method": "POST",
             **_server(url),
         }
-        with self._tracer.start_as_current_span(
+        # Started, not made current: nothing under an attempt makes spans, and attaching a
+        # context per delivery costs as much as the rest of the span.
+        span = self._tracer.start_span(
             f"deliver {endpoint}",
             context=set_span_in_context(stored_parent(claim.trace_context)),
             kind=SpanKind.CLIENT,
             attributes=attributes,
-        ) as span:
+        )
+        try:
             yield OtelAttempt(span)
+        except BaseException as exc:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            raise
+        finally:
+            span.end()
 
     async def close(self) -> None:
         # The exporter sends on its own thread and may wait on a collector that is down.
@@ -118,6 +128,7 @@ def stored_parent(traceparent: str | None) -> Span:
     return INVALID_SPAN
 
 
+@functools.lru_cache(maxsize=256)
 def _server(url: str) -> dict[str, AttributeValue]:
     """Where the attempt went, without the path or query: a webhook URL often carries its
     credentials there (Slack's, Zapier's), and spans leave the process."""
