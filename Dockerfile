@@ -17,7 +17,8 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 WORKDIR /src
 COPY pyproject.toml README.md hatch_build.py ./
 COPY daemon ./daemon
-RUN pip wheel --wheel-dir /wheels .
+# With the otel extra: tracing is in the image, off until the OTEL_* variables ask for it.
+RUN pip wheel --wheel-dir /wheels '.[otel]'
 
 # --- runtime: a venv in /opt/sftriggerd (the path the systemd unit uses too) ----------------
 FROM ${PYTHON_IMAGE}
@@ -44,8 +45,9 @@ RUN groupadd --system --gid 10001 sftriggerd \
 # Installs from the builder's wheels only (no index), without copying them into a layer.
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     python -m venv /opt/sftriggerd \
+    && wheel="$(echo /wheels/sftriggerd-*.whl)" \
     && /opt/sftriggerd/bin/pip install --no-cache-dir --no-index --find-links=/wheels \
-       /wheels/sftriggerd-*.whl \
+       "${wheel}[otel]" \
     && sftriggerd --help >/dev/null
 
 # The SQLite store (store.url: sqlite:////var/lib/sftriggerd/state.db) with its -wal and -shm

@@ -10,7 +10,7 @@ NODE_DEPS := emulator/tests/conformance/node_modules/.installed
 RUNTIME := $(VENV)/.runtime
 
 # The runtime package and the emulator (its own package in emulator/), editable: all `make demo`
-# needs. The tests add the dev extras on top.
+# needs. The tests add the dev extras and tracing's on top.
 $(RUNTIME): pyproject.toml emulator/pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
@@ -18,7 +18,7 @@ $(RUNTIME): pyproject.toml emulator/pyproject.toml
 	touch $(RUNTIME)
 
 $(STAMP): $(RUNTIME)
-	$(PY) -m pip install --quiet -e '.[dev]' -e ./emulator
+	$(PY) -m pip install --quiet -e '.[dev,otel]' -e ./emulator
 	touch $(STAMP)
 
 test: lint typecheck pytest deploy-check

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -20,6 +21,8 @@ from .config import Settings, load_settings
 from .daemon import run_daemon
 from .errors import ConfigError, NotAvailableError, SftriggerdError
 from .logs import configure_logging, get_logger, redactor
+from .tracing import Tracing
+from .tracing.setup import configure as configure_tracing
 
 log = get_logger(__name__)
 
@@ -198,7 +201,17 @@ async def _serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, _request_stop, stopping, signum)
-    await run_daemon(settings, stopping)
+    await run_daemon(settings, stopping, traces=_tracing())
+
+
+def _tracing() -> Tracing:
+    """Tracing as the OTEL_* variables ask, reported once at start."""
+    traces, plan = configure_tracing(os.environ, __version__)
+    if plan.problem is not None:
+        log.error("tracing_not_started", reason=plan.problem, asked=plan.describe())
+    elif plan.wanted:
+        log.info("tracing_started", exporting=plan.describe())
+    return traces
 
 
 def _migrate(args: argparse.Namespace) -> int:

@@ -10,12 +10,14 @@ from typing import Any
 
 import aiohttp
 
+from . import tracing
 from .admin.state import AdminState
 from .app import App, Part
 from .config import Settings
 from .config.settings import TriggerSettings
 from .delivery.dispatcher import Dispatcher, build_dispatcher
 from .ingest import Ingest
+from .lag_history import LagHistory
 from .leadership import Leadership, Timing
 from .logs import get_logger
 from .metrics import Metrics
@@ -133,8 +135,25 @@ async def run_daemon(
     stopping: asyncio.Event,
     dispatcher_factory: DispatcherFactory | None = build_dispatcher,
     restart_policy: RestartPolicy | None = None,
+    traces: tracing.Tracing | None = None,
 ) -> None:
-    """Opens the store (migrating it), runs every part until `stopping`, closes the store."""
+    """Opens the store (migrating it), runs every part until `stopping`, closes the store.
+    `traces`: where every part reports its spans while it runs (None: tracing off)."""
+    traces = traces or tracing.Tracing()
+    tracing.use(traces)
+    try:
+        await _run_parts(settings, stopping, dispatcher_factory, restart_policy)
+    finally:
+        tracing.use(tracing.Tracing())
+        await traces.close()
+
+
+async def _run_parts(
+    settings: Settings,
+    stopping: asyncio.Event,
+    dispatcher_factory: DispatcherFactory | None,
+    restart_policy: RestartPolicy | None,
+) -> None:
     metrics = Metrics()
     if settings.ha.tight:
         log.warning(
@@ -179,7 +198,11 @@ async def run_daemon(
             for part in parts:  # hand-overs heard on the dispatcher's LISTEN connection
                 if isinstance(part, Dispatcher) and part.listener is not None:
                     part.listener.on_lease_released = leadership.lease_released
-            reporter = StatusReporter(statuses, metrics, leads=leadership.leads)
+            # The status page's lag charts: the reporter's samples, kept in memory.
+            lag_history = LagHistory()
+            reporter = StatusReporter(
+                statuses, metrics, leads=leadership.leads, history=lag_history
+            )
             app.parts = [leadership, *parts, reporter]
             app.admin = AdminState(
                 settings=settings,
@@ -192,6 +215,7 @@ async def run_daemon(
                 replica=leadership.replica,
                 leads=leadership.leads,
                 fence_for=leadership.fence_for,
+                lag_history=lag_history,
             )
             try:
                 await app.run(stopping)

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from . import tracing
 from .config.settings import EndpointSettings
 from .events.model import Event
 from .events.payload import UnencodableEvent, encode_body, poison_text, storable_text
@@ -92,6 +93,8 @@ class Ingest:
             ordered_endpoints=self._ordered.intersection(targets),
             change=event.change,
             order_key=order_key(event.trigger, event.record_id),
+            # Inside the ingest span: the attempts, however much later, join its trace.
+            trace_context=tracing.active().traceparent(),
         )
 
     def chunks(self, trigger: str, events: Iterable[Event]) -> Iterator[Chunk]:
@@ -122,6 +125,16 @@ class Ingest:
         """Commits the events (and any poison) with the checkpoint; a crash before the last
         part commits loses nothing, because the source then resumes from the previous
         checkpoint. An event that cannot be encoded is stored as poison instead."""
+        with tracing.active().ingest_span(trigger, len(events)):
+            return await self._ingest(trigger, events, checkpoint, poison)
+
+    async def _ingest(
+        self,
+        trigger: str,
+        events: Sequence[Event],
+        checkpoint: Checkpoint | None,
+        poison: Sequence[PoisonEvent],
+    ) -> IngestResult:
         new = duplicates = deliveries = 0
         pending: Chunk | None = None
         for chunk in self.chunks(trigger, events):

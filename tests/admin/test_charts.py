@@ -12,6 +12,8 @@ from sftriggerd.admin.charts import (
     MinuteCount,
     chart_label,
     fill_minutes,
+    lag_bars,
+    lag_label,
     minute_bars,
 )
 
@@ -76,3 +78,36 @@ def test_missing_minutes_are_zero_oldest_first() -> None:
         MinuteCount(0, 0),
         MinuteCount(3, 1),
     ]
+
+
+lag_minutes = st.lists(
+    st.one_of(st.none(), st.floats(min_value=-1, max_value=10**7, allow_nan=False)),
+    max_size=90,
+)
+
+
+@given(lag_minutes, st.text(max_size=30))
+def test_a_lag_chart_is_valid_xml_with_one_bar_per_sampled_minute(
+    minutes: list[float | None], name: str
+) -> None:
+    svg = lag_bars(name, minutes)
+    root = ElementTree.fromstring(svg)
+    assert root.get("role") == "img" and "style" not in svg
+    assert root.get("aria-label") == lag_label(name, minutes)
+    assert root.findtext(f"{SVG}title") == lag_label(name, minutes)
+    bars = _bars(svg, "lag")
+    assert len(bars) == sum(1 for lag in minutes if lag is not None)
+    for bar in bars:
+        height, y = float(bar.get("height", "")), float(bar.get("y", ""))
+        assert 0 < height <= CHART_HEIGHT + 0.01 and y >= -0.01
+
+
+def test_the_worst_minute_fills_the_lag_chart_and_a_gap_has_no_bar() -> None:
+    svg = lag_bars("accounts", [None, 30.0, 7.5, None, 0.0])
+    bars = _bars(svg, "lag")
+    assert [float(bar.get("x", "")) for bar in bars] == [5.0, 10.0, 20.0]
+    assert [float(bar.get("height", "")) for bar in bars] == [40.0, 10.0, 0.5]
+    assert lag_label("accounts", [None, 30.0, 7.5, None, 0.0]) == (
+        "accounts: lag at most 30 s, latest 0.0 s, in the last 5 minutes"
+    )
+    assert lag_label("accounts", [None, None]) == "accounts: no lag sampled in the last 2 minutes"

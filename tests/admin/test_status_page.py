@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from sftriggerd.config import parse_settings
 from sftriggerd.config.settings import EndpointSettings
 from sftriggerd.delivery import Dispatcher
 from sftriggerd.delivery.breaker import BreakerSnapshot
+from sftriggerd.lag_history import LagHistory
 from sftriggerd.metrics import Metrics
 from sftriggerd.sources.status import TriggerStatus
 from sftriggerd.store.base import Store
@@ -42,8 +44,22 @@ TOKEN = "s3cret-admin"
 NASTY = "<script>alert('x')</script>"
 
 
+LAG_NAMED = "accounts: lag at most 45 s, latest 3.0 s, in the last 60 minutes"
+
+
+def lag_history_of(trigger: str) -> LagHistory:
+    """Sampled 10 and 5 minutes ago and now, as the status reporter would have."""
+    minutes_ago = [10]
+    history = LagHistory(lambda: time.time() - 60 * minutes_ago[0])
+    for ago, lag in ((10, 2.0), (5, 45.0), (0, 3.0)):
+        minutes_ago[0] = ago
+        history.record(trigger, lag)
+    return history
+
+
 def page_state(store: Store | None, token: str = "", trigger: str = "accounts") -> AdminState:
-    """Two configured endpoints, one streaming trigger that is connected."""
+    """Two configured endpoints, one streaming trigger that is connected, with its lag
+    sampled over the last ten minutes."""
     settings = parse_settings(CONFIG % token, environ={})
     metrics = Metrics()
     status = TriggerStatus(name=trigger, mode="streaming", mode_reason="auto: PushTopic exists")
@@ -56,6 +72,7 @@ def page_state(store: Store | None, token: str = "", trigger: str = "accounts") 
         metrics=metrics,
         store=store,
         trigger_status=lambda: [status.as_json()],
+        lag_history=lag_history_of(trigger),
     )
 
 
@@ -226,6 +243,40 @@ async def test_the_last_hour_is_charted_and_the_latest_deliveries_listed(
     )
     _, fragment = await fetch("/?fragment=1")
     assert '<section id="activity">' in fragment and '<section id="latest">' in fragment
+
+
+def lag_chart_of(body: str, trigger: str) -> str:
+    match = re.search(rf'<figure data-lag-chart="{trigger}">(.*?)</figure>', body, re.S)
+    assert match, f"no lag chart of {trigger}"
+    return match.group(1)
+
+
+async def test_each_trigger_has_its_lag_chart_in_the_triggers_section(
+    store: Store, page_for: Callable
+) -> None:
+    state = page_state(store)
+    led = state.trigger_status
+    assert led is not None
+    standby = TriggerStatus(name="orders", mode="polling", mode_reason="configured")
+    state.trigger_status = lambda: [
+        *led(),
+        {**standby.as_json(), "state": "standby", "leader": "replica-b"},
+    ]
+    fetch = await page_for(state)
+    _, body = await fetch("/")
+    triggers = body.split('<section id="triggers">')[1].split("</section>")[0]
+    chart = lag_chart_of(triggers, "accounts")
+    assert f'role="img" aria-label="{LAG_NAMED}"' in chart
+    assert f"<title>{LAG_NAMED}</title>" in chart
+    assert chart.count('class="bar-lag"') == 3  # three sampled minutes, the rest gaps
+    assert "lag at most 45 s, latest 3.0 s" in chart
+    # Led elsewhere: said so, no chart (a flat zero would claim it is caught up).
+    other = lag_chart_of(triggers, "orders")
+    assert "not led here (led by replica-b)" in other and "<svg" not in other
+    # The history lives in memory: the page says since when it has one.
+    assert re.search(r"since \d\d:\d\d UTC, when this process started", triggers)
+    _, fragment = await fetch("/?fragment=1")
+    assert 'data-lag-chart="accounts"' in fragment
 
 
 async def test_the_feed_escapes_what_the_body_says(store: Store, page_for: Callable) -> None:

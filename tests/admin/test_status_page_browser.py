@@ -17,6 +17,7 @@ import pytest
 
 from sftriggerd.store.base import Store
 from tests.admin.test_status_page import (
+    LAG_NAMED,
     TOKEN,
     deliver_through_receiver,
     page_state,
@@ -163,6 +164,12 @@ async def test_is_readable_on_a_phone(
     assert errors == []
 
 
+LAG_BOXES = """[...document.querySelectorAll('figure[data-lag-chart] svg')].map((svg) => {
+  const box = svg.getBoundingClientRect();
+  const bar = svg.querySelector('.bar-lag');
+  return [box.width, box.height, box.right, getComputedStyle(bar).fill];
+})"""
+
 CHART_BOXES = """[...document.querySelectorAll('figure[data-chart] svg')].map((svg) => {
   const box = svg.getBoundingClientRect();
   const failed = svg.querySelector('.bar-failed');
@@ -193,4 +200,14 @@ async def test_the_last_hour_draws_and_the_feed_fills_in_on_refresh(
         assert fill == "rgb(207, 34, 46)"
     widths = await page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     assert widths[0] <= widths[1], f"scrolls sideways: {widths}"
+
+    # Each trigger's lag over the last hour, in the triggers section.
+    lag = page.locator("#triggers").get_by_role("img", name=LAG_NAMED)
+    await expect(lag).to_be_visible()
+    await expect(page.locator('#triggers figure[data-lag-chart="accounts"]')).to_contain_text(
+        "lag at most 45 s, latest 3.0 s"
+    )
+    [(lag_width, lag_height, lag_right, lag_fill)] = await page.evaluate(LAG_BOXES)
+    assert lag_width > 0 and lag_height > 0 and lag_right <= width
+    assert lag_fill == "rgb(154, 103, 0)"  # the stylesheet's warning colour, under the CSP
     assert errors == []  # a CSP refusal would be a console error

@@ -1,5 +1,6 @@
 from datetime import UTC, datetime, timedelta
 
+from sftriggerd.lag_history import LagHistory
 from sftriggerd.metrics import Metrics
 from sftriggerd.sources.reporter import StatusReporter
 from sftriggerd.sources.status import TriggerStatus
@@ -38,3 +39,20 @@ def test_only_the_leader_of_a_trigger_reports_its_gauges() -> None:
     assert sample("sftriggerd_stream_connected", {"trigger": "s"}) is None
     assert sample("sftriggerd_checkpoint_lag_seconds", {"trigger": "s"}) is None
     reporter.report()  # nothing left to forget: no error
+
+
+def test_the_reported_lag_goes_into_the_history_only_where_led() -> None:
+    metrics = Metrics()
+    status = TriggerStatus(name="s", mode="polling", mode_reason="x")
+    status.caught_up_to = datetime.now(UTC) - timedelta(seconds=42)
+    led = {"s"}
+    history = LagHistory()
+    reporter = StatusReporter([status], metrics, leads=lambda t: t in led, history=history)
+    reporter.report()
+    gauge = metrics.registry.get_sample_value("sftriggerd_checkpoint_lag_seconds", {"trigger": "s"})
+    kept = list(history.kept("s").values())
+    # The chart's value is the gauge's value: one definition of lag.
+    assert gauge is not None and kept == [gauge]
+    led.clear()
+    reporter.report()
+    assert history.kept("s") == {} and history.last_hour("s").highest is None

@@ -3,7 +3,8 @@
 Pure functions of counts: no script draws them, and they carry no `style` attribute, so the
 page's CSP (its one style block by hash, its one script by hash) needs nothing new. Colours
 come from classes the page's stylesheet defines; sizes are SVG attributes. Each chart is an
-image to assistive technology (`role="img"`), with its totals as its name.
+image to assistive technology (`role="img"`), with its totals as its name: deliveries per
+minute per endpoint, and each trigger's highest lag per minute.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
+
+from .markup import duration_text
 
 # One bar per minute, in viewBox units; the stylesheet scales the whole picture to its box.
 BAR_WIDTH = 4
@@ -90,3 +93,45 @@ def fill_minutes(
     a minute with no count is zero."""
     first = last_minute - minutes + 1
     return [counts.get(minute, MinuteCount(0, 0)) for minute in range(first, last_minute + 1)]
+
+
+def lag_label(name: str, minutes: Sequence[float | None]) -> str:
+    """The lag chart's name for assistive technology: the trigger, its highest and latest
+    lag (or that nothing was sampled)."""
+    sampled = [max(0.0, lag) for lag in minutes if lag is not None]
+    span = f"in the last {len(minutes)} minute{'' if len(minutes) == 1 else 's'}"
+    if not sampled:
+        return f"{_xml_text(name)}: no lag sampled {span}"
+    latest = next(max(0.0, lag) for lag in reversed(minutes) if lag is not None)
+    return (
+        f"{_xml_text(name)}: lag at most {duration_text(max(sampled))},"
+        f" latest {duration_text(latest)}, {span}"
+    )
+
+
+def lag_bars(name: str, minutes: Sequence[float | None]) -> str:
+    """One bar per minute, oldest at the left, as high as the minute's highest lag; a
+    minute without a sample has no bar (a gap, not a zero). The worst minute fills the
+    height, so the picture shows the shape and the name says the numbers."""
+    label = escape(lag_label(name, minutes), quote=True)
+    scale = max((max(0.0, lag) for lag in minutes if lag is not None), default=0.0)
+    width = max(1, len(minutes)) * (BAR_WIDTH + BAR_GAP)
+    bars: list[str] = []
+    for index, lag in enumerate(minutes):
+        if lag is None:
+            continue
+        height = round(CHART_HEIGHT * max(0.0, lag) / scale, 2) if scale > 0 else 0.0
+        # A caught-up minute still shows a sliver, so it reads as sampled, not missing.
+        height = max(height, 0.5)
+        bars.append(
+            f'<rect class="bar-lag" x="{index * (BAR_WIDTH + BAR_GAP)}"'
+            f' y="{round(CHART_HEIGHT - height, 2)}" width="{BAR_WIDTH}" height="{height}"/>'
+        )
+    return (
+        f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" role="img"'
+        f' aria-label="{label}" viewBox="0 0 {width} {CHART_HEIGHT}"'
+        f' preserveAspectRatio="none" width="{width}" height="{CHART_HEIGHT}">'
+        f"<title>{label}</title>"
+        f'<line class="axis" x1="0" y1="{CHART_HEIGHT}" x2="{width}" y2="{CHART_HEIGHT}"/>'
+        f"{''.join(bars)}</svg>"
+    )

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from ..config.settings import Settings
 from ..delivery.breaker import BreakerSnapshot
+from ..lag_history import LagHistory
 from ..metrics import Metrics
 from ..store.base import Store
 from ..store.leadership import Fence
@@ -49,6 +50,8 @@ class AdminState:
     replica: str | None = None
     leads: Callable[[str], bool] | None = None
     fence_for: Callable[[str], Fence] | None = None
+    # Each led trigger's lag over the last hour, as the status reporter sampled it.
+    lag_history: LagHistory | None = None
 
 
 STATE_KEY = web.AppKey("admin_state", AdminState)

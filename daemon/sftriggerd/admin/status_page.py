@@ -24,6 +24,7 @@ from ..store.records import DeliveryRow, PoisonEvent
 from ..supervision import PartHealth
 from .activity_view import ActivityReader, render_activity
 from .api import STATE_KEY
+from .lag_view import render_lag_charts
 from .markup import badge as _badge
 from .markup import duration_text
 from .markup import e as _e
@@ -262,6 +263,7 @@ def render_sections(view: StatusView) -> str:
         [_trigger_row(trigger, view) for trigger in view.triggers],
         "No triggers are running in this process.",
     )
+    lag_charts = render_lag_charts(view.triggers, view.lag, view.lag_kept_since, view.now)
     span = (
         f"over the last {duration_text(view.rate_span_s)}"
         if view.rate_span_s
@@ -296,7 +298,7 @@ def render_sections(view: StatusView) -> str:
     return (
         _summary(view)
         + parts
-        + f'<section id="triggers"><h2>Triggers</h2>{triggers}</section>'
+        + f'<section id="triggers"><h2>Triggers</h2>{triggers}{lag_charts}</section>'
         + f'<section id="replicas"><h2>Replicas</h2>{replicas}</section>'
         + f'<section id="endpoints"><h2>Endpoints</h2>{endpoints}'
         + f'<p class="muted">Delivered/min: by this process, {_e(span)}.</p>'

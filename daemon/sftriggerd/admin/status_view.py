@@ -11,6 +11,7 @@ from typing import Any
 
 from ..delivery.breaker import BreakerSnapshot
 from ..errors import StoreError
+from ..lag_history import LagMinutes
 from ..metrics import Metrics
 from ..store.activity import RecentActivity
 from ..store.base import Store
@@ -98,6 +99,10 @@ class StatusView:
     replicas: list[ReplicaView] = field(default_factory=list)
     # The last hour's finished deliveries (None: the store could not be read).
     activity: RecentActivity | None = None
+    # Each trigger's lag over the last hour, and since when this process keeps it (None:
+    # it keeps none).
+    lag: dict[str, LagMinutes] = field(default_factory=dict)
+    lag_kept_since: datetime | None = None
 
 
 async def _failures(store: Store) -> list[DeliveryRow]:
@@ -137,6 +142,12 @@ async def gather_status(
                 "sftriggerd_stream_connected", {"trigger": str(trigger.get("name"))}
             )
             connected[str(trigger.get("name"))] = None if value is None else value == 1
+    lag: dict[str, LagMinutes] = {}
+    lag_kept_since: datetime | None = None
+    if state.lag_history is not None:
+        names = [str(trigger.get("name")) for trigger in triggers]
+        lag = {name: state.lag_history.last_hour(name) for name in names}
+        lag_kept_since = datetime.fromtimestamp(state.lag_history.started_s, UTC)
     breakers = dict(state.breakers()) if state.breakers is not None else {}
     rates, span_s = rate.observe(monotonic(), delivered_totals(state.metrics))
     configured = [endpoint.name for endpoint in state.settings.endpoints]
@@ -165,6 +176,8 @@ async def gather_status(
         poison=poison,
         replicas=replicas,
         activity=activity,
+        lag=lag,
+        lag_kept_since=lag_kept_since,
         troubled_parts=[
             part
             for part in (state.part_health() if state.part_health is not None else [])

@@ -105,6 +105,13 @@ def traced(
     return Dead(status=outcome.status, error=outcome.error, trace=trace)
 
 
+def outcome_name(outcome: Outcome) -> str:
+    """delivered, retry or dead: how an attempt ended, for its trace."""
+    if isinstance(outcome, Delivered):
+        return "delivered"
+    return "retry" if isinstance(outcome, Retry) else "dead"
+
+
 def answer_excerpt(body: bytes, secrets: Sequence[str] = ()) -> str:
     """The start of an answer's body as the receiver wrote it (line breaks kept), with the
     secrets and URL user-info removed from the whole prefix read before it is cut, so a

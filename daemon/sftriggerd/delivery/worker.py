@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 
 import aiohttp
 
+from .. import tracing
 from ..config.settings import EndpointSettings
 from ..errors import StoreError
 from ..logs import get_logger
@@ -31,7 +32,7 @@ from ..store.base import Store
 from ..store.records import Claim, Dead, Delivered, Outcome, Retry
 from .answers import Failure, Result
 from .breaker import Breaker, BreakerPolicy, Transition
-from .outcome import classify, traced
+from .outcome import classify, outcome_name, traced
 from .sender import post_webhook
 from .signing import Signer
 from .worker_parts import Meters, WorkerOptions, default_lease, endpoint_session, wait_any
@@ -255,24 +256,27 @@ class EndpointWorker:
             return
         headers = self._signer.headers(claim.event_id, int(now.timestamp()), claim.body)
         assert self._http is not None, "senders run inside run()"
-        result = await post_webhook(
-            self._http, self.endpoint.url, headers, claim.body, self.endpoint.timeout
-        )
-        done_at = self._clock()
-        outcome = traced(
-            classify(
+        with tracing.active().attempt_span(claim, self.endpoint.name, self.endpoint.url) as span:
+            headers.update(span.headers())  # `traceparent`, when tracing is on
+            result = await post_webhook(
+                self._http, self.endpoint.url, headers, claim.body, self.endpoint.timeout
+            )
+            done_at = self._clock()
+            outcome = traced(
+                classify(
+                    result,
+                    claim,
+                    self.endpoint.retry,
+                    done_at,
+                    self._options.jitter(),
+                    self._secrets,
+                    self._store_ahead,
+                ),
                 result,
-                claim,
-                self.endpoint.retry,
-                done_at,
-                self._options.jitter(),
+                now + self._store_ahead,  # kept beside the store's own times in the history
                 self._secrets,
-                self._store_ahead,
-            ),
-            result,
-            now + self._store_ahead,  # kept beside the store's own times in the history
-            self._secrets,
-        )
+            )
+            span.answered(result, outcome_name(outcome))
         # From here the writer owns the claim: it is never released, even at shutdown.
         self._unfinished.pop(claim.delivery_id, None)
         self._outcomes.append((claim, outcome))

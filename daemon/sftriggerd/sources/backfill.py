@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from .. import tracing
 from ..config.settings import TriggerSettings
 from ..events.model import Event
 from ..events.normalise import Gap
@@ -56,8 +57,11 @@ class Backfill:
         new = 0
         pages = self._client.query_pages(query, include_deleted=True, batch_size=self.batch_size)
         async for page in pages:
-            events, poison = await self._events(page.records, Watermark(start))
-            new += (await self._ingest(self.trigger.name, events, None, poison)).new_events
+            rows = len(page.records)
+            attributes = tracing.page_attributes(self.trigger.name, self.object_name, rows)
+            with tracing.active().source_span(f"backfill {self.object_name}", attributes):
+                events, poison = await self._events(page.records, Watermark(start))
+                new += (await self._ingest(self.trigger.name, events, None, poison)).new_events
         return new
 
     async def _events(

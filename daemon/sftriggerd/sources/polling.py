@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from .. import tracing
 from ..config.settings import TriggerSettings
 from ..errors import SftriggerdError
 from ..events.model import Event
@@ -124,11 +125,15 @@ class PollingSource:
         async for page in self._client.query_pages(
             query, include_deleted=include_deleted, batch_size=self._batch_size
         ):
-            events, poison = await self._events(page.records, read_from)
-            current = self.watermark or read_from
-            # Only the forward read moves the watermark; look-back rows lie behind it.
-            last = _last_watermark(page.records, current) if advance else current
-            result = await self._ingest(self.trigger.name, events, self._checkpoint(last), poison)
+            rows = len(page.records)
+            attributes = tracing.page_attributes(self.trigger.name, self.object_name, rows)
+            with tracing.active().source_span(f"poll {self.object_name}", attributes):
+                events, poison = await self._events(page.records, read_from)
+                current = self.watermark or read_from
+                # Only the forward read moves the watermark; look-back rows lie behind it.
+                last = _last_watermark(page.records, current) if advance else current
+                checkpoint = self._checkpoint(last)
+                result = await self._ingest(self.trigger.name, events, checkpoint, poison)
             self.watermark = last
             new += result.new_events
         return new

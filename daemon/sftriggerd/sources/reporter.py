@@ -3,7 +3,10 @@ source stops updating its own numbers, so they are read from its status on a clo
 
 Only the replica that leads a trigger reports its gauges: another one's status is what its
 source knew when it last ran there (a lag that only grows, a stream still "connected"), and
-the alerts take the highest value over the replicas, so it would hide or fake a problem."""
+the alerts take the highest value over the replicas, so it would hide or fake a problem.
+
+The same lag goes into the status page's lag history (when one is given), so the chart
+shows the gauge's values, and a trigger led elsewhere has no history here."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
 
+from ..lag_history import LagHistory
 from ..metrics import Metrics
 from .status import TriggerStatus
 
@@ -28,11 +32,13 @@ class StatusReporter:
         metrics: Metrics,
         every_s: float = 5.0,
         leads: Callable[[str], bool] = _every_trigger,
+        history: LagHistory | None = None,
     ) -> None:
         self._statuses = statuses
         self._metrics = metrics
         self._every_s = every_s
         self._leads = leads
+        self._history = history
 
     def report(self) -> None:
         for status in self._statuses:
@@ -42,11 +48,15 @@ class StatusReporter:
             lag = status.lag_s()
             if lag is not None:
                 self._metrics.checkpoint_lag_seconds.labels(trigger=status.name).set(lag)
+                if self._history is not None:
+                    self._history.record(status.name, lag)
             if status.mode == "streaming":
                 connected = 1 if status.connected else 0
                 self._metrics.stream_connected.labels(trigger=status.name).set(connected)
 
     def _forget(self, trigger: str) -> None:
+        if self._history is not None:
+            self._history.forget(trigger)
         for gauge in (self._metrics.checkpoint_lag_seconds, self._metrics.stream_connected):
             with contextlib.suppress(KeyError):  # not reported here (yet)
                 gauge.remove(trigger)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from .. import tracing
 from ..config.settings import TriggerSettings
 from ..events.model import Event
 from ..events.normalise import (
@@ -58,6 +59,16 @@ class StreamHandling:
         """One ingest for the batch, at the position of its last item with one (none: the
         events are stored and the position stays). An item that cannot be normalised is
         kept as poison in the same transaction, so the stream moves past it."""
+        attributes: dict[str, tracing.AttributeValue] = {
+            "messaging.system": "salesforce",
+            "messaging.destination.name": self.channel,
+            "messaging.batch.message_count": len(items),
+            "sftriggerd.trigger": self.trigger.name,
+        }
+        with tracing.active().source_span(f"receive {self.channel}", attributes):
+            await self._handle_traced(items)
+
+    async def _handle_traced(self, items: list[Received]) -> None:
         events: list[Event] = []
         poison: list[PoisonEvent] = []
         last_position: ReplayId | None = None
