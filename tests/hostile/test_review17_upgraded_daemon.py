@@ -1,7 +1,7 @@
 """The whole daemon (`sftriggerd run`, a subprocess) started on a schema-7 file the previous
 code wrote, with every delivery state on three endpoints: "a" (max_age 1 h, everything past
 it but two deliveries under a live 30-day lease), "b" (max_age 30 days, one of its dead
-redriven) and "gone" (no longer configured). After the upgrade to schema 8: b's every open
+redriven) and "gone" (no longer configured). After the upgrade (schema 8 and on): b's every open
 delivery arrives over real HTTP, signed; none of a's is left open but the leased two (each
 past max_age is expired by the start-up sweep or, when the worker claimed it first, sent
 and arrived); /api/deliveries lists each state as the table holds it; the outbox gauges
@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.acceptance.cli import free_port
@@ -64,11 +63,11 @@ async def gauges(http: aiohttp.ClientSession, admin: str) -> dict[tuple[str, str
 
 
 async def test_the_daemon_on_an_upgraded_store_delivers_expires_lists_and_counts_each_delivery(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     store = tmp_path / "state.db"
     two_days_ago = FrozenClock(datetime.now(UTC) - timedelta(days=2))
-    await write_schema_7_store(store, two_days_ago, monkeypatch)
+    await write_schema_7_store(store, two_days_ago)
     admin_port = free_port()
     admin = f"http://127.0.0.1:{admin_port}"
     async with (
