@@ -155,6 +155,9 @@ def _check_config(args: argparse.Namespace) -> int:
         f"{args.config}: ok ({len(settings.triggers)} triggers, "
         f"{len(settings.endpoints)} endpoints, store {settings.store.engine})"
     )
+    exposed = settings.salesforce.pubsub_plaintext_warning
+    if exposed is not None and any(t.resolved_transport == "pubsub" for t in settings.triggers):
+        print(f"warning: {exposed}")
     for endpoint in settings.endpoints:
         if len(endpoint.secret) > 1:
             # A rollover left half done keeps signing with the old secret for ever.

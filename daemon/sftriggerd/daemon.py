@@ -90,11 +90,10 @@ def pubsub_client(settings: Settings, client: SalesforceClient) -> PubSubClient 
     ):
         return None
     salesforce = settings.salesforce
-    return PubSubClient(
-        client.session,
-        salesforce.pubsub_url,
-        plaintext_anywhere=salesforce.pubsub_allow_plaintext,
-    )
+    warning = salesforce.pubsub_plaintext_warning
+    if warning is not None:
+        log.warning("pubsub_plaintext", why=warning)
+    return PubSubClient(client.session, salesforce.pubsub_url)
 
 
 def _source(

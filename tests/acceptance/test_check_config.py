@@ -183,3 +183,19 @@ def test_a_renewal_too_slow_for_the_takeover_exits_2_naming_the_path(tmp_path: P
     assert f"{config}:5: ha.renew_every: 4s must be at most a third of ha.takeover (10s)" in (
         result.stderr
     )
+
+
+def test_plaintext_pub_sub_to_another_host_passes_with_a_warning(tmp_path: Path) -> None:
+    trigger = "triggers: [{name: a, object: Account, transport: pubsub}]\n"
+    config = tmp_path / "plaintext.yaml"
+    config.write_text(HEAD + "  pubsub_url: http://emulator:7443\n" + trigger)
+    result = run_cli("check-config", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "warning: salesforce.pubsub_url 'http://emulator:7443' is plaintext" in result.stdout
+    assert "pubsub_allow_plaintext: true" in result.stdout
+    allowed = tmp_path / "allowed.yaml"
+    allowed.write_text(
+        HEAD + "  pubsub_url: http://emulator:7443\n  pubsub_allow_plaintext: true\n" + trigger
+    )
+    quiet = run_cli("check-config", "--config", str(allowed))
+    assert quiet.returncode == 0 and "warning" not in quiet.stdout

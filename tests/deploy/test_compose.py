@@ -22,7 +22,6 @@ import pytest
 import yaml
 
 from sftriggerd.config import parse_settings
-from sftriggerd.errors import ConfigError
 from tests.acceptance.cli import run_cli
 from tests.deploy.compose_files import (
     COMPOSE,
@@ -157,12 +156,19 @@ def test_the_daemon_config_passes_validation_and_points_at_the_services() -> Non
     )
 
 
-def test_the_daemon_config_without_the_plaintext_opt_in_is_refused() -> None:
+def test_the_daemon_config_without_the_plaintext_opt_in_is_warned_about() -> None:
     environ = daemon_environ()
+    assert (
+        parse_settings(
+            daemon_settings_text(), source="sftriggerd.yaml", environ=environ
+        ).salesforce.pubsub_plaintext_warning
+        is None
+    )
     text = daemon_settings_text().replace("pubsub_allow_plaintext: true", "")
-    with pytest.raises(ConfigError) as refused:
-        parse_settings(text, source="sftriggerd.yaml", environ=environ)
-    assert any("not a loopback host" in problem for problem in refused.value.problems)
+    warned = parse_settings(
+        text, source="sftriggerd.yaml", environ=environ
+    ).salesforce.pubsub_plaintext_warning
+    assert warned is not None and "not a loopback host" in warned
 
 
 def test_check_config_accepts_the_daemon_config() -> None:

@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sftriggerd.config import parse_settings
-from sftriggerd.config.transport import PubSubEndpoint, pubsub_endpoint
+from sftriggerd.config.transport import PubSubEndpoint, plaintext_warning, pubsub_endpoint
 from sftriggerd.errors import ConfigError
-from sftriggerd.salesforce.pubsub.client import PubSubClient, PubSubSetupError
+from sftriggerd.salesforce.pubsub.client import PubSubClient
 from sftriggerd.salesforce.session import SalesforceSession
 
 HEAD = """
@@ -124,17 +124,16 @@ def test_pubsub_urls_name_a_tls_or_plaintext_endpoint(url: str, endpoint: PubSub
         "http://0.0.0.0:7011",
     ],
 )
-def test_plaintext_to_a_host_that_is_not_loopback_is_refused_naming_the_setting(
+def test_plaintext_to_a_host_that_is_not_loopback_is_taken_with_a_warning_naming_the_setting(
     url: str,
 ) -> None:
-    [problem] = problems_of(config(f"pubsub_url: {url!r}"))
-    assert problem.startswith("c.yaml:4: salesforce.pubsub_url: ")
-    assert "not a loopback host" in problem
-    assert "salesforce.pubsub_allow_plaintext: true" in problem
-    with pytest.raises(ValueError, match="in clear"):
-        pubsub_endpoint(url)
-    with pytest.raises(PubSubSetupError, match="in clear"):
-        PubSubClient(SESSION, url)
+    # Taken: an emulator or test double in another container is reached by name.
+    salesforce = parse_settings(config(f"pubsub_url: {url!r}"), "c.yaml", {}).salesforce
+    assert not pubsub_endpoint(url).tls
+    assert PubSubClient(SESSION, url).url == url
+    warned = salesforce.pubsub_plaintext_warning
+    assert warned is not None and "not a loopback host" in warned and "in clear" in warned
+    assert "salesforce.pubsub_allow_plaintext: true" in warned
 
 
 @pytest.mark.parametrize(
@@ -148,18 +147,20 @@ def test_plaintext_to_a_host_that_is_not_loopback_is_refused_naming_the_setting(
         "http://LocalHost:50051",
     ],
 )
-def test_plaintext_to_a_loopback_host_is_taken(url: str) -> None:
-    assert parse_settings(config(f"pubsub_url: {url!r}"), "c.yaml", {}).salesforce.pubsub_url
+def test_plaintext_to_a_loopback_host_is_taken_without_a_warning(url: str) -> None:
+    salesforce = parse_settings(config(f"pubsub_url: {url!r}"), "c.yaml", {}).salesforce
+    assert salesforce.pubsub_url and salesforce.pubsub_plaintext_warning is None
     assert not pubsub_endpoint(url).tls
     assert PubSubClient(SESSION, url).url == url
 
 
-def test_the_opt_in_takes_plaintext_to_any_host() -> None:
+def test_the_opt_in_silences_the_warning() -> None:
     text = config("pubsub_allow_plaintext: true\npubsub_url: http://10.0.0.5:7011")
     salesforce = parse_settings(text, "c.yaml", {}).salesforce
     assert salesforce.pubsub_allow_plaintext is True
-    assert pubsub_endpoint(salesforce.pubsub_url, plaintext_anywhere=True).target == "10.0.0.5:7011"
-    assert PubSubClient(SESSION, salesforce.pubsub_url, plaintext_anywhere=True).url
+    assert salesforce.pubsub_plaintext_warning is None
+    assert pubsub_endpoint(salesforce.pubsub_url).target == "10.0.0.5:7011"
+    assert PubSubClient(SESSION, salesforce.pubsub_url).url
     # Off by default; and written after the URL in the file, it still counts.
     assert parse_settings(config(), "c.yaml", {}).salesforce.pubsub_allow_plaintext is False
     after = config("pubsub_url: http://10.0.0.5:7011\npubsub_allow_plaintext: true")
@@ -176,12 +177,12 @@ def test_plaintext_is_taken_exactly_for_loopback_addresses(
         and address.ipv4_mapped is not None
         and address.ipv4_mapped.is_loopback
     )
-    try:
-        endpoint = pubsub_endpoint(f"http://{host}:{port}")
-    except ValueError as exc:
-        assert not loopback and "in clear" in str(exc)
-    else:
-        assert loopback and endpoint.port == port and not endpoint.tls
+    url = f"http://{host}:{port}"
+    endpoint = pubsub_endpoint(url)
+    assert endpoint.port == port and not endpoint.tls
+    warned = plaintext_warning(url, allowed=False)
+    assert (warned is None) == loopback
+    assert plaintext_warning(url, allowed=True) is None
 
 
 def test_the_target_brackets_ipv6_hosts() -> None:

@@ -17,7 +17,6 @@ from pydantic import (
     BeforeValidator,
     Field,
     SecretStr,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -31,7 +30,7 @@ from .transport import (
     DEFAULT_TRANSPORT,
     PubSubUrl,
     Transport,
-    pubsub_endpoint,
+    plaintext_warning,
     resolve_transport,
 )
 
@@ -88,16 +87,13 @@ class SalesforceSettings(_Section):
     api_budget: float = Field(default=0.5, gt=0, le=1)
     # How streaming triggers receive events (a trigger's own `transport` overrides it).
     transport: Transport = DEFAULT_TRANSPORT
-    # Before pubsub_url: its check reads this one.
+    # Silences the warning of plaintext to a host that is not loopback (`plaintext_warning`).
     pubsub_allow_plaintext: bool = False
     pubsub_url: PubSubUrl = DEFAULT_PUBSUB_URL
 
-    @field_validator("pubsub_url")
-    @classmethod
-    def _plaintext_only_where_allowed(cls, value: str, info: ValidationInfo) -> str:
-        # http:// to a host other than loopback sends the access token in clear.
-        pubsub_endpoint(value, plaintext_anywhere=info.data.get("pubsub_allow_plaintext") is True)
-        return value
+    @property
+    def pubsub_plaintext_warning(self) -> str | None:
+        return plaintext_warning(self.pubsub_url, self.pubsub_allow_plaintext)
 
     @field_validator("api_version", mode="before")
     @classmethod

@@ -7,8 +7,10 @@ says it does not support PushTopic events and generic streaming events, so `/top
 and `/u/...` channels stay on CometD. `salesforce.pubsub_url` says where the Pub/Sub API
 listens: `https://host:port` (TLS, Salesforce's endpoint by default) or `http://host:port`,
 plaintext gRPC for the emulator and test doubles. Every call carries the access token, so
-plaintext is taken only to a loopback host (127.0.0.0/8, ::1, localhost), where it never
-crosses a network, unless `salesforce.pubsub_allow_plaintext` says the operator means it.
+plaintext to a host that is not loopback (127.0.0.0/8, ::1, localhost) is warned about
+(`plaintext_warning`: at start, by check-config and by doctor) unless
+`salesforce.pubsub_allow_plaintext` says the operator means it. Warned, not refused: an
+emulator or a test double in another container is reached by name, over plaintext.
 """
 
 from __future__ import annotations
@@ -47,9 +49,8 @@ class PubSubEndpoint:
         return f"{host}:{self.port}"
 
 
-def pubsub_endpoint(url: str, *, plaintext_anywhere: bool = False) -> PubSubEndpoint:
-    """The endpoint of a `pubsub_url`; raises ValueError saying what is wrong with it. An
-    `http://` URL names a loopback host unless `plaintext_anywhere`."""
+def pubsub_endpoint(url: str) -> PubSubEndpoint:
+    """The endpoint of a `pubsub_url`; raises ValueError saying what is wrong with it."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -69,14 +70,22 @@ def pubsub_endpoint(url: str, *, plaintext_anywhere: bool = False) -> PubSubEndp
         if parts.scheme == "http":
             raise ValueError(f"{usage} (plaintext needs the port)")
         port = 443
-    if parts.scheme == "http" and not plaintext_anywhere and not is_loopback(parts.hostname):
-        raise ValueError(
-            f"'{strip_userinfo(url)}' is a plaintext Pub/Sub API URL to {parts.hostname}, "
-            "which is not a loopback host (127.0.0.0/8, ::1, localhost): the access token "
-            "would cross the network in clear. Use https://host:port, or set "
-            "salesforce.pubsub_allow_plaintext: true if the network is trusted"
-        )
     return PubSubEndpoint(parts.hostname, port, tls=parts.scheme == "https")
+
+
+def plaintext_warning(url: str, allowed: bool) -> str | None:
+    """What to warn of when a valid `pubsub_url` sends the access token in clear across a
+    network: plaintext to a host that is not loopback, not allowed by
+    `salesforce.pubsub_allow_plaintext`. None when there is nothing to warn of."""
+    endpoint = pubsub_endpoint(url)
+    if endpoint.tls or allowed or is_loopback(endpoint.host):
+        return None
+    return (
+        f"salesforce.pubsub_url '{strip_userinfo(url)}' is plaintext gRPC to {endpoint.host},"
+        " which is not a loopback host (127.0.0.0/8, ::1, localhost): the access token"
+        " crosses the network in clear. Use https://host:port, or set"
+        " salesforce.pubsub_allow_plaintext: true if the network is trusted"
+    )
 
 
 def is_loopback(host: str) -> bool:
@@ -94,8 +103,7 @@ def is_loopback(host: str) -> bool:
 
 
 def _checked_pubsub_url(value: str) -> str:
-    # Plaintext to any host here: the salesforce section checks it against its opt-in.
-    pubsub_endpoint(value, plaintext_anywhere=True)
+    pubsub_endpoint(value)
     return value
 
 

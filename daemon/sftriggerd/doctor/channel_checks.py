@@ -18,7 +18,7 @@ from ..salesforce.answers import Token
 from ..salesforce.cometd import BayeuxClient, BayeuxError
 from ..salesforce.pubsub.client import PubSubClient
 from ..salesforce.session import SalesforceSession
-from .checks import Check, failed, ok
+from .checks import Check, failed, ok, warning
 
 _REQUEST_TIMEOUT_S = 30.0
 _REPLAY_NEW = -1
@@ -90,9 +90,7 @@ async def check_pubsub(
     name = f"trigger {trigger.name} channel"
     channel = trigger.resolved_channel or ""
     try:
-        client = PubSubClient(
-            session, settings.pubsub_url, plaintext_anywhere=settings.pubsub_allow_plaintext
-        )
+        client = PubSubClient(session, settings.pubsub_url)
     except SftriggerdError as exc:
         return failed(name, str(exc), "check salesforce.pubsub_url")
     try:
@@ -109,4 +107,8 @@ async def check_pubsub(
         await client.close()
     if not topic.can_subscribe:
         return _refused(trigger, "GetTopic: can_subscribe is false")
-    return ok(name, f"{channel}: Pub/Sub topic found, subscribe allowed")
+    found = f"{channel}: Pub/Sub topic found, subscribe allowed"
+    exposed = settings.pubsub_plaintext_warning
+    if exposed is not None:
+        return warning(name, f"{found}; but {exposed}")
+    return ok(name, found)

@@ -62,12 +62,12 @@ class UnparsableAnswer(PubSubSetupError):
     a failure of the call, never a reason to read the answer's fields."""
 
 
-def target_of(url: str, *, plaintext_anywhere: bool = False) -> tuple[str, bool]:
+def target_of(url: str) -> tuple[str, bool]:
     """`host:port` and whether the channel uses TLS, as config/transport.py reads a
-    `salesforce.pubsub_url` (https: TLS; http: plaintext, the emulator, to a loopback host
-    unless `plaintext_anywhere`); anything else is a setup error."""
+    `salesforce.pubsub_url` (https: TLS; http: plaintext, the emulator or a test double);
+    anything else is a setup error."""
     try:
-        endpoint = pubsub_endpoint(url, plaintext_anywhere=plaintext_anywhere)
+        endpoint = pubsub_endpoint(url)
     except ValueError as exc:
         raise PubSubSetupError(str(exc)) from exc
     return endpoint.target, endpoint.tls
@@ -95,13 +95,12 @@ class PubSubClient:
         url: str = DEFAULT_PUBSUB_URL,
         *,
         keepalive_time_ms: int = KEEPALIVE_TIME_MS,
-        plaintext_anywhere: bool = False,
         schema_failure_hold_s: float = SCHEMA_FAILURE_HOLD_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.session = session
         self.url = url
-        self._target, self._secure = target_of(url, plaintext_anywhere=plaintext_anywhere)
+        self._target, self._secure = target_of(url)
         self._keepalive_time_ms = keepalive_time_ms
         self._channel: grpc.aio.Channel | None = None
         # Schemas never change under an id (the id is the schema's fingerprint).
