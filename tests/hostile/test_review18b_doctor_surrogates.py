@@ -1,8 +1,9 @@
 """A JSON answer may spell a lone surrogate (`"\\ud800"`): valid JSON, parsed by Python into
 a string that cannot be written as UTF-8. `sftriggerd doctor` prints Salesforce's words in
 its report, so one such refusal ends the whole doctor in a UnicodeEncodeError traceback
-with no report at all (`--json` escapes it and survives), where it should print every line, that one failed. Real emulator
-over real HTTP, the doctor as a child process; the middleware refuses the login."""
+with no report at all (`--json` escapes it and survives), where it should print every line,
+that one failed. Real emulator over real HTTP, the doctor as a child process; the
+middleware refuses the login."""
 
 from __future__ import annotations
 
