@@ -1,7 +1,9 @@
 """The store check: it opens, it takes a write (rolled back), and its schema version.
 
 A store that does not exist yet is made by the daemon's first run, so it is a warning; the
-doctor never makes nor migrates one.
+doctor never makes nor migrates one. An older schema is a warning too: the doctor of a new
+release runs against the store an older daemon still uses, and migrated, that daemon would
+refuse it at its next start.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ async def check_store(settings: StoreSettings) -> Check:
             return missing
     store = store_from_settings(settings)
     try:
-        await store.open(create=False)
+        await store.open(create=False, migrate=False)
     except SftriggerdError as exc:
         if settings.engine == "postgresql" and await _postgres_empty(store):
             return _not_yet(shown)
@@ -49,6 +51,14 @@ async def check_store(settings: StoreSettings) -> Check:
         )
     finally:
         await store.close()
+    supported = store.supported_schema_version()
+    if version < supported:
+        return warning(
+            NAME,
+            f"{shown}: opens, writable, schema {version}, this sftriggerd migrates it to"
+            f" {supported} at its next start (back it up first)",
+            "an older sftriggerd cannot use the store once it is migrated",
+        )
     return ok(NAME, f"{shown}: opens, writable, schema version {version}")
 
 

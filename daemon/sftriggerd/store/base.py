@@ -43,16 +43,24 @@ from .transfer import BATCH_ROWS, DumpBatch
 
 class Store(abc.ABC):
     @abc.abstractmethod
-    async def open(self, create: bool = True) -> None:
+    async def open(self, create: bool = True, migrate: bool = True) -> None:
         """Connects and brings the schema to the current version (`migrate`). With
         `create=False` a store that does not exist yet is an error (`StoreError`), not made.
-        A schema newer than this version knows is refused (`StoreError`)."""
+        A schema newer than this version knows is refused (`StoreError`).
+
+        With `migrate=False` the store is opened as found, nothing written: an older schema
+        stays older (an older daemon may still be using it), and a store without a schema is
+        an error whatever `create` says. For looking only (`sftriggerd doctor`)."""
 
     @abc.abstractmethod
     async def close(self) -> None: ...
 
     @abc.abstractmethod
     async def schema_version(self) -> int: ...
+
+    @abc.abstractmethod
+    def supported_schema_version(self) -> int:
+        """The schema version this sftriggerd brings a store to when it migrates it."""
 
     @abc.abstractmethod
     async def ping(self) -> bool:

@@ -79,8 +79,9 @@ class MemoryStore(LeadershipMethods, Store):
         if not self._open:
             raise StoreError("the memory store is not open")
 
-    async def open(self, create: bool = True) -> None:
-        if not self._made and not create:
+    async def open(self, create: bool = True, migrate: bool = True) -> None:
+        # Nothing to migrate; without migrating, a store not made yet is not made either.
+        if not self._made and not (create and migrate):
             raise StoreError("no memory store was made in this process")
         self._made = self._open = True
 
@@ -89,6 +90,9 @@ class MemoryStore(LeadershipMethods, Store):
 
     async def schema_version(self) -> int:
         self._check_open()
+        return SCHEMA_VERSION
+
+    def supported_schema_version(self) -> int:
         return SCHEMA_VERSION
 
     async def ping(self) -> bool:

@@ -149,15 +149,19 @@ class PostgresStore(Store):
         """A connection of its own, outside the pool (migrations, listening)."""
         return await AsyncConnection.connect(self.url, **self._options)
 
-    async def open(self, create: bool = True) -> None:
+    async def open(self, create: bool = True, migrate: bool = True) -> None:
         try:
             conn = await self.connect()
         except psycopg.Error as exc:
             raise self._error("cannot connect", exc) from exc
         try:
-            await schema.migrate(conn, create=create)
+            if migrate:
+                await schema.migrate(conn, create=create)
+            else:
+                await schema.check_schema(conn)
         except psycopg.Error as exc:
-            raise self._error("cannot bring the schema up to date", exc) from exc
+            doing = "cannot bring the schema up to date" if migrate else "cannot read the schema"
+            raise self._error(doing, exc) from exc
         finally:
             await conn.close()
         if self._pool is not None:
@@ -227,6 +231,9 @@ class PostgresStore(Store):
 
     async def schema_version(self) -> int:
         return await self._run(schema.schema_version)
+
+    def supported_schema_version(self) -> int:
+        return len(schema.migrations())
 
     async def ping(self) -> bool:
         try:

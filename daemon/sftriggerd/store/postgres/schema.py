@@ -42,6 +42,25 @@ async def schema_version(conn: AsyncConnection[Any]) -> int:
     return int(found[0]) if found else 0
 
 
+async def check_schema(conn: AsyncConnection[Any]) -> int:
+    """The schema version as found, for an open that must not migrate: refused as `migrate`
+    refuses it when it is newer than this code knows or missing, left as it is when older."""
+    supported = len(migrations())
+    current = await schema_version(conn)
+    _refuse_newer(current, supported)
+    if current == 0:
+        raise StoreError("the database holds no sftriggerd store (`sftriggerd migrate`)")
+    return current
+
+
+def _refuse_newer(current: int, supported: int) -> None:
+    if current > supported:
+        raise StoreError(
+            f"store schema {current} is newer than this sftriggerd supports"
+            f" ({supported}); upgrade sftriggerd"
+        )
+
+
 async def migrate(conn: AsyncConnection[Any], create: bool = True) -> int:
     """Brings the schema to the current version in one transaction, under the migration
     lock. A schema newer than this code knows is refused rather than written to by older
@@ -51,11 +70,7 @@ async def migrate(conn: AsyncConnection[Any], create: bool = True) -> int:
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         current = await schema_version(conn)
-        if current > supported:
-            raise StoreError(
-                f"store schema {current} is newer than this sftriggerd supports"
-                f" ({supported}); upgrade sftriggerd"
-            )
+        _refuse_newer(current, supported)
         if current == 0 and not create:
             raise StoreError("the database holds no sftriggerd store (`sftriggerd migrate`)")
         if current == supported:

@@ -107,14 +107,17 @@ class SqliteStore(Store):
             # Raised on the thread by the engine's own checks (a schema too new): name the file.
             raise StoreError(f"sqlite store {self.path}: {exc}") from exc
 
-    async def open(self, create: bool = True) -> None:
+    async def open(self, create: bool = True, migrate: bool = True) -> None:
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self._executor, partial(self._connect, create))
+            await loop.run_in_executor(self._executor, partial(self._connect, create and migrate))
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open sqlite store {self.path}: {exc}") from exc
         try:
-            await self._run(partial(ops.migrate, create=create))
+            if migrate:
+                await self._run(partial(ops.migrate, create=create))
+            else:
+                await self._run(ops.check_schema)
         except StoreError:
             await self.close()
             raise
@@ -155,6 +158,9 @@ class SqliteStore(Store):
 
     async def schema_version(self) -> int:
         return await self._run(ops.schema_version)
+
+    def supported_schema_version(self) -> int:
+        return ops.supported_version()
 
     async def ping(self) -> bool:
         try:

@@ -96,6 +96,30 @@ def migrate(db: sqlite3.Connection, create: bool = True) -> int:
         db.execute("PRAGMA foreign_keys=ON")
 
 
+def supported_version() -> int:
+    """The version `migrate` brings a file to."""
+    return len(MIGRATIONS)
+
+
+def check_schema(db: sqlite3.Connection) -> int:
+    """The schema version as found, for an open that must not migrate: refused as `migrate`
+    refuses it when it is newer than this code knows or missing, left as it is when older."""
+    # Reads only, no write lock: a running daemon's writes go on meanwhile.
+    made = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    ).fetchone()
+    current = schema_version(db) if made else 0
+    supported = supported_version()
+    if current > supported:
+        raise StoreError(
+            f"store schema {current} is newer than this sftriggerd supports"
+            f" ({supported}); upgrade sftriggerd"
+        )
+    if current == 0:
+        raise StoreError("the file holds no sftriggerd store")
+    return current
+
+
 def _statements(script: str) -> list[str]:
     # executescript() would commit on its own; splitting keeps each migration one transaction.
     statements, current = [], ""
