@@ -29,7 +29,7 @@ _SENSITIVE_KEY = re.compile(
 _SECRET_SHAPES = (
     re.compile(r"whsec_[A-Za-z0-9+/=]+"),
     re.compile(r"(?i)\b(Bearer|OAuth|Basic)\s+[A-Za-z0-9._~+/!=-]+"),
-    re.compile(r"\b00D[A-Za-z0-9]{12,15}![A-Za-z0-9._]+"),  # Salesforce access token
+    re.compile(r"\b00D[A-Za-z0-9]{12,15}![A-Za-z0-9._~+/=-]+"),  # Salesforce access token
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"),
     re.compile(r"(?i)((?:password|client_secret|refresh_token|access_token|assertion)=)[^&\s\"']+"),
 )

@@ -60,6 +60,14 @@ def test_secret_shapes_inside_free_text_are_redacted(captured: io.StringIO) -> N
     assert "username=u" in text
 
 
+def test_a_bare_access_token_is_redacted_whole() -> None:
+    from sftriggerd.logs import redactor
+
+    # The opaque part may hold URL-safe characters; each is part of the token.
+    token = "00D000000000001!xK3-_a.b~c+d/e=f-tail"
+    assert redactor.scrub(f"refused {token} here") == f"refused {REDACTED} here"
+
+
 def test_known_config_secrets_are_redacted_in_foreign_loggers(captured: io.StringIO) -> None:
     from sftriggerd.logs import redactor
 
