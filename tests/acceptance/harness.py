@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,10 +80,11 @@ class Process:
         return await asyncio.wait_for(self.process.wait(), timeout_s)
 
 
-async def start(args: list[str], log: Path) -> Process:
+async def start(args: list[str], log: Path, command: Sequence[str] = ()) -> Process:
+    """`sftriggerd ARGS`, or `COMMAND ARGS` when a test starts it another way."""
     handle = log.open("ab")
     process = await asyncio.create_subprocess_exec(
-        *sftriggerd_command(), *args, stdout=handle, stderr=handle
+        *(command or sftriggerd_command()), *args, stdout=handle, stderr=handle
     )
     handle.close()
     return Process(process, log)

@@ -110,6 +110,15 @@ async def test_a_host_name_that_does_not_resolve_is_a_dns_failure() -> None:
     assert failure.error.startswith("DNS lookup failed for no-such-host.invalid: ")
 
 
+async def test_a_host_the_resolver_cannot_encode_is_a_dns_failure_naming_the_host() -> None:
+    # An empty part between dots: the client raises UnicodeError, a ValueError, on it.
+    failure = await post("http://user:pw123@hooks..example.com/hook?key=k123")
+    assert isinstance(failure, Failure)
+    assert failure.kind == "dns"
+    assert failure.error.startswith("DNS lookup impossible for hooks..example.com: ")
+    assert "pw123" not in failure.error and "k123" not in failure.error
+
+
 async def test_a_self_signed_certificate_fails_verification_naming_the_host(
     tmp_path: Path,
 ) -> None:

@@ -132,6 +132,8 @@ class DaemonRig:
     alpha_options: dict[str, Any] = field(default_factory=dict)
     beta_options: dict[str, Any] = field(default_factory=dict)
     server: str = ""
+    # What starts the daemon in place of `sftriggerd` (see unchecked_url_daemon.py).
+    command: tuple[str, ...] = ()
     admin_port: int = field(default_factory=free_port)
     process: Process | None = None
 
@@ -169,7 +171,7 @@ logging: {{level: info, format: json}}
     async def start(self, *, wait_ready: bool = True) -> None:
         assert self.process is None or self.process.process.returncode is not None
         config = self.write_config()
-        self.process = await start(["run", "--config", str(config)], self.log_path)
+        self.process = await start(["run", "--config", str(config)], self.log_path, self.command)
         if wait_ready:
             await self.ready()
 

@@ -18,6 +18,7 @@ from sftriggerd.delivery.answers import Failure
 from sftriggerd.delivery.sender import post_webhook
 from sftriggerd.doctor.endpoint_checks import check_endpoint
 from tests.acceptance.harness import SECRET
+from tests.hostile import unchecked_url_daemon
 from tests.hostile.daemon_rig import daemon_rig
 
 BAD_URLS = ("http://hooks..example.com/hook", f"http://{'a' * 64}.example.com/hook")
@@ -31,12 +32,16 @@ async def test_an_unencodable_host_is_a_failed_attempt() -> None:
 
 
 async def test_an_unencodable_host_does_not_stop_the_other_endpoint(tmp_path: Path) -> None:
-    async with daemon_rig(tmp_path, beta_options={"url": BAD_URLS[0]}) as rig:
+    # The configuration refuses such a URL now; set past it, the sender must still cope.
+    command = unchecked_url_daemon.command("beta", BAD_URLS[0])
+    async with daemon_rig(tmp_path, command=command) as rig:
         await rig.others_still_deliver((rig.alpha,))
 
 
 async def test_the_doctor_names_an_unencodable_host_on_a_failed_line() -> None:
-    endpoint = EndpointSettings(name="typo", url=BAD_URLS[0], secret=SECRET)
+    # Past the configuration's check of the URL, as above.
+    endpoint = EndpointSettings(name="typo", url="http://hooks.example.com/hook", secret=SECRET)
+    endpoint = endpoint.model_copy(update={"url": BAD_URLS[0]})
     async with aiohttp.ClientSession() as http:
         check = await check_endpoint(http, endpoint, [])
     assert check.status == "failed"

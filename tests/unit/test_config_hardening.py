@@ -52,6 +52,24 @@ def test_a_webhook_url_is_kept_exactly_as_configured() -> None:
     assert settings.endpoints[0].url == "http://127.0.0.1:9/hook/"
 
 
+@pytest.mark.parametrize("host", ["hooks..example.com", f"{'a' * 64}.example.com", ".example.com"])
+def test_a_url_whose_host_cannot_be_looked_up_is_refused_naming_the_key(host: str) -> None:
+    # The HTTP client raises on such a host at every request; the file says so at load.
+    text = WITH_ENDPOINT.replace("127.0.0.1:9", f"user:pw123@{host}")
+    [problem] = problems_of(text)
+    assert "endpoints[0].url" in problem
+    assert f"the host '{host}' cannot be looked up" in problem
+    assert "pw123" not in problem
+    login = MINIMAL.replace("auth:", f"login_url: https://{host}\n  auth:")
+    [problem] = problems_of(login)
+    assert "login_url" in problem and "cannot be looked up" in problem
+
+
+def test_an_international_host_name_is_taken() -> None:
+    settings = parse_settings(WITH_ENDPOINT.replace("127.0.0.1:9", "bücher.example"), environ={})
+    assert settings.endpoints[0].url == "http://bücher.example/hook/"
+
+
 def test_breaker_settings_default_to_todays_values_and_are_validated() -> None:
     breaker = parse_settings(WITH_ENDPOINT, environ={}).endpoints[0].breaker
     assert (breaker.failure_threshold, breaker.cooldown, breaker.max_cooldown) == (

@@ -10,6 +10,7 @@ import ssl
 import time
 from collections.abc import Mapping
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -54,6 +55,10 @@ async def post_webhook(
         return Failure(kind, error, time.monotonic() - started)
     except OSError as exc:
         kind, error = os_error_cause(exc)
+        return Failure(kind, error, time.monotonic() - started)
+    except ValueError as exc:
+        # The client lets some through: a host the resolver cannot encode (UnicodeError).
+        kind, error = value_error_cause(url, exc)
         return Failure(kind, error, time.monotonic() - started)
 
 
@@ -104,6 +109,18 @@ def describe_client_error(exc: aiohttp.ClientError) -> tuple[FailureKind, str]:
     if isinstance(exc, aiohttp.InvalidURL):
         return "request", "invalid URL"
     return "request", f"request failed: {type(exc).__name__}"
+
+
+def value_error_cause(url: str, exc: ValueError) -> tuple[FailureKind, str]:
+    """A request the client could not even make. Its words are not shown: they may quote
+    the URL, which may carry credentials; the host may be named."""
+    try:
+        host = urlsplit(url).hostname or "?"
+    except ValueError:
+        host = "?"
+    if isinstance(exc, UnicodeError) and "idna" in str(exc):
+        return "dns", f"DNS lookup impossible for {host}: a part between dots is empty or too long"
+    return "request", f"the request could not be made: {type(exc).__name__}"
 
 
 def os_error_cause(exc: OSError) -> tuple[FailureKind, str]:
