@@ -182,6 +182,8 @@ def _doctor(args: argparse.Namespace) -> int:
     # Quiet: the report is the output; the client's own logs would interleave with it.
     configure_logging("error", "console")
     redactor.remember(settings.secrets())
+    # The login line names the user, whose name may contain the password (the emulator's).
+    redactor.remember_public([settings.salesforce.auth.username or ""])
     checks = asyncio.run(run_doctor(settings))
     print(report.as_json(checks) if args.json else report.as_text(checks))
     return 0 if healthy(checks) else 1

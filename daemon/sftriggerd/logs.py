@@ -28,7 +28,14 @@ _SENSITIVE_KEY = re.compile(
 # Shapes of secrets that can turn up inside free text (URLs, error bodies, reprs).
 _SECRET_SHAPES = (
     re.compile(r"whsec_[A-Za-z0-9+/=]+"),
-    re.compile(r"(?i)\b(Bearer|OAuth|Basic)\s+[A-Za-z0-9._~+/!=-]+"),
+    # A scheme then its credentials, unless what follows is a word of prose ("OAuth
+    # Policies", "Bearer token", "OAuth Username-Password Flows"): plain words, each all
+    # lower, all upper or capitalised. Credentials mix cases, digits or punctuation.
+    re.compile(
+        r"\b((?i:Bearer|OAuth|Basic))\s+"
+        r"(?!(?:[A-Z]?[a-z]+|[A-Z]+)(?:-(?:[A-Z]?[a-z]+|[A-Z]+))*(?![A-Za-z0-9._~+/!=-]))"
+        r"[A-Za-z0-9._~+/!=-]+"
+    ),
     re.compile(r"\b00D[A-Za-z0-9]{12,15}![A-Za-z0-9._~+/=-]+"),  # Salesforce access token
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"),
     re.compile(r"(?i)((?:password|client_secret|refresh_token|access_token|assertion)=)[^&\s\"']+"),
@@ -40,9 +47,16 @@ class SecretRedactor:
 
     def __init__(self) -> None:
         self._known: set[str] = set()
+        self._public: re.Pattern[str] | None = None
 
     def remember(self, secrets: Iterable[str]) -> None:
         self._known.update(secret for secret in secrets if secret)
+
+    def remember_public(self, values: Iterable[str]) -> None:
+        """Values shown as they are even where a secret is part of them: the user named as
+        `admin@emulator.local` whose password is `emulator` stays named so."""
+        kept = sorted({value for value in values if value}, key=len, reverse=True)
+        self._public = re.compile("|".join(map(re.escape, kept))) if kept else None
 
     def __call__(self, logger: WrappedLogger, name: str, event_dict: EventDict) -> EventDict:
         return {key: self._clean(key, value) for key, value in event_dict.items()}
@@ -61,6 +75,16 @@ class SecretRedactor:
         return value
 
     def scrub(self, text: str) -> str:
+        if self._public is None:
+            return self._scrub(text)
+        # Public values are kept; the text between them is scrubbed.
+        pieces, start = [], 0
+        for match in self._public.finditer(text):
+            pieces += [self._scrub(text[start : match.start()]), match.group()]
+            start = match.end()
+        return "".join([*pieces, self._scrub(text[start:])])
+
+    def _scrub(self, text: str) -> str:
         # A URL's user-info goes first and whole (proxy and database URLs carry passwords);
         # then known secrets, longest first, so one that contains another is replaced whole.
         text = strip_userinfo(text)

@@ -68,6 +68,32 @@ def test_a_bare_access_token_is_redacted_whole() -> None:
     assert redactor.scrub(f"refused {token} here") == f"refused {REDACTED} here"
 
 
+@pytest.mark.parametrize(
+    "prose",
+    [
+        "set the connected app's OAuth Policies",
+        "Setup, OAuth and OpenID Connect Settings, 'Allow OAuth Username-Password Flows'",
+        "with a bearer token, or Basic auth",
+    ],
+)
+def test_a_scheme_followed_by_words_of_prose_is_kept(prose: str) -> None:
+    from sftriggerd.logs import SecretRedactor
+
+    assert SecretRedactor().scrub(prose) == prose
+
+
+def test_a_public_value_that_contains_a_secret_is_kept_whole() -> None:
+    from sftriggerd.logs import SecretRedactor
+
+    redactor = SecretRedactor()
+    redactor.remember(["emulator"])
+    redactor.remember_public(["admin@emulator.local"])
+    assert (
+        redactor.scrub("admin@emulator.local refused: emulator is wrong")
+        == f"admin@emulator.local refused: {REDACTED} is wrong"
+    )
+
+
 def test_known_config_secrets_are_redacted_in_foreign_loggers(captured: io.StringIO) -> None:
     from sftriggerd.logs import redactor
 
