@@ -51,7 +51,10 @@ server: {{listen: "127.0.0.1:{free_port()}", shutdown_grace: 1s}}
 
 
 async def run_until(
-    settings: Settings, dispatcher: DispatcherFactory | None, done: Callable[[], bool], timeout_s: float
+    settings: Settings,
+    dispatcher: DispatcherFactory | None,
+    done: Callable[[], bool],
+    timeout_s: float,
 ) -> bool:
     """Runs the daemon (tracing on) until `done()` or the timeout; whether it was done."""
     stopping = asyncio.Event()
