@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
 import os
 import platform
 import sqlite3
@@ -64,11 +63,10 @@ from delivery_workload import (
     LOOPS,
     TRIGGER,
     Figures,
+    against_receiver,
     bench_event,
     endpoint_settings,
     endpoints_settings,
-    run_on,
-    serve,
 )
 
 from sftriggerd.delivery import Dispatcher
@@ -385,16 +383,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main() -> None:
     args = parse(sys.argv[1:])
     configure_logging("info", stream=sys.stderr)
-    context = multiprocessing.get_context("spawn")
-    ours, theirs = context.Pipe()
-    receiver = context.Process(target=serve, args=(theirs, args.loop), daemon=True)
-    receiver.start()
-    try:
-        port = ours.recv()
-        run_on(args.loop, run(f"http://127.0.0.1:{port}/hook", args))
-    finally:
-        receiver.terminate()
-        receiver.join()
+    against_receiver(args.loop, lambda url: run(url, args))
 
 
 if __name__ == "__main__":

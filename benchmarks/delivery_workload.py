@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import multiprocessing
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -41,6 +42,21 @@ def run_on(loop: str, main: Coroutine[Any, Any, T]) -> T:
 def serve(conn: Connection, loop: str = "asyncio") -> None:
     """Runs the receiver until terminated, on `loop`; sends its port through `conn` first."""
     run_on(loop, receive(conn.send))
+
+
+def against_receiver(loop: str, main: Callable[[str], Coroutine[Any, Any, T]]) -> T:
+    """Runs `main(url)` on `loop` against the receiver in a process of its own (spawned, so
+    it shares nothing with this one), stopped after."""
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    receiver = context.Process(target=serve, args=(theirs, loop), daemon=True)
+    receiver.start()
+    try:
+        port = ours.recv()
+        return run_on(loop, main(f"http://127.0.0.1:{port}/hook"))
+    finally:
+        receiver.terminate()
+        receiver.join()
 
 
 async def receive(

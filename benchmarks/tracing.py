@@ -19,7 +19,6 @@ Needs the otel extra (`pip install '.[otel]'`). No assertions: figures for peopl
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import statistics
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from delivery_stores import sqlite_engine
-from delivery_workload import Figures, bench_event, run_on, serve
+from delivery_workload import Figures, against_receiver, bench_event
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
@@ -104,16 +103,7 @@ def main() -> None:
     args = parse(rest)
     args.rounds = known.rounds
     configure_logging("warning", stream=sys.stderr)
-    context = multiprocessing.get_context("spawn")
-    ours, theirs = context.Pipe()
-    receiver = context.Process(target=serve, args=(theirs, args.loop), daemon=True)
-    receiver.start()
-    try:
-        port = ours.recv()
-        run_on(args.loop, run(f"http://127.0.0.1:{port}/hook", args))
-    finally:
-        receiver.terminate()
-        receiver.join()
+    against_receiver(args.loop, lambda url: run(url, args))
 
 
 if __name__ == "__main__":

@@ -226,3 +226,40 @@ async def test_without_the_extra_the_daemon_says_so_and_delivers_untraced(
         assert daemon.process.returncode == 0
     log = (tmp_path / "daemon.log").read_text()
     assert "tracing_not_started" in log and "sftriggerd[otel]" in log
+
+
+@contextlib.asynccontextmanager
+async def silent_collector(port: int) -> AsyncIterator[None]:
+    """Takes connections and reads them, never answering: an exporter waits its timeout."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        with contextlib.suppress(ConnectionError):
+            while await reader.read(65536):
+                pass
+
+    server = await asyncio.start_server(hold, "127.0.0.1", port)
+    try:
+        yield
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+
+
+async def test_a_collector_that_never_answers_does_not_hold_the_stop(
+    tmp_path: Path, emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = free_port()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "120")  # the exporter would wait 2 min
+    async with silent_collector(port), verifying_receiver() as hooks:
+        async with running_daemon(tmp_path, emulator, hooks) as (daemon, org):
+            await org.call("POST", "sobjects/Account", {"Name": "Held export"})
+            await hooks.wait_for(1)
+            started = time.monotonic()
+            assert await daemon.stop(timeout_s=60) == 0
+            stop_s = time.monotonic() - started
+    # The daemon's grace (5 s) and closing tracing (at most 6 s), not the exporter's 2 min.
+    assert stop_s < 20, f"stopping took {stop_s:.1f}s"

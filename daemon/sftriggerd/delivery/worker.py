@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
-import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -29,19 +28,18 @@ from ..errors import StoreError
 from ..logs import get_logger
 from ..metrics import Metrics
 from ..store.base import Store
-from ..store.records import Claim, Dead, Delivered, Outcome, Retry
+from ..store.records import Claim, Delivered, Outcome, Retry
 from .answers import Failure, Result
 from .breaker import Breaker, BreakerPolicy, Transition
 from .outcome import classify, outcome_name, traced
 from .sender import post_webhook
 from .signing import Signer
+from .worker_logs import log_outcome, log_transition
 from .worker_parts import Meters, WorkerOptions, default_lease, endpoint_session, wait_any
 
 __all__ = ["EndpointWorker", "WorkerOptions", "default_lease", "wait_any"]
 
 log = get_logger(__name__)
-# For a cheap level check before a per-delivery debug line.
-_stdlib_log = logging.getLogger(__name__)
 
 # How often to look again when a delivery is due but cannot be claimed: it waits behind an
 # older change of its record (per-record ordering), and nothing announces when that clears
@@ -326,54 +324,30 @@ class EndpointWorker:
         self, claim: Claim, result: Result, outcome: Outcome, probe: bool, done_at: datetime
     ) -> None:
         """Metrics, breaker and logs for one attempt, answered at `done_at`."""
-        meters, attempt = self._meters, claim.attempts + 1
+        meters = self._meters
         meters.attempt_seconds.observe(result.duration_s)
         if isinstance(result, Failure):
             meters.failures[result.kind].inc()
         transition: Transition | None
+        next_attempt_at: datetime | None = None
         if isinstance(outcome, Delivered):
             meters.delivered.inc()
             age_s = (done_at - claim.occurred_at).total_seconds()
             meters.end_to_end_seconds.observe(max(age_s, 0.0))
             transition = self.breaker.record_success()
-            if _stdlib_log.isEnabledFor(logging.DEBUG):
-                self._log.debug(
-                    "delivery_succeeded",
-                    event_id=claim.event_id,
-                    delivery_id=claim.delivery_id,
-                    status=outcome.status,
-                    attempt=attempt,
-                )
         elif isinstance(outcome, Retry):
             meters.retried.inc()
             next_attempt_at = done_at + outcome.delay
             heapq.heappush(self._retry_hints, next_attempt_at)
             transition = self.breaker.record_failure(probe)
-            self._log.warning(
-                "delivery_failed",
-                event_id=claim.event_id,
-                delivery_id=claim.delivery_id,
-                status=outcome.status,
-                error=outcome.error,
-                attempt=attempt,
-                next_attempt_at=next_attempt_at.isoformat(),
-            )
         else:
-            assert isinstance(outcome, Dead)
             meters.dead.inc()
             transition = self.breaker.record_failure(probe)
-            self._log.error(
-                "delivery_dead",
-                event_id=claim.event_id,
-                delivery_id=claim.delivery_id,
-                status=outcome.status,
-                error=outcome.error,
-                attempt=attempt,
-            )
+        log_outcome(self._log, claim, outcome, next_attempt_at)
         if transition in ("opened", "reopened"):
             self._give_back_queued()
         meters.breaker_changed(transition)
-        self._log_transition(transition)
+        log_transition(self._log, self.breaker, transition)
 
     def _give_back_queued(self) -> None:
         """The breaker opened: claims waiting for a sender go back to the store unsent."""
@@ -399,19 +373,6 @@ class EndpointWorker:
         task = asyncio.create_task(self._release(claims))
         self._releases.add(task)
         task.add_done_callback(self._releases.discard)
-
-    def _log_transition(self, transition: Transition | None) -> None:
-        if transition is None:
-            return
-        snapshot = self.breaker.snapshot()
-        if transition == "closed":
-            self._log.info("breaker_closed")
-            return
-        self._log.warning(
-            "breaker_opened" if transition == "opened" else "breaker_reopened",
-            consecutive_failures=snapshot.consecutive_failures,
-            cooldown_s=snapshot.cooldown.total_seconds(),
-        )
 
     async def _drain(self, senders: Sequence[asyncio.Task[None]], grace: timedelta) -> None:
         """No new sends: queued claims stay unsent (given back by _settle); sends under

@@ -30,7 +30,7 @@ class Attempt:
         """`outcome`: delivered, retry or dead."""
 
 
-_NO_ATTEMPT = Attempt()
+NO_ATTEMPT = Attempt()
 
 
 class Tracing:
@@ -57,7 +57,7 @@ class Tracing:
     @contextmanager
     def attempt_span(self, claim: Claim, endpoint: str, url: str) -> Iterator[Attempt]:
         """A delivery attempt, a child of the span that stored the event."""
-        yield _NO_ATTEMPT
+        yield NO_ATTEMPT
 
     async def close(self) -> None:
         """Sends what is left and stops the exporter."""

@@ -18,7 +18,10 @@ from .otel import OtelTracing
 
 def build_tracing(exporters: tuple[str, ...], protocol: str, version: str) -> OtelTracing:
     """Raises ImportError when the exporter for `protocol` is not installed."""
-    provider = TracerProvider(resource=resource(version))  # the sampler from OTEL_TRACES_SAMPLER
+    # The sampler from OTEL_TRACES_SAMPLER. Not shut down at exit: the daemon closes it itself
+    # within a bound (`OtelTracing.close`), and the SDK's exit hook would wait on a collector
+    # that never answers for as long as the exporter's timeout allows.
+    provider = TracerProvider(resource=resource(version), shutdown_on_exit=False)
     for name in exporters:
         if name == "console":
             # Standard error: standard output holds the JSON logs.

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import Token
 from urllib.parse import urlsplit
 
+from opentelemetry import context as context_api
 from opentelemetry import propagate
+from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import (
     INVALID_SPAN,
@@ -21,12 +26,15 @@ from opentelemetry.trace import (
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from ..delivery.answers import Answer, Result
+from ..logs import get_logger
 from ..store.records import Claim
-from . import Attempt, AttributeValue, Tracing
+from . import NO_ATTEMPT, Attempt, AttributeValue, Tracing
 
+log = get_logger(__name__)
 _W3C = TraceContextTextMapPropagator()
-# How long closing waits for the exporter to send what is left.
+# How long closing waits for the exporter to send what is left, and for closing at all.
 FLUSH_TIMEOUT_MS = 5000
+CLOSE_TIMEOUT_S = 6.0
 
 
 class OtelAttempt(Attempt):
@@ -37,23 +45,35 @@ class OtelAttempt(Attempt):
         # The configured propagators (OTEL_PROPAGATORS; by default W3C trace context and
         # baggage) write this span's context, so the receiver's span becomes its child.
         carrier: dict[str, str] = {}
-        propagate.inject(carrier, context=set_span_in_context(self._span))
+        try:
+            propagate.inject(carrier, context=set_span_in_context(self._span))
+        except Exception as exc:  # a propagator's fault: the webhook goes without its context
+            _failed("inject", exc)
+            return {}
         return carrier
 
     def answered(self, result: Result, outcome: str) -> None:
-        self._span.set_attribute("sftriggerd.outcome", outcome)
-        if isinstance(result, Answer):
-            self._span.set_attribute("http.response.status_code", result.status)
-            if not result.ok:
-                self._span.set_attribute("error.type", str(result.status))
-                self._span.set_status(Status(StatusCode.ERROR, f"HTTP {result.status}"))
-        else:
-            # The failure's text names its cause and holds no secret (delivery/sender.py).
-            self._span.set_attribute("error.type", result.kind)
-            self._span.set_status(Status(StatusCode.ERROR, result.error))
+        try:
+            self._span.set_attribute("sftriggerd.outcome", outcome)
+            if isinstance(result, Answer):
+                self._span.set_attribute("http.response.status_code", result.status)
+                if not result.ok:
+                    self._span.set_attribute("error.type", str(result.status))
+                    self._span.set_status(Status(StatusCode.ERROR, f"HTTP {result.status}"))
+            else:
+                # The failure's text names its cause and holds no secret (delivery/sender.py).
+                self._span.set_attribute("error.type", result.kind)
+                self._span.set_status(Status(StatusCode.ERROR, result.error))
+        except Exception as exc:
+            _failed("answered", exc)
 
 
 class OtelTracing(Tracing):
+    """Every call into OpenTelemetry is guarded: a fault of the SDK, an exporter or a
+    propagator costs a span or a header, never a delivery, an ingest or a part of the daemon.
+    Exceptions passing through a span mark it failed by their class only: their messages
+    (a Salesforce or store error's text) may quote what must not leave the process."""
+
     on = True
 
     def __init__(self, provider: TracerProvider, version: str = "") -> None:
@@ -62,9 +82,7 @@ class OtelTracing(Tracing):
 
     @contextmanager
     def source_span(self, name: str, attributes: Mapping[str, AttributeValue]) -> Iterator[None]:
-        with self._tracer.start_as_current_span(
-            name, kind=SpanKind.CONSUMER, attributes=dict(attributes)
-        ):
+        with self._span(name, SpanKind.CONSUMER, dict(attributes), current=True):
             yield
 
     @contextmanager
@@ -73,12 +91,16 @@ class OtelTracing(Tracing):
             "sftriggerd.trigger": trigger,
             "sftriggerd.events": events,
         }
-        with self._tracer.start_as_current_span("ingest", attributes=attributes):
+        with self._span("ingest", SpanKind.INTERNAL, attributes, current=True):
             yield
 
     def traceparent(self) -> str | None:
         carrier: dict[str, str] = {}
-        _W3C.inject(carrier)  # the current span's context; nothing when there is none
+        try:
+            _W3C.inject(carrier)  # the current span's context; nothing when there is none
+        except Exception as exc:
+            _failed("traceparent", exc)
+            return None
         return carrier.get("traceparent")
 
     @contextmanager
@@ -92,27 +114,91 @@ class OtelTracing(Tracing):
             "http.request.method": "POST",
             **_server(url),
         }
-        # Started, not made current: nothing under an attempt makes spans, and attaching a
-        # context per delivery costs as much as the rest of the span.
-        span = self._tracer.start_span(
-            f"deliver {endpoint}",
-            context=set_span_in_context(stored_parent(claim.trace_context)),
-            kind=SpanKind.CLIENT,
-            attributes=attributes,
-        )
+        # Not made current: nothing under an attempt makes spans, and attaching a context
+        # per delivery costs as much as the rest of the span.
+        parent = set_span_in_context(stored_parent(claim.trace_context))
+        with self._span(f"deliver {endpoint}", SpanKind.CLIENT, attributes, parent) as span:
+            yield NO_ATTEMPT if span is INVALID_SPAN else OtelAttempt(span)
+
+    @contextmanager
+    def _span(
+        self,
+        name: str,
+        kind: SpanKind,
+        attributes: dict[str, AttributeValue],
+        parent: Context | None = None,
+        *,
+        current: bool = False,
+    ) -> Iterator[Span]:
+        token: Token[Context] | None = None
         try:
-            yield OtelAttempt(span)
+            span = self._tracer.start_span(
+                name,
+                context=parent,
+                kind=kind,
+                attributes=attributes,
+                record_exception=False,
+                set_status_on_exception=False,
+            )
+            if current:
+                token = context_api.attach(set_span_in_context(span))
+        except Exception as exc:
+            _failed("start", exc)
+            yield INVALID_SPAN
+            return
+        try:
+            yield span
         except BaseException as exc:
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            failure = Status(StatusCode.ERROR, type(exc).__name__)
+            _quietly(lambda: span.set_status(failure))
             raise
         finally:
-            span.end()
+            if token is not None:
+                reset = token
+                _quietly(lambda: context_api.detach(reset))
+            _quietly(span.end)
 
     async def close(self) -> None:
-        # The exporter sends on its own thread and may wait on a collector that is down.
-        await asyncio.to_thread(self._provider.force_flush, FLUSH_TIMEOUT_MS)
-        await asyncio.to_thread(self._provider.shutdown)
+        """Sends what is left, for at most `CLOSE_TIMEOUT_S`: on a thread of its own that
+        does not hold the process, as an exporter may wait on a collector that never
+        answers, and the default executor's threads are waited for at exit."""
+        loop = asyncio.get_running_loop()
+        finished = loop.create_future()
+
+        def settle() -> None:
+            if not finished.done():
+                finished.set_result(None)
+
+        def shut_down() -> None:
+            try:
+                self._provider.force_flush(FLUSH_TIMEOUT_MS)
+                self._provider.shutdown()
+            except Exception as exc:
+                _failed("close", exc)
+            finally:
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                    loop.call_soon_threadsafe(settle)
+
+        threading.Thread(target=shut_down, name="tracing-close", daemon=True).start()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(finished), CLOSE_TIMEOUT_S)
+
+
+_reported: set[str] = set()
+
+
+def _failed(where: str, exc: BaseException) -> None:
+    """Logged once per place: a broken exporter would otherwise log for every span."""
+    if where not in _reported:
+        _reported.add(where)
+        log.warning("tracing_fault", where=where, error=type(exc).__name__)
+
+
+def _quietly(step: Callable[[], object]) -> None:
+    try:
+        step()
+    except Exception as exc:
+        _failed("span", exc)
 
 
 def stored_parent(traceparent: str | None) -> Span:
@@ -121,8 +207,12 @@ def stored_parent(traceparent: str | None) -> Span:
     starts a trace of its own."""
     if not traceparent:
         return INVALID_SPAN
-    context = _W3C.extract({"traceparent": traceparent})
-    for value in context.values():
+    try:
+        extracted = _W3C.extract({"traceparent": traceparent})
+    except Exception as exc:
+        _failed("extract", exc)
+        return INVALID_SPAN
+    for value in extracted.values():
         if isinstance(value, Span) and value.get_span_context().is_valid:
             return value
     return INVALID_SPAN
