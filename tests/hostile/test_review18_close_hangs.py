@@ -36,11 +36,16 @@ def silent_collector() -> Iterator[int]:
                 return
             held.append(connection)
 
-    threading.Thread(target=accept, daemon=True).start()
+    accepting = threading.Thread(target=accept, daemon=True)
+    accepting.start()
     try:
         yield server.getsockname()[1]
     finally:
+        # Shut down (not only closed) so the blocked accept() returns and the thread ends
+        # before the connections it took are closed.
+        server.shutdown(socket.SHUT_RDWR)
         server.close()
+        accepting.join(5)
         for connection in held:
             connection.close()
 
