@@ -100,7 +100,7 @@ async def write_schema_7_store(path: Path, clock: FrozenClock) -> None:
 
     Written by today's code (whose ingest also writes the trace context of schema 9), then
     taken back to schema 7: what later schemas added (schema 8's two indexes, schema 9's
-    column) dropped, which leaves the rows as the previous release wrote them."""
+    column and index) dropped, which leaves the rows as the previous release wrote them."""
     store = SqliteStore(path, clock=clock)
     await store.open()
     try:
@@ -128,6 +128,7 @@ async def write_schema_7_store(path: Path, clock: FrozenClock) -> None:
     with closing(sqlite3.connect(path, isolation_level=None)) as db:
         db.execute("DROP INDEX deliveries_in_flight")
         db.execute("DROP INDEX deliveries_overdue")
+        db.execute("DROP INDEX deliveries_dead_finished")
         db.execute("ALTER TABLE events DROP COLUMN trace_context")
         db.execute("DELETE FROM schema_version WHERE version > 7")
         assert ops.schema_version(db) == 7
