@@ -9,6 +9,7 @@ them in with the other sections; no script draws anything.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime, timedelta
 from typing import Any
@@ -141,8 +142,17 @@ class ActivityReader:
         self._latest: dict[int, FinishedDelivery] = {}
         self._read_at_s: float | None = None
         self._whole_at_s = 0.0
+        # One read at a time. A read marks itself "no read yet" while it runs (so a failed
+        # one leaves the whole hour to the next); a view arriving meanwhile would see that
+        # and count the whole hour again, each of them, and the whole-hour read is the slow
+        # one. Waiting views then read after it, only the last two minutes: fresh, and cheap.
+        self._one_read = asyncio.Lock()
 
     async def read(self, store: Store, at_s: float) -> RecentActivity:
+        async with self._one_read:
+            return await self._read(store, at_s)
+
+    async def _read(self, store: Store, at_s: float) -> RecentActivity:
         since_read = None if self._read_at_s is None else at_s - self._read_at_s
         whole = (
             since_read is None
