@@ -30,11 +30,30 @@ WINDOW_MINUTES = 60
 LATEST_SHOWN = 20
 
 
+# Where the small fields of a body the daemon wrote end (`events.payload.build_body`: compact
+# JSON, `type` and `source` before the record). Inside a JSON string a quote is escaped, so
+# this cannot match there: the first match is the top-level key.
+_HEAD_END = b',"changed_fields":'
+
+
+def _head(body: bytes) -> Any:
+    """The body's fields before the record, parsed without the record (an event may carry a
+    megabyte of it, and the feed renders 20 bodies on the event loop); the whole body when
+    it is not of that shape."""
+    end = body.find(_HEAD_END)
+    if end > 0:
+        try:
+            return json.loads(body[:end] + b"}")
+        except ValueError:
+            pass
+    return json.loads(body)
+
+
 def _body_facts(body: bytes) -> tuple[str, str]:
     """The record's type and how the change came (transport or source kind), from the
     stored webhook body; "—" where it does not say."""
     try:
-        found: Any = json.loads(body)
+        found: Any = _head(body)
     except ValueError:
         return "—", "—"
     if not isinstance(found, dict):
