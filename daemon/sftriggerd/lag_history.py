@@ -55,8 +55,9 @@ class LagHistory:
         minute = minute_of(now_s)
         buckets = self._buckets.setdefault(trigger, OrderedDict())
         self._since.setdefault(trigger, now_s)
-        if buckets and minute < next(reversed(buckets)):
-            return  # the clock stepped back: keep the minutes in order rather than guess
+        # The clock stepped back (a VM resumed, NTP corrected it): the minutes held after
+        # now were stamped by a wrong clock. Dropped, so that now goes on being recorded.
+        self._drop_after(buckets, minute)
         buckets[minute] = max(lag_s, buckets.get(minute, lag_s))
         self._drop_before(buckets, minute - self._minutes + 1)
 
@@ -77,11 +78,17 @@ class LagHistory:
         buckets = self._buckets.get(trigger)
         if buckets is not None:
             self._drop_before(buckets, first)
+            self._drop_after(buckets, last)
         held: dict[int, float] | OrderedDict[int, float] = buckets or {}
         return LagMinutes(
             values=[held.get(minute) for minute in range(first, last + 1)],
             since_s=self._since.get(trigger),
         )
+
+    @staticmethod
+    def _drop_after(buckets: OrderedDict[int, float], last: int) -> None:
+        while buckets and next(reversed(buckets)) > last:
+            buckets.popitem(last=True)
 
     @staticmethod
     def _drop_before(buckets: OrderedDict[int, float], first: int) -> None:

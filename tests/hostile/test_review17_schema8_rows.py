@@ -2,9 +2,10 @@
 previous code (its migrations are the first seven, unchanged) with pending, retrying,
 in-flight (lease live and lapsed), dead, redriven and delivered rows, over two endpoints and
 one no longer configured, is upgraded; then each read that the new indexes serve (the
-in-flight listing, the expiry sweep, the outbox counts) must answer what a full scan of the
-table answers (`NOT INDEXED`), and the claim must still take every due delivery. A
-hypothesis test does the same over arbitrary rows and times."""
+in-flight listing, the expiry sweep, the outbox counts; and schema 9's, the last hour's
+read of dead rows) must answer what a full scan of the table answers (`NOT INDEXED`), and
+the claim must still take every due delivery. A hypothesis test does the same over
+arbitrary rows and times."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 from sftriggerd.errors import StoreError
 from sftriggerd.store.records import Checkpoint, Claim, Dead, Delivered, NewEvent, Outcome, Retry
 from sftriggerd.store.sqlite import SqliteStore, expiry, ops
+from sftriggerd.store.sqlite.activity import recent_activity
 from sftriggerd.store.sqlite.migrations import MIGRATIONS
 from tests.support.clock import FrozenClock
 
@@ -80,6 +82,34 @@ def assert_reads_match_a_full_scan(db: sqlite3.Connection) -> None:
             assert listed_ids(db, status, endpoint) == expected, (status, endpoint)
     counted = {k: (v.pending, v.dead) for k, v in ops.outbox_counts(db).items()}
     assert counted == scanned_counts(db)
+    for since in (0.0, 5.0, T0.timestamp(), (T0 + timedelta(hours=2)).timestamp()):
+        assert activity_read(db, since) == activity_by_scan(db, since), since
+
+
+def activity_read(db: sqlite3.Connection, since: float) -> tuple[object, list[int]]:
+    """The status page's last hour (each status through its index by finish time)."""
+    now = datetime.fromtimestamp(since, UTC) + timedelta(hours=1)
+    found = recent_activity(db, now, datetime.fromtimestamp(since, UTC), 20)
+    counts = {(t.endpoint, t.minute, t.delivered, t.dead) for t in found.tallies}
+    return counts, [d.id for d in found.latest]
+
+
+def activity_by_scan(db: sqlite3.Connection, since: float) -> tuple[object, list[int]]:
+    finished = "status IN ('delivered', 'dead') AND finished_at >= ?"
+    counts = set(
+        db.execute(
+            "SELECT endpoint, CAST(finished_at / 60 AS INTEGER) AS minute,"
+            " sum(status = 'delivered'), sum(status = 'dead')"
+            f" FROM deliveries NOT INDEXED WHERE {finished} GROUP BY endpoint, minute",
+            (since,),
+        )
+    )
+    newest = db.execute(
+        f"SELECT id FROM deliveries NOT INDEXED WHERE {finished}"
+        " ORDER BY finished_at DESC, id DESC LIMIT 20",
+        (since,),
+    )
+    return counts, [row[0] for row in newest]
 
 
 def overdue_by_scan(db: sqlite3.Connection, endpoint: str, cutoff: float, now: float) -> list[int]:
@@ -100,7 +130,7 @@ async def write_schema_7_store(path: Path, clock: FrozenClock) -> None:
 
     Written by today's code (whose ingest also writes the trace context of schema 9), then
     taken back to schema 7: what later schemas added (schema 8's two indexes, schema 9's
-    column) dropped, which leaves the rows as the previous release wrote them."""
+    column and index) dropped, which leaves the rows as the previous release wrote them."""
     store = SqliteStore(path, clock=clock)
     await store.open()
     try:
@@ -128,6 +158,7 @@ async def write_schema_7_store(path: Path, clock: FrozenClock) -> None:
     with closing(sqlite3.connect(path, isolation_level=None)) as db:
         db.execute("DROP INDEX deliveries_in_flight")
         db.execute("DROP INDEX deliveries_overdue")
+        db.execute("DROP INDEX deliveries_dead_finished")
         db.execute("ALTER TABLE events DROP COLUMN trace_context")
         db.execute("DELETE FROM schema_version WHERE version > 7")
         assert ops.schema_version(db) == 7

@@ -215,3 +215,9 @@ async def test_a_database_at_migration_4_gains_trace_contexts_and_old_claims_car
         assert (claim.event_id, claim.trace_context) == ("evt_3", traced)
     finally:
         await store.close()
+    with psycopg.connect(empty_postgres_url) as conn:
+        found = conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'deliveries_dead_finished'"
+        ).fetchone()
+    # The last hour's dead rows, by finish time.
+    assert found is not None and "WHERE (status = 'dead'::text)" in found[0]

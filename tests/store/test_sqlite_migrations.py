@@ -108,4 +108,6 @@ async def test_a_schema_8_file_gains_trace_contexts_and_its_claims_carry_none(
         await store.close()
     with sqlite3.connect(path) as db:
         columns = {row[1]: row[2] for row in db.execute("PRAGMA table_info(events)")}
+        indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     assert columns["trace_context"] == "TEXT"
+    assert "deliveries_dead_finished" in indexes  # the last hour's dead rows, by finish time

@@ -3,9 +3,7 @@ context read back, whatever it holds."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from typing import Any
 
 import pytest
 from hypothesis import given
@@ -14,7 +12,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION
 
 from sftriggerd.doctor.checks import ok
 from sftriggerd.doctor.tracing_check import check_tracing
-from sftriggerd.tracing import Tracing
+from sftriggerd.tracing import Attempt, Tracing
 from sftriggerd.tracing.exporting import resource
 from sftriggerd.tracing.otel import OtelTracing, stored_parent
 from sftriggerd.tracing.setup import INSTALL_HINT, configure, plan
@@ -162,9 +160,9 @@ def test_any_stored_context_reads_without_an_exception(stored: str) -> None:
     stored_parent(stored)  # valid or not; what matters is that it never raises
 
 
-def test_doctor_says_whether_tracing_is_on_and_where_to() -> None:
-    assert check_tracing({}) == ok("tracing", plan({}).describe())
-    on = check_tracing(ENDPOINT)
+async def test_doctor_says_whether_tracing_is_on_and_where_to() -> None:
+    assert await check_tracing({}) == ok("tracing", plan({}).describe())
+    on = await check_tracing(ENDPOINT)
     assert on.status == "ok"
     assert on.detail == "on: otlp (http/protobuf) to http://collector:4318"
 
@@ -173,20 +171,37 @@ def test_doctor_says_whether_tracing_is_on_and_where_to() -> None:
     "environ",
     [{"OTEL_TRACES_EXPORTER": "zipkin"}, {"OTEL_EXPORTER_OTLP_PROTOCOL": "x", **ENDPOINT}],
 )
-def test_doctor_warns_of_variables_the_daemon_cannot_follow(environ: dict[str, str]) -> None:
-    found = check_tracing(environ)
+async def test_doctor_warns_of_variables_the_daemon_cannot_follow(
+    environ: dict[str, str],
+) -> None:
+    found = await check_tracing(environ)
     assert found.status == "warning"  # the daemon runs, untraced: not a failure
     assert found.detail.startswith("asked for but will not start:") and found.fix
 
 
-def test_doctor_names_the_missing_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    # find_spec answers None for a module that is not installed.
-    real = importlib.util.find_spec
-
-    def without_grpc_exporter(name: str, package: str | None = None) -> Any:
-        return None if name.startswith("opentelemetry.exporter.otlp.proto.grpc") else real(name)
-
-    monkeypatch.setattr(importlib.util, "find_spec", without_grpc_exporter)
-    found = check_tracing({"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", **ENDPOINT})
+async def test_doctor_names_the_missing_exporter(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What an install without the gRPC exporter meets: its module cannot be imported.
+    grpc_exporter = "opentelemetry.exporter.otlp.proto.grpc.trace_exporter"
+    monkeypatch.setitem(sys.modules, grpc_exporter, None)
+    found = await check_tracing({"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", **ENDPOINT})
     assert found.status == "warning" and INSTALL_HINT in found.detail
-    assert check_tracing(ENDPOINT).status == "ok"  # the HTTP exporter is there
+    assert (await check_tracing(ENDPOINT)).status == "ok"  # the HTTP exporter is there
+
+
+async def test_doctor_shows_what_the_sdk_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "0")  # the SDK reads its own variables
+    found = await check_tracing(ENDPOINT)
+    assert found.status == "warning" and "schedule_delay" in found.detail
+
+
+def test_the_trace_header_replaces_a_configured_one_in_any_case() -> None:
+    class Traced(Attempt):
+        def headers(self) -> dict[str, str]:
+            return {"traceparent": VALID}
+
+    headers = {"webhook-id": "evt_1", "Traceparent": "configured", "X-Team": "crm"}
+    Traced().add_headers(headers)
+    assert headers == {"webhook-id": "evt_1", "X-Team": "crm", "traceparent": VALID}
+    untouched = {"Traceparent": "configured"}
+    Attempt().add_headers(untouched)  # tracing off: the endpoint's own header stays
+    assert untouched == {"Traceparent": "configured"}

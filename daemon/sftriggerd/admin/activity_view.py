@@ -9,6 +9,7 @@ them in with the other sections; no script draws anything.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,11 +30,30 @@ WINDOW_MINUTES = 60
 LATEST_SHOWN = 20
 
 
+# Where the small fields of a body the daemon wrote end (`events.payload.build_body`: compact
+# JSON, `type` and `source` before the record). Inside a JSON string a quote is escaped, so
+# this cannot match there: the first match is the top-level key.
+_HEAD_END = b',"changed_fields":'
+
+
+def _head(body: bytes) -> Any:
+    """The body's fields before the record, parsed without the record (an event may carry a
+    megabyte of it, and the feed renders 20 bodies on the event loop); the whole body when
+    it is not of that shape."""
+    end = body.find(_HEAD_END)
+    if end > 0:
+        try:
+            return json.loads(body[:end] + b"}")
+        except ValueError:
+            pass
+    return json.loads(body)
+
+
 def _body_facts(body: bytes) -> tuple[str, str]:
     """The record's type and how the change came (transport or source kind), from the
     stored webhook body; "—" where it does not say."""
     try:
-        found: Any = json.loads(body)
+        found: Any = _head(body)
     except ValueError:
         return "—", "—"
     if not isinstance(found, dict):
@@ -141,8 +161,17 @@ class ActivityReader:
         self._latest: dict[int, FinishedDelivery] = {}
         self._read_at_s: float | None = None
         self._whole_at_s = 0.0
+        # One read at a time. A read marks itself "no read yet" while it runs (so a failed
+        # one leaves the whole hour to the next); a view arriving meanwhile would see that
+        # and count the whole hour again, each of them, and the whole-hour read is the slow
+        # one. Waiting views then read after it, only the last two minutes: fresh, and cheap.
+        self._one_read = asyncio.Lock()
 
     async def read(self, store: Store, at_s: float) -> RecentActivity:
+        async with self._one_read:
+            return await self._read(store, at_s)
+
+    async def _read(self, store: Store, at_s: float) -> RecentActivity:
         since_read = None if self._read_at_s is None else at_s - self._read_at_s
         whole = (
             since_read is None

@@ -70,7 +70,23 @@ def pubsub_endpoint(url: str) -> PubSubEndpoint:
         if parts.scheme == "http":
             raise ValueError(f"{usage} (plaintext needs the port)")
         port = 443
+    if parts.scheme == "http" and is_salesforce_host(parts.hostname):
+        # Salesforce speaks only TLS: plaintext there is a typo that would put the access
+        # token on the internet in clear, never an emulator.
+        raise ValueError(
+            f"'{strip_userinfo(url)}' is plaintext to Salesforce, which serves the Pub/Sub API"
+            " over TLS only: use https://"
+        )
     return PubSubEndpoint(parts.hostname, port, tls=parts.scheme == "https")
+
+
+# Salesforce's own domains: whatever serves there serves over TLS.
+SALESFORCE_DOMAINS = ("salesforce.com", "force.com", "sfdc.net", "salesforce-sites.com")
+
+
+def is_salesforce_host(host: str) -> bool:
+    name = host.lower().rstrip(".")
+    return any(name == domain or name.endswith("." + domain) for domain in SALESFORCE_DOMAINS)
 
 
 def plaintext_warning(url: str, allowed: bool) -> str | None:

@@ -255,7 +255,7 @@ class EndpointWorker:
         headers = self._signer.headers(claim.event_id, int(now.timestamp()), claim.body)
         assert self._http is not None, "senders run inside run()"
         with tracing.active().attempt_span(claim, self.endpoint.name, self.endpoint.url) as span:
-            headers.update(span.headers())  # `traceparent`, when tracing is on
+            span.add_headers(headers)  # `traceparent`, when tracing is on
             result = await post_webhook(
                 self._http, self.endpoint.url, headers, claim.body, self.endpoint.timeout
             )

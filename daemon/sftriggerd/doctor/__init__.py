@@ -33,7 +33,7 @@ async def run_doctor(settings: Settings) -> list[Check]:
         secrets = settings.secrets()
         for endpoint in settings.endpoints:
             checks.append(await check_endpoint(http, endpoint, secrets))
-    checks.append(check_tracing(os.environ))
+    checks.append(await check_tracing(os.environ))
     checks.append(await check_store(settings.store))
     return checks
 

@@ -14,12 +14,28 @@ from datetime import datetime
 from typing import Any, Literal
 
 FinishedStatus = Literal["delivered", "dead"]
-# The SQL engines read one status at a time, each through the index of its own status.
-FINISHED_STATUSES: tuple[FinishedStatus, ...] = ("delivered", "dead")
+# The SQL engines read one status at a time, each through the partial index of its own
+# status by finish time (the same names on every engine), so rows that finished before the
+# window are not read: neither the delivered history nor the dead rows kept for a redrive.
+FINISHED_INDEXES: dict[FinishedStatus, str] = {
+    "delivered": "deliveries_delivered",
+    "dead": "deliveries_dead_finished",
+}
+FINISHED_STATUSES: tuple[FinishedStatus, ...] = tuple(FINISHED_INDEXES)
 # What an SQL engine selects of a finished delivery (`d`) and its event (`e`), in the order
 # `SqlActivity.add_finished` reads it.
 FINISHED_COLUMNS = """d.id, d.endpoint, e.trigger, e.event_id, e.record_id, e.change, d.status,
         d.last_status, e.occurred_at, d.finished_at, e.body"""
+
+
+def each_finished_status(select: str) -> str:
+    """One statement of `select` for every finished status, joined by UNION ALL: `{status}`
+    becomes the status as a literal, `{index}` its index. A partial index serves only a
+    query whose WHERE names its own condition, which a bound parameter does not."""
+    return "\nUNION ALL\n".join(
+        select.format(status=f"'{status}'", index=index)
+        for status, index in FINISHED_INDEXES.items()
+    )
 
 
 @dataclass(frozen=True)

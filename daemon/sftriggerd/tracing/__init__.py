@@ -26,6 +26,17 @@ class Attempt:
     def headers(self) -> Mapping[str, str]:
         return {}
 
+    def add_headers(self, headers: dict[str, str]) -> None:
+        """Puts `headers()` into a request's headers, replacing any of the same name in
+        another case (an endpoint's configured `Traceparent`): one context per request."""
+        extra = self.headers()
+        if not extra:
+            return
+        names = {name.lower() for name in extra}
+        for name in [name for name in headers if name.lower() in names]:
+            del headers[name]
+        headers.update(extra)
+
     def answered(self, result: Result, outcome: str) -> None:
         """`outcome`: delivered, retry or dead."""
 

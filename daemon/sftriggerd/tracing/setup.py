@@ -12,7 +12,6 @@ often set for a whole cluster, and a change must not stop being delivered for it
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -79,42 +78,24 @@ def plan(environ: Mapping[str, str]) -> TracingPlan:
 
 
 def configure(environ: Mapping[str, str], version: str = "") -> tuple[Tracing, TracingPlan]:
-    """The daemon's tracing as the variables ask, and the plan (with its problem) to report."""
+    """The daemon's tracing as the variables ask, and the plan (with its problem) to report.
+    Never raises: whatever the SDK refuses (a value it cannot read, a propagator named in
+    OTEL_PROPAGATORS that is not installed) is the plan's problem, and tracing stays off."""
     wanted = plan(environ)
     if not wanted.wanted or wanted.problem:
         return Tracing(), wanted
     try:
         from .exporting import build_tracing
-    except ImportError:
-        return Tracing(), _refused(
-            wanted, f"the OpenTelemetry SDK is not installed; {INSTALL_HINT}"
-        )
-    try:
+
         return build_tracing(wanted.exporters, wanted.protocol, version), wanted
-    except ImportError:
+    except ImportError as exc:
+        missing = exc.name or "an OpenTelemetry module"
+        return Tracing(), _refused(wanted, f"{missing} cannot be imported; {INSTALL_HINT}")
+    except Exception as exc:
+        refusal = " ".join(str(exc).split())[:300]
         return Tracing(), _refused(
-            wanted, f"the OTLP exporter for {wanted.protocol} is not installed; {INSTALL_HINT}"
+            wanted, f"OpenTelemetry refused the OTEL_* variables: {type(exc).__name__}: {refusal}"
         )
-
-
-def checked(environ: Mapping[str, str]) -> TracingPlan:
-    """The plan, with the problem an install without the extra would meet (`doctor`: finds
-    the modules without importing them or starting an exporter)."""
-    wanted = plan(environ)
-    if not wanted.wanted or wanted.problem:
-        return wanted
-    needed = ["opentelemetry.sdk.trace"]
-    if "otlp" in wanted.exporters:
-        kind = "grpc" if wanted.protocol == "grpc" else "http"
-        needed.append(f"opentelemetry.exporter.otlp.proto.{kind}.trace_exporter")
-    for module in needed:
-        try:
-            found = importlib.util.find_spec(module)
-        except (ImportError, ValueError):
-            found = None
-        if found is None:
-            return _refused(wanted, f"{module} is not installed; {INSTALL_HINT}")
-    return wanted
 
 
 def _refused(found: TracingPlan, problem: str) -> TracingPlan:
@@ -122,13 +103,17 @@ def _refused(found: TracingPlan, problem: str) -> TracingPlan:
 
 
 def _shown(endpoint: str | None) -> str | None:
-    """The endpoint without user-info or query, which may hold credentials."""
+    """The endpoint without user-info or query, which may hold credentials. Written without
+    a scheme (`host:4317`, as gRPC endpoints often are), it is read as `//host:4317`: else
+    the user would be taken for the scheme and the password for the path."""
     if endpoint is None:
         return None
+    text = endpoint.strip()
     try:
-        parts = urlsplit(endpoint.strip())
+        parts = urlsplit(text if "://" in text else f"//{text}")
         host = parts.hostname or ""
         port = f":{parts.port}" if parts.port else ""
     except ValueError:
         return "an endpoint that is not a URL"
-    return f"{parts.scheme}://{host}{port}{parts.path}" if parts.scheme else host + port
+    path = parts.path if parts.scheme else ""
+    return f"{parts.scheme}://{host}{port}{path}" if parts.scheme else host + port

@@ -190,8 +190,12 @@ MIGRATIONS: list[str] = [
     # 9: the trace context (a W3C traceparent) of the trace begun when an event arrived,
     # handed back with each claim of its deliveries, so an attempt made after a restart or by
     # another replica continues that trace. NULL when the event came with none, and for every
-    # event stored before: adding a nullable column rewrites no row.
+    # event stored before: adding a nullable column rewrites no row. And the dead deliveries
+    # by finish time, so the status page's last hour reads the dead rows of the hour only:
+    # through deliveries_dead it walked every dead row however old (25 ms a read with 100 000
+    # dead a week old, on the thread every claim and outcome waits for).
     """
     ALTER TABLE events ADD COLUMN trace_context TEXT;
+    CREATE INDEX deliveries_dead_finished ON deliveries (finished_at) WHERE status = 'dead';
     """,
 ]
