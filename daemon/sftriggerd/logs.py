@@ -29,11 +29,13 @@ _SENSITIVE_KEY = re.compile(
 _SECRET_SHAPES = (
     re.compile(r"whsec_[A-Za-z0-9+/=]+"),
     # A scheme then its credentials, unless what follows is a word of prose ("OAuth
-    # Policies", "Bearer token", "OAuth Username-Password Flows"): plain words, each all
-    # lower, all upper or capitalised. Credentials mix cases, digits or punctuation.
+    # Policies", "Bearer token", "OAuth Username-Password Flows"): short plain words, each
+    # all lower, all upper or capitalised. Credentials mix cases, digits or punctuation, and
+    # one of plain letters is long: past 12 letters a word is taken for a credential.
     re.compile(
         r"\b((?i:Bearer|OAuth|Basic))\s+"
-        r"(?!(?:[A-Z]?[a-z]+|[A-Z]+)(?:-(?:[A-Z]?[a-z]+|[A-Z]+))*(?![A-Za-z0-9._~+/!=-]))"
+        r"(?!(?:[A-Z]?[a-z]{1,11}|[A-Z]{1,6})(?:-(?:[A-Z]?[a-z]{1,11}|[A-Z]{1,6}))*"
+        r"(?![A-Za-z0-9._~+/!=-]))"
         r"[A-Za-z0-9._~+/!=-]+"
     ),
     re.compile(r"\b00D[A-Za-z0-9]{12,15}![A-Za-z0-9._~+/=-]+"),  # Salesforce access token

@@ -82,6 +82,18 @@ def test_a_scheme_followed_by_words_of_prose_is_kept(prose: str) -> None:
     assert SecretRedactor().scrub(prose) == prose
 
 
+@pytest.mark.parametrize(
+    "credential",
+    ["abcdefghijklmnopqrstu", "ABCDEFGHIJKLMNOP", "Abcdefghijklmnopqr", "short-abcdefghijklmnopq"],
+)
+def test_a_credential_of_plain_letters_is_still_redacted(credential: str) -> None:
+    from sftriggerd.logs import SecretRedactor
+
+    assert SecretRedactor().scrub(f"Authorization: Bearer {credential}") == (
+        f"Authorization: Bearer {REDACTED}"
+    )
+
+
 def test_a_public_value_that_contains_a_secret_is_kept_whole() -> None:
     from sftriggerd.logs import SecretRedactor
 
