@@ -11,7 +11,7 @@ import aiohttp
 
 from .admin.api import delivery_json
 from .config import Settings
-from .errors import UsageError
+from .errors import StoreError, UsageError
 from .sources.position import PositionError, decode
 from .store import store_from_settings
 from .store.base import Store
@@ -25,10 +25,20 @@ async def with_store(
     settings: Settings, work: Callable[[Store], Awaitable[T]], create: bool = False
 ) -> T:
     """Inspection commands open an existing store only: a mistyped path is an error, not a
-    new empty store that answers "no deliveries"."""
+    new empty store that answers "no deliveries". Nor do they migrate it (`create`, for
+    `migrate`, does): an older daemon may still run on it, and a store migrated under it
+    refuses that daemon at its next start; an older schema is an error saying so."""
     store = store_from_settings(settings.store)
-    await store.open(create=create)
+    await store.open(create=create, migrate=create)
     try:
+        if not create:
+            found, supported = await store.schema_version(), store.supported_schema_version()
+            if found < supported:
+                raise StoreError(
+                    f"store schema {found} is older than this sftriggerd's ({supported}): back"
+                    " the store up, then `sftriggerd migrate --config PATH` (or restart the"
+                    " daemon at this version, which migrates it)"
+                )
         return await work(store)
     finally:
         await store.close()

@@ -84,3 +84,28 @@ async def test_a_memory_store_not_made_yet_is_not_made_without_migrating() -> No
     await store.close()
     await store.open(create=False, migrate=False)
     assert await store.schema_version() == store.supported_schema_version()
+
+
+async def test_inspection_commands_refuse_an_older_store_and_leave_it_as_found(
+    tmp_path: Path,
+) -> None:
+    from sftriggerd import commands
+    from sftriggerd.config import parse_settings
+
+    path = tmp_path / "old.db"
+    old_file(path, 2)
+    settings = parse_settings(
+        f"""
+salesforce:
+  auth: {{client_id: c, client_secret: s, username: u, password: p}}
+store: {{url: "sqlite:///{path}"}}
+""",
+        environ={},
+    )
+    with pytest.raises(StoreError, match=r"older than this sftriggerd's.*sftriggerd migrate"):
+        await commands.list_deliveries(settings, None, None, False, 10)
+    with sqlite3.connect(path) as db:
+        (found,) = db.execute("SELECT max(version) FROM schema_version").fetchone()
+    assert found == 2, "nothing migrated"
+    assert "schema at version" in await commands.migrate(settings)  # `migrate` does
+    assert await commands.list_deliveries(settings, None, None, False, 10) is not None
