@@ -4,15 +4,11 @@ number (no timings asserted: those are figures for people, in docs/performance.m
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-import sftriggerd
-import sftriggerd_emulator
+from tests.acceptance.benchmarks import run_benchmark
 
 pytestmark = pytest.mark.slow
 
@@ -20,19 +16,10 @@ PENDING = 2000
 
 
 def test_backlog_benchmark_reports_every_figure(tmp_path: Path) -> None:
-    root = Path(__file__).parents[2]
-    packages = [Path(p.__file__).parents[1] for p in (sftriggerd, sftriggerd_emulator)]
-    # TMPDIR: the cached store and the daemon's copy go under this test's directory.
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, packages)), "TMPDIR": str(tmp_path)}
-    command = [sys.executable, str(root / "benchmarks" / "backlog.py")]
     tiny = ["--pending", str(PENDING), "--idle-seconds", "1", "--drain-seconds", "5"]
-    done = subprocess.run(
-        [*command, *tiny, "--tries", "2", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    # TMPDIR: the cached store and the daemon's copy go under this test's directory.
+    done = run_benchmark(
+        "backlog.py", *tiny, "--tries", "2", "--json", env={"TMPDIR": str(tmp_path)}
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)

@@ -4,30 +4,18 @@ figures for people, in docs/performance.md)."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-import sftriggerd
+from tests.acceptance.benchmarks import run_benchmark
 
 pytestmark = pytest.mark.slow
 
 
 def test_delivery_benchmark_fans_every_event_out_to_each_endpoint() -> None:
-    root = Path(__file__).parents[2]
-    env = {**os.environ, "PYTHONPATH": str(Path(sftriggerd.__file__).parents[1])}
-    command = [sys.executable, str(root / "benchmarks" / "delivery.py")]
-    done = subprocess.run(
-        [*command, "--events", "40", "--endpoints", "2", "--concurrency", "4", "--batch", "10"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    done = run_benchmark(
+        "delivery.py", "--events", "40", "--endpoints", "2", "--concurrency", "4", "--batch", "10"
     )
     assert done.returncode == 0, done.stderr
     assert "2 endpoint(s), loop asyncio" in done.stdout

@@ -4,32 +4,22 @@ docs/performance.md; the profiler itself, yappi, is a tool and not installed her
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-import sftriggerd
+from tests.acceptance.benchmarks import ROOT, run_benchmark
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize(("flag", "where"), [(None, "store thread"), ("--inline-store", "inline")])
 def test_the_drain_delivers_every_committed_delivery(flag: str | None, where: str) -> None:
-    root = Path(__file__).parents[2]
-    env = {**os.environ, "PYTHONPATH": str(Path(sftriggerd.__file__).parents[1])}
-    command = [sys.executable, str(root / "benchmarks" / "profile_drain.py")]
-    done = subprocess.run(
-        [*command, "--events", "200", "--no-profile", *([flag] if flag else [])],
-        cwd=root / "benchmarks",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
+    done = run_benchmark(
+        "profile_drain.py",
+        *["--events", "200", "--no-profile", *([flag] if flag else [])],
+        cwd=ROOT / "benchmarks",
+        timeout_s=90,
     )
     assert done.returncode == 0, done.stderr
     line = re.search(

@@ -4,30 +4,18 @@ in docs/performance.md)."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-import sftriggerd
+from tests.acceptance.benchmarks import run_benchmark
 
 pytestmark = pytest.mark.slow
 
 
 def test_tracing_benchmark_runs_both_legs_and_exports_the_spans() -> None:
-    root = Path(__file__).parents[2]
-    env = {**os.environ, "PYTHONPATH": str(Path(sftriggerd.__file__).parents[1])}
-    command = [sys.executable, str(root / "benchmarks" / "tracing.py")]
-    done = subprocess.run(
-        [*command, "--events", "60", "--rounds", "1", "--batch", "20", "--concurrency", "4"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    done = run_benchmark(
+        "tracing.py", "--events", "60", "--rounds", "1", "--batch", "20", "--concurrency", "4"
     )
     assert done.returncode == 0, done.stderr
     assert re.search(r"tracing off: 60 in ", done.stdout), done.stdout
