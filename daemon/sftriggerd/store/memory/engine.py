@@ -39,10 +39,10 @@ from ..records import (
     body_record,
     storable_trace_context,
 )
-from ..replay import Requeued, Selection
 from ..transfer import BATCH_ROWS, DumpBatch, led_by_replicas, not_empty
 from . import transfer
 from .leadership import LeadershipMethods, LeaseTables
+from .replay import ReplayMethods
 from .tables import (
     OPEN,
     DeliveryRecord,
@@ -50,9 +50,6 @@ from .tables import (
     check_event,
     claimable,
     recent_activity,
-    replay_id_after,
-    replay_text,
-    selected,
 )
 
 # The schema this engine stands for: it has none to migrate, but answers like one that is
@@ -60,7 +57,7 @@ from .tables import (
 SCHEMA_VERSION = 1
 
 
-class MemoryStore(LeadershipMethods, Store):
+class MemoryStore(ReplayMethods, LeadershipMethods, Store):
     def __init__(self, clock: Clock = wall_clock) -> None:
         """`clock` gives every time the store stamps or compares (see `base`)."""
         self._clock = clock
@@ -366,52 +363,6 @@ class MemoryStore(LeadershipMethods, Store):
                 if row.seq not in kept and (row.seq in touched or row.created_at < cutoff):
                     del self._events[key]
         return len(gone)
-
-    async def requeue(self, selection: Selection) -> Requeued:
-        if selection.by_replay and selection.trigger is None:
-            raise ValueError("a selection by replay id names its trigger")
-        async with self._lock:
-            self._check_open()
-            now = self._clock()
-            first_seq = self._first_after_replay(selection)
-            matched = [d for d in self._deliveries.values() if selected(d, selection, first_seq)]
-            wanted = [d for d in matched if d.status in selection.statuses]
-            already = sum(1 for d in matched if d.status in OPEN)
-            for d in wanted:
-                d.requeue(now)
-        return Requeued(len(wanted), already, frozenset(d.endpoint for d in wanted))
-
-    def _first_after_replay(self, selection: Selection) -> int | None:
-        """The first event a selection by replay id takes (None: it takes none)."""
-        rows = [row for row in self._events.values() if row.trigger == selection.trigger]
-        firsts: list[int] = []
-        if selection.after_replay_id is not None:
-            after = selection.after_replay_id
-            seqs = [row.seq for row in rows if replay_id_after(row.body, after)]
-            if not seqs:
-                return None
-            firsts.append(min(seqs))
-        if selection.after_replay_token is not None:
-            token = selection.after_replay_token
-            seqs = [row.seq for row in rows if replay_text(row.body) == token]
-            if not seqs:
-                return None
-            firsts.append(max(seqs) + 1)
-        return max(firsts, default=None)
-
-    async def rewind(
-        self, trigger: str, checkpoint: Checkpoint, fence: Fence | None = None
-    ) -> None:
-        async with self._lock:
-            self._check_open()
-            if fence is not None:
-                self._leadership.check_fence(trigger, fence, self._clock())
-            self._checkpoints[trigger] = Checkpoint(
-                trigger=trigger,
-                position=checkpoint.position,
-                event_time=checkpoint.event_time,
-                updated_at=self._clock(),
-            )
 
     async def export_dump(self, batch_rows: int = BATCH_ROWS) -> AsyncGenerator[DumpBatch, None]:
         """Under the store's lock throughout: nothing changes it meanwhile."""
