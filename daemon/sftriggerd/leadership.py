@@ -37,13 +37,13 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from .errors import StoreError
 from .held_leases import HeldLease
 from .held_leases import Timing as Timing
-from .lease_choices import OwnNameLeases, PinnedOrphans, to_shed
+from .lease_choices import FreeRounds, OwnNameLeases, OwnReleases, PinnedOrphans, to_shed
 from .lease_watchdog import end_watch, stop_run, watch
 from .led_sources import (
     LedSource,
@@ -62,11 +62,6 @@ log = get_logger(__name__)
 
 # Replicas silent this many takeovers are forgotten (a pod gone for good).
 _FORGET_AFTER_TAKEOVERS = 20
-# A trigger seen free in this many rounds in a row before the present one is taken even
-# beyond the fair share. Two: between them every replica had a round after it came free,
-# so one under its share would have taken it; it is left over (a replica counted live that
-# takes nothing), and reading it beats spreading it.
-_ORPHANED_AFTER = 2
 
 
 class Leadership:
@@ -94,7 +89,7 @@ class Leadership:
         self._held: dict[str, HeldLease] = {}
         # Epochs of leases this replica held and lost: the fence its writes still carry.
         self._last_epoch: dict[str, int] = {}
-        self._free_rounds: dict[str, int] = {}
+        self._free_rounds = FreeRounds()
         self._leaders: dict[str, str] = {}
         self._round_now = asyncio.Event()
         self._own = OwnNameLeases(2 * timing.renew_every.total_seconds())
@@ -102,9 +97,7 @@ class Leadership:
         # Sources being stopped in the background (shed or lost), by trigger: not taken
         # again until stopped, so that a source never runs twice at once.
         self._stops: dict[str, asyncio.Task[None]] = {}
-        # The round in which this process released each trigger: its own release's
-        # notification comes back to it, and is no reason for a round.
-        self._released_in: dict[str, int] = {}
+        self._own_releases = OwnReleases()
         self._rounds_done = 0
         for trigger in self.sources:  # from zero, so that `increase()` sees the first one
             for change in ("acquired", "lost", "released"):
@@ -160,7 +153,7 @@ class Leadership:
         it, instead of the next round up to `ha.renew_every` later."""
         if trigger not in self.sources or trigger in self._held:
             return
-        if self._released_in.get(trigger, -2) >= self._rounds_done - 1:
+        if self._own_releases.heard_back(trigger, self._rounds_done):
             return  # its own release, heard back
         self._round_now.set()
 
@@ -223,20 +216,14 @@ class Leadership:
             else:  # beyond the share: handed over, for a replica with room to take at once
                 await self._hand_back(lease)
         for trigger in free:
-            orphaned = self._free_rounds.get(trigger, 0) >= _ORPHANED_AFTER
+            orphaned = self._free_rounds.orphaned(trigger)
             over = len(self._counted()) >= share
             if over and not orphaned:
                 continue
             await self._acquire(trigger)
             if over and trigger in self._held:
                 self._pinned.pin(trigger, live)
-        # How many rounds in a row each trigger was seen free here; what this replica just
-        # gave up is left for the others, counted from zero.
-        self._free_rounds = {
-            t: 0 if t in shed else self._free_rounds.get(t, 0) + 1
-            for t in free
-            if t not in self._held
-        }
+        self._free_rounds.count(free, held=self._held, shed=shed)
         self._rounds_done += 1
         await self._let_stops_finish(started_s)
 
@@ -262,23 +249,9 @@ class Leadership:
                 self._own.forget(lease.trigger)
                 log.info("leftover_lease_released", trigger=lease.trigger, replica=self.replica)
 
-    @contextlib.contextmanager
-    def _releasing(self, trigger: str) -> Iterator[list[bool]]:
-        """Marks `trigger` as released by this replica in this round before the release is
-        sent: its notification may be heard (`lease_released`) before the release's answer
-        comes back, and must not count as another replica's. Unmarked again unless the
-        caller appends to the list it is given (the release went through)."""
-        previous = self._released_in.get(trigger)
-        self._released_in[trigger] = self._rounds_done
-        released: list[bool] = []
-        try:
-            yield released
-        finally:
-            if not released:
-                if previous is None:
-                    self._released_in.pop(trigger, None)
-                else:
-                    self._released_in[trigger] = previous
+    def _releasing(self, trigger: str) -> contextlib.AbstractContextManager[list[bool]]:
+        """Marks `trigger` as released in this round (`lease_choices.OwnReleases`)."""
+        return self._own_releases.releasing(trigger, self._rounds_done)
 
     async def _hand_back_leftovers(self) -> None:
         """At shutdown: releases the leases under this name that this process did not hold

@@ -1,5 +1,6 @@
 """The leadership round's judgements that need memory across rounds: whose a live lease under
-this replica's own name is, which orphans stay put, and what to give up beyond the share.
+this replica's own name is, which free trigger is an orphan and which orphans stay put, what to
+give up beyond the share, and whether a release heard of was this process's own.
 
 Kept apart from `leadership` (which runs the rounds and the sources) so that each rule is read,
 and tested, on its own.
@@ -7,14 +8,21 @@ and tested, on its own.
 
 from __future__ import annotations
 
+import contextlib
 import enum
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Container, Iterable, Iterator, Mapping, Set
 from datetime import datetime
 
 from .logs import get_logger
 from .store.leadership import TriggerLease
 
 log = get_logger(__name__)
+
+# A trigger seen free in this many rounds in a row before the present one is taken even
+# beyond the fair share. Two: between them every replica had a round after it came free,
+# so one under its share would have taken it; it is left over (a replica counted live that
+# takes nothing), and reading it beats spreading it.
+ORPHANED_AFTER = 2
 
 
 class OwnLease(enum.Enum):
@@ -138,6 +146,24 @@ class OwnNameLeases:
         return OwnLease.LEFTOVER if now_s - seen[1] >= self._settle_s else OwnLease.UNSURE
 
 
+class FreeRounds:
+    """How many rounds in a row each trigger was seen free here: one seen free long enough
+    is an orphan, taken whatever the share."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+
+    def orphaned(self, trigger: str) -> bool:
+        return self._counts.get(trigger, 0) >= ORPHANED_AFTER
+
+    def count(self, free: Iterable[str], held: Container[str], shed: Container[str]) -> None:
+        """After a round: those seen `free` and still not `held` count one more round; what
+        this replica just gave up (`shed`) is left for the others, counted from zero."""
+        self._counts = {
+            t: 0 if t in shed else self._counts.get(t, 0) + 1 for t in free if t not in held
+        }
+
+
 class PinnedOrphans:
     """Orphans taken beyond the fair share, each with the live replicas of that moment.
 
@@ -166,3 +192,34 @@ def to_shed(counted: Set[str], share: int, pinned: Set[str]) -> list[str]:
     """What to give up to come down to `share`: the last by name. Pinned orphans are kept,
     and counted apart: extra by nature, they never push another trigger out."""
     return sorted(counted - pinned)[share:]
+
+
+class OwnReleases:
+    """The round in which this process released each trigger: its own release's notification
+    comes back to it, and is no reason for a round."""
+
+    def __init__(self) -> None:
+        self._released_in: dict[str, int] = {}
+
+    def heard_back(self, trigger: str, rounds_done: int) -> bool:
+        """Whether a release of `trigger` heard of now is this process's own (of this round
+        or the one before)."""
+        return self._released_in.get(trigger, -2) >= rounds_done - 1
+
+    @contextlib.contextmanager
+    def releasing(self, trigger: str, rounds_done: int) -> Iterator[list[bool]]:
+        """Marks `trigger` as released by this replica in this round before the release is
+        sent: its notification may be heard (`Leadership.lease_released`) before the
+        release's answer comes back, and must not count as another replica's. Unmarked again
+        unless the caller appends to the list it is given (the release went through)."""
+        previous = self._released_in.get(trigger)
+        self._released_in[trigger] = rounds_done
+        released: list[bool] = []
+        try:
+            yield released
+        finally:
+            if not released:
+                if previous is None:
+                    self._released_in.pop(trigger, None)
+                else:
+                    self._released_in[trigger] = previous
