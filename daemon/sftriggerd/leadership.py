@@ -37,14 +37,13 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Callable, Coroutine, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
 
 from .errors import StoreError
 from .held_leases import HeldLease
 from .held_leases import Timing as Timing
 from .lease_choices import FreeRounds, OwnNameLeases, OwnReleases, PinnedOrphans, to_shed
-from .lease_watchdog import end_watch, stop_run, watch
+from .lease_watchdog import BackgroundStops, end_watch, stop_run, watch
 from .led_sources import (
     LedSource,
     RunSource,
@@ -94,9 +93,8 @@ class Leadership:
         self._round_now = asyncio.Event()
         self._own = OwnNameLeases(2 * timing.renew_every.total_seconds())
         self._pinned = PinnedOrphans()
-        # Sources being stopped in the background (shed or lost), by trigger: not taken
-        # again until stopped, so that a source never runs twice at once.
-        self._stops: dict[str, asyncio.Task[None]] = {}
+        # Sources being stopped (shed or lost): not taken again until stopped.
+        self._stops = BackgroundStops(log)
         self._own_releases = OwnReleases()
         self._rounds_done = 0
         for trigger in self.sources:  # from zero, so that `increase()` sees the first one
@@ -203,7 +201,7 @@ class Leadership:
         for trigger in shed:
             self._pinned.forget(trigger)
             self._held[trigger].releasing = True
-            self._in_background(trigger, self._release(trigger))
+            self._stops.start(trigger, self._release(trigger))
         candidates = [
             t for t in sorted(self.sources) if t not in self._held and t not in self._stops
         ]
@@ -234,7 +232,7 @@ class Leadership:
         draining in the background while the next rounds renew the other leases."""
         wait_s = self.timing.renewal_slack_s / 2 - (self._monotonic() - started_s)
         if self._stops and wait_s > 0:
-            await asyncio.wait(set(self._stops.values()), timeout=wait_s)
+            await self._stops.wait(wait_s)
 
     def _counted(self) -> set[str]:
         """The held leases that count toward the share (not those being given up)."""
@@ -343,19 +341,7 @@ class Leadership:
         self.metrics.lease_changes.labels(trigger=trigger, change="lost").inc()
         log.warning("lease_lost", trigger=trigger, replica=self.replica, why=why)
         if not held.releasing:  # else its release, under way, stops it
-            self._in_background(trigger, stop_run(held, self._left_s(held)))
-
-    def _in_background(self, trigger: str, stop: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(stop, name=f"leadership-stop:{trigger}")
-        self._stops[trigger] = task
-
-        def done(task: asyncio.Task[None]) -> None:
-            if self._stops.get(trigger) is task:
-                del self._stops[trigger]
-            if not task.cancelled() and task.exception() is not None:
-                log.warning("led_source_stop_failed", trigger=trigger, error=str(task.exception()))
-
-        task.add_done_callback(done)
+            self._stops.start(trigger, stop_run(held, self._left_s(held)))
 
     async def _release(self, trigger: str) -> None:
         """Stops the source, then hands the lease over at once. Until then the lease is
@@ -394,6 +380,6 @@ class Leadership:
         for trigger, held in list(self._held.items()):
             if not held.releasing:
                 held.releasing = True
-                self._in_background(trigger, self._release(trigger))
+                self._stops.start(trigger, self._release(trigger))
         # Every stop under way too (shed or lost before), so that none runs on unwatched.
-        await asyncio.gather(*self._stops.values(), return_exceptions=True)
+        await self._stops.all_done()

@@ -1,6 +1,7 @@
-"""Stopping a led source: told to stop, then cut off when its lease is about to run out; and
-the watchdog that stops every source whose lease was not renewed in time, whatever the
-leadership loop is doing (a renewal stuck on a store that stopped answering).
+"""Stopping a led source: told to stop, then cut off when its lease is about to run out; the
+stops under way in the background, by trigger; and the watchdog that stops every source
+whose lease was not renewed in time, whatever the leadership loop is doing (a renewal stuck
+on a store that stopped answering).
 
 Kept apart from `leadership` (which runs the rounds) so that the loop reads on its own."""
 
@@ -8,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
+
+import structlog
 
 from .held_leases import HeldLease
 from .logs import get_logger
@@ -31,6 +35,43 @@ async def stop_run(held: HeldLease, within_s: float) -> None:
         log.warning("led_source_cut_off", part=task.get_name())
         task.cancel()
         await asyncio.wait({task})
+
+
+class BackgroundStops:
+    """The sources being stopped in the background (shed or lost), by trigger: not taken
+    again until stopped, so that a source never runs twice at once. A failed stop is said on
+    `said_on` (the leadership's logger, under whose name it has always been said)."""
+
+    def __init__(self, said_on: structlog.stdlib.BoundLogger) -> None:
+        self._said_on = said_on
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def __contains__(self, trigger: object) -> bool:
+        return trigger in self._tasks
+
+    def __bool__(self) -> bool:
+        return bool(self._tasks)
+
+    def start(self, trigger: str, stop: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(stop, name=f"leadership-stop:{trigger}")
+        self._tasks[trigger] = task
+
+        def done(task: asyncio.Task[None]) -> None:
+            if self._tasks.get(trigger) is task:
+                del self._tasks[trigger]
+            if not task.cancelled() and task.exception() is not None:
+                error = str(task.exception())
+                self._said_on.warning("led_source_stop_failed", trigger=trigger, error=error)
+
+        task.add_done_callback(done)
+
+    async def wait(self, timeout_s: float) -> None:
+        """Waits up to `timeout_s` for every stop under way (none cut off)."""
+        await asyncio.wait(set(self._tasks.values()), timeout=timeout_s)
+
+    async def all_done(self) -> None:
+        """Waits for every stop under way, whatever became of it."""
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
 
 async def watch(
