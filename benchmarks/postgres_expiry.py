@@ -83,9 +83,7 @@ async def time_sweeps(url: str, tries: int) -> list[float]:
 def plan(url: str) -> str:
     params = {"endpoint": "hook", "max_age": MAX_AGE, "error": "x", "limit": EXPIRE_BATCH}
     with psycopg.connect(url) as conn:
-        rows = conn.execute(
-            ("EXPLAIN (ANALYZE, BUFFERS) " + _EXPIRE).encode(), params
-        ).fetchall()
+        rows = conn.execute(("EXPLAIN (ANALYZE, BUFFERS) " + _EXPIRE).encode(), params).fetchall()
         conn.rollback()
     return "\n".join(str(row[0]) for row in rows)
 
@@ -103,8 +101,10 @@ def main() -> None:
         asyncio.run(migrate(url))
         start = time.perf_counter()
         fill(url, args.pending, args.overdue)
-        print(f"filled {args.pending} pending ({args.overdue} overdue) in "
-              f"{time.perf_counter() - start:.1f} s")
+        print(
+            f"filled {args.pending} pending ({args.overdue} overdue) in "
+            f"{time.perf_counter() - start:.1f} s"
+        )
         took = asyncio.run(time_sweeps(url, args.tries))
         print(
             f"expire_overdue, batch {EXPIRE_BATCH}: median {statistics.median(took) * 1000:.1f} ms,"
