@@ -113,6 +113,24 @@ async def test_the_limit_takes_the_oldest_first(store: Store, clock: ShiftedCloc
     assert await store.expire_overdue("hook", MAX_AGE, REASON, 10) == 3
 
 
+async def test_the_limit_takes_the_longest_overdue_first_not_the_first_stored(
+    store: Store, clock: ShiftedClock
+) -> None:
+    await ingest(store, event("first", "A"))
+    clock.advance(MAX_AGE)
+    assert await store.expire_overdue("hook", MAX_AGE, REASON, 10) == 1
+    await ingest(store, event("second", "B"))
+    an_hour_later(clock)
+    [first] = [r for r in await store.list_deliveries() if r.event_id == "first"]
+    assert await store.redrive(first.id)  # stored first, its clock started last
+    clock.advance(MAX_AGE)
+    assert await store.expire_overdue("hook", MAX_AGE, REASON, 1) == 1
+    found = await statuses(store)
+    assert (found[("hook", "first")][0], found[("hook", "second")]) == ("pending", ("dead", REASON))
+    assert await store.expire_overdue("hook", MAX_AGE, REASON, 1) == 1
+    assert (await statuses(store))[("hook", "first")] == ("dead", REASON)
+
+
 async def test_an_expired_change_no_longer_holds_back_its_records_next(
     store: Store, clock: ShiftedClock
 ) -> None:

@@ -221,3 +221,10 @@ async def test_a_database_at_migration_4_gains_trace_contexts_and_old_claims_car
         ).fetchone()
     # The last hour's dead rows, by finish time.
     assert found is not None and "WHERE (status = 'dead'::text)" in found[0]
+    with psycopg.connect(empty_postgres_url) as conn:
+        overdue = conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'deliveries_overdue'"
+        ).fetchone()
+    # The expiry sweep's open deliveries, by endpoint and when their max_age clock started.
+    assert overdue is not None and "(endpoint, retry_since, id)" in overdue[0], overdue
+    assert "WHERE ((finished_at IS NULL) AND (retry_since IS NOT NULL))" in overdue[0], overdue

@@ -259,7 +259,8 @@ class MemoryStore(ReplayMethods, LeadershipMethods, Store):
             cutoff = now - max_age
             overdue = [
                 d
-                for d in sorted(self._deliveries.values(), key=lambda d: d.id)
+                # The longest overdue first, as the other engines take them.
+                for d in sorted(self._deliveries.values(), key=lambda d: (d.retry_since, d.id))
                 if d.endpoint == endpoint
                 and d.status in OPEN
                 and d.retry_since <= cutoff

@@ -11,8 +11,11 @@ from .text import readable
 
 # Pending deliveries, and in-flight ones whose lease ran out (nobody will answer for them),
 # whose max_age clock started `max_age` or longer ago; a live lease is left to its answer.
-# Oldest first, a batch at a time; rows another replica is claiming right now are skipped
-# (they are in flight, or will be, under a live lease).
+# Oldest clock first (by id among equal ones), a batch at a time; rows another replica is
+# claiming right now are skipped (they are in flight, or will be, under a live lease).
+# Read through deliveries_overdue, whose predicate `finished_at IS NULL` and the bound on
+# retry_since imply, in its own order: from the front of the endpoint's open deliveries, up
+# to the cut-off or the LIMIT, so a sweep reads what it expires, not every open delivery.
 _EXPIRE = """
     UPDATE deliveries
     SET status = 'dead', finished_at = sftriggerd_now(), next_attempt_at = NULL, lease_token = NULL,
@@ -23,7 +26,7 @@ _EXPIRE = """
           AND retry_since <= sftriggerd_now() - %(max_age)s
           AND (status = 'pending'
                OR (status = 'in_flight' AND next_attempt_at <= sftriggerd_now()))
-        ORDER BY id LIMIT %(limit)s
+        ORDER BY retry_since, id LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED)
 """
 
